@@ -1,0 +1,95 @@
+import type { Actor } from 'xstate';
+import type { Accepted, Conversation } from '../domain/conversation.ts';
+import { ChatError } from '../domain/errors.ts';
+import type { IdGenerator, MessageId, SessionId } from '../domain/ids.ts';
+import type { Message } from '../domain/message.ts';
+import { persist } from './sessionMachine.ts';
+import type { SessionDeps } from './sessionMachine.ts';
+import type { SupervisorMachine } from './supervisorMachine.ts';
+
+export type SessionStatus = 'idle' | 'generating' | 'restarting' | 'stopped';
+
+export interface SessionView {
+  sessionId: SessionId;
+  status: SessionStatus;
+  createdAt: number;
+  lastActiveAt: number;
+  lastSeq: number;
+  messages: Message[];
+}
+
+/**
+ * The face of one active session: what transports call. A class rather than
+ * a closure bag because 100,000 of them share one prototype.
+ */
+export class LiveSession {
+  readonly sessionId: SessionId;
+  readonly actor: Actor<SupervisorMachine>;
+  readonly #conversation: Conversation;
+  readonly #deps: SessionDeps;
+  readonly #ids: IdGenerator;
+
+  constructor(actor: Actor<SupervisorMachine>, conversation: Conversation, deps: SessionDeps, ids: IdGenerator) {
+    this.sessionId = conversation.sessionId;
+    this.actor = actor;
+    this.#conversation = conversation;
+    this.#deps = deps;
+    this.#ids = ids;
+  }
+
+  /**
+   * Accepts a user message (throws ChatError `busy`, `session_stopped` or
+   * `bad_request`) and hands it to the session actor. The acceptance is
+   * published before the actor can stream, so watchers see it first.
+   */
+  send(text: string): Accepted {
+    if (this.actor.getSnapshot().status !== 'active') throw new ChatError('session_stopped');
+    const accepted = this.#conversation.accept(
+      text,
+      { user: this.#ids.messageId(), reply: this.#ids.messageId() },
+      this.#deps.clock.now(),
+    );
+    persist(this.#conversation, this.#deps, [accepted.user]);
+    this.#deps.bus.publish({
+      type: 'message.accepted',
+      sessionId: this.sessionId,
+      messageId: accepted.replyId,
+      userMessageId: accepted.user.id,
+      text: accepted.user.content,
+      position: accepted.position,
+    });
+    this.actor.send({ type: 'user.message' });
+    return accepted;
+  }
+
+  /** Stops the reply in progress and drops queued messages; returns the reply ids cancelled. */
+  cancel(): MessageId[] {
+    const pending = this.#conversation.pendingReplyIds();
+    if (pending.length > 0) this.actor.send({ type: 'cancel' });
+    return pending;
+  }
+
+  status(): SessionStatus {
+    const snapshot = this.actor.getSnapshot();
+    if (this.#conversation.stopped || snapshot.status !== 'active') return 'stopped';
+    if (snapshot.value === 'restarting') return 'restarting';
+    return this.#conversation.generating ? 'generating' : 'idle';
+  }
+
+  /** Busy sessions are never passivated. */
+  get busy(): boolean {
+    return this.#conversation.generating || this.#conversation.hasQueued || this.status() === 'restarting';
+  }
+
+  view(): SessionView {
+    const record = this.#conversation.toRecord();
+    return {
+      sessionId: this.sessionId,
+      status: this.status(),
+      createdAt: record.createdAt,
+      lastActiveAt: record.lastActiveAt,
+      lastSeq: record.lastSeq,
+      messages: [...record.messages],
+    };
+  }
+}

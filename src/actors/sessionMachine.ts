@@ -1,0 +1,136 @@
+import { setup } from 'xstate';
+import type { Conversation } from '../domain/conversation.ts';
+import { ChatError, isChatError } from '../domain/errors.ts';
+import type { Clock, EventBus, Logger, ModelProvider, SessionStore } from '../domain/ports.ts';
+import type { Message } from '../domain/message.ts';
+import { providerActor } from './providerActor.ts';
+
+/** What a session actor needs from the outside world; given by its supervisor. */
+export interface SessionDeps {
+  bus: EventBus;
+  store: SessionStore;
+  provider: ModelProvider;
+  clock: Clock;
+  logger: Logger;
+}
+
+export interface SessionInput {
+  conversation: Conversation;
+  deps: SessionDeps;
+}
+
+export type SessionEvent =
+  /** A user message was accepted into the conversation's queue. */
+  | { type: 'user.message' }
+  /** Stop the reply in progress and drop the queued messages. */
+  | { type: 'cancel' };
+
+/** Writes the conversation's changed messages; a failing store is logged, never fatal here. */
+export function persist(conversation: Conversation, deps: SessionDeps, messages: readonly Message[]): void {
+  deps.store
+    .save({
+      sessionId: conversation.sessionId,
+      lastSeq: conversation.lastSeq,
+      lastActiveAt: conversation.lastActiveAt,
+      stopped: conversation.stopped,
+      messages,
+    })
+    .catch((error: unknown) => deps.logger.error({ sessionId: conversation.sessionId, err: String(error) }, 'store write failed'));
+}
+
+/** Tells every watcher that the given replies were cancelled. */
+export function announceCancelled(conversation: Conversation, deps: SessionDeps, replyIds: readonly string[]): void {
+  for (const messageId of replyIds) {
+    deps.bus.publish({ type: 'message.cancelled', sessionId: conversation.sessionId, messageId });
+  }
+}
+
+/**
+ * One chat session: idle ↔ generating. The conversation (history and queue)
+ * is an entity lent by the supervisor; this machine decides when a reply
+ * starts, ends or is cancelled. A provider failure is not handled here: it
+ * crashes the actor on purpose, and the supervisor restarts it.
+ */
+export const sessionMachine = setup({
+  types: {
+    context: {} as SessionInput,
+    input: {} as SessionInput,
+    events: {} as SessionEvent,
+  },
+  actors: { provider: providerActor },
+  guards: {
+    hasQueued: ({ context }) => context.conversation.hasQueued,
+  },
+  actions: {
+    startReply: ({ context }) => {
+      context.conversation.startNextReply(context.deps.clock.now());
+    },
+    completeReply: ({ context }) => {
+      const { conversation, deps } = context;
+      const reply = conversation.finishReply('complete', deps.clock.now());
+      if (!reply) return;
+      persist(conversation, deps, [reply]);
+      deps.bus.publish({ type: 'message.completed', sessionId: conversation.sessionId, messageId: reply.id });
+    },
+    cancelAll: ({ context }) => {
+      const { conversation, deps } = context;
+      const now = deps.clock.now();
+      const reply = conversation.finishReply('cancelled', now);
+      const dropped = conversation.cancelQueued(now);
+      const changed = [...(reply ? [reply] : []), ...dropped.map(({ user }) => user)];
+      if (changed.length > 0) persist(conversation, deps, changed);
+      announceCancelled(conversation, deps, [...(reply ? [reply.id] : []), ...dropped.map(({ replyId }) => replyId)]);
+    },
+    // Let it crash: the supervisor owns recovery.
+    crash: ({ event }) => {
+      const error = 'error' in event ? event.error : event;
+      if (isChatError(error)) throw error;
+      throw new ChatError('provider_error', undefined, { cause: error });
+    },
+  },
+}).createMachine({
+  id: 'session',
+  context: ({ input }) => input,
+  initial: 'idle',
+  states: {
+    idle: {
+      always: { guard: 'hasQueued', target: 'generating' },
+      on: {
+        'user.message': { guard: 'hasQueued', target: 'generating' },
+        cancel: { actions: 'cancelAll' },
+      },
+    },
+    generating: {
+      entry: 'startReply',
+      invoke: {
+        id: 'provider',
+        src: 'provider',
+        input: ({ context }) => {
+          const { conversation, deps } = context;
+          const current = conversation.inProgress();
+          if (!current) throw new ChatError('internal_error', 'generating without a reply');
+          return {
+            provider: deps.provider,
+            request: {
+              sessionId: conversation.sessionId,
+              messageId: current.reply.id,
+              prompt: current.prompt.content,
+              history: conversation.context(),
+            },
+            onChunk: (text: string, last: boolean) => {
+              const { messageId, seq } = conversation.appendChunk(text, deps.clock.now());
+              deps.bus.publish({ type: 'chunk', sessionId: conversation.sessionId, messageId, seq, chunk: text, is_last: last });
+            },
+          };
+        },
+        onDone: { target: 'idle', actions: 'completeReply' },
+        onError: { actions: 'crash' },
+      },
+      on: {
+        cancel: { target: 'idle', actions: 'cancelAll' },
+      },
+    },
+  },
+});
+
+export type SessionMachine = typeof sessionMachine;

@@ -1,0 +1,189 @@
+import { createActor } from 'xstate';
+import { Conversation } from '../domain/conversation.ts';
+import { ChatError } from '../domain/errors.ts';
+import { isSessionId } from '../domain/ids.ts';
+import type { IdGenerator, SessionId } from '../domain/ids.ts';
+import type { StopReason } from '../domain/events.ts';
+import { LiveSession } from './liveSession.ts';
+import type { SessionDeps } from './sessionMachine.ts';
+import { DEFAULT_RESTART_POLICY, supervisorMachine } from './supervisorMachine.ts';
+import type { RestartPolicy } from './supervisorMachine.ts';
+
+export interface SessionRegistryOptions extends SessionDeps {
+  ids: IdGenerator;
+  /** Messages that may wait while a reply streams (default 8). */
+  queueLimit?: number;
+  /** An actor idle this long is passivated (default 10 min); its history stays in the store. */
+  sessionTtlMs?: number;
+  /** How often idle actors are looked for (default: a quarter of the TTL, at most 30 s). */
+  sweepIntervalMs?: number;
+  /** Most active sessions on this node (default unlimited); past it, `overloaded`. */
+  maxSessions?: number;
+  restartPolicy?: Partial<RestartPolicy>;
+}
+
+export interface SessionRegistry {
+  /** Creates and activates a new session. */
+  create(): Promise<LiveSession>;
+  /** The session with this id, re-activated from the store if needed; undefined if none. */
+  find(sessionId: string): Promise<LiveSession | undefined>;
+  /** Deletes a session everywhere; its watchers are told. False when there was none. */
+  remove(sessionId: string): Promise<boolean>;
+  /** Passivates actors idle past the TTL now; returns how many. */
+  passivateIdle(): number;
+  /** Number of active (not passivated) sessions. */
+  readonly activeCount: number;
+  /** Stops every actor (reason `shutdown`) and the sweeper. */
+  close(): Promise<void>;
+}
+
+interface Entry {
+  session: LiveSession;
+  lastUsedAt: number;
+}
+
+/**
+ * Finds sessions in O(1), activates them on demand and passivates idle ones.
+ * The Map's insertion order doubles as LRU order (an entry is re-inserted on
+ * use), so a sweep stops at the first entry still fresh.
+ */
+export function createSessionRegistry(options: SessionRegistryOptions): SessionRegistry {
+  const { ids, clock, logger, bus, store } = options;
+  const deps: SessionDeps = { bus, store, provider: options.provider, clock, logger };
+  const queueLimit = options.queueLimit ?? 8;
+  const ttlMs = options.sessionTtlMs ?? 600_000;
+  const sweepMs = options.sweepIntervalMs ?? Math.min(Math.max(Math.floor(ttlMs / 4), 10), 30_000);
+  const maxSessions = options.maxSessions ?? Number.POSITIVE_INFINITY;
+  const policy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
+  const entries = new Map<SessionId, Entry>();
+  const activating = new Map<SessionId, Promise<LiveSession | undefined>>();
+  let sweepTimer: unknown;
+  let closed = false;
+
+  const touch = (sessionId: SessionId, entry: Entry) => {
+    entry.lastUsedAt = clock.now();
+    entries.delete(sessionId);
+    entries.set(sessionId, entry);
+  };
+
+  const activate = (conversation: Conversation, resumed: boolean): LiveSession => {
+    const sessionId = conversation.sessionId;
+    const actor = createActor(supervisorMachine, { input: { conversation, deps, policy }, clock });
+    const session = new LiveSession(actor, conversation, deps, ids);
+    const forgetIfCurrent = () => {
+      if (entries.get(sessionId)?.session === session) entries.delete(sessionId);
+    };
+    actor.subscribe({
+      complete: forgetIfCurrent,
+      // Only a bug in the supervisor itself lands here; without this observer
+      // XState would rethrow it and take the whole process down.
+      error: (error: unknown) => {
+        logger.error({ sessionId, err: String(error) }, 'supervisor failed');
+        forgetIfCurrent();
+        bus.publish({ type: 'session.stopped', sessionId, reason: 'crashed' });
+      },
+    });
+    entries.set(sessionId, { session, lastUsedAt: clock.now() });
+    actor.start();
+    bus.publish({ type: 'session.started', sessionId, resumed });
+    return session;
+  };
+
+  const admit = () => {
+    if (closed) throw new ChatError('overloaded', 'The server is shutting down.');
+    if (entries.size >= maxSessions) throw new ChatError('overloaded');
+  };
+
+  const stopEntry = (sessionId: SessionId, entry: Entry, reason: StopReason) => {
+    entries.delete(sessionId);
+    if (entry.session.actor.getSnapshot().status === 'active') entry.session.actor.send({ type: 'stop', reason });
+  };
+
+  const scheduleSweep = () => {
+    if (closed) return;
+    sweepTimer = clock.setTimeout(() => {
+      registry.passivateIdle();
+      scheduleSweep();
+    }, sweepMs);
+  };
+
+  const registry: SessionRegistry = {
+    async create() {
+      admit();
+      const conversation = Conversation.start(ids.sessionId(), clock.now(), queueLimit);
+      await store.create(conversation.toRecord());
+      return activate(conversation, false);
+    },
+
+    async find(sessionId) {
+      if (!isSessionId(sessionId)) return undefined;
+      const entry = entries.get(sessionId);
+      if (entry) {
+        touch(sessionId, entry);
+        return entry.session;
+      }
+      const pending = activating.get(sessionId);
+      if (pending) return pending;
+      const activation = (async () => {
+        try {
+          const record = await store.load(sessionId);
+          if (!record) return undefined;
+          const again = entries.get(sessionId);
+          if (again) return again.session;
+          admit();
+          return activate(Conversation.restore(record, queueLimit), true);
+        } finally {
+          activating.delete(sessionId);
+        }
+      })();
+      activating.set(sessionId, activation);
+      return activation;
+    },
+
+    async remove(sessionId) {
+      if (!isSessionId(sessionId)) return false;
+      const entry = entries.get(sessionId);
+      if (entry) stopEntry(sessionId, entry, 'deleted');
+      const existed = await store.delete(sessionId);
+      if (!entry && existed) bus.publish({ type: 'session.stopped', sessionId, reason: 'deleted' });
+      bus.forget(sessionId);
+      return existed || entry !== undefined;
+    },
+
+    passivateIdle() {
+      const cutoff = clock.now() - ttlMs;
+      const stale: [SessionId, Entry][] = [];
+      for (const [sessionId, entry] of entries) {
+        if (entry.lastUsedAt > cutoff) break;
+        stale.push([sessionId, entry]);
+      }
+      let passivated = 0;
+      for (const [sessionId, entry] of stale) {
+        if (entry.session.busy) {
+          touch(sessionId, entry);
+          continue;
+        }
+        // The store is current at every lifecycle point, so nothing is written here.
+        entries.delete(sessionId);
+        entry.session.actor.stop();
+        bus.forget(sessionId);
+        passivated += 1;
+      }
+      if (passivated > 0) logger.debug({ passivated, active: entries.size }, 'passivated idle sessions');
+      return passivated;
+    },
+
+    get activeCount() {
+      return entries.size;
+    },
+
+    async close() {
+      closed = true;
+      if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer);
+      for (const [sessionId, entry] of [...entries]) stopEntry(sessionId, entry, 'shutdown');
+    },
+  };
+
+  scheduleSweep();
+  return registry;
+}

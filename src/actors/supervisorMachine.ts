@@ -1,0 +1,160 @@
+import { assign, sendTo, setup } from 'xstate';
+import type { Conversation } from '../domain/conversation.ts';
+import { DEFAULT_ERROR_MESSAGES, isChatError } from '../domain/errors.ts';
+import type { ErrorCode } from '../domain/errors.ts';
+import type { StopReason } from '../domain/events.ts';
+import { announceCancelled, persist, sessionMachine } from './sessionMachine.ts';
+import type { SessionDeps } from './sessionMachine.ts';
+
+/** OTP-style restart intensity: at most `intensity` restarts within `periodMs`. */
+export interface RestartPolicy {
+  intensity: number;
+  periodMs: number;
+  /** First backoff; doubles per restart within the period, up to `backoffMaxMs`. */
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+}
+
+export const DEFAULT_RESTART_POLICY: RestartPolicy = {
+  intensity: 5,
+  periodMs: 10_000,
+  backoffBaseMs: 50,
+  backoffMaxMs: 2_000,
+};
+
+export interface SupervisorInput {
+  conversation: Conversation;
+  deps: SessionDeps;
+  policy: RestartPolicy;
+}
+
+interface SupervisorContext extends SupervisorInput {
+  /** Times of the restarts still inside the policy's period. */
+  restarts: number[];
+  stopReason: StopReason | undefined;
+}
+
+export type SupervisorEvent =
+  | { type: 'user.message' }
+  | { type: 'cancel' }
+  | { type: 'stop'; reason: StopReason };
+
+function recentRestarts(context: SupervisorContext): number[] {
+  const since = context.deps.clock.now() - context.policy.periodMs;
+  return context.restarts.filter((at) => at > since);
+}
+
+function codeOf(error: unknown): ErrorCode {
+  return isChatError(error) ? error.code : 'internal_error';
+}
+
+/**
+ * Watches one session actor and restarts it one-for-one when it fails. The
+ * conversation lives here, so the history survives a restart; the failed
+ * reply is marked failed and its watchers told. Past the restart intensity
+ * the session stops for good. Each supervisor is a root actor kept in the
+ * registry's Map: no machine holds every session as a child (O(N²) spawns).
+ */
+export const supervisorMachine = setup({
+  types: {
+    context: {} as SupervisorContext,
+    input: {} as SupervisorInput,
+    events: {} as SupervisorEvent,
+  },
+  actors: { session: sessionMachine },
+  delays: {
+    backoff: ({ context }) => {
+      const attempt = Math.max(1, context.restarts.length);
+      return Math.min(context.policy.backoffBaseMs * 2 ** (attempt - 1), context.policy.backoffMaxMs);
+    },
+  },
+  guards: {
+    mayRestart: ({ context }) => recentRestarts(context).length < context.policy.intensity,
+  },
+  actions: {
+    failInFlight: ({ context, event }) => {
+      const { conversation, deps } = context;
+      const error = 'error' in event ? event.error : undefined;
+      const code = codeOf(error);
+      deps.logger.warn({ sessionId: conversation.sessionId, code, err: String((error as { cause?: unknown })?.cause ?? error) }, 'session actor failed');
+      const reply = conversation.finishReply('failed', deps.clock.now(), code);
+      if (!reply) return;
+      persist(conversation, deps, [reply]);
+      deps.bus.publish({
+        type: 'message.failed',
+        sessionId: conversation.sessionId,
+        messageId: reply.id,
+        code,
+        message: DEFAULT_ERROR_MESSAGES[code],
+      });
+    },
+    recordRestart: assign({ restarts: ({ context }) => [...recentRestarts(context), context.deps.clock.now()] }),
+    announceRestart: ({ context }) => {
+      context.deps.bus.publish({
+        type: 'session.restarted',
+        sessionId: context.conversation.sessionId,
+        restarts: context.restarts.length,
+      });
+    },
+    cancelQueued: ({ context }) => {
+      const { conversation, deps } = context;
+      const dropped = conversation.cancelQueued(deps.clock.now());
+      if (dropped.length === 0) return;
+      persist(conversation, deps, dropped.map(({ user }) => user));
+      announceCancelled(conversation, deps, dropped.map(({ replyId }) => replyId));
+    },
+    setStopReason: assign({
+      stopReason: ({ event }) => (event.type === 'stop' ? event.reason : 'restart_limit'),
+    }),
+    stopForGood: ({ context }) => {
+      const { conversation, deps } = context;
+      const now = deps.clock.now();
+      const reply = conversation.finishReply('cancelled', now);
+      const dropped = conversation.cancelQueued(now);
+      announceCancelled(conversation, deps, [...(reply ? [reply.id] : []), ...dropped.map(({ replyId }) => replyId)]);
+      const reason = context.stopReason ?? 'restart_limit';
+      // Passivation-like stops (shutdown) leave the session usable later.
+      if (reason === 'restart_limit') conversation.stop(now);
+      if (reason !== 'deleted') persist(conversation, deps, [...(reply ? [reply] : []), ...dropped.map(({ user }) => user)]);
+      deps.bus.publish({ type: 'session.stopped', sessionId: conversation.sessionId, reason });
+    },
+  },
+}).createMachine({
+  id: 'supervisor',
+  context: ({ input }) => ({ ...input, restarts: [], stopReason: undefined }),
+  initial: 'running',
+  on: {
+    stop: { target: '.stopped', actions: 'setStopReason' },
+  },
+  states: {
+    running: {
+      invoke: {
+        id: 'session',
+        src: 'session',
+        input: ({ context }) => ({ conversation: context.conversation, deps: context.deps }),
+        onError: [
+          { guard: 'mayRestart', target: 'restarting', actions: ['failInFlight', 'recordRestart', 'announceRestart'] },
+          { target: 'stopped', actions: ['failInFlight', 'setStopReason'] },
+        ],
+      },
+      on: {
+        'user.message': { actions: sendTo('session', ({ event }) => event) },
+        cancel: { actions: sendTo('session', ({ event }) => event) },
+      },
+    },
+    restarting: {
+      after: { backoff: 'running' },
+      on: {
+        // Messages wait in the conversation's queue; the new actor takes them.
+        'user.message': {},
+        cancel: { actions: 'cancelQueued' },
+      },
+    },
+    stopped: {
+      type: 'final',
+      entry: 'stopForGood',
+    },
+  },
+});
+
+export type SupervisorMachine = typeof supervisorMachine;

@@ -1,0 +1,28 @@
+import type { MessageId } from './ids.ts';
+import type { ErrorCode } from './errors.ts';
+
+export type Role = 'user' | 'assistant';
+
+/**
+ * - `queued`: a user message waiting for its turn.
+ * - `streaming`: an assistant reply being generated.
+ * - `complete` / `cancelled` / `failed`: final states; the text streamed so far is kept.
+ */
+export type MessageStatus = 'queued' | 'streaming' | 'complete' | 'cancelled' | 'failed';
+
+export interface Message {
+  readonly id: MessageId;
+  readonly role: Role;
+  content: string;
+  status: MessageStatus;
+  readonly createdAt: number;
+  updatedAt: number;
+  /** For a reply: the user message it answers. */
+  readonly replyTo?: MessageId;
+  errorCode?: ErrorCode;
+}
+
+/** A plain copy, safe to hand outside the entity that owns the message. */
+export function copyMessage(message: Message): Message {
+  return { ...message };
+}

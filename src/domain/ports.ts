@@ -1,0 +1,88 @@
+import type { ConversationRecord } from './conversation.ts';
+import type { ChatEvent, ChunkEvent } from './events.ts';
+import type { MessageId, SessionId } from './ids.ts';
+import type { Message } from './message.ts';
+
+/** Time, injectable so tests run without real sleeps. Shape-compatible with XState's Clock. */
+export interface Clock {
+  now(): number;
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface Logger {
+  debug(fields: Record<string, unknown>, message: string): void;
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+// ---- model provider ---------------------------------------------------------
+
+export interface GenerationRequest {
+  readonly sessionId: SessionId;
+  readonly messageId: MessageId;
+  /** The user message being answered. */
+  readonly prompt: string;
+  /** Earlier complete turns, oldest first (the prompt not included). */
+  readonly history: readonly Message[];
+}
+
+export interface ProviderChunk {
+  readonly text: string;
+  /** True on the provider's final piece; a stream may also just end. */
+  readonly last: boolean;
+}
+
+/**
+ * A model. `stream` yields text pieces; it must stop promptly (and release
+ * upstream resources) when `signal` aborts, and throw to report failure.
+ */
+export interface ModelProvider {
+  readonly name: string;
+  stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk>;
+}
+
+// ---- event bus ----------------------------------------------------------------
+
+export type Unsubscribe = () => void;
+
+/**
+ * Carries domain events, routed by session. May be in-process or span nodes
+ * (Redis), so callers assume nothing about where listeners run.
+ */
+export interface EventBus {
+  publish(event: ChatEvent): void;
+  /** Every event of one session; the cost does not grow with the number of sessions. */
+  subscribe(sessionId: SessionId, listener: (event: ChatEvent) => void): Unsubscribe;
+  /** Every event of every session on this node (metrics, inspection). */
+  subscribeAll(listener: (event: ChatEvent) => void): Unsubscribe;
+  /** Chunks after `afterSeq` still held in the session's bounded recent log, oldest first. */
+  replay(sessionId: SessionId, afterSeq: number): Promise<readonly ChunkEvent[]>;
+  /** Drops what the bus keeps for a session (its recent log); subscribers stay. */
+  forget(sessionId: SessionId): void;
+  close(): Promise<void>;
+}
+
+export interface SessionUpdate {
+  readonly sessionId: SessionId;
+  readonly lastSeq: number;
+  readonly lastActiveAt: number;
+  readonly stopped: boolean;
+  readonly messages: readonly Message[];
+}
+
+// ---- store --------------------------------------------------------------------
+
+/**
+ * Durable home of conversations. The live session writes through it at
+ * lifecycle points (message accepted, reply finished), never per chunk.
+ */
+export interface SessionStore {
+  create(record: ConversationRecord): Promise<void>;
+  load(sessionId: SessionId): Promise<ConversationRecord | undefined>;
+  /** Upserts the given messages (by id) and the session's counters. */
+  save(update: SessionUpdate): Promise<void>;
+  delete(sessionId: SessionId): Promise<boolean>;
+  close(): Promise<void>;
+}

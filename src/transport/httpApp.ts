@@ -1,0 +1,46 @@
+import express from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import { ChatError } from '../domain/errors.ts';
+import type { Logger } from '../domain/ports.ts';
+import { createRestRoutes } from './restRoutes.ts';
+import type { SseStreams } from './sseRoute.ts';
+import { httpErrorBody, isInternal, toWireError } from './wireErrors.ts';
+
+export interface HttpAppOptions {
+  registry: SessionRegistry;
+  sse: SseStreams;
+  logger: Logger;
+  /** Largest JSON body in bytes (default 64 KiB); larger ones get 413. */
+  maxBodyBytes?: number;
+}
+
+export function createHttpApp(options: HttpAppOptions): express.Express {
+  const { registry, sse, logger } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/healthz', (_request, response) => {
+    response.json({ status: 'ok' });
+  });
+  app.get('/sse/:sessionId', sse.handler);
+  app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), createRestRoutes(registry));
+
+  app.use((_request: Request, _response: Response, next: NextFunction) => {
+    next(new ChatError('not_found'));
+  });
+
+  // Every HTTP error leaves through here, in one JSON shape.
+  app.use((error: unknown, request: Request, response: Response, _next: NextFunction) => {
+    const wire = toWireError(error);
+    if (isInternal(wire)) logger.error({ method: request.method, path: request.path, err: String(error) }, 'request failed');
+    if (response.headersSent) {
+      response.end();
+      return;
+    }
+    response.status(wire.status).json(httpErrorBody(wire));
+  });
+
+  return app;
+}

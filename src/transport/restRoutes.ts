@@ -1,0 +1,49 @@
+import { Router } from 'express';
+import type { Request, Response } from 'express';
+import { z } from 'zod';
+import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import { ChatError } from '../domain/errors.ts';
+
+const messageBody = z.object({ text: z.string() });
+
+async function sessionOf(registry: SessionRegistry, request: Request) {
+  const session = await registry.find(String(request.params['sessionId']));
+  if (!session) throw new ChatError('session_not_found');
+  return session;
+}
+
+/** The REST API under `/api`. Errors are thrown and mapped by the app's error handler. */
+export function createRestRoutes(registry: SessionRegistry): Router {
+  const router = Router();
+
+  router.post('/sessions', async (_request: Request, response: Response) => {
+    const session = await registry.create();
+    response.status(201).location(`/api/sessions/${session.sessionId}`).json({ sessionId: session.sessionId });
+  });
+
+  router.get('/sessions/:sessionId', async (request: Request, response: Response) => {
+    const session = await sessionOf(registry, request);
+    response.json(session.view());
+  });
+
+  router.post('/sessions/:sessionId/messages', async (request: Request, response: Response) => {
+    const parsed = messageBody.safeParse(request.body);
+    if (!parsed.success) throw new ChatError('bad_request', 'Expected a JSON body {"text": "…"}.');
+    const session = await sessionOf(registry, request);
+    const accepted = session.send(parsed.data.text);
+    response.status(202).json({ messageId: accepted.replyId, userMessageId: accepted.user.id, position: accepted.position });
+  });
+
+  router.post('/sessions/:sessionId/cancel', async (request: Request, response: Response) => {
+    const session = await sessionOf(registry, request);
+    response.json({ cancelled: session.cancel() });
+  });
+
+  router.delete('/sessions/:sessionId', async (request: Request, response: Response) => {
+    const removed = await registry.remove(String(request.params['sessionId']));
+    if (!removed) throw new ChatError('session_not_found');
+    response.status(204).end();
+  });
+
+  return router;
+}

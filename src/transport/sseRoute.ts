@@ -1,0 +1,107 @@
+import type { Request, Response } from 'express';
+import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import { ChatError } from '../domain/errors.ts';
+import type { ChatEvent } from '../domain/events.ts';
+import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
+import { sseEvent } from './frames.ts';
+import { parseSeq } from './resumePosition.ts';
+import { watchSession } from './watchSession.ts';
+
+export interface SseOptions {
+  registry: SessionRegistry;
+  bus: EventBus;
+  logger: Logger;
+  /** Comment line sent this often so proxies keep the stream open (default 15 s). */
+  heartbeatMs?: number;
+  /** Reconnection delay suggested to EventSource clients (default 2 s). */
+  retryMs?: number;
+  /** A stream whose unsent bytes pass this is ended (default 1 MiB). */
+  maxBufferedBytes?: number;
+  onSlowConsumer?: () => void;
+}
+
+export interface SseStreams {
+  /** The express handler for `GET /sse/:sessionId`. */
+  handler: (request: Request, response: Response) => Promise<void>;
+  readonly streamCount: number;
+  /** Ends every stream (after a `session.stopped`-style farewell written by the caller) and the heartbeat. */
+  close(): void;
+}
+
+/**
+ * `GET /sse/:sessionId`: every event of one session as Server-Sent Events.
+ * One shared timer writes the heartbeat to every stream, rather than a timer
+ * per connection.
+ */
+export function createSseStreams(options: SseOptions): SseStreams {
+  const { registry, bus, logger } = options;
+  const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
+  const retryMs = options.retryMs ?? 2000;
+  const open = new Set<Response>();
+  const heartbeat = setInterval(() => {
+    for (const response of open) response.write(':\n\n');
+  }, options.heartbeatMs ?? 15_000);
+  heartbeat.unref();
+
+  const handler = async (request: Request, response: Response) => {
+    const lastEventId = request.get('last-event-id');
+    const query = request.query['lastEventId'];
+    const afterSeq = parseSeq(lastEventId ?? (typeof query === 'string' ? query : undefined));
+    const sessionId = String(request.params['sessionId']);
+    const session = await registry.find(sessionId);
+    if (!session) throw new ChatError('session_not_found');
+
+    response.status(200).set({
+      'Content-Type': 'text/event-stream',
+      'Cache-Control': 'no-cache',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    response.flushHeaders();
+    response.write(`retry: ${retryMs}\n\n`);
+
+    let unsubscribe: Unsubscribe | undefined;
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      open.delete(response);
+      unsubscribe?.();
+      response.end();
+    };
+    const deliver = (event: ChatEvent) => {
+      if (ended) return;
+      const text = sseEvent(event);
+      if (text !== null) response.write(text);
+      if (response.writableLength > maxBufferedBytes) {
+        options.onSlowConsumer?.();
+        logger.warn({ sessionId, buffered: response.writableLength }, 'closing slow SSE consumer');
+        ended = true;
+        open.delete(response);
+        unsubscribe?.();
+        response.destroy();
+        return;
+      }
+      if (event.type === 'session.stopped') end();
+    };
+    request.on('close', end);
+    open.add(response);
+    const stop = await watchSession(bus, session.sessionId, afterSeq, deliver);
+    if (ended) stop();
+    else unsubscribe = stop;
+  };
+
+  return {
+    handler,
+    get streamCount() {
+      return open.size;
+    },
+    close() {
+      clearInterval(heartbeat);
+      for (const response of [...open]) {
+        open.delete(response);
+        response.end();
+      }
+    },
+  };
+}

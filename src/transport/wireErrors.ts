@@ -1,0 +1,71 @@
+import { ChatError, DEFAULT_ERROR_MESSAGES, isChatError } from '../domain/errors.ts';
+import type { ErrorCode } from '../domain/errors.ts';
+
+/**
+ * The one place where failures become wire output: HTTP status and JSON body,
+ * WebSocket error frame, SSE event. Anything that is not a ChatError is an
+ * internal error and its message never reaches the client.
+ */
+export const HTTP_STATUS: Record<ErrorCode, number> = {
+  bad_request: 400,
+  payload_too_large: 413,
+  not_found: 404,
+  session_not_found: 404,
+  busy: 409,
+  session_stopped: 409,
+  provider_error: 502,
+  overloaded: 503,
+  internal_error: 500,
+};
+
+/** WebSocket close codes we use (4000–4999 are ours by RFC 6455). */
+export const WS_CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  tooBig: 1009,
+  internalError: 1011,
+  tryAgainLater: 1013,
+  sessionNotFound: 4404,
+  sessionDeleted: 4410,
+} as const;
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  status: number;
+}
+
+interface BodyParserError {
+  type?: string;
+  status?: number;
+}
+
+/** Normalises anything thrown into a client-safe error. */
+export function toWireError(error: unknown): WireError {
+  if (isChatError(error)) return { code: error.code, message: error.message, status: HTTP_STATUS[error.code] };
+  const parserError = (error ?? {}) as BodyParserError;
+  if (parserError.type === 'entity.too.large') return fromCode('payload_too_large');
+  if (parserError.type === 'entity.parse.failed') return fromCode('bad_request', 'The body is not valid JSON.');
+  if (typeof parserError.status === 'number' && parserError.status >= 400 && parserError.status < 500) {
+    return fromCode('bad_request');
+  }
+  return fromCode('internal_error');
+}
+
+function fromCode(code: ErrorCode, message: string = DEFAULT_ERROR_MESSAGES[code]): WireError {
+  return { code, message, status: HTTP_STATUS[code] };
+}
+
+export function httpErrorBody(error: WireError): { error: { code: ErrorCode; message: string } } {
+  return { error: { code: error.code, message: error.message } };
+}
+
+export function wsErrorFrame(error: WireError, messageId?: string): string {
+  return JSON.stringify({ type: 'error', code: error.code, message: error.message, ...(messageId ? { messageId } : {}) });
+}
+
+export function isInternal(error: WireError): boolean {
+  return error.code === 'internal_error';
+}
+
+export { ChatError };
