@@ -1,30 +1,46 @@
 import { fromPromise } from 'xstate';
-import type { GenerationRequest, ModelProvider } from '../domain/ports.ts';
+import type { Conversation } from '../domain/conversation.ts';
+import type { Clock, EventBus, ModelProvider } from '../domain/ports.ts';
 
 export interface ProviderActorInput {
-  provider: ModelProvider;
-  request: GenerationRequest;
-  /** Called for every piece; `last` is true exactly once, on the final one. */
-  onChunk: (text: string, last: boolean) => void;
+  conversation: Conversation;
+  deps: { provider: ModelProvider; bus: EventBus; clock: Clock };
 }
 
 /**
- * Runs one generation. Chunks go straight to `onChunk` (and from there to the
- * bus) rather than through the session machine: a transition per token would
- * cost more than the streaming itself. Only the end (done or thrown) reaches
- * the parent, as an actor event. Stopping the actor aborts `signal`, which
- * every provider honours.
+ * Runs one generation: the next queued message of `conversation`. Chunks are
+ * appended to the conversation and published on the bus here, not sent
+ * through the session machine: a transition per token would cost more than
+ * the streaming itself. Only the end (done or thrown) reaches the parent, as
+ * an actor event. Stopping the actor aborts `signal`, which every provider
+ * honours, and no chunk is published after that.
  */
 export const providerActor = fromPromise<void, ProviderActorInput>(async ({ input, signal }) => {
+  const { conversation, deps } = input;
+  // The next reply starts here, when the actor runs, rather than in an entry
+  // action: in a restarted actor's first macrostep XState starts invoked
+  // children before it runs deferred entry actions.
+  const current = conversation.inProgress() ?? conversation.startNextReply(deps.clock.now());
+  if (!current) return; // the queue was emptied meanwhile
+  const request = {
+    sessionId: conversation.sessionId,
+    messageId: current.reply.id,
+    prompt: current.prompt.content,
+    history: conversation.context(),
+  };
+  const publish = (text: string, last: boolean) => {
+    const { messageId, seq } = conversation.appendChunk(text, deps.clock.now());
+    deps.bus.publish({ type: 'chunk', sessionId: conversation.sessionId, messageId, seq, chunk: text, is_last: last });
+  };
   let ended = false;
-  for await (const piece of input.provider.stream(input.request, signal)) {
+  for await (const piece of deps.provider.stream(request, signal)) {
     if (signal.aborted) return;
-    input.onChunk(piece.text, piece.last);
+    publish(piece.text, piece.last);
     if (piece.last) {
       ended = true;
       break;
     }
   }
   // A stream that just stops still owes its watchers an `is_last` chunk.
-  if (!ended && !signal.aborted) input.onChunk('', true);
+  if (!ended && !signal.aborted) publish('', true);
 });

@@ -1,4 +1,4 @@
-import { setup } from 'xstate';
+import { enqueueActions, setup } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
 import { ChatError, isChatError } from '../domain/errors.ts';
 import type { Clock, EventBus, Logger, ModelProvider, SessionStore } from '../domain/ports.ts';
@@ -62,9 +62,6 @@ export const sessionMachine = setup({
     hasQueued: ({ context }) => context.conversation.hasQueued,
   },
   actions: {
-    startReply: ({ context }) => {
-      context.conversation.startNextReply(context.deps.clock.now());
-    },
     completeReply: ({ context }) => {
       const { conversation, deps } = context;
       const reply = conversation.finishReply('complete', deps.clock.now());
@@ -94,35 +91,20 @@ export const sessionMachine = setup({
   initial: 'idle',
   states: {
     idle: {
-      always: { guard: 'hasQueued', target: 'generating' },
+      // A restarted actor picks up the messages that waited in the queue.
+      entry: enqueueActions(({ context, enqueue }) => {
+        if (context.conversation.hasQueued) enqueue.raise({ type: 'user.message' });
+      }),
       on: {
         'user.message': { guard: 'hasQueued', target: 'generating' },
         cancel: { actions: 'cancelAll' },
       },
     },
     generating: {
-      entry: 'startReply',
       invoke: {
         id: 'provider',
         src: 'provider',
-        input: ({ context }) => {
-          const { conversation, deps } = context;
-          const current = conversation.inProgress();
-          if (!current) throw new ChatError('internal_error', 'generating without a reply');
-          return {
-            provider: deps.provider,
-            request: {
-              sessionId: conversation.sessionId,
-              messageId: current.reply.id,
-              prompt: current.prompt.content,
-              history: conversation.context(),
-            },
-            onChunk: (text: string, last: boolean) => {
-              const { messageId, seq } = conversation.appendChunk(text, deps.clock.now());
-              deps.bus.publish({ type: 'chunk', sessionId: conversation.sessionId, messageId, seq, chunk: text, is_last: last });
-            },
-          };
-        },
+        input: ({ context }) => ({ conversation: context.conversation, deps: context.deps }),
         onDone: { target: 'idle', actions: 'completeReply' },
         onError: { actions: 'crash' },
       },

@@ -51,7 +51,8 @@ export function createSseStreams(options: SseOptions): SseStreams {
     const session = await registry.find(sessionId);
     if (!session) throw new ChatError('session_not_found');
 
-    response.status(200).set({
+    // writeHead, not express's set(): that would append "; charset=utf-8".
+    response.writeHead(200, {
       'Content-Type': 'text/event-stream',
       'Cache-Control': 'no-cache',
       Connection: 'keep-alive',
