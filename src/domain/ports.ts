@@ -84,5 +84,7 @@ export interface SessionStore {
   /** Upserts the given messages (by id) and the session's counters. */
   save(update: SessionUpdate): Promise<void>;
   delete(sessionId: SessionId): Promise<boolean>;
+  /** Resolves when the store is reachable; rejects otherwise (readiness). */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -57,6 +57,8 @@ export function createMemoryStore(): SessionStore {
       return sessions.delete(sessionId);
     },
 
+    async ping() {},
+
     async close() {
       sessions.clear();
     },
