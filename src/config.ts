@@ -22,6 +22,10 @@ export interface Config {
   replayLogSize: number;
   heartbeatMs: number;
   maxSessions: number;
+  maxConnections: number;
+  connRatePerIp: number;
+  messagesPerMinute: number;
+  shedLagMs: number;
 }
 
 type Kind = 'int' | 'string' | 'level';
@@ -54,7 +58,11 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxBufferedBytes', flag: 'max-buffered-bytes', env: 'MAX_BUFFERED_BYTES', kind: 'int', default: 1_048_576, min: 1, help: 'unsent bytes per connection before it is closed as too slow' },
   { key: 'replayLogSize', flag: 'replay-log-size', env: 'REPLAY_LOG_SIZE', kind: 'int', default: 1000, min: 0, help: 'recent chunks kept per session for resume' },
   { key: 'heartbeatMs', flag: 'heartbeat-ms', env: 'HEARTBEAT_MS', kind: 'int', default: 15_000, min: 1, help: 'SSE comment heartbeat interval' },
-  { key: 'maxSessions', flag: 'max-sessions', env: 'MAX_SESSIONS', kind: 'int', default: 0, min: 0, help: 'most active sessions on this node, 0 for no limit (beyond: overloaded)' },
+  { key: 'maxSessions', flag: 'max-sessions', env: 'MAX_SESSIONS', kind: 'int', default: 100_000, min: 0, help: 'most active sessions on this node, 0 for no limit (beyond: overloaded)' },
+  { key: 'maxConnections', flag: 'max-connections', env: 'MAX_CONNECTIONS', kind: 'int', default: 0, min: 0, help: 'open WS+SSE connections, 0 for the open-file limit less 2% (beyond: overloaded)' },
+  { key: 'connRatePerIp', flag: 'conn-rate-per-ip', env: 'CONN_RATE_PER_IP', kind: 'int', default: 50, min: 0, help: 'new connections per client IP per second, 0 for no limit (beyond: rate_limited)' },
+  { key: 'messagesPerMinute', flag: 'messages-per-minute', env: 'MESSAGES_PER_MINUTE', kind: 'int', default: 60, min: 0, help: 'messages per session per minute, 0 for no limit (beyond: rate_limited)' },
+  { key: 'shedLagMs', flag: 'shed-lag-ms', env: 'SHED_LAG_MS', kind: 'int', default: 500, min: 0, help: 'refuse new work while event-loop p99 delay exceeds this, 0 to never shed' },
 ];
 
 export class ConfigError extends Error {

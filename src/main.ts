@@ -19,7 +19,11 @@ async function main(): Promise<void> {
   }
   const { config } = parsed;
   const logger = createJsonLogger({ level: config.logLevel });
-  const server = createChatServer({ ...config, maxSessions: config.maxSessions === 0 ? undefined : config.maxSessions, logger });
+  const server = createChatServer({
+    ...config,
+    maxConnections: config.maxConnections === 0 ? undefined : config.maxConnections,
+    logger,
+  });
   const address = await server.listen(config.port, config.host);
   logger.info({ url: address.url, provider: 'simulated' }, 'llm-chat listening');
 

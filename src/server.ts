@@ -11,6 +11,9 @@ import { createMemoryStore } from './infra/memoryStore.ts';
 import { randomIds } from './infra/randomIds.ts';
 import { createSimulatedProvider } from './infra/simulatedProvider.ts';
 import { systemClock } from './infra/systemClock.ts';
+import { defaultMaxConnections } from './infra/fileLimit.ts';
+import { createAdmission } from './transport/admission.ts';
+import type { Admission, RejectReason } from './transport/admission.ts';
 import { createHttpApp } from './transport/httpApp.ts';
 import { createSseStreams } from './transport/sseRoute.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
@@ -29,7 +32,19 @@ export interface ChatServerOptions {
   maxBufferedBytes?: number;
   replayLogSize?: number;
   heartbeatMs?: number;
+  /** Most active sessions (default 100,000; 0 = no limit). */
   maxSessions?: number;
+  /** Open WS + SSE connections (default: the open-file limit less 2%). */
+  maxConnections?: number;
+  /** New connections per client IP per second (default 50; 0 = off). */
+  connRatePerIp?: number;
+  /** Messages per session per minute (default 60; 0 = off). */
+  messagesPerMinute?: number;
+  /** Shed new work while event-loop p99 delay exceeds this (default 500 ms; 0 = off). */
+  shedLagMs?: number;
+  /** Observers for refusals and slow consumers (metrics). */
+  onReject?: (reason: RejectReason) => void;
+  onSlowConsumer?: (transport: 'ws' | 'sse') => void;
   /** Ports and collaborators; each defaults to the embedded implementation. */
   provider?: ModelProvider;
   store?: SessionStore;
@@ -43,6 +58,7 @@ export interface ChatServer {
   readonly http: Server;
   readonly registry: SessionRegistry;
   readonly bus: EventBus;
+  readonly admission: Admission;
   /** Starts listening; port 0 picks a free port. Resolves with the address. */
   listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>;
   /** Stops sessions (clients are told), closes connections, the bus and the store. */
@@ -72,22 +88,39 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     ids: options.ids ?? randomIds,
     queueLimit: options.queueLimit ?? 8,
     sessionTtlMs: options.sessionTtlMs ?? 600_000,
-    maxSessions: options.maxSessions,
+    maxSessions: options.maxSessions === 0 ? undefined : (options.maxSessions ?? 100_000),
     restartPolicy: {
       ...(options.restartIntensity !== undefined ? { intensity: options.restartIntensity } : {}),
       ...(options.restartPeriodMs !== undefined ? { periodMs: options.restartPeriodMs } : {}),
       ...(options.restartBackoffMs !== undefined ? { backoffBaseMs: options.restartBackoffMs } : {}),
     },
   });
-  const sse = createSseStreams({ registry, bus, logger, heartbeatMs: options.heartbeatMs, maxBufferedBytes: options.maxBufferedBytes });
+  const admission = createAdmission({
+    maxConnections: options.maxConnections ?? defaultMaxConnections(),
+    connectionsPerIpPerSecond: options.connRatePerIp,
+    messagesPerSessionPerMinute: options.messagesPerMinute,
+    shedLagMs: options.shedLagMs,
+    onReject: options.onReject,
+  });
+  const sse = createSseStreams({
+    registry,
+    bus,
+    logger,
+    admission,
+    heartbeatMs: options.heartbeatMs,
+    maxBufferedBytes: options.maxBufferedBytes,
+    onSlowConsumer: () => options.onSlowConsumer?.('sse'),
+  });
   const ws = createWsGateway({
     registry,
     bus,
     logger,
+    admission,
     maxFrameBytes: options.maxFrameBytes,
     maxBufferedBytes: options.maxBufferedBytes,
+    onSlowConsumer: () => options.onSlowConsumer?.('ws'),
   });
-  const app = createHttpApp({ registry, sse, logger, maxBodyBytes: options.maxBodyBytes });
+  const app = createHttpApp({ registry, sse, admission, logger, maxBodyBytes: options.maxBodyBytes });
   const http = createHttpServer(app);
   http.on('upgrade', (request, socket, head) => ws.handleUpgrade(request, socket, head));
 
@@ -97,6 +130,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     http,
     registry,
     bus,
+    admission,
     listen(port = 8080, host = '0.0.0.0') {
       return new Promise((resolve, reject) => {
         http.once('error', reject);
@@ -117,6 +151,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
           http.close(() => resolve());
           http.closeAllConnections();
         });
+        admission.close();
         await bus.close();
         await store.close();
       })();

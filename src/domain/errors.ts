@@ -12,6 +12,7 @@ export const ERROR_CODES = [
   'session_stopped',
   'provider_error',
   'overloaded',
+  'rate_limited',
   'internal_error',
 ] as const;
 
@@ -27,16 +28,25 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   session_stopped: 'This session has been stopped.',
   provider_error: 'The model failed while generating this reply.',
   overloaded: 'The server is at capacity; try again later.',
+  rate_limited: 'Too many requests; try again later.',
   internal_error: 'Something went wrong on our side.',
 };
 
+export interface ChatErrorOptions {
+  cause?: unknown;
+  /** For `rate_limited` and `overloaded`: when trying again makes sense. */
+  retryAfterMs?: number;
+}
+
 export class ChatError extends Error {
   readonly code: ErrorCode;
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode, message: string = DEFAULT_ERROR_MESSAGES[code], options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string = DEFAULT_ERROR_MESSAGES[code], options: ChatErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ChatError';
     this.code = code;
+    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

@@ -30,10 +30,14 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Mode
   };
 }
 
-/** Resolves after `ms`, or at once (without throwing) when `signal` aborts. */
+/**
+ * Resolves after `ms`, or at once (without throwing) when `signal` aborts.
+ * At 0 ms it still yields to the event loop, as a real model's I/O would:
+ * a reply produced in one macrotask would let no socket drain meanwhile.
+ */
 function delay(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
-  if (ms <= 0) return Promise.resolve();
+  if (ms <= 0) return new Promise((resolve) => setImmediate(resolve));
   return new Promise((resolve) => {
     const onAbort = () => {
       clock.clearTimeout(handle);

@@ -3,20 +3,22 @@ import type { NextFunction, Request, Response } from 'express';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { Logger } from '../domain/ports.ts';
+import type { Admission } from './admission.ts';
 import { createRestRoutes } from './restRoutes.ts';
 import type { SseStreams } from './sseRoute.ts';
-import { httpErrorBody, isInternal, toWireError } from './wireErrors.ts';
+import { httpErrorBody, httpErrorHeaders, isInternal, toWireError } from './wireErrors.ts';
 
 export interface HttpAppOptions {
   registry: SessionRegistry;
   sse: SseStreams;
+  admission: Admission;
   logger: Logger;
   /** Largest JSON body in bytes (default 64 KiB); larger ones get 413. */
   maxBodyBytes?: number;
 }
 
 export function createHttpApp(options: HttpAppOptions): express.Express {
-  const { registry, sse, logger } = options;
+  const { registry, sse, logger, admission } = options;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -25,7 +27,7 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     response.json({ status: 'ok' });
   });
   app.get('/sse/:sessionId', sse.handler);
-  app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), createRestRoutes(registry));
+  app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), createRestRoutes(registry, admission));
 
   app.use((_request: Request, _response: Response, next: NextFunction) => {
     next(new ChatError('not_found'));
@@ -39,7 +41,7 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
       response.end();
       return;
     }
-    response.status(wire.status).json(httpErrorBody(wire));
+    response.status(wire.status).set(httpErrorHeaders(wire)).json(httpErrorBody(wire));
   });
 
   return app;

@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
+import type { Admission } from './admission.ts';
 
 const messageBody = z.object({ text: z.string() });
 
@@ -13,10 +14,11 @@ async function sessionOf(registry: SessionRegistry, request: Request) {
 }
 
 /** The REST API under `/api`. Errors are thrown and mapped by the app's error handler. */
-export function createRestRoutes(registry: SessionRegistry): Router {
+export function createRestRoutes(registry: SessionRegistry, admission: Admission): Router {
   const router = Router();
 
   router.post('/sessions', async (_request: Request, response: Response) => {
+    admission.admitWork();
     const session = await registry.create();
     response.status(201).location(`/api/sessions/${session.sessionId}`).json({ sessionId: session.sessionId });
   });
@@ -30,6 +32,7 @@ export function createRestRoutes(registry: SessionRegistry): Router {
     const parsed = messageBody.safeParse(request.body);
     if (!parsed.success) throw new ChatError('bad_request', 'Expected a JSON body {"text": "…"}.');
     const session = await sessionOf(registry, request);
+    await admission.admitMessage(session.sessionId);
     const accepted = session.send(parsed.data.text);
     response.status(202).json({ messageId: accepted.replyId, userMessageId: accepted.user.id, position: accepted.position });
   });

@@ -4,6 +4,7 @@ import { ChatError } from '../domain/errors.ts';
 import type { ChatEvent } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
 import { sseEvent } from './frames.ts';
+import type { Admission } from './admission.ts';
 import { parseSeq } from './resumePosition.ts';
 import { watchSession } from './watchSession.ts';
 
@@ -11,6 +12,7 @@ export interface SseOptions {
   registry: SessionRegistry;
   bus: EventBus;
   logger: Logger;
+  admission: Admission;
   /** Comment line sent this often so proxies keep the stream open (default 15 s). */
   heartbeatMs?: number;
   /** Reconnection delay suggested to EventSource clients (default 2 s). */
@@ -34,7 +36,7 @@ export interface SseStreams {
  * per connection.
  */
 export function createSseStreams(options: SseOptions): SseStreams {
-  const { registry, bus, logger } = options;
+  const { registry, bus, logger, admission } = options;
   const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
   const retryMs = options.retryMs ?? 2000;
   const open = new Set<Response>();
@@ -50,6 +52,7 @@ export function createSseStreams(options: SseOptions): SseStreams {
     const sessionId = String(request.params['sessionId']);
     const session = await registry.find(sessionId);
     if (!session) throw new ChatError('session_not_found');
+    const release = await admission.admitConnection(request.socket.remoteAddress ?? 'unknown');
 
     // writeHead, not express's set(): that would append "; charset=utf-8".
     response.writeHead(200, {
@@ -66,6 +69,7 @@ export function createSseStreams(options: SseOptions): SseStreams {
     const end = () => {
       if (ended) return;
       ended = true;
+      release();
       open.delete(response);
       unsubscribe?.();
       response.end();
@@ -78,6 +82,7 @@ export function createSseStreams(options: SseOptions): SseStreams {
         options.onSlowConsumer?.();
         logger.warn({ sessionId, buffered: response.writableLength }, 'closing slow SSE consumer');
         ended = true;
+        release();
         open.delete(response);
         unsubscribe?.();
         response.destroy();

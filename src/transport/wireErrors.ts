@@ -15,6 +15,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   session_stopped: 409,
   provider_error: 502,
   overloaded: 503,
+  rate_limited: 429,
   internal_error: 500,
 };
 
@@ -33,6 +34,8 @@ export interface WireError {
   code: ErrorCode;
   message: string;
   status: number;
+  /** Sent as `Retry-After` (whole seconds) over HTTP and `retryAfterMs` in frames. */
+  retryAfterMs?: number;
 }
 
 interface BodyParserError {
@@ -42,7 +45,11 @@ interface BodyParserError {
 
 /** Normalises anything thrown into a client-safe error. */
 export function toWireError(error: unknown): WireError {
-  if (isChatError(error)) return { code: error.code, message: error.message, status: HTTP_STATUS[error.code] };
+  if (isChatError(error)) {
+    const wire: WireError = { code: error.code, message: error.message, status: HTTP_STATUS[error.code] };
+    if (error.retryAfterMs !== undefined) wire.retryAfterMs = error.retryAfterMs;
+    return wire;
+  }
   const parserError = (error ?? {}) as BodyParserError;
   if (parserError.type === 'entity.too.large') return fromCode('payload_too_large');
   if (parserError.type === 'entity.parse.failed') return fromCode('bad_request', 'The body is not valid JSON.');
@@ -56,12 +63,21 @@ function fromCode(code: ErrorCode, message: string = DEFAULT_ERROR_MESSAGES[code
   return { code, message, status: HTTP_STATUS[code] };
 }
 
-export function httpErrorBody(error: WireError): { error: { code: ErrorCode; message: string } } {
-  return { error: { code: error.code, message: error.message } };
+export function httpErrorBody(error: WireError): { error: { code: ErrorCode; message: string; retryAfterMs?: number } } {
+  return { error: { code: error.code, message: error.message, ...retryField(error) } };
+}
+
+/** Headers that go with an HTTP error response. */
+export function httpErrorHeaders(error: WireError): Record<string, string> {
+  return error.retryAfterMs === undefined ? {} : { 'Retry-After': String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))) };
 }
 
 export function wsErrorFrame(error: WireError, messageId?: string): string {
-  return JSON.stringify({ type: 'error', code: error.code, message: error.message, ...(messageId ? { messageId } : {}) });
+  return JSON.stringify({ type: 'error', code: error.code, message: error.message, ...retryField(error), ...(messageId ? { messageId } : {}) });
+}
+
+function retryField(error: WireError): { retryAfterMs?: number } {
+  return error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs };
 }
 
 export function isInternal(error: WireError): boolean {

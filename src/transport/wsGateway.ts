@@ -6,6 +6,7 @@ import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { ChatEvent, StopReason } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
+import type { Admission } from './admission.ts';
 import { parseClientFrame } from './clientFrames.ts';
 import { frameJson } from './frames.ts';
 import { parseSeq } from './resumePosition.ts';
@@ -16,6 +17,7 @@ export interface WsGatewayOptions {
   registry: SessionRegistry;
   bus: EventBus;
   logger: Logger;
+  admission: Admission;
   /** Largest client frame in bytes (default 64 KiB); larger ones close with 1009. */
   maxFrameBytes?: number;
   /** A socket whose unsent bytes pass this is closed with 1013 (default 1 MiB). */
@@ -44,11 +46,11 @@ const CLOSE_FOR_STOP: Record<StopReason, [number, string]> = {
  * event of that session is forwarded. A disconnect never cancels generation.
  */
 export function createWsGateway(options: WsGatewayOptions): WsGateway {
-  const { registry, bus, logger } = options;
+  const { registry, bus, logger, admission } = options;
   const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
   const server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024 });
 
-  server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+  const onConnection = (socket: WebSocket, request: IncomingMessage, release: () => void) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     let sessionId: string | undefined;
     let unsubscribe: Unsubscribe | undefined;
@@ -105,8 +107,12 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
         const frame = parseClientFrame(data.toString());
         const session = await registry.find(sessionId);
         if (!session) throw new ChatError('session_not_found');
-        if (frame.type === 'message') session.send(frame.text);
-        else session.cancel();
+        if (frame.type === 'message') {
+          await admission.admitMessage(session.sessionId);
+          session.send(frame.text);
+        } else {
+          session.cancel();
+        }
       } catch (error) {
         sendError(error);
       }
@@ -121,11 +127,19 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     });
     socket.on('close', () => {
       closed = true;
+      release();
       unsubscribe?.();
       unsubscribe = undefined;
     });
     socket.on('error', (error) => logger.debug({ sessionId, err: String(error) }, 'websocket error'));
-  });
+  };
+
+  // A refused client still completes the handshake: a browser cannot read an
+  // HTTP 503 body on a failed upgrade, but it can read an error frame.
+  const refuse = (socket: WebSocket, error: unknown) => {
+    socket.send(wsErrorFrame(toWireError(error)));
+    socket.close(WS_CLOSE.tryAgainLater, toWireError(error).code);
+  };
 
   return {
     handleUpgrade(request, socket, head) {
@@ -134,7 +148,16 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
-      server.handleUpgrade(request, socket, head, (websocket) => server.emit('connection', websocket, request));
+      admission.admitConnection(request.socket.remoteAddress ?? 'unknown').then(
+        (release) => {
+          if (socket.destroyed) return release();
+          server.handleUpgrade(request, socket, head, (websocket) => onConnection(websocket, request, release));
+        },
+        (error: unknown) => {
+          if (socket.destroyed) return;
+          server.handleUpgrade(request, socket, head, (websocket) => refuse(websocket, error));
+        },
+      );
     },
     get connectionCount() {
       return server.clients.size;

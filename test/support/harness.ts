@@ -95,7 +95,10 @@ export class WsClient {
       const found = probe();
       if (found !== undefined) return found;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}; frames so far: ${JSON.stringify(this.frames)}`);
+      if (left <= 0) {
+        const recent = this.raw.slice(-3).map((text) => (text.length > 300 ? `${text.slice(0, 300)}…` : text));
+        throw new Error(`timed out waiting for ${what}; ${this.frames.length} frames, last: ${recent.join(' | ')}`);
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#waiters.push(() => {
@@ -193,7 +196,7 @@ export class SseClient {
       const found = probe();
       if (found !== undefined && found !== false) return found;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out; SSE bytes so far: ${JSON.stringify(this.bytes)}`);
+      if (left <= 0) throw new Error(`timed out; SSE bytes so far (tail): ${JSON.stringify(this.bytes.slice(-500))}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#waiters.push(() => {
