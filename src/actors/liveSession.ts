@@ -73,6 +73,7 @@ export class LiveSession {
     const snapshot = this.actor.getSnapshot();
     if (this.#conversation.stopped || snapshot.status !== 'active') return 'stopped';
     if (snapshot.value === 'restarting') return 'restarting';
+    // 'dormant' and 'running' are the supervisor's business; the conversation knows.
     return this.#conversation.generating ? 'generating' : 'idle';
   }
 

@@ -1,4 +1,4 @@
-import { enqueueActions, setup } from 'xstate';
+import { setup } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
 import { ChatError, isChatError } from '../domain/errors.ts';
 import type { Clock, EventBus, Logger, ModelProvider, SessionStore } from '../domain/ports.ts';
@@ -46,10 +46,11 @@ export function announceCancelled(conversation: Conversation, deps: SessionDeps,
 }
 
 /**
- * One chat session: idle ↔ generating. The conversation (history and queue)
- * is an entity lent by the supervisor; this machine decides when a reply
- * starts, ends or is cancelled. A provider failure is not handled here: it
- * crashes the actor on purpose, and the supervisor restarts it.
+ * One chat session at work: generating replies until the queue is empty, then
+ * done. The conversation (history and queue) is an entity lent by the
+ * supervisor; this machine decides when a reply starts, ends or is cancelled.
+ * A provider failure is not handled here: it crashes the actor on purpose,
+ * and the supervisor restarts it.
  */
 export const sessionMachine = setup({
   types: {
@@ -91,14 +92,9 @@ export const sessionMachine = setup({
   initial: 'idle',
   states: {
     idle: {
-      // A restarted actor picks up the messages that waited in the queue.
-      entry: enqueueActions(({ context, enqueue }) => {
-        if (context.conversation.hasQueued) enqueue.raise({ type: 'user.message' });
-      }),
-      on: {
-        'user.message': { guard: 'hasQueued', target: 'generating' },
-        cancel: { actions: 'cancelAll' },
-      },
+      // The supervisor spawns this actor when there is work and lets it end
+      // when there is none, so an idle session costs one actor, not two.
+      always: [{ guard: 'hasQueued', target: 'generating' }, { target: 'done' }],
     },
     generating: {
       invoke: {
@@ -112,6 +108,7 @@ export const sessionMachine = setup({
         cancel: { target: 'idle', actions: 'cancelAll' },
       },
     },
+    done: { type: 'final' },
   },
 });
 

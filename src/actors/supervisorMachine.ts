@@ -1,4 +1,4 @@
-import { assign, sendTo, setup } from 'xstate';
+import { assign, enqueueActions, sendTo, setup } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
 import { DEFAULT_ERROR_MESSAGES, isChatError } from '../domain/errors.ts';
 import type { ErrorCode } from '../domain/errors.ts';
@@ -49,7 +49,8 @@ function codeOf(error: unknown): ErrorCode {
 }
 
 /**
- * Watches one session actor and restarts it one-for-one when it fails. The
+ * Spawns the session actor when there is work (dormant → running), watches
+ * it and restarts it one-for-one when it fails. The
  * conversation lives here, so the history survives a restart; the failed
  * reply is marked failed and its watchers told. Past the restart intensity
  * the session stops for good. Each supervisor is a root actor kept in the
@@ -122,16 +123,29 @@ export const supervisorMachine = setup({
 }).createMachine({
   id: 'supervisor',
   context: ({ input }) => ({ ...input, restarts: [], stopReason: undefined }),
-  initial: 'running',
+  initial: 'dormant',
   on: {
     stop: { target: '.stopped', actions: 'setStopReason' },
   },
   states: {
+    // No session actor while there is nothing to do: most sessions are idle
+    // most of the time, and an actor costs ~3 KB of heap.
+    dormant: {
+      entry: enqueueActions(({ context, enqueue }) => {
+        // A message queued while the last actor was finishing is not lost.
+        if (context.conversation.hasQueued) enqueue.raise({ type: 'user.message' });
+      }),
+      on: {
+        'user.message': { target: 'running' },
+        cancel: { actions: 'cancelQueued' },
+      },
+    },
     running: {
       invoke: {
         id: 'session',
         src: 'session',
         input: ({ context }) => ({ conversation: context.conversation, deps: context.deps }),
+        onDone: { target: 'dormant' },
         onError: [
           { guard: 'mayRestart', target: 'restarting', actions: ['failInFlight', 'recordRestart', 'announceRestart'] },
           { target: 'stopped', actions: ['failInFlight', 'setStopReason'] },

@@ -1,0 +1,118 @@
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+
+/** V8 flag the server runs with (see package.json `start`): avoids pretenuring per-event garbage. */
+export const SERVER_NODE_FLAGS = ['--no-allocation-site-pretenuring'];
+
+export type Message = { type: string } & Record<string, unknown>;
+
+/** A forked bench process and a way to wait for its messages. */
+export class Child {
+  readonly process: ChildProcess;
+  #inbox: Message[] = [];
+  #waiters: (() => void)[] = [];
+  onProgress: ((message: Message) => void) | undefined;
+
+  constructor(file: string, options: { env?: Record<string, string>; args?: string[]; nodeFlags?: string[] } = {}) {
+    this.process = fork(here(file), options.args ?? [], {
+      execArgv: [...(options.nodeFlags ?? []), '--expose-gc', '--import', 'tsx'],
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.process.on('message', (message: Message) => {
+      if (message.type === 'progress') {
+        this.onProgress?.(message);
+        return;
+      }
+      this.#inbox.push(message);
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+    this.process.on('exit', () => {
+      this.#inbox.push({ type: 'exit' });
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+  }
+
+  send(message: Message): void {
+    if (this.process.connected) this.process.send(message);
+  }
+
+  /** The next message of `type` (an `error` or the process's exit rejects). */
+  async next(type: string, timeoutMs = 600_000): Promise<Message> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const index = this.#inbox.findIndex((message) => message.type === type || message.type === 'error' || message.type === 'exit');
+      if (index !== -1) {
+        const [message] = this.#inbox.splice(index, 1);
+        if (message!.type !== type) throw new Error(`bench process ${message!.type}: ${String(message!['message'] ?? '')}`);
+        return message!;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${type}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async ask(message: Message, replyType: string, timeoutMs?: number): Promise<Message> {
+    this.send(message);
+    return this.next(replyType, timeoutMs);
+  }
+
+  kill(): void {
+    if (this.process.exitCode === null) this.process.kill('SIGKILL');
+  }
+}
+
+export interface ServerStats {
+  rss: number;
+  heapUsed: number;
+  activeSessions: number;
+  lagP50Ms: number;
+  lagP99Ms: number;
+  lagMaxMs: number;
+}
+
+export interface ServerUnderTest {
+  kind: 'llm-chat' | 'baseline';
+  port: number;
+  stats(gc?: boolean): Promise<ServerStats>;
+  stop(): Promise<void>;
+}
+
+export async function startServer(kind: 'llm-chat' | 'baseline', options: Record<string, unknown>): Promise<ServerUnderTest> {
+  const child = new Child('./serverProcess.ts', {
+    env: { BENCH_KIND: kind, BENCH_OPTIONS: JSON.stringify(options) },
+    nodeFlags: SERVER_NODE_FLAGS,
+  });
+  const ready = await child.next('ready', 30_000);
+  return {
+    kind,
+    port: Number(ready['port']),
+    stats: async (gc = false) => (await child.ask({ type: 'stats', gc }, 'stats')) as unknown as ServerStats,
+    stop: async () => {
+      if (!child.process.connected) return;
+      child.send({ type: 'exit' });
+      await child.next('exit', 10_000).catch(() => child.kill());
+      child.kill();
+    },
+  };
+}
+
+/** Generator processes, each with its own loopback source address. */
+export async function startGenerators(count: number): Promise<{ child: Child; address: string }[]> {
+  const generators = Array.from({ length: count }, (_, index) => ({
+    child: new Child('./generator.ts'),
+    address: `127.0.0.${2 + index}`,
+  }));
+  await Promise.all(generators.map(({ child }) => child.next('ready', 30_000)));
+  return generators;
+}

@@ -1,0 +1,330 @@
+/**
+ * `npm run bench`: load figures for llm-chat, side by side with a bare `ws`
+ * server doing the same work. Loopback only, bounded in count and time.
+ * `npm run bench -- --help` lists the options.
+ */
+import { parseArgs } from 'node:util';
+import { Child, startGenerators, startServer, SERVER_NODE_FLAGS } from './processes.ts';
+import type { ServerUnderTest } from './processes.ts';
+import { formatNumber, summarize, table } from './stats.ts';
+import type { Row } from './stats.ts';
+
+const HELP = `npm run bench -- [options]
+
+Scenarios (--scenario, comma-separated; default all):
+  actors    in-process: activate N sessions through the registry (no sockets), heap per
+            idle session, event rate to one session at 10 vs N sessions
+  idle      hold N WebSocket sessions for --hold-seconds; memory per connection
+  stream    N WebSocket sessions stream --messages replies at once (5 chunks x 400 ms)
+  saturate  --saturate-sessions sessions, 0 ms interval, messages back to back: chunks/s
+  churn     in-process: create, answer and passivate N sessions; RSS before vs after
+
+Options:
+  --actors N              sessions for 'actors' (default 100000)
+  --idle-sessions N       (default 19000)      --hold-seconds S   (default 60)
+  --stream-sessions N     (default 10000)      --messages M       (default 1)
+  --saturate-sessions N   (default 200)        --duration-seconds S (default 10)
+  --churn N               sessions for 'churn' (default 1000000)
+  --rate R                new connections per second (default 2000)
+  --per-generator N       connections per generator process (default 9000)
+  --quick                 small sizes: a smoke run in about a minute
+  --no-baseline           skip the bare-ws baseline runs
+  --json                  print the results as JSON
+  --max-seconds S         stop everything after S seconds (default 1800)
+
+Connections come from 127.0.0.2, 127.0.0.3, ... (one address per generator process),
+so no address runs out of its ~28k ephemeral ports; a process here may hold at most
+20,000 open files, hence several generators. Targets are never anything but loopback.
+`;
+
+const { values } = parseArgs({
+  options: {
+    scenario: { type: 'string', default: 'actors,idle,stream,saturate,churn' },
+    actors: { type: 'string', default: '100000' },
+    'idle-sessions': { type: 'string', default: '19000' },
+    'hold-seconds': { type: 'string', default: '60' },
+    'stream-sessions': { type: 'string', default: '10000' },
+    messages: { type: 'string', default: '1' },
+    'saturate-sessions': { type: 'string', default: '200' },
+    'duration-seconds': { type: 'string', default: '10' },
+    churn: { type: 'string', default: '1000000' },
+    rate: { type: 'string', default: '2000' },
+    'per-generator': { type: 'string', default: '9000' },
+    quick: { type: 'boolean', default: false },
+    'no-baseline': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+    'max-seconds': { type: 'string', default: '1800' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+
+const int = (name: keyof typeof values, quick: number) => (values.quick ? quick : Number(values[name]));
+const config = {
+  scenarios: new Set(String(values.scenario).split(',')),
+  actors: int('actors', 10_000),
+  idleSessions: int('idle-sessions', 2_000),
+  holdSeconds: int('hold-seconds', 5),
+  streamSessions: int('stream-sessions', 1_000),
+  messages: int('messages', 1),
+  saturateSessions: int('saturate-sessions', 100),
+  durationSeconds: int('duration-seconds', 5),
+  churn: int('churn', 50_000),
+  rate: Number(values.rate),
+  perGenerator: Number(values['per-generator']),
+  baseline: !values['no-baseline'],
+};
+const KB = 1024;
+const children: Child[] = [];
+const servers: ServerUnderTest[] = [];
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+// Bounded in time: whatever happens, everything stops by itself.
+const deadline = setTimeout(() => {
+  log(`bench: --max-seconds ${String(values['max-seconds'])} reached, stopping`);
+  for (const child of children) child.kill();
+  process.exit(2);
+}, Number(values['max-seconds']) * 1000);
+deadline.unref();
+
+async function inProcess(mode: 'activation' | 'churn', sessions: number): Promise<Record<string, number>> {
+  const child = new Child('./actors.ts', { args: ['--mode', mode, '--sessions', String(sessions)], nodeFlags: SERVER_NODE_FLAGS });
+  children.push(child);
+  child.onProgress = (message) => log(`  churn ${formatNumber(Number(message['created']))}/${formatNumber(Number(message['total']))}, RSS ${formatNumber(Number(message['rssMB']))} MB`);
+  const result = await child.next('result', 1_500_000);
+  return result['result'] as Record<string, number>;
+}
+
+interface Fleet {
+  generators: Awaited<ReturnType<typeof startGenerators>>;
+  ok: number;
+  failed: number;
+  errors: Record<string, number>;
+}
+
+async function connectFleet(port: number, sessions: number): Promise<Fleet> {
+  const count = Math.max(1, Math.ceil(sessions / config.perGenerator));
+  const generators = await startGenerators(count);
+  children.push(...generators.map(({ child }) => child));
+  const progress = new Map<Child, number>();
+  for (const { child } of generators) {
+    child.onProgress = (message) => {
+      progress.set(child, Number(message['ok'] ?? message['completed'] ?? 0));
+    };
+  }
+  const ticker = setInterval(() => log(`  connected ${[...progress.values()].reduce((a, b) => a + b, 0)}/${sessions}`), 2000);
+  const results = await Promise.all(
+    generators.map(({ child, address }, index) => {
+      const share = Math.floor(sessions / count) + (index < sessions % count ? 1 : 0);
+      return child.ask(
+        { type: 'connect', url: `ws://127.0.0.1:${port}/ws`, count: share, ratePerSecond: config.rate / count, localAddress: address },
+        'connected',
+      );
+    }),
+  );
+  clearInterval(ticker);
+  const errors: Record<string, number> = {};
+  for (const result of results) {
+    for (const [code, n] of Object.entries(result['errors'] as Record<string, number>)) errors[code] = (errors[code] ?? 0) + n;
+  }
+  return {
+    generators,
+    ok: results.reduce((sum, result) => sum + Number(result['ok']), 0),
+    failed: results.reduce((sum, result) => sum + Number(result['failed']), 0),
+    errors,
+  };
+}
+
+async function closeFleet(fleet: Fleet): Promise<number> {
+  const replies = await Promise.all(fleet.generators.map(({ child }) => child.ask({ type: 'close' }, 'closed')));
+  for (const { child } of fleet.generators) child.kill();
+  return replies.reduce((sum, reply) => sum + Number(reply['alive'] ?? 0), 0);
+}
+
+const serverOptions = (extra: Record<string, unknown> = {}) => ({
+  connRatePerIp: 0, // the load comes from a handful of loopback addresses
+  messagesPerMinute: 0,
+  maxSessions: 0,
+  ...extra,
+});
+
+async function idle(kind: 'llm-chat' | 'baseline') {
+  const server = await startServer(kind, serverOptions());
+  servers.push(server);
+  const before = await server.stats(true);
+  log(`${kind}: opening ${config.idleSessions} idle sessions`);
+  const fleet = await connectFleet(server.port, config.idleSessions);
+  log(`${kind}: holding ${fleet.ok} sessions for ${config.holdSeconds} s`);
+  await server.stats(); // reset the lag window
+  await new Promise((resolve) => setTimeout(resolve, config.holdSeconds * 1000));
+  const held = await server.stats(true);
+  if (Object.keys(fleet.errors).length > 0) log(`${kind}: connection errors ${JSON.stringify(fleet.errors)}`);
+  const alive = await closeFleet(fleet);
+  await server.stop();
+  return {
+    opened: fleet.ok,
+    failed: fleet.failed,
+    errors: fleet.errors,
+    aliveAtEnd: alive,
+    rssPerSessionKB: (held.rss - before.rss) / Math.max(1, fleet.ok) / KB,
+    heapPerSessionKB: (held.heapUsed - before.heapUsed) / Math.max(1, fleet.ok) / KB,
+    lagP99Ms: held.lagP99Ms,
+  };
+}
+
+async function streamRun(kind: 'llm-chat' | 'baseline') {
+  const intervalMs = 400;
+  const server = await startServer(kind, serverOptions({ simIntervalMs: intervalMs, simChunks: 5 }));
+  servers.push(server);
+  const before = await server.stats(true);
+  log(`${kind}: opening ${config.streamSessions} sessions`);
+  const fleet = await connectFleet(server.port, config.streamSessions);
+  await server.stats(); // reset the lag window
+  log(`${kind}: ${fleet.ok} sessions stream ${config.messages} message(s) each, at once`);
+  const results = await Promise.all(
+    fleet.generators.map(({ child }) =>
+      child.ask({ type: 'stream', messages: config.messages, intervalMs, timeoutMs: 60_000 + config.messages * 5 * intervalMs * 4 }, 'streamed'),
+    ),
+  );
+  const during = await server.stats();
+  if (Object.keys(fleet.errors).length > 0) log(`${kind}: connection errors ${JSON.stringify(fleet.errors)}`);
+  await closeFleet(fleet);
+  await server.stop();
+  const ttfc = summarize(results.flatMap((result) => result['ttfc'] as number[]));
+  const lateness = summarize(results.flatMap((result) => result['lateness'] as number[]));
+  const chunks = results.reduce((sum, result) => sum + Number(result['chunks']), 0);
+  const elapsed = Math.max(...results.map((result) => Number(result['elapsedMs'])));
+  return {
+    sessions: fleet.ok,
+    failed: fleet.failed,
+    completed: results.reduce((sum, result) => sum + Number(result['completed']), 0),
+    expected: results.reduce((sum, result) => sum + Number(result['expected']), 0),
+    ttfcP50Ms: ttfc.p50,
+    ttfcP99Ms: ttfc.p99,
+    ttfcMaxMs: ttfc.max,
+    latenessP50Ms: lateness.p50,
+    latenessP99Ms: lateness.p99,
+    chunksPerSecond: chunks / (elapsed / 1000),
+    totalSeconds: elapsed / 1000,
+    lagP99Ms: during.lagP99Ms,
+    rssPerSessionStreamingKB: (during.rss - before.rss) / Math.max(1, fleet.ok) / KB,
+  };
+}
+
+async function saturateRun(kind: 'llm-chat' | 'baseline') {
+  const server = await startServer(kind, serverOptions({ simIntervalMs: 0, simChunks: 5 }));
+  servers.push(server);
+  const fleet = await connectFleet(server.port, config.saturateSessions);
+  log(`${kind}: ${fleet.ok} sessions send back to back for ${config.durationSeconds} s`);
+  const results = await Promise.all(
+    fleet.generators.map(({ child }) => child.ask({ type: 'saturate', durationMs: config.durationSeconds * 1000 }, 'saturated')),
+  );
+  const stats = await server.stats();
+  await closeFleet(fleet);
+  await server.stop();
+  const chunks = results.reduce((sum, result) => sum + Number(result['chunks']), 0);
+  const elapsed = Math.max(...results.map((result) => Number(result['elapsedMs'])));
+  return { sessions: fleet.ok, chunksPerSecond: chunks / (elapsed / 1000), lagP99Ms: stats.lagP99Ms };
+}
+
+const ratio = (ours: number, base: number | undefined) => (base === undefined || !base ? '' : `${(ours / base).toFixed(2)}×`);
+const verdict = (ok: boolean): 'pass' | 'FAIL' => (ok ? 'pass' : 'FAIL');
+
+async function main() {
+  const rows: Row[] = [];
+  const results: Record<string, unknown> = { config };
+  const both = async <T,>(run: (kind: 'llm-chat' | 'baseline') => Promise<T>) => ({
+    ours: await run('llm-chat'),
+    base: config.baseline ? await run('baseline') : undefined,
+  });
+
+  if (config.scenarios.has('actors')) {
+    log(`actors: activating ${config.actors} sessions in-process`);
+    const actors = await inProcess('activation', config.actors);
+    results['actors'] = actors;
+    rows.push(
+      { figure: `actors: ${formatNumber(actors['sessions']!)} sessions activated (s)`, ours: formatNumber(actors['activationSeconds']!, 2), target: '< 10 s', verdict: verdict(actors['activationSeconds']! < 10) },
+      { figure: 'actors: heap per idle session (KB)', ours: formatNumber(actors['heapPerSessionKB']!, 2), target: '≤ 12 KB', verdict: verdict(actors['heapPerSessionKB']! <= 12) },
+      { figure: 'actors: RSS per idle session (KB)', ours: formatNumber(actors['rssPerSessionKB']!, 2) },
+      {
+        figure: `actors: events/s to one session at ${formatNumber(actors['sessions']!)} vs 10`,
+        ours: `${formatNumber(actors['oneSessionEventsPerSecondAtN']!)} vs ${formatNumber(actors['oneSessionEventsPerSecondAt10']!)}`,
+        ratio: ratio(actors['oneSessionEventsPerSecondAtN']!, actors['oneSessionEventsPerSecondAt10']),
+        target: '≈ 1×',
+        verdict: verdict(actors['oneSessionEventsPerSecondAtN']! >= 0.7 * actors['oneSessionEventsPerSecondAt10']!),
+      },
+      {
+        figure: 'actors: events/s spread over all sessions vs over 10',
+        ours: `${formatNumber(actors['spreadEventsPerSecondAtN']!)} vs ${formatNumber(actors['spreadEventsPerSecondAt10']!)}`,
+        ratio: ratio(actors['spreadEventsPerSecondAtN']!, actors['spreadEventsPerSecondAt10']),
+      },
+    );
+  }
+
+  if (config.scenarios.has('idle')) {
+    const { ours, base } = await both(idle);
+    results['idle'] = { ours, baseline: base };
+    rows.push(
+      { figure: `idle: sessions held ${config.holdSeconds} s (failed)`, ours: `${ours.aliveAtEnd} (${ours.failed})`, baseline: base ? `${base.aliveAtEnd} (${base.failed})` : '', target: `${config.idleSessions}`, verdict: verdict(ours.aliveAtEnd === config.idleSessions) },
+      { figure: 'idle: RSS per connected session (KB)', ours: formatNumber(ours.rssPerSessionKB, 2), baseline: base ? formatNumber(base.rssPerSessionKB, 2) : '', ratio: ratio(ours.rssPerSessionKB, base?.rssPerSessionKB), target: '≤ 2.5×', verdict: base ? verdict(ours.rssPerSessionKB <= 2.5 * base.rssPerSessionKB) : '' },
+      { figure: 'idle: heap per connected session (KB)', ours: formatNumber(ours.heapPerSessionKB, 2), baseline: base ? formatNumber(base.heapPerSessionKB, 2) : '', ratio: ratio(ours.heapPerSessionKB, base?.heapPerSessionKB) },
+      { figure: 'idle: event-loop delay p99 (ms)', ours: formatNumber(ours.lagP99Ms), baseline: base ? formatNumber(base.lagP99Ms) : '' },
+    );
+  }
+
+  if (config.scenarios.has('stream')) {
+    const { ours, base } = await both(streamRun);
+    results['stream'] = { ours, baseline: base };
+    const b = (value: number | undefined, digits = 1) => (value === undefined ? '' : formatNumber(value, digits));
+    rows.push(
+      { figure: `stream: replies complete of ${ours.expected}`, ours: `${ours.completed}`, baseline: b(base?.completed, 0), target: 'all', verdict: verdict(ours.completed === ours.expected && ours.sessions === config.streamSessions) },
+      { figure: 'stream: time to first chunk p50 / p99 / max (ms)', ours: `${formatNumber(ours.ttfcP50Ms)} / ${formatNumber(ours.ttfcP99Ms)} / ${formatNumber(ours.ttfcMaxMs)}`, baseline: base ? `${formatNumber(base.ttfcP50Ms)} / ${formatNumber(base.ttfcP99Ms)} / ${formatNumber(base.ttfcMaxMs)}` : '', target: 'p99 < 500', verdict: verdict(ours.ttfcP99Ms < 500) },
+      { figure: 'stream: chunk lateness p50 / p99 (ms)', ours: `${formatNumber(ours.latenessP50Ms)} / ${formatNumber(ours.latenessP99Ms)}`, baseline: base ? `${formatNumber(base.latenessP50Ms)} / ${formatNumber(base.latenessP99Ms)}` : '', target: 'p99 < 100', verdict: verdict(ours.latenessP99Ms < 100) },
+      { figure: 'stream: chunks/s delivered', ours: formatNumber(ours.chunksPerSecond), baseline: b(base?.chunksPerSecond), ratio: ratio(ours.chunksPerSecond, base?.chunksPerSecond) },
+      { figure: 'stream: total time (s)', ours: formatNumber(ours.totalSeconds, 2), baseline: b(base?.totalSeconds, 2) },
+      { figure: 'stream: RSS per streaming session (KB)', ours: formatNumber(ours.rssPerSessionStreamingKB, 2), baseline: b(base?.rssPerSessionStreamingKB, 2), ratio: ratio(ours.rssPerSessionStreamingKB, base?.rssPerSessionStreamingKB) },
+      { figure: 'stream: event-loop delay p99 (ms)', ours: formatNumber(ours.lagP99Ms), baseline: b(base?.lagP99Ms) },
+    );
+  }
+
+  if (config.scenarios.has('saturate')) {
+    const { ours, base } = await both(saturateRun);
+    results['saturate'] = { ours, baseline: base };
+    rows.push({
+      figure: `saturate: chunks/s, ${ours.sessions} sessions, 0 ms`,
+      ours: formatNumber(ours.chunksPerSecond),
+      baseline: base ? formatNumber(base.chunksPerSecond) : '',
+      ratio: ratio(ours.chunksPerSecond, base?.chunksPerSecond),
+      target: '≥ 0.7×',
+      verdict: base ? verdict(ours.chunksPerSecond >= 0.7 * base.chunksPerSecond) : '',
+    });
+  }
+
+  if (config.scenarios.has('churn')) {
+    log(`churn: ${config.churn} sessions created, answered and passivated in-process`);
+    const churn = await inProcess('churn', config.churn);
+    results['churn'] = churn;
+    rows.push(
+      { figure: `churn: ${formatNumber(churn['sessions']!)} sessions (sessions/s)`, ours: formatNumber(churn['sessionsPerSecond']!) },
+      { figure: 'churn: RSS before → after (MB)', ours: `${formatNumber(churn['rssBeforeMB']!)} → ${formatNumber(churn['rssAfterMB']!)}`, ratio: `${churn['rssGrowthPercent']! >= 0 ? '+' : ''}${formatNumber(churn['rssGrowthPercent']!)}%`, target: '≤ +10%', verdict: verdict(churn['rssGrowthPercent']! <= 10) },
+      { figure: 'churn: heap before → after (MB)', ours: `${formatNumber(churn['heapBeforeMB']!)} → ${formatNumber(churn['heapAfterMB']!)}` },
+    );
+  }
+
+  if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  else process.stdout.write(`\n${table(rows)}\n`);
+}
+
+main()
+  .catch((error: unknown) => {
+    log(`bench failed: ${String(error)}`);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    for (const server of servers) await server.stop().catch(() => {});
+    for (const child of children) child.kill();
+    process.exit();
+  });
