@@ -27,6 +27,8 @@ Options:
   --churn N               sessions for 'churn' (default 1000000)
   --rate R                new connections per second (default 2000)
   --per-generator N       connections per generator process (default 9000)
+  --url URL               load a server that is already running (loopback only, e.g.
+                          ws://127.0.0.1:8080/ws); no baseline, no server-side figures
   --quick                 small sizes: a smoke run in about a minute
   --no-baseline           skip the bare-ws baseline runs
   --json                  print the results as JSON
@@ -51,6 +53,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '2000' },
     'per-generator': { type: 'string', default: '9000' },
     quick: { type: 'boolean', default: false },
+    url: { type: 'string' },
     'no-baseline': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     'max-seconds': { type: 'string', default: '1800' },
@@ -75,8 +78,20 @@ const config = {
   churn: int('churn', 50_000),
   rate: Number(values.rate),
   perGenerator: Number(values['per-generator']),
-  baseline: !values['no-baseline'],
+  baseline: !values['no-baseline'] && values.url === undefined,
+  url: values.url === undefined ? undefined : loopbackUrl(values.url),
 };
+
+/** Load only ever goes to this machine's loopback addresses. */
+function loopbackUrl(raw: string): URL {
+  const url = new URL(raw);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (!(host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host))) {
+    process.stderr.write(`bench: refusing ${raw}: only loopback targets (127.0.0.0/8, localhost, ::1) are allowed\n`);
+    process.exit(2);
+  }
+  return url;
+}
 const KB = 1024;
 const children: Child[] = [];
 const servers: ServerUnderTest[] = [];
@@ -120,7 +135,7 @@ async function connectFleet(port: number, sessions: number): Promise<Fleet> {
     generators.map(({ child, address }, index) => {
       const share = Math.floor(sessions / count) + (index < sessions % count ? 1 : 0);
       return child.ask(
-        { type: 'connect', url: `ws://127.0.0.1:${port}/ws`, count: share, ratePerSecond: config.rate / count, localAddress: address },
+        { type: 'connect', url: config.url ? config.url.href : `ws://127.0.0.1:${port}/ws`, count: share, ratePerSecond: config.rate / count, localAddress: address },
         'connected',
       );
     }),
@@ -144,6 +159,17 @@ async function closeFleet(fleet: Fleet): Promise<number> {
   return replies.reduce((sum, reply) => sum + Number(reply['alive'] ?? 0), 0);
 }
 
+/** With --url, the server under test is somebody else's: no stats, nothing to stop. */
+async function serverFor(kind: 'llm-chat' | 'baseline', options: Record<string, unknown>): Promise<ServerUnderTest> {
+  if (config.url) {
+    const zero = { rss: 0, heapUsed: 0, activeSessions: 0, lagP50Ms: Number.NaN, lagP99Ms: Number.NaN, lagMaxMs: Number.NaN };
+    return { kind, port: Number(config.url.port || 80), stats: async () => zero, stop: async () => {} };
+  }
+  const server = await startServer(kind, options);
+  servers.push(server);
+  return server;
+}
+
 const serverOptions = (extra: Record<string, unknown> = {}) => ({
   connRatePerIp: 0, // the load comes from a handful of loopback addresses
   messagesPerMinute: 0,
@@ -152,8 +178,7 @@ const serverOptions = (extra: Record<string, unknown> = {}) => ({
 });
 
 async function idle(kind: 'llm-chat' | 'baseline') {
-  const server = await startServer(kind, serverOptions());
-  servers.push(server);
+  const server = await serverFor(kind, serverOptions());
   const before = await server.stats(true);
   log(`${kind}: opening ${config.idleSessions} idle sessions`);
   const fleet = await connectFleet(server.port, config.idleSessions);
@@ -177,8 +202,7 @@ async function idle(kind: 'llm-chat' | 'baseline') {
 
 async function streamRun(kind: 'llm-chat' | 'baseline') {
   const intervalMs = 400;
-  const server = await startServer(kind, serverOptions({ simIntervalMs: intervalMs, simChunks: 5 }));
-  servers.push(server);
+  const server = await serverFor(kind, serverOptions({ simIntervalMs: intervalMs, simChunks: 5 }));
   const before = await server.stats(true);
   log(`${kind}: opening ${config.streamSessions} sessions`);
   const fleet = await connectFleet(server.port, config.streamSessions);
@@ -215,8 +239,7 @@ async function streamRun(kind: 'llm-chat' | 'baseline') {
 }
 
 async function saturateRun(kind: 'llm-chat' | 'baseline') {
-  const server = await startServer(kind, serverOptions({ simIntervalMs: 0, simChunks: 5 }));
-  servers.push(server);
+  const server = await serverFor(kind, serverOptions({ simIntervalMs: 0, simChunks: 5 }));
   const fleet = await connectFleet(server.port, config.saturateSessions);
   log(`${kind}: ${fleet.ok} sessions send back to back for ${config.durationSeconds} s`);
   const results = await Promise.all(

@@ -1,4 +1,3 @@
-import type { Emitter } from 'mitt';
 import type { ChatEvent, ChatEventMap } from '../domain/events.ts';
 import type { SessionId } from '../domain/ids.ts';
 import type { EventBus } from '../domain/ports.ts';
@@ -12,73 +11,58 @@ export interface InProcessBusOptions {
   onListenerError?: (error: unknown, event: ChatEvent) => void;
 }
 
-interface Channel {
-  emitter: Emitter<ChatEventMap>;
-  listeners: number;
-  log: ChunkLog | undefined;
-}
-
 /**
- * The embedded event bus: one typed mitt emitter per session, found in a Map,
- * so publishing a chunk costs the same at 10 or 100,000 sessions (no
- * broadcast-and-filter). A channel lives while it has listeners or a log.
+ * The embedded event bus. Two typed mitt emitters: one keyed by session id,
+ * so publishing a chunk is one Map lookup whether 10 or 100,000 sessions
+ * exist (no broadcast-and-filter), and one keyed by event name for
+ * node-wide listeners (metrics, inspection), used only when someone listens.
  */
 export function createInProcessBus(options: InProcessBusOptions = {}): EventBus {
   const replayLogSize = options.replayLogSize ?? 1000;
   const onListenerError = options.onListenerError ?? (() => {});
-  const guarded = (listener: (event: ChatEvent) => void) => (_type: keyof ChatEventMap, event: ChatEvent) => {
+  const bySession = createEmitter<Record<SessionId, ChatEvent>>();
+  const everything = createEmitter<ChatEventMap>();
+  const logs = new Map<SessionId, ChunkLog>();
+  let everythingListeners = 0;
+
+  const guarded = (listener: (event: ChatEvent) => void) => (event: ChatEvent) => {
     try {
       listener(event);
     } catch (error) {
       onListenerError(error, event);
     }
   };
-  const channels = new Map<SessionId, Channel>();
-  const everything = createEmitter<ChatEventMap>();
-  let everythingListeners = 0;
-
-  const channelFor = (sessionId: SessionId): Channel => {
-    let channel = channels.get(sessionId);
-    if (!channel) {
-      channel = { emitter: createEmitter<ChatEventMap>(), listeners: 0, log: undefined };
-      channels.set(sessionId, channel);
-    }
-    return channel;
-  };
-
-  const release = (sessionId: SessionId, channel: Channel) => {
-    if (channel.listeners === 0 && channel.log === undefined) channels.delete(sessionId);
-  };
 
   return {
     publish(event: ChatEvent) {
-      let channel = channels.get(event.sessionId);
       if (event.type === 'chunk' && replayLogSize > 0) {
-        channel ??= channelFor(event.sessionId);
-        channel.log ??= new ChunkLog(replayLogSize);
-        channel.log.append(event);
+        let log = logs.get(event.sessionId);
+        if (!log) {
+          log = new ChunkLog(replayLogSize);
+          logs.set(event.sessionId, log);
+        }
+        log.append(event);
       }
-      channel?.emitter.emit(event.type, event as never);
+      bySession.emit(event.sessionId, event);
       if (everythingListeners > 0) everything.emit(event.type, event as never);
     },
 
     subscribe(sessionId, listener) {
-      const channel = channelFor(sessionId);
       const handler = guarded(listener);
-      channel.emitter.on('*', handler);
-      channel.listeners += 1;
+      bySession.on(sessionId, handler);
       let subscribed = true;
       return () => {
         if (!subscribed) return;
         subscribed = false;
-        channel.emitter.off('*', handler);
-        channel.listeners -= 1;
-        release(sessionId, channel);
+        bySession.off(sessionId, handler);
+        // mitt keeps an empty handler list per key; drop it so ended sessions cost nothing.
+        if (bySession.all.get(sessionId)?.length === 0) bySession.all.delete(sessionId);
       };
     },
 
     subscribeAll(listener) {
-      const handler = guarded(listener);
+      const guardedListener = guarded(listener);
+      const handler = (_type: keyof ChatEventMap, event: ChatEvent) => guardedListener(event);
       everything.on('*', handler);
       everythingListeners += 1;
       let subscribed = true;
@@ -91,19 +75,17 @@ export function createInProcessBus(options: InProcessBusOptions = {}): EventBus 
     },
 
     async replay(sessionId, afterSeq) {
-      return channels.get(sessionId)?.log?.after(afterSeq) ?? [];
+      return logs.get(sessionId)?.after(afterSeq) ?? [];
     },
 
     forget(sessionId) {
-      const channel = channels.get(sessionId);
-      if (!channel) return;
-      channel.log = undefined;
-      release(sessionId, channel);
+      logs.delete(sessionId);
     },
 
     async close() {
-      channels.clear();
+      bySession.all.clear();
       everything.all.clear();
+      logs.clear();
       everythingListeners = 0;
     },
   };

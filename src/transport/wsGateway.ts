@@ -1,17 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import type { RawData, WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
-import { ChatError } from '../domain/errors.ts';
-import type { ChatEvent, StopReason } from '../domain/events.ts';
-import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
+import type { EventBus, Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
-import { parseClientFrame } from './clientFrames.ts';
-import { frameJson } from './frames.ts';
-import { parseSeq } from './resumePosition.ts';
-import { watchSession } from './watchSession.ts';
-import { WS_CLOSE, isInternal, toWireError, wsErrorFrame } from './wireErrors.ts';
+import { WsConnection } from './wsConnection.ts';
+import type { WsShared } from './wsConnection.ts';
+import { WS_CLOSE, toWireError, wsErrorFrame } from './wireErrors.ts';
 
 export interface WsGatewayOptions {
   registry: SessionRegistry;
@@ -33,117 +29,35 @@ export interface WsGateway {
   close(code?: number, reason?: string): void;
 }
 
-const CLOSE_FOR_STOP: Record<StopReason, [number, string]> = {
-  deleted: [WS_CLOSE.sessionDeleted, 'session deleted'],
-  restart_limit: [WS_CLOSE.internalError, 'session stopped'],
-  crashed: [WS_CLOSE.internalError, 'session stopped'],
-  shutdown: [WS_CLOSE.goingAway, 'server shutting down'],
-};
-
 /**
  * `/ws`: a connection opens a new session, or attaches to `?sessionId=` (and
  * resumes after `?lastSeq=`). The first frame names the session; then every
  * event of that session is forwarded. A disconnect never cancels generation.
  */
 export function createWsGateway(options: WsGatewayOptions): WsGateway {
-  const { registry, bus, logger, admission } = options;
-  const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
-  const server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024 });
-
-  const onConnection = (socket: WebSocket, request: IncomingMessage, release: () => void) => {
-    const url = new URL(request.url ?? '/', 'http://localhost');
-    let sessionId: string | undefined;
-    let unsubscribe: Unsubscribe | undefined;
-    let closed = false;
-    // Client frames are handled one after another, in arrival order, even while attaching.
-    let inbox: Promise<void>;
-
-    const sendText = (text: string) => {
-      if (socket.readyState !== socket.OPEN) return;
-      socket.send(text);
-      if (socket.bufferedAmount > maxBufferedBytes) {
-        options.onSlowConsumer?.();
-        logger.warn({ sessionId, buffered: socket.bufferedAmount }, 'closing slow websocket consumer');
-        socket.close(WS_CLOSE.tryAgainLater, 'slow consumer');
-        socket.terminate();
-      }
-    };
-
-    const sendError = (error: unknown, messageId?: string) => {
-      const wire = toWireError(error);
-      if (isInternal(wire)) logger.error({ sessionId, err: String(error) }, 'websocket request failed');
-      sendText(wsErrorFrame(wire, messageId));
-    };
-
-    const deliver = (event: ChatEvent) => {
-      const json = frameJson(event);
-      if (json !== null) sendText(json);
-      if (event.type === 'session.stopped') {
-        const [code, reason] = CLOSE_FOR_STOP[event.reason];
-        socket.close(code, reason);
-      }
-    };
-
-    const attach = async () => {
-      const requested = url.searchParams.get('sessionId');
-      const afterSeq = parseSeq(url.searchParams.get('lastSeq') ?? url.searchParams.get('lastEventId'));
-      const session = requested === null ? await registry.create() : await registry.find(requested);
-      if (!session) {
-        sendError(new ChatError('session_not_found'));
-        socket.close(WS_CLOSE.sessionNotFound, 'session not found');
-        return;
-      }
-      sessionId = session.sessionId;
-      sendText(JSON.stringify({ type: 'session', sessionId }));
-      const stop = await watchSession(bus, session.sessionId, afterSeq, deliver);
-      if (closed) stop();
-      else unsubscribe = stop;
-    };
-
-    const handle = async (data: RawData, isBinary: boolean) => {
-      if (closed || sessionId === undefined) return;
-      try {
-        if (isBinary) throw new ChatError('bad_request', 'Binary frames are not supported; send text.');
-        const frame = parseClientFrame(data.toString());
-        const session = await registry.find(sessionId);
-        if (!session) throw new ChatError('session_not_found');
-        if (frame.type === 'message') {
-          await admission.admitMessage(session.sessionId);
-          session.send(frame.text);
-        } else {
-          session.cancel();
-        }
-      } catch (error) {
-        sendError(error);
-      }
-    };
-
-    inbox = attach().catch((error: unknown) => {
-      sendError(error);
-      socket.close(WS_CLOSE.tryAgainLater, 'could not open session');
-    });
-    socket.on('message', (data, isBinary) => {
-      inbox = inbox.then(() => handle(data, isBinary));
-    });
-    socket.on('close', () => {
-      closed = true;
-      release();
-      unsubscribe?.();
-      unsubscribe = undefined;
-    });
-    socket.on('error', (error) => logger.debug({ sessionId, err: String(error) }, 'websocket error'));
+  const { admission } = options;
+  const shared: WsShared = {
+    registry: options.registry,
+    bus: options.bus,
+    logger: options.logger,
+    admission,
+    maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024,
+    onSlowConsumer: options.onSlowConsumer,
   };
+  const server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024 });
 
   // A refused client still completes the handshake: a browser cannot read an
   // HTTP 503 body on a failed upgrade, but it can read an error frame.
   const refuse = (socket: WebSocket, error: unknown) => {
-    socket.send(wsErrorFrame(toWireError(error)));
-    socket.close(WS_CLOSE.tryAgainLater, toWireError(error).code);
+    const wire = toWireError(error);
+    socket.send(wsErrorFrame(wire));
+    socket.close(WS_CLOSE.tryAgainLater, wire.code);
   };
 
   return {
     handleUpgrade(request, socket, head) {
-      const { pathname } = new URL(request.url ?? '/', 'http://localhost');
+      const requestUrl = request.url ?? '/';
+      const { pathname } = new URL(requestUrl, 'http://localhost');
       if (pathname !== '/ws') {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
@@ -151,7 +65,7 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
       admission.admitConnection(request.socket.remoteAddress ?? 'unknown').then(
         (release) => {
           if (socket.destroyed) return release();
-          server.handleUpgrade(request, socket, head, (websocket) => onConnection(websocket, request, release));
+          server.handleUpgrade(request, socket, head, (websocket) => new WsConnection(shared, websocket, requestUrl, release));
         },
         (error: unknown) => {
           if (socket.destroyed) return;
