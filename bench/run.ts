@@ -25,7 +25,7 @@ Options:
   --stream-sessions N     (default 10000)      --messages M       (default 1)
   --saturate-sessions N   (default 200)        --duration-seconds S (default 10)
   --churn N               sessions for 'churn' (default 1000000)
-  --rate R                new connections per second (default 2000)
+  --rate R                new connections per second (default 1000)
   --per-generator N       connections per generator process (default 9000)
   --url URL               load a server that is already running (loopback only, e.g.
                           ws://127.0.0.1:8080/ws); no baseline, no server-side figures
@@ -50,7 +50,7 @@ const { values } = parseArgs({
     'saturate-sessions': { type: 'string', default: '200' },
     'duration-seconds': { type: 'string', default: '10' },
     churn: { type: 'string', default: '1000000' },
-    rate: { type: 'string', default: '2000' },
+    rate: { type: 'string', default: '1000' },
     'per-generator': { type: 'string', default: '9000' },
     quick: { type: 'boolean', default: false },
     url: { type: 'string' },

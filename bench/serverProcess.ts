@@ -24,7 +24,7 @@ let port: number;
 
 if (kind === 'baseline') {
   const server = createBaselineServer(options);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
   port = (server.address() as AddressInfo).port;
   close = () => new Promise((resolve) => {
     server.closeAllConnections();

@@ -134,7 +134,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     listen(port = 8080, host = '0.0.0.0') {
       return new Promise((resolve, reject) => {
         http.once('error', reject);
-        http.listen(port, host, () => {
+        // A deep accept queue (capped by net.core.somaxconn) rides out bursts of new connections.
+        http.listen({ port, host, backlog: 4096 }, () => {
           http.off('error', reject);
           const address = http.address() as AddressInfo;
           const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
