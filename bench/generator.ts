@@ -18,7 +18,7 @@ interface Connection {
 
 type Command =
   | { type: 'connect'; url: string; count: number; ratePerSecond: number; localAddress: string }
-  | { type: 'stream'; messages: number; intervalMs: number; timeoutMs: number }
+  | { type: 'stream'; messages: number; intervalMs: number; timeoutMs: number; spreadMs: number }
   | { type: 'saturate'; durationMs: number }
   | { type: 'close' };
 
@@ -126,7 +126,10 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
     };
     for (const connection of connections) {
       connection.messagesLeft = command.messages;
-      sendNext(connection);
+      // spreadMs 0: every session sends in the same instant (the worst case);
+      // otherwise first messages start at random offsets within spreadMs.
+      if (command.spreadMs <= 0) sendNext(connection);
+      else setTimeout(() => sendNext(connection), Math.random() * command.spreadMs);
     }
   });
   clearInterval(progress);

@@ -22,7 +22,10 @@ Scenarios (--scenario, comma-separated; default all):
 Options:
   --actors N              sessions for 'actors' (default 100000)
   --idle-sessions N       (default 19000)      --hold-seconds S   (default 60)
-  --stream-sessions N     (default 10000)      --messages M       (default 1)
+  --stream-sessions N     (default 10000)      --messages M       (default 2)
+  --spread-ms S           'stream': first messages start at random offsets within S ms
+                          (default 2000: one reply's length, so with 2 messages each all
+                          sessions stream concurrently); 0 = all in the same instant
   --saturate-sessions N   (default 200)        --duration-seconds S (default 10)
   --churn N               sessions for 'churn' (default 1000000)
   --rate R                new connections per second (default 1000)
@@ -46,7 +49,8 @@ const { values } = parseArgs({
     'idle-sessions': { type: 'string', default: '19000' },
     'hold-seconds': { type: 'string', default: '60' },
     'stream-sessions': { type: 'string', default: '10000' },
-    messages: { type: 'string', default: '1' },
+    messages: { type: 'string', default: '2' },
+    'spread-ms': { type: 'string', default: '2000' },
     'saturate-sessions': { type: 'string', default: '200' },
     'duration-seconds': { type: 'string', default: '10' },
     churn: { type: 'string', default: '1000000' },
@@ -72,7 +76,8 @@ const config = {
   idleSessions: int('idle-sessions', 2_000),
   holdSeconds: int('hold-seconds', 5),
   streamSessions: int('stream-sessions', 1_000),
-  messages: int('messages', 1),
+  messages: int('messages', 2),
+  spreadMs: Number(values['spread-ms']),
   saturateSessions: int('saturate-sessions', 100),
   durationSeconds: int('duration-seconds', 5),
   churn: int('churn', 50_000),
@@ -207,10 +212,13 @@ async function streamRun(kind: 'llm-chat' | 'baseline') {
   log(`${kind}: opening ${config.streamSessions} sessions`);
   const fleet = await connectFleet(server.port, config.streamSessions);
   await server.stats(); // reset the lag window
-  log(`${kind}: ${fleet.ok} sessions stream ${config.messages} message(s) each, at once`);
+  log(`${kind}: ${fleet.ok} sessions stream ${config.messages} message(s) each, first ones within ${config.spreadMs} ms`);
   const results = await Promise.all(
     fleet.generators.map(({ child }) =>
-      child.ask({ type: 'stream', messages: config.messages, intervalMs, timeoutMs: 60_000 + config.messages * 5 * intervalMs * 4 }, 'streamed'),
+      child.ask(
+        { type: 'stream', messages: config.messages, intervalMs, spreadMs: config.spreadMs, timeoutMs: 60_000 + config.spreadMs + config.messages * 5 * intervalMs * 4 },
+        'streamed',
+      ),
     ),
   );
   const during = await server.stats();
@@ -303,7 +311,7 @@ async function main() {
     results['stream'] = { ours, baseline: base };
     const b = (value: number | undefined, digits = 1) => (value === undefined ? '' : formatNumber(value, digits));
     rows.push(
-      { figure: `stream: replies complete of ${ours.expected}`, ours: `${ours.completed}`, baseline: b(base?.completed, 0), target: 'all', verdict: verdict(ours.completed === ours.expected && ours.sessions === config.streamSessions) },
+      { figure: `stream: replies complete of ${ours.expected} (spread ${config.spreadMs} ms)`, ours: `${ours.completed}`, baseline: b(base?.completed, 0), target: 'all', verdict: verdict(ours.completed === ours.expected && ours.sessions === config.streamSessions) },
       { figure: 'stream: time to first chunk p50 / p99 / max (ms)', ours: `${formatNumber(ours.ttfcP50Ms)} / ${formatNumber(ours.ttfcP99Ms)} / ${formatNumber(ours.ttfcMaxMs)}`, baseline: base ? `${formatNumber(base.ttfcP50Ms)} / ${formatNumber(base.ttfcP99Ms)} / ${formatNumber(base.ttfcMaxMs)}` : '', target: 'p99 < 500', verdict: verdict(ours.ttfcP99Ms < 500) },
       { figure: 'stream: chunk lateness p50 / p99 (ms)', ours: `${formatNumber(ours.latenessP50Ms)} / ${formatNumber(ours.latenessP99Ms)}`, baseline: base ? `${formatNumber(base.latenessP50Ms)} / ${formatNumber(base.latenessP99Ms)}` : '', target: 'p99 < 100', verdict: verdict(ours.latenessP99Ms < 100) },
       { figure: 'stream: chunks/s delivered', ours: formatNumber(ours.chunksPerSecond), baseline: b(base?.chunksPerSecond), ratio: ratio(ours.chunksPerSecond, base?.chunksPerSecond) },

@@ -21,32 +21,32 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Mode
   return {
     name: 'simulated',
     async *stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
-      for (let index = 1; index <= chunks; index += 1) {
-        await delay(clock, intervalMs, signal);
-        if (signal.aborted) return;
-        yield { text: `chunk ${index}: ${request.prompt}`, last: index === chunks };
+      // One abort listener per reply, not one per chunk: EventTarget
+      // listeners are costly when 10,000 replies stream at once.
+      let timer: unknown;
+      let wake: (() => void) | undefined;
+      const onAbort = () => {
+        if (timer !== undefined) clock.clearTimeout(timer);
+        wake?.();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        for (let index = 1; index <= chunks; index += 1) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            if (signal.aborted) resolve();
+            // At 0 ms it still yields to the event loop, as a real model's
+            // I/O would: a reply made in one macrotask lets no socket drain.
+            else if (intervalMs <= 0) setImmediate(resolve);
+            else timer = clock.setTimeout(resolve, intervalMs);
+          });
+          timer = undefined;
+          if (signal.aborted) return;
+          yield { text: `chunk ${index}: ${request.prompt}`, last: index === chunks };
+        }
+      } finally {
+        signal.removeEventListener('abort', onAbort);
       }
     },
   };
-}
-
-/**
- * Resolves after `ms`, or at once (without throwing) when `signal` aborts.
- * At 0 ms it still yields to the event loop, as a real model's I/O would:
- * a reply produced in one macrotask would let no socket drain meanwhile.
- */
-function delay(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  if (ms <= 0) return new Promise((resolve) => setImmediate(resolve));
-  return new Promise((resolve) => {
-    const onAbort = () => {
-      clock.clearTimeout(handle);
-      resolve();
-    };
-    const handle = clock.setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
