@@ -21,13 +21,39 @@ export async function startServer(options: ChatServerOptions = {}): Promise<Runn
 
 export type Json = Record<string, unknown> & { type?: string };
 
+/** Wakes waiters when something arrives; `until` polls a probe on every wake, up to a deadline. */
+class Arrivals {
+  #waiters: (() => void)[] = [];
+
+  notify(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  async until<T>(probe: () => T | undefined | false, timeoutMs: number, describe: () => string): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = probe();
+      if (found !== undefined && found !== false) return found;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${describe()}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+}
+
 /** A real `ws` client that records every frame and lets a test wait for one. */
 export class WsClient {
   readonly socket: WebSocket;
   readonly frames: Json[] = [];
   readonly raw: string[] = [];
   closeEvent: { code: number; reason: string } | undefined;
-  #waiters: (() => void)[] = [];
+  #arrivals = new Arrivals();
 
   private constructor(socket: WebSocket) {
     this.socket = socket;
@@ -35,11 +61,11 @@ export class WsClient {
       const text = data.toString();
       this.raw.push(text);
       this.frames.push(JSON.parse(text) as Json);
-      this.#wake();
+      this.#arrivals.notify();
     });
     socket.on('close', (code, reason) => {
       this.closeEvent = { code, reason: reason.toString() };
-      this.#wake();
+      this.#arrivals.notify();
     });
   }
 
@@ -64,12 +90,6 @@ export class WsClient {
     this.socket.send(data);
   }
 
-  #wake(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
-  }
-
   async waitFor(predicate: (frame: Json) => boolean, timeoutMs = 5000): Promise<Json> {
     return this.#until(() => this.frames.find(predicate), timeoutMs, 'frame');
   }
@@ -89,24 +109,11 @@ export class WsClient {
     return this.#until(() => this.closeEvent, timeoutMs, 'close');
   }
 
-  async #until<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = probe();
-      if (found !== undefined) return found;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        const recent = this.raw.slice(-3).map((text) => (text.length > 300 ? `${text.slice(0, 300)}…` : text));
-        throw new Error(`timed out waiting for ${what}; ${this.frames.length} frames, last: ${recent.join(' | ')}`);
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+  #until<T>(probe: () => T | undefined, timeoutMs: number, what: string): Promise<T> {
+    return this.#arrivals.until(probe, timeoutMs, () => {
+      const recent = this.raw.slice(-3).map((text) => (text.length > 300 ? `${text.slice(0, 300)}…` : text));
+      return `${what}; ${this.frames.length} frames, last: ${recent.join(' | ')}`;
+    });
   }
 
   close(): void {
@@ -130,7 +137,7 @@ export class SseClient {
   bytes = '';
   ended = false;
   #abort = new AbortController();
-  #waiters: (() => void)[] = [];
+  #arrivals = new Arrivals();
 
   static open(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
     const client = new SseClient();
@@ -141,15 +148,15 @@ export class SseClient {
         response.setEncoding('utf8');
         response.on('data', (text: string) => {
           client.bytes += text;
-          client.#wake();
+          client.#arrivals.notify();
         });
         response.on('end', () => {
           client.ended = true;
-          client.#wake();
+          client.#arrivals.notify();
         });
         response.on('error', () => {
           client.ended = true;
-          client.#wake();
+          client.#arrivals.notify();
         });
         resolve(client);
       });
@@ -184,27 +191,8 @@ export class SseClient {
     return this.messages.filter((message) => message.event === undefined).map((message) => JSON.parse(message.data) as Json);
   }
 
-  #wake(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  async waitFor<T>(probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = probe();
-      if (found !== undefined && found !== false) return found;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out; SSE bytes so far (tail): ${JSON.stringify(this.bytes.slice(-500))}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+  waitFor<T>(probe: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+    return this.#arrivals.until(probe, timeoutMs, () => `SSE data; bytes so far (tail): ${JSON.stringify(this.bytes.slice(-500))}`);
   }
 
   close(): void {
