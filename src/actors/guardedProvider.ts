@@ -121,9 +121,16 @@ async function* withDeadlines(
   const forward = () => attempt.abort();
   outer.addEventListener('abort', forward, { once: true });
   if (outer.aborted) attempt.abort();
-  const interrupted = new Promise<typeof INTERRUPTED>((resolve) => {
-    attempt.signal.addEventListener('abort', () => resolve(INTERRUPTED), { once: true });
-  });
+  // Wakes the pending read when the attempt aborts (one resolver at a time, not
+  // one Promise.race per token, whose reactions would pile up on a long stream).
+  let interrupt: ((value: typeof INTERRUPTED) => void) | undefined;
+  attempt.signal.addEventListener('abort', () => interrupt?.(INTERRUPTED), { once: true });
+  const read = () =>
+    new Promise<IteratorResult<ProviderChunk> | typeof INTERRUPTED>((resolve, reject) => {
+      if (attempt.signal.aborted) return resolve(INTERRUPTED);
+      interrupt = resolve;
+      iterator.next().then(resolve, reject);
+    });
   let sawToken = false;
   let timedOut = false;
   let deadline = clock.now() + limits.firstTokenTimeoutMs;
@@ -154,7 +161,8 @@ async function* withDeadlines(
   try {
     for (;;) {
       if (sawToken) moveDeadline(clock.now() + limits.stallTimeoutMs);
-      const result = await Promise.race([iterator.next(), interrupted]);
+      const result = await read();
+      interrupt = undefined;
       if (result === INTERRUPTED) break;
       if (result.done) {
         finished = true;
