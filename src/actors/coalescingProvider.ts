@@ -1,5 +1,5 @@
 import type { Clock, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
-import { TIMED_OUT, within } from './clockTimers.ts';
+import { TIMED_OUT } from './clockTimers.ts';
 
 export interface CoalescingOptions {
   /** Longest time text waits in the buffer before it goes out (default 16 ms). */
@@ -25,45 +25,75 @@ export function coalescingProvider(inner: ModelProvider, options: CoalescingOpti
     async *stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
       const iterator = inner.stream(request, signal)[Symbol.asyncIterator]();
       let buffer = '';
-      let bufferedSince = 0;
       let pending: Promise<IteratorResult<ProviderChunk>> | undefined;
       let finished = false;
+      // One flush timer per outgoing chunk (armed when the buffer starts
+      // filling), not one per incoming token.
+      let flushTimer: unknown;
+      let flushDue: Promise<typeof TIMED_OUT> | undefined;
+      let due = false;
+      const startBuffer = () => {
+        due = flushMs <= 0;
+        if (due) return;
+        flushDue = new Promise((resolve) => {
+          flushTimer = clock.setTimeout(() => {
+            flushTimer = undefined;
+            due = true;
+            resolve(TIMED_OUT);
+          }, flushMs);
+        });
+      };
+      const takeBuffer = () => {
+        if (flushTimer !== undefined) clock.clearTimeout(flushTimer);
+        flushTimer = undefined;
+        flushDue = undefined;
+        const text = buffer;
+        buffer = '';
+        return text;
+      };
       try {
         for (;;) {
           pending ??= iterator.next();
-          const wait = bufferedSince + flushMs - clock.now();
-          const result = buffer === '' ? await pending : wait <= 0 ? TIMED_OUT : await within(pending, wait, clock);
+          let result: IteratorResult<ProviderChunk> | typeof TIMED_OUT;
+          if (buffer === '') result = await pending;
+          else if (due || !flushDue) result = TIMED_OUT;
+          else {
+            const current = pending;
+            const timer = flushDue;
+            result = await new Promise((resolve, reject) => {
+              current.then(resolve, reject);
+              void timer.then(resolve);
+            });
+          }
           if (result === TIMED_OUT) {
-            const text = buffer;
-            buffer = '';
-            yield { text, last: false };
+            yield { text: takeBuffer(), last: false };
             continue;
           }
           pending = undefined;
           if (result.done) {
             finished = true;
-            if (!signal.aborted) yield { text: buffer, last: true };
+            const text = takeBuffer();
+            if (!signal.aborted) yield { text, last: true };
             return;
           }
           const piece = result.value;
-          if (buffer === '') bufferedSince = clock.now();
+          if (buffer === '' && piece.text !== '' && !piece.last) startBuffer();
           buffer += piece.text;
           if (piece.last) {
             finished = true;
-            yield piece.usage ? { text: buffer, last: true, usage: piece.usage } : { text: buffer, last: true };
+            const text = takeBuffer();
+            yield piece.usage ? { text, last: true, usage: piece.usage } : { text, last: true };
             return;
           }
-          if (buffer.length >= maxChars) {
-            const text = buffer;
-            buffer = '';
-            yield { text, last: false };
-          }
+          if (buffer.length >= maxChars) yield { text: takeBuffer(), last: false };
         }
       } catch (error) {
         // Text that arrived before the failure is the user's: it goes out first.
-        if (buffer !== '' && !signal.aborted) yield { text: buffer, last: false };
+        const text = takeBuffer();
+        if (text !== '' && !signal.aborted) yield { text, last: false };
         throw error;
       } finally {
+        if (flushTimer !== undefined) clock.clearTimeout(flushTimer);
         if (!finished) iterator.return?.()?.catch(() => {});
       }
     },
