@@ -77,7 +77,10 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
       if (ephemeral) registry.remove(sessionId).catch((error: unknown) => logger.error({ sessionId, err: String(error) }, 'removing an ephemeral session failed'));
     };
     response.on('close', finish);
+    // A client gone while the session was being found or created asks for nothing.
+    if (request.socket.destroyed) finish();
     try {
+      if (finished) return;
       const accepted = session.send(chat.prompt, chat.options);
       follower.track(accepted.replyId);
       const reply = { id: `chatcmpl-${accepted.replyId}`, created: Math.floor(clock.now() / 1000), model };
