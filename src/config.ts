@@ -26,17 +26,40 @@ export interface Config {
   connRatePerIp: number;
   messagesPerMinute: number;
   shedLagMs: number;
+  llmProvider: ProviderKind;
+  llmBaseUrl: string;
+  llmApiKey: string;
+  llmModel: string;
+  llmSystemPrompt: string;
+  llmTemperature: number | undefined;
+  llmMaxTokens: number;
+  firstTokenTimeoutMs: number;
+  stallTimeoutMs: number;
+  llmRetries: number;
+  retryBaseMs: number;
+  breakerFailures: number;
+  breakerFailureRate: number;
+  breakerWindow: number;
+  breakerCooldownMs: number;
+  historyBudgetTokens: number;
+  chunkFlushMs: number;
+  chunkMaxChars: number;
 }
 
-type Kind = 'int' | 'string' | 'level';
+export type ProviderKind = 'simulated' | 'openai';
+const PROVIDERS: readonly ProviderKind[] = ['simulated', 'openai'];
+
+type Kind = 'int' | 'string' | 'level' | 'provider' | 'decimal';
 
 interface Setting {
   key: keyof Config;
   flag: string;
   env: string;
   kind: Kind;
-  default: number | string;
+  /** undefined: unset unless given. */
+  default: number | string | undefined;
   min?: number;
+  max?: number;
   help: string;
 }
 
@@ -63,6 +86,24 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'connRatePerIp', flag: 'conn-rate-per-ip', env: 'CONN_RATE_PER_IP', kind: 'int', default: 50, min: 0, help: 'new connections per client IP per second, 0 for no limit (beyond: rate_limited)' },
   { key: 'messagesPerMinute', flag: 'messages-per-minute', env: 'MESSAGES_PER_MINUTE', kind: 'int', default: 60, min: 0, help: 'messages per session per minute, 0 for no limit (beyond: rate_limited)' },
   { key: 'shedLagMs', flag: 'shed-lag-ms', env: 'SHED_LAG_MS', kind: 'int', default: 500, min: 0, help: 'refuse new work while event-loop p99 delay exceeds this, 0 to never shed' },
+  { key: 'llmProvider', flag: 'provider', env: 'LLM_PROVIDER', kind: 'provider', default: 'simulated', help: 'the model: simulated, or openai (any OpenAI-compatible server)' },
+  { key: 'llmBaseUrl', flag: 'base-url', env: 'LLM_BASE_URL', kind: 'string', default: 'https://api.openai.com/v1', help: 'OpenAI-compatible API base URL (Ollama: http://localhost:11434/v1)' },
+  { key: 'llmApiKey', flag: 'api-key', env: 'LLM_API_KEY', kind: 'string', default: '', help: 'API key for the model server (prefer the env variable: flags show in ps)' },
+  { key: 'llmModel', flag: 'model', env: 'LLM_MODEL', kind: 'string', default: '', help: 'model name; required with --provider openai' },
+  { key: 'llmSystemPrompt', flag: 'system-prompt', env: 'LLM_SYSTEM_PROMPT', kind: 'string', default: '', help: 'system prompt sent first with every request (empty: none)' },
+  { key: 'llmTemperature', flag: 'temperature', env: 'LLM_TEMPERATURE', kind: 'decimal', default: undefined, min: 0, max: 2, help: "sampling temperature, 0 to 2 (unset: the server's default)" },
+  { key: 'llmMaxTokens', flag: 'max-tokens', env: 'LLM_MAX_TOKENS', kind: 'int', default: 0, min: 0, help: "most tokens per reply (0: the server's default)" },
+  { key: 'firstTokenTimeoutMs', flag: 'first-token-timeout-ms', env: 'LLM_FIRST_TOKEN_TIMEOUT_MS', kind: 'int', default: 30_000, min: 1, help: 'no first token within this long: upstream_timeout (per attempt)' },
+  { key: 'stallTimeoutMs', flag: 'stall-timeout-ms', env: 'LLM_STALL_TIMEOUT_MS', kind: 'int', default: 60_000, min: 1, help: 'no next token within this long: upstream_timeout' },
+  { key: 'llmRetries', flag: 'retries', env: 'LLM_RETRIES', kind: 'int', default: 2, min: 0, help: 'retries of a failed model call, only before its first token' },
+  { key: 'retryBaseMs', flag: 'retry-base-ms', env: 'LLM_RETRY_BASE_MS', kind: 'int', default: 250, min: 0, help: 'first retry delay; doubles per retry (at most 10 s), with jitter' },
+  { key: 'breakerFailures', flag: 'breaker-failures', env: 'LLM_BREAKER_FAILURES', kind: 'int', default: 5, min: 0, help: 'circuit breaker opens after this many failures in a row (0: never)' },
+  { key: 'breakerFailureRate', flag: 'breaker-failure-rate', env: 'LLM_BREAKER_FAILURE_RATE', kind: 'int', default: 50, min: 0, max: 100, help: 'or when this % of the last --breaker-window calls failed (0: never)' },
+  { key: 'breakerWindow', flag: 'breaker-window', env: 'LLM_BREAKER_WINDOW', kind: 'int', default: 20, min: 1, help: 'calls the failure rate is measured over' },
+  { key: 'breakerCooldownMs', flag: 'breaker-cooldown-ms', env: 'LLM_BREAKER_COOLDOWN_MS', kind: 'int', default: 30_000, min: 1, help: 'time open before one probe call is let through' },
+  { key: 'historyBudgetTokens', flag: 'history-budget-tokens', env: 'LLM_HISTORY_BUDGET_TOKENS', kind: 'int', default: 3_000, min: 1, help: 'estimated tokens of context per request; oldest turns dropped first' },
+  { key: 'chunkFlushMs', flag: 'chunk-flush-ms', env: 'LLM_CHUNK_FLUSH_MS', kind: 'int', default: 16, min: 0, help: 'model tokens are joined into one chunk for at most this long' },
+  { key: 'chunkMaxChars', flag: 'chunk-max-chars', env: 'LLM_CHUNK_MAX_CHARS', kind: 'int', default: 256, min: 1, help: 'a joined chunk goes out at once at this many characters' },
 ];
 
 export class ConfigError extends Error {
@@ -82,12 +123,15 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
   }
   if (values['help'] === true) return { help: true };
 
-  const config: Record<string, number | string> = {};
+  const config: Record<string, number | string | undefined> = {};
   for (const setting of SETTINGS) {
     const fromFlag = values[setting.flag];
     const raw = typeof fromFlag === 'string' ? fromFlag : env[setting.env];
     const source = typeof fromFlag === 'string' ? `--${setting.flag}` : setting.env;
     config[setting.key] = raw === undefined || raw === '' ? setting.default : convert(setting, raw, source);
+  }
+  if (config['llmProvider'] === 'openai' && !config['llmModel']) {
+    throw new ConfigError('--provider openai needs a model: set --model or LLM_MODEL (e.g. gpt-4o-mini, llama3.2)');
   }
   return { help: false, config: config as unknown as Config };
 }
@@ -103,6 +147,18 @@ function convert(setting: Setting, raw: string, source: string): number | string
       if (!/^\d+$/.test(raw)) throw new ConfigError(`${source} must be a whole number; got "${raw}"`);
       const value = Number(raw);
       if (setting.min !== undefined && value < setting.min) throw new ConfigError(`${source} must be at least ${setting.min}; got ${value}`);
+      if (setting.max !== undefined && value > setting.max) throw new ConfigError(`${source} must be at most ${setting.max}; got ${value}`);
+      return value;
+    }
+    case 'provider':
+      if (!(PROVIDERS as readonly string[]).includes(raw)) throw new ConfigError(`${source} must be one of ${PROVIDERS.join(', ')}; got "${raw}"`);
+      return raw;
+    case 'decimal': {
+      const value = Number(raw);
+      if (!/^\d+(\.\d+)?$/.test(raw) || !Number.isFinite(value)) throw new ConfigError(`${source} must be a number; got "${raw}"`);
+      if ((setting.min !== undefined && value < setting.min) || (setting.max !== undefined && value > setting.max)) {
+        throw new ConfigError(`${source} must be between ${setting.min} and ${setting.max}; got ${value}`);
+      }
       return value;
     }
   }
@@ -111,7 +167,8 @@ function convert(setting: Setting, raw: string, source: string): number | string
 export function helpText(): string {
   const rows = SETTINGS.map((setting) => {
     const left = `  --${setting.flag} <${setting.kind === 'int' ? 'n' : 'value'}>`;
-    return `${left.padEnd(32)}${setting.help}\n${''.padEnd(32)}env ${setting.env}, default ${JSON.stringify(setting.default)}`;
+    const shown = setting.default === undefined ? 'unset' : JSON.stringify(setting.default);
+    return `${left.padEnd(32)}${setting.help}\n${''.padEnd(32)}env ${setting.env}, default ${shown}`;
   });
   return [
     'llm-chat: a high-concurrency LLM chat gateway (WebSocket, SSE, REST).',
@@ -124,7 +181,8 @@ export function helpText(): string {
     '',
     'Endpoints: GET /healthz, WS /ws, GET /sse/:sessionId, POST /api/sessions,',
     'GET /api/sessions/:id, POST /api/sessions/:id/messages, POST /api/sessions/:id/cancel,',
-    'DELETE /api/sessions/:id. See README.md and docs/protocol.md.',
+    'DELETE /api/sessions/:id, GET /api/status, POST /v1/chat/completions, GET /v1/models.',
+    'See README.md and docs/protocol.md.',
     '',
   ].join('\n');
 }

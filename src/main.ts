@@ -25,7 +25,8 @@ async function main(): Promise<void> {
     logger,
   });
   const address = await server.listen(config.port, config.host);
-  logger.info({ url: address.url, provider: 'simulated' }, 'llm-chat listening');
+  const model = config.llmProvider === 'openai' ? { provider: 'openai', model: config.llmModel, baseUrl: config.llmBaseUrl } : { provider: 'simulated' };
+  logger.info({ url: address.url, ...model }, 'llm-chat listening');
 
   // A bug must cost one request or one session, never the node.
   process.on('uncaughtException', (error) => logger.error({ err: String(error), stack: error.stack }, 'uncaught exception'));

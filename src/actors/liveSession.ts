@@ -1,6 +1,7 @@
 import type { Actor } from 'xstate';
 import type { Accepted, Conversation } from '../domain/conversation.ts';
 import { ChatError } from '../domain/errors.ts';
+import type { GenerationOptions } from '../domain/generationOptions.ts';
 import type { IdGenerator, MessageId, SessionId } from '../domain/ids.ts';
 import type { Message } from '../domain/message.ts';
 import { persist } from './sessionMachine.ts';
@@ -42,12 +43,13 @@ export class LiveSession {
    * `bad_request`) and hands it to the session actor. The acceptance is
    * published before the actor can stream, so watchers see it first.
    */
-  send(text: string): Accepted {
+  send(text: string, options?: GenerationOptions): Accepted {
     if (this.actor.getSnapshot().status !== 'active') throw new ChatError('session_stopped');
     const accepted = this.#conversation.accept(
       text,
       { user: this.#ids.messageId(), reply: this.#ids.messageId() },
       this.#deps.clock.now(),
+      options,
     );
     persist(this.#conversation, this.#deps, [accepted.user]);
     this.#deps.bus.publish({

@@ -27,6 +27,7 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
     messageId: current.reply.id,
     prompt: current.prompt.content,
     history: conversation.context(),
+    ...(current.options ? { options: current.options } : {}),
   };
   const publish = (text: string, last: boolean) => {
     const { messageId, seq } = conversation.appendChunk(text, deps.clock.now());
@@ -35,6 +36,7 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
   let ended = false;
   for await (const piece of deps.provider.stream(request, signal)) {
     if (signal.aborted) return;
+    if (piece.usage) conversation.recordUsage(piece.usage, deps.clock.now());
     publish(piece.text, piece.last);
     if (piece.last) {
       ended = true;

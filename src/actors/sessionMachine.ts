@@ -1,6 +1,6 @@
 import { setup } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
-import { ChatError, isChatError } from '../domain/errors.ts';
+import { ChatError, isChatError, isUpstreamFailure } from '../domain/errors.ts';
 import type { Clock, EventBus, Logger, ModelProvider, SessionStore } from '../domain/ports.ts';
 import type { Message } from '../domain/message.ts';
 import { providerActor } from './providerActor.ts';
@@ -49,8 +49,8 @@ export function announceCancelled(conversation: Conversation, deps: SessionDeps,
  * One chat session at work: generating replies until the queue is empty, then
  * done. The conversation (history and queue) is an entity lent by the
  * supervisor; this machine decides when a reply starts, ends or is cancelled.
- * A provider failure is not handled here: it crashes the actor on purpose,
- * and the supervisor restarts it.
+ * A typed upstream failure ends the reply as failed; any other provider
+ * failure crashes the actor on purpose, and the supervisor restarts it.
  */
 export const sessionMachine = setup({
   types: {
@@ -61,6 +61,7 @@ export const sessionMachine = setup({
   actors: { provider: providerActor },
   guards: {
     hasQueued: ({ context }) => context.conversation.hasQueued,
+    upstreamFailed: ({ event }) => 'error' in event && isUpstreamFailure(event.error),
   },
   actions: {
     completeReply: ({ context }) => {
@@ -68,7 +69,30 @@ export const sessionMachine = setup({
       const reply = conversation.finishReply('complete', deps.clock.now());
       if (!reply) return;
       persist(conversation, deps, [reply]);
-      deps.bus.publish({ type: 'message.completed', sessionId: conversation.sessionId, messageId: reply.id });
+      deps.bus.publish({
+        type: 'message.completed',
+        sessionId: conversation.sessionId,
+        messageId: reply.id,
+        ...(reply.usage ? { usage: reply.usage } : {}),
+      });
+    },
+    // The model's server failing is an expected failure, not a bug: the reply
+    // fails, the session stays up, and no restart intensity is spent on it.
+    failReply: ({ context, event }) => {
+      const { conversation, deps } = context;
+      const error = 'error' in event ? event.error : undefined;
+      if (!isChatError(error)) return;
+      const reply = conversation.finishReply('failed', deps.clock.now(), error.code);
+      if (!reply) return;
+      persist(conversation, deps, [reply]);
+      deps.bus.publish({
+        type: 'message.failed',
+        sessionId: conversation.sessionId,
+        messageId: reply.id,
+        code: error.code,
+        message: error.message,
+        ...(error.upstreamStatus !== undefined ? { upstreamStatus: error.upstreamStatus } : {}),
+      });
     },
     cancelAll: ({ context }) => {
       const { conversation, deps } = context;
@@ -102,7 +126,7 @@ export const sessionMachine = setup({
         src: 'provider',
         input: ({ context }) => ({ conversation: context.conversation, deps: context.deps }),
         onDone: { target: 'idle', actions: 'completeReply' },
-        onError: { actions: 'crash' },
+        onError: [{ guard: 'upstreamFailed', target: 'idle', actions: 'failReply' }, { actions: 'crash' }],
       },
       on: {
         cancel: { target: 'idle', actions: 'cancelAll' },

@@ -4,6 +4,7 @@ import { ChatError } from '../domain/errors.ts';
 import { isSessionId } from '../domain/ids.ts';
 import type { IdGenerator, SessionId } from '../domain/ids.ts';
 import type { StopReason } from '../domain/events.ts';
+import type { Message, Turn } from '../domain/message.ts';
 import { LiveSession } from './liveSession.ts';
 import type { SessionDeps } from './sessionMachine.ts';
 import { DEFAULT_RESTART_POLICY, supervisorMachine } from './supervisorMachine.ts';
@@ -23,8 +24,8 @@ export interface SessionRegistryOptions extends SessionDeps {
 }
 
 export interface SessionRegistry {
-  /** Creates and activates a new session. */
-  create(): Promise<LiveSession>;
+  /** Creates and activates a new session, optionally starting from earlier turns. */
+  create(options?: { history?: readonly Turn[] }): Promise<LiveSession>;
   /** The session with this id, re-activated from the store if needed; undefined if none. */
   find(sessionId: string): Promise<LiveSession | undefined>;
   /** Deletes a session everywhere; its watchers are told. False when there was none. */
@@ -108,9 +109,27 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   };
 
   const registry: SessionRegistry = {
-    async create() {
+    async create(options) {
       admit();
-      const conversation = Conversation.start(ids.sessionId(), clock.now(), queueLimit);
+      const now = clock.now();
+      const sessionId = ids.sessionId();
+      const history = options?.history ?? [];
+      const conversation =
+        history.length === 0
+          ? Conversation.start(sessionId, now, queueLimit)
+          : Conversation.restore(
+              {
+                sessionId,
+                createdAt: now,
+                lastActiveAt: now,
+                lastSeq: 0,
+                stopped: false,
+                messages: history.map(
+                  (turn): Message => ({ id: ids.messageId(), role: turn.role, content: turn.content, status: 'complete', createdAt: now, updatedAt: now }),
+                ),
+              },
+              queueLimit,
+            );
       await store.create(conversation.toRecord());
       return activate(conversation, false);
     },

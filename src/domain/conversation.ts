@@ -1,8 +1,9 @@
 import { ChatError } from './errors.ts';
 import type { ErrorCode } from './errors.ts';
+import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId, SessionId } from './ids.ts';
 import { copyMessage } from './message.ts';
-import type { Message } from './message.ts';
+import type { Message, Usage } from './message.ts';
 
 export type FinalReplyStatus = 'complete' | 'cancelled' | 'failed';
 
@@ -33,6 +34,14 @@ export interface ChunkRecord {
 interface Pending {
   readonly user: Message;
   readonly replyId: MessageId;
+  readonly options?: GenerationOptions;
+}
+
+/** The reply being generated, the message it answers and that message's settings. */
+export interface InProgress {
+  readonly reply: Message;
+  readonly prompt: Message;
+  readonly options?: GenerationOptions;
 }
 
 /**
@@ -52,6 +61,7 @@ export class Conversation {
   #queue: Pending[] = [];
   #reply: Message | undefined;
   #prompt: Message | undefined;
+  #options: GenerationOptions | undefined;
   #lastSeq: number;
   #lastActiveAt: number;
   #stopped: boolean;
@@ -95,20 +105,20 @@ export class Conversation {
   }
 
   /** Takes a user message: it starts at once when idle, else waits in the bounded queue. */
-  accept(text: string, ids: { user: MessageId; reply: MessageId }, now: number): Accepted {
+  accept(text: string, ids: { user: MessageId; reply: MessageId }, now: number, options?: GenerationOptions): Accepted {
     if (this.#stopped) throw new ChatError('session_stopped');
     if (text.trim().length === 0) throw new ChatError('bad_request', 'The message text must not be empty.');
     const waiting = this.#queue.length + (this.#reply ? 1 : 0);
     if (waiting > this.queueLimit) throw new ChatError('busy');
     const user: Message = { id: ids.user, role: 'user', content: text, status: 'queued', createdAt: now, updatedAt: now };
     this.#messages.push(user);
-    this.#queue.push({ user, replyId: ids.reply });
+    this.#queue.push(options ? { user, replyId: ids.reply, options } : { user, replyId: ids.reply });
     this.#lastActiveAt = now;
     return { user: copyMessage(user), replyId: ids.reply, position: waiting };
   }
 
   /** Moves the next queued message into generation; returns its reply, or undefined. */
-  startNextReply(now: number): { reply: Message; prompt: Message } | undefined {
+  startNextReply(now: number): InProgress | undefined {
     if (this.#reply || this.#stopped) return undefined;
     const next = this.#queue.shift();
     if (!next) return undefined;
@@ -126,14 +136,16 @@ export class Conversation {
     this.#messages.push(reply);
     this.#reply = reply;
     this.#prompt = next.user;
+    this.#options = next.options;
     this.#lastActiveAt = now;
-    return { reply: copyMessage(reply), prompt: copyMessage(next.user) };
+    return this.inProgress();
   }
 
   /** The reply being generated and the message it answers, if any. */
-  inProgress(): { reply: Message; prompt: Message } | undefined {
+  inProgress(): InProgress | undefined {
     if (!this.#reply || !this.#prompt) return undefined;
-    return { reply: copyMessage(this.#reply), prompt: copyMessage(this.#prompt) };
+    const current = { reply: copyMessage(this.#reply), prompt: copyMessage(this.#prompt) };
+    return this.#options ? { ...current, options: this.#options } : current;
   }
 
   /** Ids of the reply in progress and of every queued reply, in order. */
@@ -153,6 +165,14 @@ export class Conversation {
     return { messageId: reply.id, seq: this.#lastSeq };
   }
 
+  /** Records the tokens the model reported for the reply in progress. */
+  recordUsage(usage: Usage, now: number): void {
+    const reply = this.#reply;
+    if (!reply) return;
+    reply.usage = { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens };
+    reply.updatedAt = now;
+  }
+
   /** Ends the reply in progress with a final status; the text so far is kept. */
   finishReply(status: FinalReplyStatus, now: number, errorCode?: ErrorCode): Message | undefined {
     const reply = this.#reply;
@@ -162,6 +182,7 @@ export class Conversation {
     if (errorCode) reply.errorCode = errorCode;
     this.#reply = undefined;
     this.#prompt = undefined;
+    this.#options = undefined;
     this.#lastActiveAt = now;
     return copyMessage(reply);
   }

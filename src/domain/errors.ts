@@ -14,6 +14,10 @@ export const ERROR_CODES = [
   'overloaded',
   'rate_limited',
   'internal_error',
+  'upstream_error',
+  'upstream_timeout',
+  'upstream_unavailable',
+  'cancelled',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -30,23 +34,42 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   overloaded: 'The server is at capacity; try again later.',
   rate_limited: 'Too many requests; try again later.',
   internal_error: 'Something went wrong on our side.',
+  upstream_error: "The model's server failed to answer.",
+  upstream_timeout: "The model's server took too long to answer.",
+  upstream_unavailable: "The model's server is unavailable (too many recent failures); try again later.",
+  cancelled: 'The reply was cancelled.',
 };
+
+/**
+ * Failures of the model's server: expected in operation, so they end the
+ * reply as `failed` without crashing (and restarting) the session actor.
+ */
+export const UPSTREAM_ERROR_CODES: readonly ErrorCode[] = ['upstream_error', 'upstream_timeout', 'upstream_unavailable'];
+
+export function isUpstreamFailure(error: unknown): error is ChatError {
+  return isChatError(error) && UPSTREAM_ERROR_CODES.includes(error.code);
+}
 
 export interface ChatErrorOptions {
   cause?: unknown;
   /** For `rate_limited` and `overloaded`: when trying again makes sense. */
   retryAfterMs?: number;
+  /** For `upstream_error`: the HTTP status the model's server answered with, when it answered. */
+  upstreamStatus?: number;
 }
 
 export class ChatError extends Error {
   readonly code: ErrorCode;
   readonly retryAfterMs: number | undefined;
+  /** For `upstream_error`: the HTTP status the model's server answered with, when it answered. */
+  readonly upstreamStatus?: number;
 
   constructor(code: ErrorCode, message: string = DEFAULT_ERROR_MESSAGES[code], options: ChatErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ChatError';
     this.code = code;
     this.retryAfterMs = options.retryAfterMs;
+    if (options.upstreamStatus !== undefined) this.upstreamStatus = options.upstreamStatus;
   }
 }
 

@@ -1,5 +1,6 @@
 import type { ErrorCode } from './errors.ts';
 import type { MessageId, SessionId } from './ids.ts';
+import type { Usage } from './message.ts';
 
 /**
  * Domain events. They travel on the event bus, routed by session id, and the
@@ -37,6 +38,8 @@ export interface MessageCompletedEvent {
   readonly type: 'message.completed';
   readonly sessionId: SessionId;
   readonly messageId: MessageId;
+  /** Tokens in and out, when the model reported them. */
+  readonly usage?: Usage;
 }
 
 export interface MessageCancelledEvent {
@@ -51,6 +54,8 @@ export interface MessageFailedEvent {
   readonly messageId: MessageId;
   readonly code: ErrorCode;
   readonly message: string;
+  /** For `upstream_error`: the HTTP status the model's server answered with. */
+  readonly upstreamStatus?: number;
 }
 
 export interface SessionRestartedEvent {

@@ -30,6 +30,12 @@ export interface Message {
   usage?: Usage;
 }
 
+/** One turn of a conversation as a model sees it. */
+export interface Turn {
+  readonly role: Role;
+  readonly content: string;
+}
+
 /** A plain copy, safe to hand outside the entity that owns the message. */
 export function copyMessage(message: Message): Message {
   return message.usage ? { ...message, usage: { ...message.usage } } : { ...message };

@@ -1,7 +1,8 @@
 import type { ConversationRecord } from './conversation.ts';
 import type { ChatEvent, ChunkEvent } from './events.ts';
+import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId, SessionId } from './ids.ts';
-import type { Message } from './message.ts';
+import type { Message, Usage } from './message.ts';
 
 /** Time, injectable so tests run without real sleeps. Shape-compatible with XState's Clock. */
 export interface Clock {
@@ -26,17 +27,24 @@ export interface GenerationRequest {
   readonly prompt: string;
   /** Earlier complete turns, oldest first (the prompt not included). */
   readonly history: readonly Message[];
+  /** Per-message settings (e.g. from an OpenAI-style request); unset ones use the provider's. */
+  readonly options?: GenerationOptions;
 }
 
 export interface ProviderChunk {
   readonly text: string;
   /** True on the provider's final piece; a stream may also just end. */
   readonly last: boolean;
+  /** On the final piece: tokens in and out, when the model reports them. */
+  readonly usage?: Usage;
 }
 
 /**
  * A model. `stream` yields text pieces; it must stop promptly (and release
- * upstream resources) when `signal` aborts, and throw to report failure.
+ * upstream resources) when `signal` aborts, and throw to report failure:
+ * a ChatError `upstream_error` / `upstream_timeout` / `upstream_unavailable`
+ * for an expected failure of the model's server (the reply fails, the session
+ * goes on), anything else for a bug (the session actor is restarted).
  */
 export interface ModelProvider {
   readonly name: string;

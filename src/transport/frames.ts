@@ -28,11 +28,23 @@ export function toFrame(event: ChatEvent): Frame | undefined {
         position: event.position,
       };
     case 'message.completed':
-      return { type: 'completed', sessionId: event.sessionId, messageId: event.messageId };
+      return {
+        type: 'completed',
+        sessionId: event.sessionId,
+        messageId: event.messageId,
+        ...(event.usage ? { usage: event.usage } : {}),
+      };
     case 'message.cancelled':
       return { type: 'cancelled', sessionId: event.sessionId, messageId: event.messageId };
     case 'message.failed':
-      return { type: 'error', sessionId: event.sessionId, messageId: event.messageId, code: event.code, message: event.message };
+      return {
+        type: 'error',
+        sessionId: event.sessionId,
+        messageId: event.messageId,
+        code: event.code,
+        message: event.message,
+        ...(event.upstreamStatus !== undefined ? { upstreamStatus: event.upstreamStatus } : {}),
+      };
     case 'session.restarted':
       return { type: 'restarted', sessionId: event.sessionId, restarts: event.restarts };
     case 'session.stopped':

@@ -15,6 +15,8 @@ export interface HttpAppOptions {
   logger: Logger;
   /** Largest JSON body in bytes (default 64 KiB); larger ones get 413. */
   maxBodyBytes?: number;
+  /** More routers, mounted in order before the not-found handler (e.g. `/v1`, `/api/status`). */
+  routers?: readonly { path: string; router: express.Router }[];
 }
 
 export function createHttpApp(options: HttpAppOptions): express.Express {
@@ -28,6 +30,7 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   });
   app.get('/sse/:sessionId', sse.handler);
   app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), createRestRoutes(registry, admission));
+  for (const { path, router } of options.routers ?? []) app.use(path, router);
 
   app.use((_request: Request, _response: Response, next: NextFunction) => {
     next(new ChatError('not_found'));

@@ -17,6 +17,11 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   overloaded: 503,
   rate_limited: 429,
   internal_error: 500,
+  upstream_error: 502,
+  upstream_timeout: 504,
+  upstream_unavailable: 503,
+  // Google's API mapping of CANCELLED ("client closed request"): the reply was stopped on purpose.
+  cancelled: 499,
 };
 
 /** WebSocket close codes we use (4000–4999 are ours by RFC 6455). */

@@ -1,0 +1,102 @@
+import { createActor } from 'xstate';
+import type { Clock, Logger } from '../domain/ports.ts';
+import { DEFAULT_BREAKER_SETTINGS, circuitBreakerMachine, failureRate } from './circuitBreakerMachine.ts';
+import type { BreakerSettings } from './circuitBreakerMachine.ts';
+
+export type BreakerState = 'closed' | 'open' | 'half_open';
+
+/** What `GET /api/status` shows of a breaker. */
+export interface BreakerStatus {
+  state: BreakerState;
+  consecutiveFailures: number;
+  /** Failed share of the recent calls counted while closed, in percent. */
+  recentFailureRate: number;
+  recentCalls: number;
+  /** When it opened (ms since the epoch), while open or half-open. */
+  openedAt: number | null;
+  /** When a probe will be let through, while open. */
+  probeAt: number | null;
+}
+
+/** Admission to one call; report exactly one outcome. */
+export interface BreakerPermit {
+  success(): void;
+  failure(): void;
+  /** The call ended without telling anything about the upstream (cancelled, a bug). */
+  abandon(): void;
+}
+
+export interface CircuitBreaker {
+  /** A permit, or undefined when the breaker refuses calls (open, or half-open with its probe out). */
+  tryAcquire(): BreakerPermit | undefined;
+  status(): BreakerStatus;
+  stop(): void;
+}
+
+export interface CircuitBreakerOptions extends Partial<BreakerSettings> {
+  name: string;
+  clock: Clock;
+  logger: Logger;
+}
+
+const STATE_NAMES: Record<string, BreakerState> = { closed: 'closed', open: 'open', halfOpen: 'half_open' };
+
+/** Runs the breaker machine as a root actor and gives callers a small synchronous API. */
+export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBreaker {
+  const { clock, logger, name } = options;
+  const settings: BreakerSettings = {
+    failureThreshold: options.failureThreshold ?? DEFAULT_BREAKER_SETTINGS.failureThreshold,
+    failureRatePercent: options.failureRatePercent ?? DEFAULT_BREAKER_SETTINGS.failureRatePercent,
+    window: options.window ?? DEFAULT_BREAKER_SETTINGS.window,
+    cooldownMs: options.cooldownMs ?? DEFAULT_BREAKER_SETTINGS.cooldownMs,
+  };
+  const actor = createActor(circuitBreakerMachine, { input: { settings, now: () => clock.now() }, clock });
+  let previous: BreakerState = 'closed';
+  actor.subscribe({
+    next: (snapshot) => {
+      const state = STATE_NAMES[String(snapshot.value)] ?? 'closed';
+      if (state === previous) return;
+      const fields = { provider: name, from: previous, to: state, consecutiveFailures: snapshot.context.consecutiveFailures };
+      if (state === 'open') logger.warn(fields, 'circuit breaker opened');
+      else logger.info(fields, 'circuit breaker changed state');
+      previous = state;
+    },
+    error: (error: unknown) => logger.error({ provider: name, err: String(error) }, 'circuit breaker failed'),
+  });
+  actor.start();
+
+  const settle = (epoch: number) => {
+    let settled = false;
+    const report = (type: 'success' | 'failure' | 'abandon') => () => {
+      if (settled) return;
+      settled = true;
+      actor.send({ type, epoch });
+    };
+    return { success: report('success'), failure: report('failure'), abandon: report('abandon') };
+  };
+
+  return {
+    tryAcquire() {
+      const before = actor.getSnapshot().context.grants;
+      actor.send({ type: 'acquire' });
+      const after = actor.getSnapshot().context;
+      return after.grants === before ? undefined : settle(after.epoch);
+    },
+    status() {
+      const snapshot = actor.getSnapshot();
+      const { context } = snapshot;
+      const state = STATE_NAMES[String(snapshot.value)] ?? 'closed';
+      return {
+        state,
+        consecutiveFailures: context.consecutiveFailures,
+        recentFailureRate: Math.round(failureRate(context.outcomes)),
+        recentCalls: context.outcomes.length,
+        openedAt: context.openedAt ?? null,
+        probeAt: state === 'open' && context.openedAt !== undefined ? context.openedAt + settings.cooldownMs : null,
+      };
+    },
+    stop() {
+      actor.stop();
+    },
+  };
+}

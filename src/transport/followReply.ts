@@ -1,0 +1,79 @@
+import type { ErrorCode } from '../domain/errors.ts';
+import type { ChatEvent } from '../domain/events.ts';
+import type { MessageId, SessionId } from '../domain/ids.ts';
+import type { Usage } from '../domain/message.ts';
+import type { EventBus } from '../domain/ports.ts';
+
+/** What happens to one reply, in order: text, then exactly one end. */
+export type ReplyStep =
+  | { type: 'text'; text: string }
+  | { type: 'completed'; usage: Usage | undefined }
+  | { type: 'failed'; code: ErrorCode; message: string };
+
+export interface ReplyFollower extends AsyncIterable<ReplyStep> {
+  /** Starts following the reply with this id (events seen since subscribing are kept). */
+  track(replyId: MessageId): void;
+  stop(): void;
+}
+
+/**
+ * Follows one reply on the bus. It subscribes before the message is sent
+ * (so nothing is missed) and keeps the session's events until it learns the
+ * reply's id, then yields that reply's steps.
+ */
+export function followReply(bus: EventBus, sessionId: SessionId): ReplyFollower {
+  let replyId: MessageId | undefined;
+  const early: ChatEvent[] = [];
+  const steps: ReplyStep[] = [];
+  let ended = false;
+  let wake: (() => void) | undefined;
+
+  const push = (step: ReplyStep) => {
+    if (ended) return;
+    steps.push(step);
+    if (step.type !== 'text') ended = true;
+    wake?.();
+  };
+  const take = (event: ChatEvent) => {
+    if (event.type === 'session.stopped') {
+      // The reply's own end comes first; this only covers a session that vanished.
+      push({ type: 'failed', code: event.reason === 'shutdown' ? 'overloaded' : 'cancelled', message: 'The session ended before the reply finished.' });
+      return;
+    }
+    if (!('messageId' in event) || event.messageId !== replyId) return;
+    if (event.type === 'chunk') {
+      if (event.chunk !== '') push({ type: 'text', text: event.chunk });
+    } else if (event.type === 'message.completed') push({ type: 'completed', usage: event.usage });
+    else if (event.type === 'message.failed') push({ type: 'failed', code: event.code, message: event.message });
+    else if (event.type === 'message.cancelled') push({ type: 'failed', code: 'cancelled', message: 'The reply was cancelled.' });
+  };
+  const unsubscribe = bus.subscribe(sessionId, (event) => {
+    if (replyId === undefined) early.push(event);
+    else take(event);
+  });
+
+  return {
+    track(id) {
+      replyId = id;
+      for (const event of early.splice(0)) take(event);
+    },
+    stop() {
+      unsubscribe();
+      ended = true;
+      wake?.();
+    },
+    async *[Symbol.asyncIterator]() {
+      for (;;) {
+        const step = steps.shift();
+        if (step) {
+          yield step;
+          if (step.type !== 'text') return;
+          continue;
+        }
+        if (ended) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    },
+  };
+}

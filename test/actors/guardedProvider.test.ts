@@ -1,0 +1,253 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createCircuitBreaker } from '../../src/actors/circuitBreaker.ts';
+import type { CircuitBreaker } from '../../src/actors/circuitBreaker.ts';
+import { sleep } from '../../src/actors/clockTimers.ts';
+import { coalescingProvider } from '../../src/actors/coalescingProvider.ts';
+import { guardedProvider } from '../../src/actors/guardedProvider.ts';
+import type { GuardOptions } from '../../src/actors/guardedProvider.ts';
+import { ChatError } from '../../src/domain/errors.ts';
+import type { GenerationRequest, ModelProvider, ProviderChunk } from '../../src/domain/ports.ts';
+import { silentLogger } from '../../src/infra/jsonLogger.ts';
+import { ManualClock, settle } from '../support/manualClock.ts';
+
+type Attempt = (signal: AbortSignal) => AsyncIterable<ProviderChunk>;
+
+/** A provider that plays one scripted attempt per call and records what it saw. */
+function scripted(attempts: Attempt[]) {
+  const calls: { signal: AbortSignal; startedAt: number }[] = [];
+  let clockNow = () => 0;
+  const provider: ModelProvider = {
+    name: 'scripted',
+    stream(_request, signal) {
+      calls.push({ signal, startedAt: clockNow() });
+      const attempt = attempts[calls.length - 1];
+      if (!attempt) throw new Error('no more scripted attempts');
+      return attempt(signal);
+    },
+  };
+  return { provider, calls, useClock: (clock: ManualClock) => (clockNow = () => clock.now()) };
+}
+
+/** Pieces at the given times (ms after the attempt starts), then the end. */
+function timed(clock: ManualClock, pieces: [number, string][], end: 'done' | ChatError | 'hang' = 'done'): Attempt {
+  return async function* (signal) {
+    let at = 0;
+    for (const [time, text] of pieces) {
+      await sleep(clock, time - at, signal);
+      at = time;
+      if (signal.aborted) return;
+      yield { text, last: false };
+    }
+    if (end === 'hang') await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
+    else if (end instanceof ChatError) throw end;
+    else yield { text: '', last: true, usage: { inputTokens: 1, outputTokens: 2 } };
+  };
+}
+
+const breakers: CircuitBreaker[] = [];
+afterEach(() => {
+  for (const breaker of breakers.splice(0)) breaker.stop();
+});
+
+const REQUEST: GenerationRequest = { sessionId: 's', messageId: 'r', prompt: 'hi', history: [] };
+
+function setup(attempts: (clock: ManualClock) => Attempt[], options: Partial<GuardOptions> = {}) {
+  const clock = new ManualClock();
+  const script = scripted(attempts(clock));
+  script.useClock(clock);
+  const breaker = createCircuitBreaker({ name: 't', clock, logger: silentLogger, failureThreshold: 3, failureRatePercent: 0, cooldownMs: 10_000 });
+  breakers.push(breaker);
+  const guarded = guardedProvider(script.provider, {
+    breaker,
+    clock,
+    logger: silentLogger,
+    firstTokenTimeoutMs: 1_000,
+    stallTimeoutMs: 500,
+    retries: 2,
+    retryBaseMs: 100,
+    random: () => 0.5,
+    ...options,
+  });
+  return { clock, breaker, guarded, calls: script.calls };
+}
+
+/** Consumes a stream in the background; the test drives time. */
+function run(provider: ModelProvider, signal = new AbortController().signal) {
+  const state = { texts: [] as string[], chunks: [] as ProviderChunk[], error: undefined as ChatError | undefined, done: false };
+  void (async () => {
+    try {
+      for await (const piece of provider.stream(REQUEST, signal)) {
+        state.chunks.push(piece);
+        state.texts.push(piece.text);
+      }
+    } catch (error) {
+      state.error = error as ChatError;
+    } finally {
+      state.done = true;
+    }
+  })();
+  return state;
+}
+
+const upstream500 = () => new ChatError('upstream_error', 'HTTP 500', { upstreamStatus: 500 });
+
+describe('guarded provider', () => {
+  it('passes a healthy stream through', async () => {
+    const { clock, guarded, breaker } = setup((c) => [timed(c, [[10, 'a'], [20, 'b']])]);
+    const state = run(guarded);
+    await clock.advance(20);
+    expect(state).toMatchObject({ done: true, texts: ['a', 'b', ''], error: undefined });
+    expect(breaker.status()).toMatchObject({ state: 'closed', recentCalls: 1, recentFailureRate: 0 });
+  });
+
+  it('retries with exponential backoff and jitter before the first token', async () => {
+    const { clock, guarded, calls } = setup((c) => [timed(c, [], upstream500()), timed(c, [], upstream500()), timed(c, [[0, 'ok']])]);
+    const state = run(guarded);
+    await settle();
+    expect(calls).toHaveLength(1);
+    // random() = 0.5: half the ceiling plus a quarter → 75 ms, then 150 ms.
+    await clock.advance(74);
+    expect(calls).toHaveLength(1);
+    await clock.advance(1);
+    expect(calls).toHaveLength(2);
+    await clock.advance(149);
+    expect(calls).toHaveLength(2);
+    await clock.advance(1);
+    expect(calls).toHaveLength(3);
+    expect(state).toMatchObject({ done: true, texts: ['ok', ''], error: undefined });
+  });
+
+  it('never retries after the first token: the failure ends the stream', async () => {
+    const { clock, guarded, calls } = setup((c) => [timed(c, [[5, 'seen']], upstream500()), timed(c, [[0, 'again']])]);
+    const state = run(guarded);
+    await clock.advance(1_000);
+    expect(calls).toHaveLength(1);
+    expect(state.texts).toEqual(['seen']);
+    expect(state.error).toMatchObject({ code: 'upstream_error', upstreamStatus: 500 });
+  });
+
+  it('does not retry a client error (HTTP 400), and does not count it against the upstream', async () => {
+    const badRequest = new ChatError('upstream_error', 'HTTP 400', { upstreamStatus: 400 });
+    const { clock, guarded, calls, breaker } = setup((c) => [timed(c, [], badRequest)]);
+    const state = run(guarded);
+    await clock.advance(1_000);
+    expect(calls).toHaveLength(1);
+    expect(state.error).toBe(badRequest);
+    expect(breaker.status().consecutiveFailures).toBe(0);
+  });
+
+  it('times out without a first token, aborts that attempt and retries', async () => {
+    const { clock, guarded, calls } = setup((c) => [timed(c, [[5_000, 'too late']]), timed(c, [[10, 'ok']])], { retries: 1 });
+    const state = run(guarded);
+    await clock.advance(999);
+    expect(calls[0]?.signal.aborted).toBe(false);
+    await clock.advance(1);
+    expect(calls[0]?.signal.aborted).toBe(true);
+    await clock.advance(1_000);
+    expect(calls).toHaveLength(2);
+    expect(state).toMatchObject({ done: true, texts: ['ok', ''], error: undefined });
+  });
+
+  it('ends a stream that stalls between chunks with upstream_timeout at the stall deadline', async () => {
+    const { clock, guarded, calls } = setup((c) => [timed(c, [[10, 'a'], [20, 'b']], 'hang')]);
+    const state = run(guarded);
+    await clock.advance(20);
+    expect(state.texts).toEqual(['a', 'b']);
+    await clock.advance(499);
+    expect(state.done).toBe(false);
+    await clock.advance(1);
+    expect(state.error).toMatchObject({ code: 'upstream_timeout', message: "The model's server stopped sending for 500 ms." });
+    expect(calls[0]?.signal.aborted).toBe(true);
+    expect(calls).toHaveLength(1);
+  });
+
+  it('fails fast with upstream_unavailable while the breaker is open, then probes after the cool-down', async () => {
+    const attempts = (c: ManualClock) => [...Array.from({ length: 3 }, () => timed(c, [], upstream500())), timed(c, [[0, 'back']])];
+    const { clock, guarded, calls, breaker } = setup(attempts, { retries: 0 });
+    for (let index = 0; index < 3; index += 1) {
+      run(guarded);
+      await clock.advance(10);
+    }
+    expect(breaker.status().state).toBe('open');
+    const refused = run(guarded);
+    await settle();
+    expect(refused.error).toMatchObject({ code: 'upstream_unavailable' });
+    expect(calls).toHaveLength(3);
+    await clock.advance(10_000);
+    const probe = run(guarded);
+    await clock.advance(1);
+    expect(probe.texts).toEqual(['back', '']);
+    expect(breaker.status().state).toBe('closed');
+  });
+
+  it('stops retrying when the breaker opens between attempts', async () => {
+    const { clock, guarded, calls } = setup((c) => Array.from({ length: 5 }, () => timed(c, [], upstream500())), { retries: 4 });
+    const state = run(guarded);
+    await clock.advance(10_000);
+    expect(calls).toHaveLength(3);
+    expect(state.error).toMatchObject({ code: 'upstream_unavailable' });
+  });
+
+  it('a cancel stops at once: the attempt is aborted and the breaker is not charged', async () => {
+    const { clock, guarded, calls, breaker } = setup((c) => [timed(c, [[10, 'a'], [20, 'b']], 'hang')]);
+    const controller = new AbortController();
+    const state = run(guarded, controller.signal);
+    await clock.advance(15);
+    controller.abort();
+    await settle();
+    expect(calls[0]?.signal.aborted).toBe(true);
+    expect(state).toMatchObject({ done: true, texts: ['a'], error: undefined });
+    expect(breaker.status()).toMatchObject({ consecutiveFailures: 0, recentCalls: 0 });
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('lets an unexpected error through unchanged (a bug, for the supervisor)', async () => {
+    const bug = new Error('bug');
+    const { clock, guarded, calls } = setup(() => [
+      async function* () {
+        yield* [];
+        throw bug;
+      },
+    ]);
+    const state = run(guarded);
+    await clock.advance(1_000);
+    expect(state.error).toBe(bug);
+    expect(calls).toHaveLength(1);
+  });
+});
+
+describe('coalescing', () => {
+  it('joins deltas that arrive within the flush time, and flushes a buffer when it is old enough', async () => {
+    const clock = new ManualClock();
+    const { provider } = scripted([timed(clock, [[0, 'a'], [5, 'b'], [10, 'c'], [40, 'd'], [100, 'e']])]);
+    const state = run(coalescingProvider(provider, { clock, flushMs: 16, maxChars: 100 }));
+    await clock.advance(16);
+    expect(state.texts).toEqual(['abc']);
+    await clock.advance(100);
+    expect(state.chunks).toEqual([
+      { text: 'abc', last: false },
+      { text: 'd', last: false },
+      { text: 'e', last: true, usage: { inputTokens: 1, outputTokens: 2 } },
+    ]);
+  });
+
+  it('flushes at once when the buffer reaches the size limit', async () => {
+    const clock = new ManualClock();
+    const { provider } = scripted([timed(clock, [[0, 'aaaa'], [1, 'bbbb'], [2, 'cc']])]);
+    const state = run(coalescingProvider(provider, { clock, flushMs: 1_000, maxChars: 8 }));
+    await clock.advance(2);
+    expect(state.chunks).toEqual([
+      { text: 'aaaabbbb', last: false },
+      { text: 'cc', last: true, usage: { inputTokens: 1, outputTokens: 2 } },
+    ]);
+  });
+
+  it('sends the buffered text before a failure', async () => {
+    const clock = new ManualClock();
+    const { provider } = scripted([timed(clock, [[0, 'partial']], upstream500())]);
+    const state = run(coalescingProvider(provider, { clock, flushMs: 16 }));
+    await clock.advance(1);
+    expect(state.texts).toEqual(['partial']);
+    expect(state.error).toMatchObject({ code: 'upstream_error' });
+  });
+});
