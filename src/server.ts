@@ -6,12 +6,15 @@ import type { SessionRegistry } from './actors/sessionRegistry.ts';
 import type { IdGenerator } from './domain/ids.ts';
 import type { Clock, EventBus, Logger, ModelProvider, SessionStore } from './domain/ports.ts';
 import { createInProcessBus } from './infra/inProcessBus.ts';
-import { createJsonLogger } from './infra/jsonLogger.ts';
 import { createMemoryStore } from './infra/memoryStore.ts';
+import { createPinoLogger } from './infra/pinoLogger.ts';
+import { createPrometheusMetrics } from './infra/prometheusMetrics.ts';
+import { trackStore } from './infra/trackedStore.ts';
 import { randomIds } from './infra/randomIds.ts';
 import { createSimulatedProvider } from './infra/simulatedProvider.ts';
 import { systemClock } from './infra/systemClock.ts';
 import { createHttpApp } from './transport/httpApp.ts';
+import { createOpsRoutes } from './transport/opsRoutes.ts';
 import { createSseStreams } from './transport/sseRoute.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
 
@@ -30,6 +33,10 @@ export interface ChatServerOptions {
   replayLogSize?: number;
   heartbeatMs?: number;
   maxSessions?: number;
+  /** On `shutdown()`: how long replies in flight may finish before they are interrupted (default 10 s). */
+  shutdownDeadlineMs?: number;
+  /** Serve Prometheus metrics at `GET /metrics` (default true). */
+  metrics?: boolean;
   /** Ports and collaborators; each defaults to the embedded implementation. */
   provider?: ModelProvider;
   store?: SessionStore;
@@ -47,19 +54,31 @@ export interface ChatServer {
   listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>;
   /** Stops sessions (clients are told), closes connections, the bus and the store. */
   close(): Promise<void>;
+  /**
+   * Graceful stop: stops listening, tells clients, lets replies in flight
+   * finish for up to `deadlineMs` (default: the `shutdownDeadlineMs` option),
+   * interrupts the rest, flushes the store and closes. `close()` is this with
+   * no grace.
+   */
+  shutdown(deadlineMs?: number): Promise<void>;
+  /** True once shutdown (or close) has begun. */
+  readonly shuttingDown: boolean;
 }
 
 /** The composition root used by `main.ts` and by tests. */
 export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const clock = options.clock ?? systemClock;
-  const logger = options.logger ?? createJsonLogger();
+  const logger = options.logger ?? createPinoLogger();
+  let shuttingDown = false;
   const bus =
     options.bus ??
     createInProcessBus({
       replayLogSize: options.replayLogSize ?? 1000,
       onListenerError: (error, event) => logger.error({ sessionId: event.sessionId, err: String(error) }, 'bus listener failed'),
     });
-  const store = options.store ?? createMemoryStore();
+  // Metrics are created after the store; the hook looks them up when a failure happens.
+  let countStoreError: ((operation: 'create' | 'load' | 'save' | 'delete' | 'ping') => void) | undefined;
+  const store = trackStore(options.store ?? createMemoryStore(), { onError: (operation) => countStoreError?.(operation) });
   const provider =
     options.provider ?? createSimulatedProvider({ chunks: options.simChunks ?? 5, intervalMs: options.simIntervalMs ?? 400, clock });
 
@@ -73,30 +92,86 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     queueLimit: options.queueLimit ?? 8,
     sessionTtlMs: options.sessionTtlMs ?? 600_000,
     maxSessions: options.maxSessions,
+    onPassivated: (count) => metrics?.passivated(count),
     restartPolicy: {
       ...(options.restartIntensity !== undefined ? { intensity: options.restartIntensity } : {}),
       ...(options.restartPeriodMs !== undefined ? { periodMs: options.restartPeriodMs } : {}),
       ...(options.restartBackoffMs !== undefined ? { backoffBaseMs: options.restartBackoffMs } : {}),
     },
   });
-  const sse = createSseStreams({ registry, bus, logger, heartbeatMs: options.heartbeatMs, maxBufferedBytes: options.maxBufferedBytes });
+  const sse = createSseStreams({
+    registry,
+    bus,
+    logger,
+    heartbeatMs: options.heartbeatMs,
+    maxBufferedBytes: options.maxBufferedBytes,
+    onSlowConsumer: () => metrics?.slowConsumer('sse'),
+  });
   const ws = createWsGateway({
     registry,
     bus,
     logger,
     maxFrameBytes: options.maxFrameBytes,
     maxBufferedBytes: options.maxBufferedBytes,
+    onSlowConsumer: () => metrics?.slowConsumer('ws'),
+    onClientError: (code) => metrics?.clientError('ws', code),
   });
-  const app = createHttpApp({ registry, sse, logger, maxBodyBytes: options.maxBodyBytes });
+  const metrics =
+    options.metrics === false
+      ? undefined
+      : createPrometheusMetrics({
+          bus,
+          clock,
+          connections: () => ({ ws: ws.connectionCount, sse: sse.streamCount }),
+          liveSessions: () => registry.activeCount,
+        });
+  countStoreError = (operation) => metrics?.storeError(operation);
+  const ops = createOpsRoutes({ store, shuttingDown: () => shuttingDown, metrics });
+  const app = createHttpApp({
+    registry,
+    sse,
+    logger,
+    maxBodyBytes: options.maxBodyBytes,
+    routers: [ops],
+    onClientError: (code) => metrics?.clientError('http', code),
+  });
   const http = createHttpServer(app);
-  http.on('upgrade', (request, socket, head) => ws.handleUpgrade(request, socket, head));
+  http.on('upgrade', (request, socket, head) => {
+    // New connections are refused while draining; watchers already attached stay.
+    if (shuttingDown) socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else ws.handleUpgrade(request, socket, head);
+  });
 
   let closing: Promise<void> | undefined;
+  const shutdown = (deadlineMs: number): Promise<void> => {
+    closing ??= (async () => {
+      shuttingDown = true;
+      const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeIdleConnections();
+      const notice = JSON.stringify({ type: 'shutdown', deadlineMs });
+      ws.broadcast(notice);
+      sse.broadcast(`event: server.shutdown\ndata: ${notice}\n\n`);
+      const drained = await registry.drain(deadlineMs); // each session's watchers get `stopped`
+      if (deadlineMs > 0) logger.info({ ...drained }, 'sessions drained');
+      ws.close();
+      sse.close();
+      http.closeAllConnections();
+      await stopped;
+      metrics?.close();
+      await store.settled();
+      await bus.close();
+      await store.close();
+    })();
+    return closing;
+  };
 
   return {
     http,
     registry,
     bus,
+    get shuttingDown() {
+      return shuttingDown;
+    },
     listen(port = 8080, host = '0.0.0.0') {
       return new Promise((resolve, reject) => {
         http.once('error', reject);
@@ -109,18 +184,10 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       });
     },
     close() {
-      closing ??= (async () => {
-        await registry.close(); // publishes session.stopped: watchers get a farewell
-        ws.close();
-        sse.close();
-        await new Promise<void>((resolve) => {
-          http.close(() => resolve());
-          http.closeAllConnections();
-        });
-        await bus.close();
-        await store.close();
-      })();
-      return closing;
+      return shutdown(0);
+    },
+    shutdown(deadlineMs = options.shutdownDeadlineMs ?? 10_000) {
+      return shutdown(deadlineMs);
     },
   };
 }

@@ -53,6 +53,13 @@ export interface MessageFailedEvent {
   readonly message: string;
 }
 
+/** The server stopped (shutdown deadline) while the reply streamed; the text so far is kept. */
+export interface MessageInterruptedEvent {
+  readonly type: 'message.interrupted';
+  readonly sessionId: SessionId;
+  readonly messageId: MessageId;
+}
+
 export interface SessionRestartedEvent {
   readonly type: 'session.restarted';
   readonly sessionId: SessionId;
@@ -82,7 +89,8 @@ export type ChatEvent =
   | MessageCancelledEvent
   | MessageFailedEvent
   | SessionRestartedEvent
-  | SessionStoppedEvent;
+  | SessionStoppedEvent
+  | MessageInterruptedEvent;
 
 export type ChatEventType = ChatEvent['type'];
 

@@ -15,6 +15,20 @@ export interface Logger {
   info(fields: Record<string, unknown>, message: string): void;
   warn(fields: Record<string, unknown>, message: string): void;
   error(fields: Record<string, unknown>, message: string): void;
+  /** A logger that adds `fields` (a request or connection id) to every line; see `withFields`. */
+  child?(fields: Record<string, unknown>): Logger;
+}
+
+/** A logger whose every line carries `fields`, with or without native `child` support. */
+export function withFields(logger: Logger, fields: Record<string, unknown>): Logger {
+  if (logger.child) return logger.child(fields);
+  return {
+    debug: (more, message) => logger.debug({ ...fields, ...more }, message),
+    info: (more, message) => logger.info({ ...fields, ...more }, message),
+    warn: (more, message) => logger.warn({ ...fields, ...more }, message),
+    error: (more, message) => logger.error({ ...fields, ...more }, message),
+    child: (more) => withFields(logger, { ...fields, ...more }),
+  };
 }
 
 // ---- model provider ---------------------------------------------------------

@@ -1,8 +1,9 @@
 import express from 'express';
-import type { NextFunction, Request, Response } from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { Logger } from '../domain/ports.ts';
+import { requestContext, requestLogger } from './requestContext.ts';
 import { createRestRoutes } from './restRoutes.ts';
 import type { SseStreams } from './sseRoute.ts';
 import { httpErrorBody, isInternal, toWireError } from './wireErrors.ts';
@@ -13,6 +14,10 @@ export interface HttpAppOptions {
   logger: Logger;
   /** Largest JSON body in bytes (default 64 KiB); larger ones get 413. */
   maxBodyBytes?: number;
+  /** More routes (pages, operations), mounted after the API and before the 404. */
+  routers?: readonly Router[];
+  /** Told of every error response (metrics). */
+  onClientError?: (code: string) => void;
 }
 
 export function createHttpApp(options: HttpAppOptions): express.Express {
@@ -20,12 +25,14 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(requestContext(logger));
 
   app.get('/healthz', (_request, response) => {
     response.json({ status: 'ok' });
   });
   app.get('/sse/:sessionId', sse.handler);
   app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), createRestRoutes(registry));
+  for (const router of options.routers ?? []) app.use(router);
 
   app.use((_request: Request, _response: Response, next: NextFunction) => {
     next(new ChatError('not_found'));
@@ -34,7 +41,8 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   // Every HTTP error leaves through here, in one JSON shape.
   app.use((error: unknown, request: Request, response: Response, _next: NextFunction) => {
     const wire = toWireError(error);
-    if (isInternal(wire)) logger.error({ method: request.method, path: request.path, err: String(error) }, 'request failed');
+    options.onClientError?.(wire.code);
+    if (isInternal(wire)) requestLogger(response, logger).error({ method: request.method, path: request.path, err: String(error) }, 'request failed');
     if (response.headersSent) {
       response.end();
       return;

@@ -5,9 +5,11 @@ import type { RawData, WebSocket } from 'ws';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { ChatEvent, StopReason } from '../domain/events.ts';
+import { withFields } from '../domain/ports.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
 import { parseClientFrame } from './clientFrames.ts';
 import { frameJson } from './frames.ts';
+import { newRequestId } from './requestContext.ts';
 import { parseSeq } from './resumePosition.ts';
 import { watchSession } from './watchSession.ts';
 import { WS_CLOSE, isInternal, toWireError, wsErrorFrame } from './wireErrors.ts';
@@ -22,12 +24,16 @@ export interface WsGatewayOptions {
   maxBufferedBytes?: number;
   /** Called when a slow consumer is dropped. */
   onSlowConsumer?: () => void;
+  /** Told of every error frame sent to a client (metrics). */
+  onClientError?: (code: string) => void;
 }
 
 export interface WsGateway {
   /** Takes an HTTP upgrade for `/ws`; refuses any other path. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   readonly connectionCount: number;
+  /** Sends one text frame to every open socket (the shutdown notice). */
+  broadcast(text: string): void;
   close(code?: number, reason?: string): void;
 }
 
@@ -44,12 +50,13 @@ const CLOSE_FOR_STOP: Record<StopReason, [number, string]> = {
  * event of that session is forwarded. A disconnect never cancels generation.
  */
 export function createWsGateway(options: WsGatewayOptions): WsGateway {
-  const { registry, bus, logger } = options;
+  const { registry, bus } = options;
   const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
   const server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024 });
 
   server.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     const url = new URL(request.url ?? '/', 'http://localhost');
+    const logger = withFields(options.logger, { connectionId: newRequestId() });
     let sessionId: string | undefined;
     let unsubscribe: Unsubscribe | undefined;
     let closed = false;
@@ -69,6 +76,7 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
 
     const sendError = (error: unknown, messageId?: string) => {
       const wire = toWireError(error);
+      options.onClientError?.(wire.code);
       if (isInternal(wire)) logger.error({ sessionId, err: String(error) }, 'websocket request failed');
       sendText(wsErrorFrame(wire, messageId));
     };
@@ -92,6 +100,7 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
         return;
       }
       sessionId = session.sessionId;
+      logger.debug({ sessionId, resumeAfter: afterSeq }, 'websocket attached');
       sendText(JSON.stringify({ type: 'session', sessionId }));
       const stop = await watchSession(bus, session.sessionId, afterSeq, deliver);
       if (closed) stop();
@@ -119,7 +128,8 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     socket.on('message', (data, isBinary) => {
       inbox = inbox.then(() => handle(data, isBinary));
     });
-    socket.on('close', () => {
+    socket.on('close', (code) => {
+      logger.debug({ sessionId, code }, 'websocket closed');
       closed = true;
       unsubscribe?.();
       unsubscribe = undefined;
@@ -138,6 +148,9 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     },
     get connectionCount() {
       return server.clients.size;
+    },
+    broadcast(text) {
+      for (const client of server.clients) if (client.readyState === client.OPEN) client.send(text);
     },
     close(code = WS_CLOSE.goingAway, reason = 'server shutting down') {
       for (const client of server.clients) client.close(code, reason);
