@@ -1,6 +1,9 @@
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import type { InspectionEvent, Observer } from 'xstate';
+import { createInspectionHub } from './actors/inspectionHub.ts';
+import type { InspectionHub } from './actors/inspectionHub.ts';
 import { createSessionRegistry } from './actors/sessionRegistry.ts';
 import type { SessionRegistry } from './actors/sessionRegistry.ts';
 import type { IdGenerator } from './domain/ids.ts';
@@ -14,7 +17,9 @@ import { randomIds } from './infra/randomIds.ts';
 import { createSimulatedProvider } from './infra/simulatedProvider.ts';
 import { systemClock } from './infra/systemClock.ts';
 import { createHttpApp } from './transport/httpApp.ts';
+import { createInspectorRoutes } from './transport/inspectorRoutes.ts';
 import { createOpsRoutes } from './transport/opsRoutes.ts';
+import { createWebPages } from './transport/webPages.ts';
 import { createSseStreams } from './transport/sseRoute.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
 
@@ -37,6 +42,10 @@ export interface ChatServerOptions {
   shutdownDeadlineMs?: number;
   /** Serve Prometheus metrics at `GET /metrics` (default true). */
   metrics?: boolean;
+  /** The state-machine inspector at `/inspector`, behind `adminToken`; off when absent. */
+  inspector?: { adminToken: string; redact?: boolean };
+  /** An inspection observer for every session's actors (e.g. @statelyai/inspect's); costly, off when absent. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** Ports and collaborators; each defaults to the embedded implementation. */
   provider?: ModelProvider;
   store?: SessionStore;
@@ -50,6 +59,8 @@ export interface ChatServer {
   readonly http: Server;
   readonly registry: SessionRegistry;
   readonly bus: EventBus;
+  /** The inspector's watch hub, when the inspector is on. */
+  readonly inspection: InspectionHub | undefined;
   /** Starts listening; port 0 picks a free port. Resolves with the address. */
   listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>;
   /** Stops sessions (clients are told), closes connections, the bus and the store. */
@@ -93,6 +104,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     sessionTtlMs: options.sessionTtlMs ?? 600_000,
     maxSessions: options.maxSessions,
     onPassivated: (count) => metrics?.passivated(count),
+    ...(options.inspect ? { inspect: options.inspect } : {}),
     restartPolicy: {
       ...(options.restartIntensity !== undefined ? { intensity: options.restartIntensity } : {}),
       ...(options.restartPeriodMs !== undefined ? { periodMs: options.restartPeriodMs } : {}),
@@ -127,12 +139,17 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
         });
   countStoreError = (operation) => metrics?.storeError(operation);
   const ops = createOpsRoutes({ store, shuttingDown: () => shuttingDown, metrics });
+  const inspection = options.inspector ? createInspectionHub({ registry, bus, clock, redact: options.inspector.redact }) : undefined;
+  const inspector =
+    options.inspector && inspection
+      ? createInspectorRoutes({ registry, hub: inspection, logger, adminToken: options.inspector.adminToken, maxBufferedBytes: options.maxBufferedBytes })
+      : undefined;
   const app = createHttpApp({
     registry,
     sse,
     logger,
     maxBodyBytes: options.maxBodyBytes,
-    routers: [ops],
+    routers: [createWebPages(), ...(inspector ? [inspector.router] : []), ops],
     onClientError: (code) => metrics?.clientError('http', code),
   });
   const http = createHttpServer(app);
@@ -155,6 +172,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       if (deadlineMs > 0) logger.info({ ...drained }, 'sessions drained');
       ws.close();
       sse.close();
+      inspector?.close();
+      inspection?.close();
       http.closeAllConnections();
       await stopped;
       metrics?.close();
@@ -169,6 +188,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     http,
     registry,
     bus,
+    inspection,
     get shuttingDown() {
       return shuttingDown;
     },
@@ -184,6 +204,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       });
     },
     close() {
+      // Already draining: stop waiting, interrupt what is still in flight.
+      if (closing) void registry.close();
       return shutdown(0);
     },
     shutdown(deadlineMs = options.shutdownDeadlineMs ?? 10_000) {

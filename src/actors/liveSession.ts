@@ -89,6 +89,16 @@ export class LiveSession {
     return this.#conversation.generating || this.#conversation.hasQueued || this.status() === 'restarting';
   }
 
+  /** Counters only, no message copies: cheap enough to read for every session (the inspector). */
+  summary(): { messageCount: number; pending: number; lastSeq: number; lastActiveAt: number } {
+    return {
+      messageCount: this.#conversation.messageCount,
+      pending: this.#conversation.pendingReplyIds().length,
+      lastSeq: this.#conversation.lastSeq,
+      lastActiveAt: this.#conversation.lastActiveAt,
+    };
+  }
+
   view(): SessionView {
     const record = this.#conversation.toRecord();
     return {
