@@ -139,7 +139,13 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
         });
   countStoreError = (operation) => metrics?.storeError(operation);
   const ops = createOpsRoutes({ store, shuttingDown: () => shuttingDown, metrics });
-  const inspection = options.inspector ? createInspectionHub({ registry, bus, clock, redact: options.inspector.redact }) : undefined;
+  const inspection = options.inspector ? createInspectionHub({
+        registry,
+        bus,
+        clock,
+        redact: options.inspector.redact,
+        onObserverError: (error) => logger.error({ err: String(error) }, 'inspection observer failed'),
+      }) : undefined;
   const inspector =
     options.inspector && inspection
       ? createInspectorRoutes({ registry, hub: inspection, logger, adminToken: options.inspector.adminToken, maxBufferedBytes: options.maxBufferedBytes })

@@ -19,6 +19,8 @@ export interface InspectionHubOptions {
   clock: Clock;
   /** Hide message text (`--inspect-redact`): only its length is shown. */
   redact?: boolean;
+  /** Told when building or sending a record failed (logged by the server). */
+  onObserverError?: (error: unknown) => void;
 }
 
 export interface InspectionHub {
@@ -48,6 +50,7 @@ interface Watched {
 export function createInspectionHub(options: InspectionHubOptions): InspectionHub {
   const { registry, bus, clock } = options;
   const redact = options.redact ?? false;
+  const onObserverError = options.onObserverError ?? (() => {});
   const watched = new Map<SessionId, Watched>();
 
   const emit = (entry: Watched, record: WatchRecord) => {
@@ -92,8 +95,14 @@ export function createInspectionHub(options: InspectionHubOptions): InspectionHu
     const root = live.actor;
     entry.actor = root;
     entry.inspection = root.system.inspect((event) => {
-      const record = toInspectionRecord(event, root);
-      if (record) emit(entry, { at: clock.now(), source: 'xstate', ...record });
+      // Runs inside the session's own transitions: whatever goes wrong here
+      // must cost the watcher a record, never the session its actor.
+      try {
+        const record = toInspectionRecord(event, root);
+        if (record) emit(entry, { at: clock.now(), source: 'xstate', ...record });
+      } catch (error) {
+        onObserverError(error);
+      }
     });
   };
 

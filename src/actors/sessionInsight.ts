@@ -26,14 +26,22 @@ export interface SessionOverview {
   lastActiveAt: number;
 }
 
+function childState(child: AnyActorRef | undefined): string | null {
+  try {
+    const snapshot = child?.getSnapshot() as { status?: string; value?: unknown } | undefined;
+    return snapshot?.status === 'active' ? String(snapshot.value) : null;
+  } catch {
+    return null; // a child still in its constructor cannot be read yet
+  }
+}
+
 export function describeSession(live: LiveSession): SessionOverview {
   const snapshot = live.actor.getSnapshot();
-  const child = snapshot.children.session;
   const summary = live.summary();
   return {
     sessionId: live.sessionId,
     supervisor: snapshot.status === 'active' ? String(snapshot.value) : 'stopped',
-    session: child && child.getSnapshot().status === 'active' ? String(child.getSnapshot().value) : null,
+    session: childState(snapshot.children.session),
     restarts: snapshot.context.restarts.length,
     messages: summary.messageCount,
     pending: summary.pending,
@@ -152,7 +160,8 @@ export function toInspectionRecord(event: InspectionEvent, root: AnyActorRef): I
   const actor = actorName(event.actorRef, root);
   switch (event.type) {
     case '@xstate.actor':
-      return { kind: 'actor', actor, ...stateOf(event.actorRef.getSnapshot()) };
+      // Sent from the actor's constructor: its snapshot cannot be read yet (XState's dev build throws).
+      return { kind: 'actor', actor };
     case '@xstate.event': {
       const detail = eventDetail(event.event);
       return {
