@@ -188,7 +188,7 @@ function renderCharts(machines) {
       if (notes.length) name.append(element('small', notes.join(', ')));
       box.append(name);
       const list = element('ul');
-      for (const transition of [...node.transitions, ...machine.global]) {
+      for (const transition of node.type === 'final' ? [] : [...node.transitions, ...machine.global]) {
         const item = element('li', `${transition.label} → ${transition.targets.length ? transition.targets.join(' | ') : '(stays)'}`);
         item.dataset.event = transition.event;
         list.append(item);
