@@ -74,7 +74,10 @@ export function createReplyTimings(clock: Clock, hooks: ReplyTimingsHooks): { ob
       if (!times) return;
       if (times.current?.messageId === event.messageId) {
         hooks.finished((now - times.current.startedAt) / 1000, outcome);
-        startNext(event.sessionId, times, now);
+        // A cancel (or a shutdown) drops the queue with the reply; after a
+        // completion or a failure the next queued message takes its turn.
+        if (outcome === 'cancelled' || outcome === 'interrupted') sessions.delete(event.sessionId);
+        else startNext(event.sessionId, times, now);
       } else {
         times.queue = times.queue.filter((queued) => queued.messageId !== event.messageId);
       }
