@@ -72,7 +72,8 @@ describe('inspector', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
     expect(await page.text()).not.toContain(TOKEN);
-    for (const headers of [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: TOKEN }]) {
+    const attempts: Record<string, string>[] = [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: TOKEN }];
+    for (const headers of attempts) {
       const response = await api(running.url, 'GET', '/inspector/api/overview', undefined, headers);
       expect(response.status).toBe(401);
       expect(response.body).toEqual({ error: { code: 'unauthorized', message: 'A valid admin token is required.' } });
