@@ -9,8 +9,9 @@ export interface StatelyForwarder {
 
 // Contexts hold the conversation and the deps (bus, store, provider): forward
 // a flat summary, never the objects (secrets, size, cycles).
-function safeContext(context: Record<string, unknown>): Record<string, unknown> {
+function safeContext(context: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
+  if (context === null || typeof context !== 'object') return out; // promise actors have none
   for (const [key, value] of Object.entries(context)) {
     if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) out[key] = value;
     else if (Array.isArray(value)) out[key] = `[${value.length} items]`;
@@ -31,7 +32,7 @@ export async function connectStately(url: string, logger: Logger): Promise<State
   const { createWebSocketInspector } = await import('@statelyai/inspect');
   const inspector = createWebSocketInspector({
     url,
-    sanitizeContext: (context) => safeContext(context as Record<string, unknown>),
+    sanitizeContext: (context) => safeContext(context as Record<string, unknown> | undefined),
     sanitizeEvent: (event) => ({ type: event.type }),
   });
   logger.info({ url }, 'forwarding inspection events to a Stately inspector');
