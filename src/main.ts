@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     if (configuredToken) logger.info({ inspector: `${base}/inspector` }, 'inspector ready (admin token from configuration)');
     else {
       const link = `${base}/inspector#token=${adminToken}`;
-      logger.info({ inspector: link, adminToken }, 'inspector ready (admin token generated for this run)');
+      logger.info({ inspector: link }, 'inspector ready (admin token generated for this run)');
       if (!['debug', 'info'].includes(config.logLevel)) process.stderr.write(`llm-chat: inspector at ${link}\n`);
     }
   }

@@ -61,6 +61,19 @@ describe('graceful shutdown (in process)', () => {
     expect(record?.messages.find((message) => message.content === 'queued behind it')?.status).toBe('cancelled');
   });
 
+  it('close() during a drain stops waiting: the reply is interrupted at once (a second signal)', async () => {
+    const running = await startServer({ simIntervalMs: 300 });
+    const { client } = await WsClient.session(running.wsUrl);
+    client.send('endless');
+    await client.waitFor(isChunk);
+    const graceful = running.server.shutdown(60_000);
+    const started = Date.now();
+    await running.server.close();
+    await graceful;
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(client.frames.map((frame) => frame.type)).toContain('interrupted');
+  });
+
   it('refuses new messages while draining', async () => {
     const running = await startServer({ simIntervalMs: 100 });
     const { client, sessionId } = await WsClient.session(running.wsUrl);
