@@ -1,6 +1,7 @@
 // The llm-chat page: one session over WebSocket, history over REST.
-// Plain JavaScript module, no build step. Message text is only ever set with
-// textContent, so nothing a model or a user writes can run as markup.
+// Plain JavaScript modules, no build step.
+
+import { createMessageList } from './messageList.js';
 
 const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
 const RETRY_MAX_MS = 10_000;
@@ -12,6 +13,7 @@ const sendButton = $('send');
 const stopButton = $('stop');
 const connection = $('connection');
 const notice = $('notice');
+const messages = createMessageList(log, $('empty'), () => refreshControls());
 
 const state = {
   sessionId: undefined,
@@ -19,10 +21,6 @@ const state = {
   socket: undefined,
   retries: 0,
   retryTimer: undefined,
-  /** Messages by id, in display order (Map keeps insertion order). */
-  messages: new Map(),
-  /** Reply id → the user message it answers, for replies announced by `accepted`. */
-  prompts: new Map(),
   /** True once the session can take no more messages (stopped for good, deleted). */
   ended: false,
 };
@@ -49,78 +47,8 @@ function showNotice(text) {
   notice.hidden = !text;
 }
 
-// ---- messages --------------------------------------------------------------
-
-const STATUS_TAGS = {
-  queued: '',
-  cancelled: 'stopped',
-  failed: 'failed',
-  interrupted: 'interrupted (the server restarted)',
-};
-
-function upsert(message) {
-  const existing = state.messages.get(message.id);
-  const merged = existing ? { ...existing, ...message } : message;
-  state.messages.set(message.id, merged);
-  render(merged);
-  return merged;
-}
-
-function render(message) {
-  let element = log.querySelector(`[data-id="${message.id}"]`);
-  if (!element) {
-    element = document.createElement('article');
-    element.dataset.id = message.id;
-    element.className = `message ${message.role}`;
-    const bubble = document.createElement('div');
-    bubble.className = 'bubble';
-    const tag = document.createElement('div');
-    tag.className = 'tag';
-    element.append(bubble, tag);
-    log.append(element);
-    $('empty').hidden = true;
-  }
-  element.dataset.status = message.status;
-  element.querySelector('.bubble').textContent = message.content;
-  const tag = message.errorMessage ?? STATUS_TAGS[message.status] ?? '';
-  element.querySelector('.tag').textContent = tag;
-  refreshControls();
-  scrollToEnd();
-}
-
-function scrollToEnd() {
-  log.scrollTop = log.scrollHeight;
-}
-
-function clearMessages() {
-  state.messages.clear();
-  state.prompts.clear();
-  for (const element of log.querySelectorAll('.message')) element.remove();
-  $('empty').hidden = false;
-}
-
-function pending() {
-  for (const message of state.messages.values()) {
-    if (message.status === 'streaming' || message.status === 'queued') return true;
-  }
-  return false;
-}
-
-/** The user message a reply answers: known from `accepted`, else the oldest one still queued (replies go in order). */
-function promptOf(replyId) {
-  const known = state.messages.get(state.prompts.get(replyId));
-  if (known) return known;
-  for (const message of state.messages.values()) if (message.role === 'user' && message.status === 'queued') return message;
-  return undefined;
-}
-
-function settlePrompt(replyId, status) {
-  const prompt = promptOf(replyId);
-  if (prompt && prompt.status === 'queued') upsert({ ...prompt, status });
-}
-
 function refreshControls() {
-  stopButton.disabled = !pending() || !state.sessionId;
+  stopButton.disabled = !messages.pending() || !state.sessionId;
   sendButton.disabled = state.ended;
   input.disabled = state.ended;
 }
@@ -134,7 +62,7 @@ async function loadHistory(id) {
   if (!response.ok) throw new Error(`history: HTTP ${response.status}`);
   const view = await response.json();
   for (const message of view.messages) {
-    upsert({ id: message.id, role: message.role, content: message.content, status: message.status });
+    messages.upsert({ id: message.id, role: message.role, content: message.content, status: message.status });
   }
   state.lastSeq = view.lastSeq;
   if (view.status === 'stopped') end('This chat was stopped after repeated failures. Start a new chat to go on.');
@@ -152,31 +80,31 @@ function handleFrame(frame) {
       refreshControls();
       break;
     case 'accepted':
-      state.prompts.set(frame.messageId, frame.userMessageId);
-      upsert({ id: frame.userMessageId, role: 'user', content: frame.text, status: frame.position > 0 ? 'queued' : 'complete' });
-      upsert({ id: frame.messageId, role: 'assistant', content: '', status: frame.position > 0 ? 'queued' : 'streaming' });
+      messages.link(frame.messageId, frame.userMessageId);
+      messages.upsert({ id: frame.userMessageId, role: 'user', content: frame.text, status: frame.position > 0 ? 'queued' : 'complete' });
+      messages.upsert({ id: frame.messageId, role: 'assistant', content: '', status: frame.position > 0 ? 'queued' : 'streaming' });
       break;
     case 'chunk': {
       if (frame.seq <= state.lastSeq) break; // already shown (history or an earlier connection)
       state.lastSeq = frame.seq;
-      const reply = state.messages.get(frame.messageId) ?? { id: frame.messageId, role: 'assistant', content: '' };
-      settlePrompt(frame.messageId, 'complete');
-      upsert({ ...reply, content: reply.content + frame.chunk, status: frame.is_last ? 'complete' : 'streaming' });
+      const reply = messages.get(frame.messageId) ?? { id: frame.messageId, role: 'assistant', content: '' };
+      messages.settlePrompt(frame.messageId, 'complete');
+      messages.upsert({ ...reply, content: reply.content + frame.chunk, status: frame.is_last ? 'complete' : 'streaming' });
       break;
     }
     case 'completed':
-      markReply(frame.messageId, 'complete');
+      messages.finish(frame.messageId, 'complete');
       break;
     case 'cancelled':
-      markReply(frame.messageId, 'cancelled');
+      messages.finish(frame.messageId, 'cancelled');
       break;
     case 'interrupted':
-      markReply(frame.messageId, 'interrupted');
+      messages.finish(frame.messageId, 'interrupted');
       break;
     case 'error':
       if (frame.messageId) {
-        const reply = state.messages.get(frame.messageId);
-        if (reply) upsert({ ...reply, status: 'failed', errorMessage: frame.message });
+        const reply = messages.get(frame.messageId);
+        if (reply) messages.upsert({ ...reply, status: 'failed', errorMessage: frame.message });
       } else showNotice(frame.message);
       break;
     case 'restarted':
@@ -191,22 +119,6 @@ function handleFrame(frame) {
     default:
       break; // newer servers may send more; ignore what we do not know
   }
-}
-
-function markReply(id, status) {
-  const reply = state.messages.get(id);
-  const started = reply !== undefined && reply.status !== 'queued';
-  settlePrompt(id, started || status === 'complete' ? 'complete' : status);
-  // A reply that never started has nothing to show.
-  if (!started && status === 'cancelled') {
-    if (reply) {
-      state.messages.delete(id);
-      log.querySelector(`[data-id="${id}"]`)?.remove();
-      refreshControls();
-    }
-    return;
-  }
-  upsert({ ...(reply ?? { id, role: 'assistant', content: '' }), status });
 }
 
 function connect() {
@@ -234,7 +146,7 @@ function onClose(code) {
   switch (code) {
     case 4404:
       showNotice('That chat no longer exists. A new one was started.');
-      clearMessages();
+      messages.clear();
       setSession(undefined);
       state.lastSeq = 0;
       connect();
@@ -337,7 +249,7 @@ $('new-chat').addEventListener('click', () => {
   const old = state.socket;
   state.socket = undefined;
   old?.close(1000);
-  clearMessages();
+  messages.clear();
   showNotice('');
   setSession(undefined);
   state.lastSeq = 0;
