@@ -135,6 +135,23 @@ describe('inspector', () => {
     await stream.until(() => hub?.attachedCount === 0, 'the observer to be detached');
   });
 
+  it('follows a watched session across passivation: the re-activated actor is observed', async () => {
+    running = await startServer({ inspector: { adminToken: TOKEN }, simIntervalMs: 5, sessionTtlMs: 60_000 });
+    const { registry, inspection } = running.server;
+    const sessionId = String((await api(running.url, 'POST', '/api/sessions')).body['sessionId']);
+    const stream = openStream(`${running.url}/inspector/stream?sessionId=${sessionId}`);
+    await stream.ready;
+    await stream.until(() => records(stream.events).length > 0, 'the first record');
+    const before = registry.peek(sessionId)?.actor;
+    before?.stop(); // what a passivation sweep does to an idle actor
+    await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'after passivation' }); // re-activates
+    await stream.until(() => records(stream.events).some((record) => record['kind'] === 'transition' && record['state'] === 'generating'), 'the new actor generating');
+    expect(registry.peek(sessionId)?.actor).not.toBe(before);
+    expect(records(stream.events)).toContainEqual(expect.objectContaining({ source: 'domain', event: 'session.started', detail: 'resumed' }));
+    expect(inspection?.attachedCount).toBe(1);
+    stream.close();
+  });
+
   it('--inspect-redact hides message text, keeping its length', async () => {
     running = await startServer({ inspector: { adminToken: TOKEN, redact: true }, simIntervalMs: 5 });
     const sessionId = String((await api(running.url, 'POST', '/api/sessions')).body['sessionId']);
