@@ -44,12 +44,19 @@ export interface Config {
   historyBudgetTokens: number;
   chunkFlushMs: number;
   chunkMaxChars: number;
+  shutdownDeadlineMs: number;
+  logFormat: 'auto' | 'json' | 'pretty';
+  metrics: boolean;
+  inspector: boolean;
+  adminToken: string;
+  inspectRedact: boolean;
+  inspectStately: string;
 }
 
 export type ProviderKind = 'simulated' | 'openai';
 const PROVIDERS: readonly ProviderKind[] = ['simulated', 'openai'];
 
-type Kind = 'int' | 'string' | 'level' | 'provider' | 'decimal';
+type Kind = 'int' | 'string' | 'level' | 'provider' | 'decimal' | 'boolean' | 'choice';
 
 interface Setting {
   key: keyof Config;
@@ -57,13 +64,17 @@ interface Setting {
   env: string;
   kind: Kind;
   /** undefined: unset unless given. */
-  default: number | string | undefined;
+  default: number | string | boolean | undefined;
   min?: number;
   max?: number;
+  /** For `choice`: the values allowed. */
+  choices?: readonly string[];
   help: string;
 }
 
 const LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+const BOOLEAN_WORDS: Record<string, boolean> = { true: true, '1': true, yes: true, on: true, false: false, '0': false, no: false, off: false };
 
 export const SETTINGS: readonly Setting[] = [
   { key: 'port', flag: 'port', env: 'PORT', kind: 'int', default: 8080, min: 0, help: 'TCP port to listen on (0 picks a free one)' },
@@ -104,6 +115,13 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'historyBudgetTokens', flag: 'history-budget-tokens', env: 'LLM_HISTORY_BUDGET_TOKENS', kind: 'int', default: 3_000, min: 1, help: 'estimated tokens of context per request; oldest turns dropped first' },
   { key: 'chunkFlushMs', flag: 'chunk-flush-ms', env: 'LLM_CHUNK_FLUSH_MS', kind: 'int', default: 16, min: 0, help: 'model tokens are joined into one chunk for at most this long' },
   { key: 'chunkMaxChars', flag: 'chunk-max-chars', env: 'LLM_CHUNK_MAX_CHARS', kind: 'int', default: 256, min: 1, help: 'a joined chunk goes out at once at this many characters' },
+  { key: 'shutdownDeadlineMs', flag: 'shutdown-deadline-ms', env: 'SHUTDOWN_DEADLINE_MS', kind: 'int', default: 10_000, min: 0, help: 'on SIGTERM/SIGINT, how long replies in flight may finish before they are interrupted' },
+  { key: 'logFormat', flag: 'log-format', env: 'LOG_FORMAT', kind: 'choice', choices: ['auto', 'json', 'pretty'], default: 'auto', help: 'auto (pretty on a terminal, else JSON lines), json or pretty' },
+  { key: 'metrics', flag: 'metrics', env: 'METRICS', kind: 'boolean', default: true, help: 'serve Prometheus metrics at GET /metrics' },
+  { key: 'inspector', flag: 'inspector', env: 'INSPECTOR', kind: 'boolean', default: true, help: 'serve the state-machine inspector at /inspector (always behind the admin token)' },
+  { key: 'adminToken', flag: 'admin-token', env: 'ADMIN_TOKEN', kind: 'string', default: '', help: 'token for /inspector (at least 16 characters); empty: one is generated and printed at start-up' },
+  { key: 'inspectRedact', flag: 'inspect-redact', env: 'INSPECT_REDACT', kind: 'boolean', default: false, help: 'hide message content from the inspector' },
+  { key: 'inspectStately', flag: 'inspect-stately', env: 'INSPECT_STATELY', kind: 'string', default: '', help: "also forward every session's inspection events to a @statelyai/inspect WebSocket relay at this ws:// URL (costly)" },
 ];
 
 export class ConfigError extends Error {
@@ -114,7 +132,12 @@ export type ParsedCommandLine = { help: true } | { help: false; config: Config }
 
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
-  for (const setting of SETTINGS) options[setting.flag] = { type: 'string' };
+  for (const setting of SETTINGS) {
+    if (setting.kind === 'boolean') {
+      options[setting.flag] = { type: 'boolean' };
+      options[`no-${setting.flag}`] = { type: 'boolean' };
+    } else options[setting.flag] = { type: 'string' };
+  }
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
@@ -123,26 +146,53 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
   }
   if (values['help'] === true) return { help: true };
 
-  const config: Record<string, number | string | undefined> = {};
+  const config: Record<string, number | string | boolean | undefined> = {};
   for (const setting of SETTINGS) {
+    if (setting.kind === 'boolean' && (values[setting.flag] === true || values[`no-${setting.flag}`] === true)) {
+      if (values[setting.flag] === true && values[`no-${setting.flag}`] === true) {
+        throw new ConfigError(`--${setting.flag} and --no-${setting.flag} contradict each other`);
+      }
+      config[setting.key] = values[setting.flag] === true;
+      continue;
+    }
     const fromFlag = values[setting.flag];
     const raw = typeof fromFlag === 'string' ? fromFlag : env[setting.env];
     const source = typeof fromFlag === 'string' ? `--${setting.flag}` : setting.env;
     config[setting.key] = raw === undefined || raw === '' ? setting.default : convert(setting, raw, source);
   }
-  if (config['llmProvider'] === 'openai' && !config['llmModel']) {
-    throw new ConfigError('--provider openai needs a model: set --model or LLM_MODEL (e.g. gpt-4o-mini, llama3.2)');
-  }
-  return { help: false, config: config as unknown as Config };
+  const typed = config as unknown as Config;
+  validate(typed);
+  return { help: false, config: typed };
 }
 
-function convert(setting: Setting, raw: string, source: string): number | string {
+// Checks that span more than one value's syntax.
+function validate(config: Config): void {
+  if (config.llmProvider === 'openai' && !config.llmModel) {
+    throw new ConfigError('--provider openai needs a model: set --model or LLM_MODEL (e.g. gpt-4o-mini, llama3.2)');
+  }
+  if (config.adminToken !== '' && config.adminToken.length < 16) {
+    throw new ConfigError('--admin-token (ADMIN_TOKEN) must be at least 16 characters; leave it empty to have one generated');
+  }
+  if (config.inspectStately !== '' && !/^wss?:\/\/./.test(config.inspectStately)) {
+    throw new ConfigError(`--inspect-stately (INSPECT_STATELY) must be a ws:// or wss:// URL; got "${config.inspectStately}"`);
+  }
+}
+
+function convert(setting: Setting, raw: string, source: string): number | string | boolean {
   switch (setting.kind) {
     case 'string':
       return raw;
     case 'level':
       if (!(LEVELS as readonly string[]).includes(raw)) throw new ConfigError(`${source} must be one of ${LEVELS.join(', ')}; got "${raw}"`);
       return raw;
+    case 'choice':
+      if (!setting.choices?.includes(raw)) throw new ConfigError(`${source} must be one of ${setting.choices?.join(', ')}; got "${raw}"`);
+      return raw;
+    case 'boolean': {
+      const value = BOOLEAN_WORDS[raw.toLowerCase()];
+      if (value === undefined) throw new ConfigError(`${source} must be true or false; got "${raw}"`);
+      return value;
+    }
     case 'int': {
       if (!/^\d+$/.test(raw)) throw new ConfigError(`${source} must be a whole number; got "${raw}"`);
       const value = Number(raw);
@@ -166,7 +216,8 @@ function convert(setting: Setting, raw: string, source: string): number | string
 
 export function helpText(): string {
   const rows = SETTINGS.map((setting) => {
-    const left = `  --${setting.flag} <${setting.kind === 'int' ? 'n' : 'value'}>`;
+    const left =
+      setting.kind === 'boolean' ? `  --[no-]${setting.flag}` : `  --${setting.flag} <${setting.kind === 'int' ? 'n' : 'value'}>`;
     const shown = setting.default === undefined ? 'unset' : JSON.stringify(setting.default);
     return `${left.padEnd(32)}${setting.help}\n${''.padEnd(32)}env ${setting.env}, default ${shown}`;
   });
@@ -183,6 +234,7 @@ export function helpText(): string {
     'GET /api/sessions/:id, POST /api/sessions/:id/messages, POST /api/sessions/:id/cancel,',
     'DELETE /api/sessions/:id, GET /api/status, POST /v1/chat/completions, GET /v1/models.',
     'See README.md and docs/protocol.md.',
+    'Pages and operations: GET / (chat page), GET /inspector (admin token), GET /metrics, GET /readyz.',
     '',
   ].join('\n');
 }

@@ -1,5 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { ConfigError, helpText, loadConfig } from './config.ts';
-import { createJsonLogger } from './infra/jsonLogger.ts';
+import { createPinoLogger } from './infra/pinoLogger.ts';
+import { connectStately } from './infra/statelyInspector.ts';
 import { createChatServer } from './server.ts';
 
 async function main(): Promise<void> {
@@ -18,32 +20,61 @@ async function main(): Promise<void> {
     return;
   }
   const { config } = parsed;
-  const logger = createJsonLogger({ level: config.logLevel });
+  const { inspector, adminToken: configuredToken, inspectRedact, inspectStately, logFormat, ...settings } = config;
+  const logger = createPinoLogger({ level: config.logLevel, format: logFormat });
+  // The inspector is never served without a token: one is made when none is configured.
+  const adminToken = inspector ? configuredToken || randomBytes(24).toString('base64url') : undefined;
+  const stately = inspectStately ? await connectStately(inspectStately, logger) : undefined;
   const server = createChatServer({
-    ...config,
+    ...settings,
     maxConnections: config.maxConnections === 0 ? undefined : config.maxConnections,
     logger,
+    inspector: adminToken ? { adminToken, redact: inspectRedact } : undefined,
+    inspect: stately?.inspect,
   });
   const address = await server.listen(config.port, config.host);
   const model = config.llmProvider === 'openai' ? { provider: 'openai', model: config.llmModel, baseUrl: config.llmBaseUrl } : { provider: 'simulated' };
   logger.info({ url: address.url, ...model }, 'llm-chat listening');
 
+  if (adminToken) {
+    // 0.0.0.0 and :: are not addresses a browser can open.
+    const base = /^(0\.0\.0\.0|::)$/.test(address.host) ? `http://localhost:${address.port}` : address.url;
+    if (configuredToken) logger.info({ inspector: `${base}/inspector` }, 'inspector ready (admin token from configuration)');
+    else {
+      const link = `${base}/inspector#token=${adminToken}`;
+      logger.info({ inspector: link }, 'inspector ready (admin token generated for this run)');
+      if (!['debug', 'info'].includes(config.logLevel)) process.stderr.write(`llm-chat: inspector at ${link}\n`);
+    }
+  }
+
   // A bug must cost one request or one session, never the node.
   process.on('uncaughtException', (error) => logger.error({ err: String(error), stack: error.stack }, 'uncaught exception'));
   process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
 
+  let signals = 0;
   const shutdown = (signal: string) => {
-    logger.info({ signal }, 'shutting down');
-    server.close().then(
-      () => process.exit(0),
+    signals += 1;
+    if (signals > 1) {
+      // A second signal: stop waiting for replies in flight.
+      logger.warn({ signal }, 'shutting down now: replies in flight are interrupted');
+      void server.close();
+      return;
+    }
+    logger.info({ signal, deadlineMs: config.shutdownDeadlineMs }, 'shutting down: letting replies in flight finish');
+    server.shutdown(config.shutdownDeadlineMs).then(
+      async () => {
+        await stately?.stop();
+        logger.info({}, 'shut down');
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: String(error) }, 'shutdown failed');
         process.exit(1);
       },
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 main().catch((error: unknown) => {

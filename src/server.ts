@@ -5,15 +5,20 @@ import { createCircuitBreaker } from './actors/circuitBreaker.ts';
 import type { CircuitBreaker } from './actors/circuitBreaker.ts';
 import { coalescingProvider } from './actors/coalescingProvider.ts';
 import { guardedProvider } from './actors/guardedProvider.ts';
+import type { InspectionEvent, Observer } from 'xstate';
+import { createInspectionHub } from './actors/inspectionHub.ts';
+import type { InspectionHub } from './actors/inspectionHub.ts';
 import { createSessionRegistry } from './actors/sessionRegistry.ts';
 import type { SessionRegistry } from './actors/sessionRegistry.ts';
 import type { ProviderKind } from './config.ts';
 import type { IdGenerator } from './domain/ids.ts';
 import type { Clock, EventBus, Logger, ModelProvider, SessionStore } from './domain/ports.ts';
 import { createInProcessBus } from './infra/inProcessBus.ts';
-import { createJsonLogger } from './infra/jsonLogger.ts';
 import { createMemoryStore } from './infra/memoryStore.ts';
 import { createOpenAiProvider } from './infra/openAiProvider.ts';
+import { createPinoLogger } from './infra/pinoLogger.ts';
+import { createPrometheusMetrics } from './infra/prometheusMetrics.ts';
+import { trackStore } from './infra/trackedStore.ts';
 import { randomIds } from './infra/randomIds.ts';
 import { createSimulatedProvider } from './infra/simulatedProvider.ts';
 import { systemClock } from './infra/systemClock.ts';
@@ -23,6 +28,9 @@ import type { Admission, RejectReason } from './transport/admission.ts';
 import { createHttpApp } from './transport/httpApp.ts';
 import { createOpenAiRoutes } from './transport/openAiRoutes.ts';
 import { createStatusRoute } from './transport/statusRoute.ts';
+import { createInspectorRoutes } from './transport/inspectorRoutes.ts';
+import { createOpsRoutes } from './transport/opsRoutes.ts';
+import { createWebPages } from './transport/webPages.ts';
 import { createSseStreams } from './transport/sseRoute.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
 
@@ -74,6 +82,14 @@ export interface ChatServerOptions {
   /** Token deltas of a real model are joined into chunks for at most this long / this many characters. */
   chunkFlushMs?: number;
   chunkMaxChars?: number;
+  /** On `shutdown()`: how long replies in flight may finish before they are interrupted (default 10 s). */
+  shutdownDeadlineMs?: number;
+  /** Serve Prometheus metrics at `GET /metrics` (default true). */
+  metrics?: boolean;
+  /** The state-machine inspector at `/inspector`, behind `adminToken`; off when absent. */
+  inspector?: { adminToken: string; redact?: boolean };
+  /** An inspection observer for every session's actors (e.g. @statelyai/inspect's); costly, off when absent. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** Ports and collaborators; each defaults to the embedded implementation. */
   provider?: ModelProvider;
   store?: SessionStore;
@@ -90,23 +106,37 @@ export interface ChatServer {
   readonly admission: Admission;
   /** The model's circuit breaker (its state is on `GET /api/status`). */
   readonly breaker: CircuitBreaker;
+  /** The inspector's watch hub, when the inspector is on. */
+  readonly inspection: InspectionHub | undefined;
   /** Starts listening; port 0 picks a free port. Resolves with the address. */
   listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>;
   /** Stops sessions (clients are told), closes connections, the bus and the store. */
   close(): Promise<void>;
+  /**
+   * Graceful stop: stops listening, tells clients, lets replies in flight
+   * finish for up to `deadlineMs` (default: the `shutdownDeadlineMs` option),
+   * interrupts the rest, flushes the store and closes. `close()` is this with
+   * no grace.
+   */
+  shutdown(deadlineMs?: number): Promise<void>;
+  /** True once shutdown (or close) has begun. */
+  readonly shuttingDown: boolean;
 }
 
 /** The composition root used by `main.ts` and by tests. */
 export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const clock = options.clock ?? systemClock;
-  const logger = options.logger ?? createJsonLogger();
+  const logger = options.logger ?? createPinoLogger();
+  let shuttingDown = false;
   const bus =
     options.bus ??
     createInProcessBus({
       replayLogSize: options.replayLogSize ?? 1000,
       onListenerError: (error, event) => logger.error({ sessionId: event.sessionId, err: String(error) }, 'bus listener failed'),
     });
-  const store = options.store ?? createMemoryStore();
+  // Metrics are created after the store; the hook looks them up when a failure happens.
+  let countStoreError: ((operation: 'create' | 'load' | 'save' | 'delete' | 'ping') => void) | undefined;
+  const store = trackStore(options.store ?? createMemoryStore(), { onError: (operation) => countStoreError?.(operation) });
   const model = createModel(options, clock, logger);
   const { provider, breaker } = model;
 
@@ -120,6 +150,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     queueLimit: options.queueLimit ?? 8,
     sessionTtlMs: options.sessionTtlMs ?? 600_000,
     maxSessions: options.maxSessions === 0 ? undefined : (options.maxSessions ?? 100_000),
+    onPassivated: (count) => metrics?.passivated(count),
+    ...(options.inspect ? { inspect: options.inspect } : {}),
     restartPolicy: {
       ...(options.restartIntensity !== undefined ? { intensity: options.restartIntensity } : {}),
       ...(options.restartPeriodMs !== undefined ? { periodMs: options.restartPeriodMs } : {}),
@@ -140,7 +172,10 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     admission,
     heartbeatMs: options.heartbeatMs,
     maxBufferedBytes: options.maxBufferedBytes,
-    onSlowConsumer: () => options.onSlowConsumer?.('sse'),
+    onSlowConsumer: () => {
+      options.onSlowConsumer?.('sse');
+      metrics?.slowConsumer('sse');
+    },
   });
   const ws = createWsGateway({
     registry,
@@ -149,8 +184,34 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     admission,
     maxFrameBytes: options.maxFrameBytes,
     maxBufferedBytes: options.maxBufferedBytes,
-    onSlowConsumer: () => options.onSlowConsumer?.('ws'),
+    onSlowConsumer: () => {
+      options.onSlowConsumer?.('ws');
+      metrics?.slowConsumer('ws');
+    },
+    onClientError: (code) => metrics?.clientError('ws', code),
   });
+  const metrics =
+    options.metrics === false
+      ? undefined
+      : createPrometheusMetrics({
+          bus,
+          clock,
+          connections: () => ({ ws: ws.connectionCount, sse: sse.streamCount }),
+          liveSessions: () => registry.activeCount,
+        });
+  countStoreError = (operation) => metrics?.storeError(operation);
+  const ops = createOpsRoutes({ store, shuttingDown: () => shuttingDown, metrics });
+  const inspection = options.inspector ? createInspectionHub({
+        registry,
+        bus,
+        clock,
+        redact: options.inspector.redact,
+        onObserverError: (error) => logger.error({ err: String(error) }, 'inspection observer failed'),
+      }) : undefined;
+  const inspector =
+    options.inspector && inspection
+      ? createInspectorRoutes({ registry, hub: inspection, logger, adminToken: options.inspector.adminToken, maxBufferedBytes: options.maxBufferedBytes })
+      : undefined;
   const openAi = createOpenAiRoutes({
     registry,
     bus,
@@ -170,12 +231,45 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     routers: [
       { path: '/api', router: status },
       { path: '/v1', router: openAi },
+      { path: '/', router: createWebPages() },
+      ...(inspector ? [{ path: '/', router: inspector.router }] : []),
+      { path: '/', router: ops },
     ],
+    onClientError: (code) => metrics?.clientError('http', code),
   });
   const http = createHttpServer(app);
-  http.on('upgrade', (request, socket, head) => ws.handleUpgrade(request, socket, head));
+  http.on('upgrade', (request, socket, head) => {
+    // New connections are refused while draining; watchers already attached stay.
+    if (shuttingDown) socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else ws.handleUpgrade(request, socket, head);
+  });
 
   let closing: Promise<void> | undefined;
+  const shutdown = (deadlineMs: number): Promise<void> => {
+    closing ??= (async () => {
+      shuttingDown = true;
+      const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeIdleConnections();
+      const notice = JSON.stringify({ type: 'shutdown', deadlineMs });
+      ws.broadcast(notice);
+      sse.broadcast(`event: server.shutdown\ndata: ${notice}\n\n`);
+      const drained = await registry.drain(deadlineMs); // each session's watchers get `stopped`
+      if (deadlineMs > 0) logger.info({ ...drained }, 'sessions drained');
+      ws.close();
+      sse.close();
+      inspector?.close();
+      inspection?.close();
+      http.closeAllConnections();
+      await stopped;
+      metrics?.close();
+      admission.close();
+      breaker.stop();
+      await store.settled();
+      await bus.close();
+      await store.close();
+    })();
+    return closing;
+  };
 
   return {
     http,
@@ -183,6 +277,10 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     bus,
     admission,
     breaker,
+    inspection,
+    get shuttingDown() {
+      return shuttingDown;
+    },
     listen(port = 8080, host = '0.0.0.0') {
       return new Promise((resolve, reject) => {
         http.once('error', reject);
@@ -196,20 +294,12 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       });
     },
     close() {
-      closing ??= (async () => {
-        await registry.close(); // publishes session.stopped: watchers get a farewell
-        ws.close();
-        sse.close();
-        await new Promise<void>((resolve) => {
-          http.close(() => resolve());
-          http.closeAllConnections();
-        });
-        admission.close();
-        breaker.stop();
-        await bus.close();
-        await store.close();
-      })();
-      return closing;
+      // Already draining: stop waiting, interrupt what is still in flight.
+      if (closing) void registry.close();
+      return shutdown(0);
+    },
+    shutdown(deadlineMs = options.shutdownDeadlineMs ?? 10_000) {
+      return shutdown(deadlineMs);
     },
   };
 }

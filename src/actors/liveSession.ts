@@ -8,6 +8,11 @@ import { persist } from './sessionMachine.ts';
 import type { SessionDeps } from './sessionMachine.ts';
 import type { SupervisorMachine } from './supervisorMachine.ts';
 
+/** Shared by a registry's sessions: false once the server drains for shutdown. */
+export interface Admission {
+  readonly accepting: boolean;
+}
+
 export type SessionStatus = 'idle' | 'generating' | 'restarting' | 'stopped';
 
 export interface SessionView {
@@ -29,13 +34,15 @@ export class LiveSession {
   readonly #conversation: Conversation;
   readonly #deps: SessionDeps;
   readonly #ids: IdGenerator;
+  readonly #admission: Admission | undefined;
 
-  constructor(actor: Actor<SupervisorMachine>, conversation: Conversation, deps: SessionDeps, ids: IdGenerator) {
+  constructor(actor: Actor<SupervisorMachine>, conversation: Conversation, deps: SessionDeps, ids: IdGenerator, admission?: Admission) {
     this.sessionId = conversation.sessionId;
     this.actor = actor;
     this.#conversation = conversation;
     this.#deps = deps;
     this.#ids = ids;
+    this.#admission = admission;
   }
 
   /**
@@ -45,6 +52,7 @@ export class LiveSession {
    */
   send(text: string, options?: GenerationOptions): Accepted {
     if (this.actor.getSnapshot().status !== 'active') throw new ChatError('session_stopped');
+    if (this.#admission?.accepting === false) throw new ChatError('overloaded', 'The server is shutting down; try again shortly.');
     const accepted = this.#conversation.accept(
       text,
       { user: this.#ids.messageId(), reply: this.#ids.messageId() },
@@ -82,6 +90,16 @@ export class LiveSession {
   /** Busy sessions are never passivated. */
   get busy(): boolean {
     return this.#conversation.generating || this.#conversation.hasQueued || this.status() === 'restarting';
+  }
+
+  /** Counters only, no message copies: cheap enough to read for every session (the inspector). */
+  summary(): { messageCount: number; pending: number; lastSeq: number; lastActiveAt: number } {
+    return {
+      messageCount: this.#conversation.messageCount,
+      pending: this.#conversation.pendingReplyIds().length,
+      lastSeq: this.#conversation.lastSeq,
+      lastActiveAt: this.#conversation.lastActiveAt,
+    };
   }
 
   view(): SessionView {

@@ -1,9 +1,10 @@
 import { createActor } from 'xstate';
+import type { InspectionEvent, Observer } from 'xstate';
 import { Conversation } from '../domain/conversation.ts';
 import { ChatError } from '../domain/errors.ts';
 import { isSessionId } from '../domain/ids.ts';
 import type { IdGenerator, SessionId } from '../domain/ids.ts';
-import type { StopReason } from '../domain/events.ts';
+import type { ChatEvent, StopReason } from '../domain/events.ts';
 import type { Message, Turn } from '../domain/message.ts';
 import { LiveSession } from './liveSession.ts';
 import type { SessionDeps } from './sessionMachine.ts';
@@ -21,6 +22,16 @@ export interface SessionRegistryOptions extends SessionDeps {
   /** Most active sessions on this node (default unlimited); past it, `overloaded`. */
   maxSessions?: number;
   restartPolicy?: Partial<RestartPolicy>;
+  /** Told how many idle actors a sweep passivated (metrics). */
+  onPassivated?: (count: number) => void;
+  /** An inspection observer given to every session's actor system (e.g. Stately's inspector); costly. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+}
+
+/** How a drain ended: sessions that finished their work in time, and those interrupted at the deadline. */
+export interface DrainResult {
+  finished: number;
+  interrupted: number;
 }
 
 export interface SessionRegistry {
@@ -36,7 +47,21 @@ export interface SessionRegistry {
   readonly activeCount: number;
   /** Stops every actor (reason `shutdown`) and the sweeper. */
   close(): Promise<void>;
+  /** The active sessions, least recently used first; neither activates nor touches them. */
+  live(): IterableIterator<LiveSession>;
+  /** The active session with this id, or undefined; neither activates nor touches it. */
+  peek(sessionId: string): LiveSession | undefined;
+  /**
+   * Graceful stop: takes no new sessions or messages, stops each session as
+   * soon as it has no reply in flight or queued, and at the deadline stops the
+   * rest (their replies end `interrupted`). Resolves when all have stopped.
+   */
+  drain(deadlineMs: number): Promise<DrainResult>;
+  /** True once draining or closed. */
+  readonly draining: boolean;
 }
+
+const ENDS_A_REPLY: ReadonlySet<ChatEvent['type']> = new Set(['message.completed', 'message.cancelled', 'message.failed', 'message.interrupted']);
 
 interface Entry {
   session: LiveSession;
@@ -62,6 +87,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   const activating = new Map<SessionId, Promise<LiveSession | undefined>>();
   let sweepTimer: unknown;
   let closed = false;
+  const admission = { accepting: true };
 
   const touch = (entry: Entry) => {
     entry.lastUsedAt = clock.now();
@@ -69,8 +95,12 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
 
   const activate = (conversation: Conversation, resumed: boolean): LiveSession => {
     const sessionId = conversation.sessionId;
-    const actor = createActor(supervisorMachine, { input: { conversation, deps, policy }, clock });
-    const session = new LiveSession(actor, conversation, deps, ids);
+    const actor = createActor(supervisorMachine, {
+      input: { conversation, deps, policy },
+      clock,
+      ...(options.inspect ? { inspect: options.inspect } : {}),
+    });
+    const session = new LiveSession(actor, conversation, deps, ids, admission);
     const forgetIfCurrent = () => {
       if (entries.get(sessionId)?.session === session) entries.delete(sessionId);
     };
@@ -187,7 +217,10 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
         bus.forget(sessionId);
         passivated += 1;
       }
-      if (passivated > 0) logger.debug({ passivated, active: entries.size }, 'passivated idle sessions');
+      if (passivated > 0) {
+        logger.debug({ passivated, active: entries.size }, 'passivated idle sessions');
+        options.onPassivated?.(passivated);
+      }
       return passivated;
     },
 
@@ -197,8 +230,68 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
 
     async close() {
       closed = true;
+      admission.accepting = false;
       if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer);
       for (const [sessionId, entry] of [...entries]) stopEntry(sessionId, entry, 'shutdown');
+    },
+
+    *live() {
+      for (const entry of entries.values()) yield entry.session;
+    },
+
+    peek(sessionId) {
+      return isSessionId(sessionId) ? entries.get(sessionId)?.session : undefined;
+    },
+
+    get draining() {
+      return closed;
+    },
+
+    drain(deadlineMs) {
+      closed = true;
+      admission.accepting = false;
+      if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer);
+      const waiting = new Map<SessionId, Entry>();
+      for (const [sessionId, entry] of [...entries]) {
+        if (entry.session.busy) waiting.set(sessionId, entry);
+        else stopEntry(sessionId, entry, 'shutdown');
+      }
+      if (waiting.size === 0) return Promise.resolve({ finished: 0, interrupted: 0 });
+      if (deadlineMs <= 0) {
+        for (const [sessionId, entry] of waiting) stopEntry(sessionId, entry, 'shutdown');
+        return Promise.resolve({ finished: 0, interrupted: waiting.size });
+      }
+      logger.info({ sessions: waiting.size, deadlineMs }, 'waiting for replies in flight');
+      return new Promise<DrainResult>((resolve) => {
+        let finished = 0;
+        const settle = (interrupted: number) => {
+          unsubscribe();
+          clock.clearTimeout(timer);
+          resolve({ finished, interrupted });
+        };
+        const unsubscribe = bus.subscribeAll((event) => {
+          if (!waiting.has(event.sessionId) || (!ENDS_A_REPLY.has(event.type) && event.type !== 'session.stopped')) return;
+          // The event is published mid-transition; look again once the actor has settled.
+          queueMicrotask(() => {
+            const entry = waiting.get(event.sessionId);
+            if (!entry) return;
+            const gone = entry.session.actor.getSnapshot().status !== 'active';
+            if (!gone && entry.session.busy) return;
+            waiting.delete(event.sessionId);
+            if (!gone) {
+              finished += 1;
+              stopEntry(event.sessionId, entry, 'shutdown');
+            }
+            if (waiting.size === 0) settle(0);
+          });
+        });
+        const timer = clock.setTimeout(() => {
+          const interrupted = waiting.size;
+          for (const [sessionId, entry] of waiting) stopEntry(sessionId, entry, 'shutdown');
+          waiting.clear();
+          settle(interrupted);
+        }, deadlineMs);
+      });
     },
   };
 

@@ -110,10 +110,13 @@ export const supervisorMachine = setup({
     stopForGood: ({ context }) => {
       const { conversation, deps } = context;
       const now = deps.clock.now();
-      const reply = conversation.finishReply('cancelled', now);
-      const dropped = conversation.cancelQueued(now);
-      announceCancelled(conversation, deps, [...(reply ? [reply.id] : []), ...dropped.map(({ replyId }) => replyId)]);
       const reason = context.stopReason ?? 'restart_limit';
+      // At shutdown the reply was cut short by the server, not by anyone's choice.
+      const interrupted = reason === 'shutdown';
+      const reply = conversation.finishReply(interrupted ? 'interrupted' : 'cancelled', now);
+      const dropped = conversation.cancelQueued(now);
+      if (reply && interrupted) deps.bus.publish({ type: 'message.interrupted', sessionId: conversation.sessionId, messageId: reply.id });
+      announceCancelled(conversation, deps, [...(reply && !interrupted ? [reply.id] : []), ...dropped.map(({ replyId }) => replyId)]);
       // Passivation-like stops (shutdown) leave the session usable later.
       if (reason === 'restart_limit') conversation.stop(now);
       if (reason !== 'deleted') persist(conversation, deps, [...(reply ? [reply] : []), ...dropped.map(({ user }) => user)]);

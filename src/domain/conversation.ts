@@ -5,7 +5,7 @@ import type { MessageId, SessionId } from './ids.ts';
 import { copyMessage } from './message.ts';
 import type { Message, Usage } from './message.ts';
 
-export type FinalReplyStatus = 'complete' | 'cancelled' | 'failed';
+export type FinalReplyStatus = 'complete' | 'cancelled' | 'failed' | 'interrupted';
 
 /** What a store keeps of a session, and what re-activation restores from. */
 export interface ConversationRecord {

@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   'upstream_timeout',
   'upstream_unavailable',
   'cancelled',
+  'unauthorized',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -38,6 +39,7 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   upstream_timeout: "The model's server took too long to answer.",
   upstream_unavailable: "The model's server is unavailable (too many recent failures); try again later.",
   cancelled: 'The reply was cancelled.',
+  unauthorized: 'A valid admin token is required.',
 };
 
 /**

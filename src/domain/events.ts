@@ -58,6 +58,13 @@ export interface MessageFailedEvent {
   readonly upstreamStatus?: number;
 }
 
+/** The server stopped (shutdown deadline) while the reply streamed; the text so far is kept. */
+export interface MessageInterruptedEvent {
+  readonly type: 'message.interrupted';
+  readonly sessionId: SessionId;
+  readonly messageId: MessageId;
+}
+
 export interface SessionRestartedEvent {
   readonly type: 'session.restarted';
   readonly sessionId: SessionId;
@@ -87,7 +94,8 @@ export type ChatEvent =
   | MessageCancelledEvent
   | MessageFailedEvent
   | SessionRestartedEvent
-  | SessionStoppedEvent;
+  | SessionStoppedEvent
+  | MessageInterruptedEvent;
 
 export type ChatEventType = ChatEvent['type'];
 

@@ -49,6 +49,8 @@ export function toFrame(event: ChatEvent): Frame | undefined {
       return { type: 'restarted', sessionId: event.sessionId, restarts: event.restarts };
     case 'session.stopped':
       return { type: 'stopped', sessionId: event.sessionId, reason: event.reason };
+    case 'message.interrupted':
+      return { type: 'interrupted', sessionId: event.sessionId, messageId: event.messageId };
     case 'session.started':
       return undefined; // internal: nobody attached can be surprised by it
   }

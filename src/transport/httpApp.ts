@@ -1,9 +1,10 @@
 import express from 'express';
-import type { NextFunction, Request, Response } from 'express';
+import type { NextFunction, Request, Response, Router } from 'express';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
+import { requestContext, requestLogger } from './requestContext.ts';
 import { createRestRoutes } from './restRoutes.ts';
 import type { SseStreams } from './sseRoute.ts';
 import { httpErrorBody, httpErrorHeaders, isInternal, toWireError } from './wireErrors.ts';
@@ -15,8 +16,10 @@ export interface HttpAppOptions {
   logger: Logger;
   /** Largest JSON body in bytes (default 64 KiB); larger ones get 413. */
   maxBodyBytes?: number;
-  /** More routers, mounted in order before the not-found handler (e.g. `/v1`, `/api/status`). */
-  routers?: readonly { path: string; router: express.Router }[];
+  /** More routers, mounted in order before the not-found handler (`/v1`, `/api/status`, pages, operations; path `/` for root). */
+  routers?: readonly { path: string; router: Router }[];
+  /** Told of every error response (metrics). */
+  onClientError?: (code: string) => void;
 }
 
 export function createHttpApp(options: HttpAppOptions): express.Express {
@@ -24,6 +27,7 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(requestContext(logger));
 
   app.get('/healthz', (_request, response) => {
     response.json({ status: 'ok' });
@@ -39,7 +43,8 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   // Every HTTP error leaves through here, in one JSON shape.
   app.use((error: unknown, request: Request, response: Response, _next: NextFunction) => {
     const wire = toWireError(error);
-    if (isInternal(wire)) logger.error({ method: request.method, path: request.path, err: String(error) }, 'request failed');
+    options.onClientError?.(wire.code);
+    if (isInternal(wire)) requestLogger(response, logger).error({ method: request.method, path: request.path, err: String(error) }, 'request failed');
     if (response.headersSent) {
       response.end();
       return;

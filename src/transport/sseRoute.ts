@@ -5,6 +5,7 @@ import type { ChatEvent } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
 import { sseEvent } from './frames.ts';
 import type { Admission } from './admission.ts';
+import { requestLogger } from './requestContext.ts';
 import { parseSeq } from './resumePosition.ts';
 import { watchSession } from './watchSession.ts';
 
@@ -26,6 +27,8 @@ export interface SseStreams {
   /** The express handler for `GET /sse/:sessionId`. */
   handler: (request: Request, response: Response) => Promise<void>;
   readonly streamCount: number;
+  /** Writes one raw SSE event to every open stream (the shutdown notice). */
+  broadcast(text: string): void;
   /** Ends every stream (after a `session.stopped`-style farewell written by the caller) and the heartbeat. */
   close(): void;
 }
@@ -80,7 +83,7 @@ export function createSseStreams(options: SseOptions): SseStreams {
       if (text !== null) response.write(text);
       if (response.writableLength > maxBufferedBytes) {
         options.onSlowConsumer?.();
-        logger.warn({ sessionId, buffered: response.writableLength }, 'closing slow SSE consumer');
+        requestLogger(response, logger).warn({ sessionId, buffered: response.writableLength }, 'closing slow SSE consumer');
         ended = true;
         release();
         open.delete(response);
@@ -101,6 +104,9 @@ export function createSseStreams(options: SseOptions): SseStreams {
     handler,
     get streamCount() {
       return open.size;
+    },
+    broadcast(text) {
+      for (const response of open) response.write(text);
     },
     close() {
       clearInterval(heartbeat);

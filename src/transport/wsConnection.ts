@@ -6,6 +6,7 @@ import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
 import { parseClientFrame } from './clientFrames.ts';
 import { frameJson } from './frames.ts';
+import { newRequestId } from './requestContext.ts';
 import { parseSeq } from './resumePosition.ts';
 import { watchSession } from './watchSession.ts';
 import { WS_CLOSE, isInternal, toWireError, wsErrorFrame } from './wireErrors.ts';
@@ -18,6 +19,8 @@ export interface WsShared {
   admission: Admission;
   maxBufferedBytes: number;
   onSlowConsumer?: () => void;
+  /** Told of every error frame sent to a client (metrics). */
+  onClientError?: (code: string) => void;
 }
 
 const CLOSE_FOR_STOP: Record<StopReason, [number, string]> = {
@@ -41,6 +44,9 @@ export class WsConnection {
   readonly #shared: WsShared;
   readonly #socket: WebSocket;
   readonly #release: () => void;
+  // Passed in each line's fields rather than as a child logger: a pino child
+  // costs about 2 KB, a lot next to a connection's own.
+  readonly #connectionId = newRequestId();
   #sessionId: string | undefined;
   #unsubscribe: Unsubscribe | undefined;
   #closed = false;
@@ -72,6 +78,7 @@ export class WsConnection {
       return;
     }
     this.#sessionId = session.sessionId;
+    this.#shared.logger.debug({ connectionId: this.#connectionId, sessionId: session.sessionId, resumeAfter: afterSeq }, 'websocket attached');
     this.#sendText(JSON.stringify({ type: 'session', sessionId: session.sessionId }));
     const unsubscribe = await watchSession(bus, session.sessionId, afterSeq, this.#deliver);
     if (this.#closed) unsubscribe();
@@ -82,7 +89,8 @@ export class WsConnection {
     this.#inbox = this.#inbox.then(() => this.#handle(data, isBinary));
   };
 
-  #onClose = (): void => {
+  #onClose = (code: number): void => {
+    this.#shared.logger.debug({ connectionId: this.#connectionId, sessionId: this.#sessionId, code }, 'websocket closed');
     this.#closed = true;
     this.#release();
     this.#unsubscribe?.();
@@ -90,7 +98,7 @@ export class WsConnection {
   };
 
   #onError = (error: Error): void => {
-    this.#shared.logger.debug({ sessionId: this.#sessionId, err: String(error) }, 'websocket error');
+    this.#shared.logger.debug({ connectionId: this.#connectionId, sessionId: this.#sessionId, err: String(error) }, 'websocket error');
   };
 
   async #handle(data: RawData, isBinary: boolean): Promise<void> {
@@ -127,7 +135,10 @@ export class WsConnection {
     socket.send(text);
     if (socket.bufferedAmount > this.#shared.maxBufferedBytes) {
       this.#shared.onSlowConsumer?.();
-      this.#shared.logger.warn({ sessionId: this.#sessionId, buffered: socket.bufferedAmount }, 'closing slow websocket consumer');
+      this.#shared.logger.warn(
+        { connectionId: this.#connectionId, sessionId: this.#sessionId, buffered: socket.bufferedAmount },
+        'closing slow websocket consumer',
+      );
       socket.close(WS_CLOSE.tryAgainLater, 'slow consumer');
       socket.terminate();
     }
@@ -135,7 +146,10 @@ export class WsConnection {
 
   #sendError(error: unknown): void {
     const wire = toWireError(error);
-    if (isInternal(wire)) this.#shared.logger.error({ sessionId: this.#sessionId, err: String(error) }, 'websocket request failed');
+    this.#shared.onClientError?.(wire.code);
+    if (isInternal(wire)) {
+      this.#shared.logger.error({ connectionId: this.#connectionId, sessionId: this.#sessionId, err: String(error) }, 'websocket request failed');
+    }
     this.#sendText(wsErrorFrame(wire));
   }
 }

@@ -20,12 +20,16 @@ export interface WsGatewayOptions {
   maxBufferedBytes?: number;
   /** Called when a slow consumer is dropped. */
   onSlowConsumer?: () => void;
+  /** Told of every error frame sent to a client (metrics). */
+  onClientError?: (code: string) => void;
 }
 
 export interface WsGateway {
   /** Takes an HTTP upgrade for `/ws`; refuses any other path. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   readonly connectionCount: number;
+  /** Sends one text frame to every open socket (the shutdown notice). */
+  broadcast(text: string): void;
   close(code?: number, reason?: string): void;
 }
 
@@ -43,6 +47,7 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     admission,
     maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024,
     onSlowConsumer: options.onSlowConsumer,
+    onClientError: options.onClientError,
   };
   const server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024 });
 
@@ -50,6 +55,7 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
   // HTTP 503 body on a failed upgrade, but it can read an error frame.
   const refuse = (socket: WebSocket, error: unknown) => {
     const wire = toWireError(error);
+    options.onClientError?.(wire.code);
     socket.send(wsErrorFrame(wire));
     socket.close(WS_CLOSE.tryAgainLater, wire.code);
   };
@@ -75,6 +81,9 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     },
     get connectionCount() {
       return server.clients.size;
+    },
+    broadcast(text) {
+      for (const client of server.clients) if (client.readyState === client.OPEN) client.send(text);
     },
     close(code = WS_CLOSE.goingAway, reason = 'server shutting down') {
       for (const client of server.clients) client.close(code, reason);

@@ -17,7 +17,7 @@ const isChunk = (frame: { type?: string }) => frame.type === 'chunk';
 
 describe('concurrency and supervision over the wire', () => {
   it('500 sessions streaming at once all finish in well under twice one stream', async () => {
-    const intervalMs = 200; // one stream: 5 × 200 ms = 1 s
+    const intervalMs = 400; // the seed schedule: one stream is 5 × 400 ms = 2 s
     running = await startServer({ simIntervalMs: intervalMs, connRatePerIp: 0 });
     const opened = await Promise.all(Array.from({ length: 500 }, () => WsClient.session(running!.wsUrl)));
     clients.push(...opened.map(({ client }) => client));

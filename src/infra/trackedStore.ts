@@ -1,0 +1,43 @@
+import type { SessionStore } from '../domain/ports.ts';
+
+export type StoreOperation = 'create' | 'load' | 'save' | 'delete' | 'ping';
+
+export interface TrackedStore extends SessionStore {
+  /** Resolves when every write started so far has settled (the shutdown flush). */
+  settled(): Promise<void>;
+}
+
+export interface TrackedStoreOptions {
+  /** Told of every failed operation (metrics); the error still reaches the caller. */
+  onError?: (operation: StoreOperation, error: unknown) => void;
+}
+
+/**
+ * Wraps a store to count its failures and to know which writes are still in
+ * flight: sessions write fire-and-forget, so without this a shutdown could
+ * close the store under a write.
+ */
+export function trackStore(store: SessionStore, options: TrackedStoreOptions = {}): TrackedStore {
+  const pending = new Set<Promise<unknown>>();
+  const track = <T>(operation: StoreOperation, run: () => Promise<T>): Promise<T> => {
+    const promise = run();
+    const watched = promise.then(
+      () => undefined,
+      (error: unknown) => options.onError?.(operation, error),
+    );
+    pending.add(watched);
+    void watched.finally(() => pending.delete(watched));
+    return promise;
+  };
+  return {
+    create: (record) => track('create', () => store.create(record)),
+    load: (sessionId) => track('load', () => store.load(sessionId)),
+    save: (update) => track('save', () => store.save(update)),
+    delete: (sessionId) => track('delete', () => store.delete(sessionId)),
+    ping: () => track('ping', () => store.ping()),
+    close: () => store.close(),
+    async settled() {
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+  };
+}

@@ -1,0 +1,120 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Router } from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import type { InspectionHub, WatchRecord } from '../actors/inspectionHub.ts';
+import { machineCharts, summarise } from '../actors/sessionInsight.ts';
+import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import { ChatError } from '../domain/errors.ts';
+import { isSessionId } from '../domain/ids.ts';
+import type { Logger } from '../domain/ports.ts';
+import { requestLogger } from './requestContext.ts';
+import { sendPage } from './webPages.ts';
+
+export interface InspectorRoutesOptions {
+  registry: SessionRegistry;
+  hub: InspectionHub;
+  logger: Logger;
+  /** Every data request must carry `Authorization: Bearer <adminToken>`. */
+  adminToken: string;
+  /** How often the overview is pushed to a connected inspector (default 1 s). */
+  overviewIntervalMs?: number;
+  /** Sessions listed in an overview, most recently used first (default 200). */
+  overviewLimit?: number;
+  /** An inspector stream whose unsent bytes pass this is ended (default 1 MiB). */
+  maxBufferedBytes?: number;
+}
+
+export interface InspectorRoutes {
+  router: Router;
+  readonly streamCount: number;
+  /** Ends every inspector stream. */
+  close(): void;
+}
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/**
+ * The operator's view under `/inspector`: the page itself (static, holds no
+ * data), and behind the admin token the overview, the machine charts and a
+ * live SSE stream (`/inspector/stream?sessionId=`).
+ */
+export function createInspectorRoutes(options: InspectorRoutesOptions): InspectorRoutes {
+  const { registry, hub, logger } = options;
+  const expected = digest(options.adminToken);
+  const intervalMs = options.overviewIntervalMs ?? 1000;
+  const limit = options.overviewLimit ?? 200;
+  const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
+  const open = new Set<() => void>();
+
+  // Comparing digests keeps the comparison constant-time whatever the length offered.
+  const authorise = (request: Request, _response: Response, next: NextFunction) => {
+    const header = request.get('authorization') ?? '';
+    const match = /^Bearer (.+)$/.exec(header);
+    if (!match?.[1] || !timingSafeEqual(digest(match[1]), expected)) throw new ChatError('unauthorized');
+    next();
+  };
+
+  const router = Router();
+  router.get('/inspector', sendPage('inspector.html'));
+  router.get('/inspector/api/overview', authorise, (_request: Request, response: Response) => {
+    response.setHeader('Cache-Control', 'no-store');
+    response.json(summarise(registry.live(), limit));
+  });
+  router.get('/inspector/api/machines', authorise, (_request: Request, response: Response) => {
+    response.json(machineCharts());
+  });
+
+  router.get('/inspector/stream', authorise, (request: Request, response: Response) => {
+    const query = request.query['sessionId'];
+    const sessionId = typeof query === 'string' && query !== '' ? query : undefined;
+    if (sessionId !== undefined && !isSessionId(sessionId)) throw new ChatError('bad_request', 'Not a session id.');
+    response.writeHead(200, {
+      'Content-Type': 'text/event-stream',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    response.flushHeaders();
+
+    let ended = false;
+    const send = (event: string, data: unknown) => {
+      if (ended) return;
+      response.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      if (response.writableLength > maxBufferedBytes) {
+        requestLogger(response, logger).warn({ buffered: response.writableLength }, 'closing slow inspector stream');
+        end();
+        response.destroy();
+      }
+    };
+    const pushOverview = () => send('overview', summarise(registry.live(), limit));
+    const timer = setInterval(pushOverview, intervalMs);
+    timer.unref();
+    let unwatch: (() => void) | undefined;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      clearInterval(timer);
+      unwatch?.();
+      open.delete(end);
+      response.end();
+    };
+    open.add(end);
+    request.on('close', end);
+
+    send('machines', machineCharts());
+    pushOverview();
+    if (sessionId !== undefined) {
+      unwatch = hub.watch(sessionId, (record: WatchRecord) => send('inspect', record));
+    }
+  });
+
+  return {
+    router,
+    get streamCount() {
+      return open.size;
+    },
+    close() {
+      for (const end of [...open]) end();
+    },
+  };
+}

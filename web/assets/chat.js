@@ -1,0 +1,278 @@
+// The llm-chat page: one session over WebSocket, history over REST.
+// Plain JavaScript modules, no build step.
+
+import { createMessageList } from './messageList.js';
+
+const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
+const RETRY_MAX_MS = 10_000;
+
+const $ = (id) => document.getElementById(id);
+const log = $('log');
+const input = $('input');
+const sendButton = $('send');
+const stopButton = $('stop');
+const connection = $('connection');
+const notice = $('notice');
+const messages = createMessageList(log, $('empty'), () => refreshControls());
+
+const state = {
+  sessionId: undefined,
+  lastSeq: 0,
+  socket: undefined,
+  retries: 0,
+  retryTimer: undefined,
+  /** True once the session can take no more messages (stopped for good, deleted). */
+  ended: false,
+};
+
+function sessionFromUrl() {
+  const id = new URLSearchParams(location.hash.slice(1)).get('session');
+  return id && SESSION_ID.test(id) ? id : undefined;
+}
+
+function setSession(id) {
+  state.sessionId = id;
+  $('session-id').textContent = id ?? '';
+  // The id lives in the fragment: it is never sent to a server or a referrer.
+  history.replaceState(null, '', id ? `#session=${id}` : location.pathname);
+}
+
+function setConnection(kind, text) {
+  connection.dataset.state = kind;
+  connection.textContent = text;
+}
+
+function showNotice(text) {
+  notice.textContent = text;
+  notice.hidden = !text;
+}
+
+function refreshControls() {
+  stopButton.disabled = !messages.pending() || !state.sessionId;
+  sendButton.disabled = state.ended;
+  input.disabled = state.ended;
+}
+
+// ---- history ---------------------------------------------------------------
+
+/** Loads the stored conversation; false when the session does not exist. */
+async function loadHistory(id) {
+  const response = await fetch(`/api/sessions/${id}`, { headers: { accept: 'application/json' } });
+  if (response.status === 404) return false;
+  if (!response.ok) throw new Error(`history: HTTP ${response.status}`);
+  const view = await response.json();
+  for (const message of view.messages) {
+    messages.upsert({ id: message.id, role: message.role, content: message.content, status: message.status });
+  }
+  state.lastSeq = view.lastSeq;
+  if (view.status === 'stopped') end('This chat was stopped after repeated failures. Start a new chat to go on.');
+  return true;
+}
+
+// ---- the socket ------------------------------------------------------------
+
+function handleFrame(frame) {
+  switch (frame.type) {
+    case 'session':
+      setSession(frame.sessionId);
+      setConnection('open', 'Connected');
+      state.retries = 0;
+      refreshControls();
+      break;
+    case 'accepted':
+      messages.link(frame.messageId, frame.userMessageId);
+      messages.upsert({ id: frame.userMessageId, role: 'user', content: frame.text, status: frame.position > 0 ? 'queued' : 'complete' });
+      messages.upsert({ id: frame.messageId, role: 'assistant', content: '', status: frame.position > 0 ? 'queued' : 'streaming' });
+      break;
+    case 'chunk': {
+      if (frame.seq <= state.lastSeq) break; // already shown (history or an earlier connection)
+      state.lastSeq = frame.seq;
+      const reply = messages.get(frame.messageId) ?? { id: frame.messageId, role: 'assistant', content: '' };
+      messages.settlePrompt(frame.messageId, 'complete');
+      messages.upsert({ ...reply, content: reply.content + frame.chunk, status: frame.is_last ? 'complete' : 'streaming' });
+      break;
+    }
+    case 'completed':
+      messages.finish(frame.messageId, 'complete');
+      break;
+    case 'cancelled':
+      messages.finish(frame.messageId, 'cancelled');
+      break;
+    case 'interrupted':
+      messages.finish(frame.messageId, 'interrupted');
+      break;
+    case 'error':
+      if (frame.messageId) {
+        const reply = messages.get(frame.messageId);
+        if (reply) messages.upsert({ ...reply, status: 'failed', errorMessage: frame.message });
+      } else showNotice(frame.message);
+      break;
+    case 'restarted':
+      showNotice('The model failed and the session was restarted; your history is kept.');
+      break;
+    case 'shutdown':
+      setConnection('draining', 'Server restarting…');
+      break;
+    case 'stopped':
+      if (frame.reason === 'shutdown') setConnection('draining', 'Server restarting…');
+      break;
+    default:
+      break; // newer servers may send more; ignore what we do not know
+  }
+}
+
+function connect() {
+  clearTimeout(state.retryTimer);
+  setConnection(state.retries === 0 ? 'connecting' : 'reconnecting', state.retries === 0 ? 'Connecting…' : 'Reconnecting…');
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const query = state.sessionId ? `?sessionId=${state.sessionId}&lastSeq=${state.lastSeq}` : '';
+  const socket = new WebSocket(`${scheme}//${location.host}/ws${query}`);
+  state.socket = socket;
+  socket.addEventListener('message', (event) => {
+    try {
+      handleFrame(JSON.parse(event.data));
+    } catch (error) {
+      console.error('bad frame', error);
+    }
+  });
+  socket.addEventListener('close', (event) => {
+    if (state.socket !== socket) return; // replaced on purpose (new chat)
+    state.socket = undefined;
+    onClose(event.code);
+  });
+}
+
+function onClose(code) {
+  switch (code) {
+    case 4404:
+      showNotice('That chat no longer exists. A new one was started.');
+      messages.clear();
+      setSession(undefined);
+      state.lastSeq = 0;
+      connect();
+      return;
+    case 4410:
+      end('This chat was deleted.');
+      return;
+    case 1011:
+      end('This chat was stopped after repeated failures. Start a new chat to go on.');
+      return;
+    default:
+      scheduleReconnect();
+  }
+}
+
+function end(text) {
+  state.ended = true;
+  setConnection('closed', 'Session ended');
+  showNotice(text);
+  refreshControls();
+}
+
+function scheduleReconnect() {
+  state.retries += 1;
+  // Exponential backoff with jitter, so a restarted server is not stampeded.
+  const delay = Math.min(RETRY_MAX_MS, 250 * 2 ** Math.min(state.retries, 6)) * (0.5 + Math.random() / 2);
+  setConnection('reconnecting', `Reconnecting in ${Math.ceil(delay / 1000)} s…`);
+  state.retryTimer = setTimeout(resume, delay);
+}
+
+/** (Re)attaches: history first (the truth, whatever was missed), then the live stream after its last chunk. */
+async function resume() {
+  try {
+    if (state.sessionId) {
+      const found = await loadHistory(state.sessionId);
+      if (!found) {
+        onClose(4404);
+        return;
+      }
+    }
+    connect();
+  } catch {
+    scheduleReconnect();
+  }
+}
+
+// ---- user actions ----------------------------------------------------------
+
+async function send(text) {
+  showNotice('');
+  if (state.socket?.readyState === WebSocket.OPEN) {
+    state.socket.send(JSON.stringify({ type: 'message', text }));
+    return;
+  }
+  if (!state.sessionId) throw new Error('Not connected yet; try again in a moment.');
+  // While the socket reconnects, REST takes the message; its frames arrive on reconnect.
+  const response = await fetch(`/api/sessions/${state.sessionId}/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ text }),
+  });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    throw new Error(body.error?.message ?? `HTTP ${response.status}`);
+  }
+}
+
+async function stop() {
+  if (state.socket?.readyState === WebSocket.OPEN) {
+    state.socket.send(JSON.stringify({ type: 'cancel' }));
+    return;
+  }
+  if (state.sessionId) await fetch(`/api/sessions/${state.sessionId}/cancel`, { method: 'POST' });
+}
+
+$('composer').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = input.value;
+  if (text.trim() === '') return;
+  send(text).then(
+    () => {
+      input.value = '';
+    },
+    (error) => showNotice(error.message),
+  );
+});
+
+input.addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    $('composer').requestSubmit();
+  }
+});
+
+stopButton.addEventListener('click', () => {
+  stop().catch((error) => showNotice(error.message));
+});
+
+$('new-chat').addEventListener('click', () => {
+  const old = state.socket;
+  state.socket = undefined;
+  old?.close(1000);
+  messages.clear();
+  showNotice('');
+  setSession(undefined);
+  state.lastSeq = 0;
+  state.ended = false;
+  state.retries = 0;
+  refreshControls();
+  connect();
+  input.focus();
+});
+
+// Back online: do not wait for the backoff.
+window.addEventListener('online', () => {
+  if (!state.socket && !state.ended) resume();
+});
+
+window.addEventListener('hashchange', () => {
+  const id = sessionFromUrl();
+  if (id && id !== state.sessionId) location.reload();
+});
+
+// ---- start -----------------------------------------------------------------
+
+setSession(sessionFromUrl());
+refreshControls();
+resume();
+input.focus();

@@ -1,0 +1,100 @@
+// The conversation as shown: messages by id, in display order, rendered with
+// textContent only (nothing a model or a user writes can run as markup).
+
+const STATUS_TAGS = {
+  queued: '',
+  cancelled: 'stopped',
+  failed: 'failed',
+  interrupted: 'interrupted (the server restarted)',
+};
+
+/**
+ * @param {HTMLElement} log where messages are drawn
+ * @param {HTMLElement} empty shown while there is no message
+ * @param {() => void} onChange called after every change (to refresh the controls)
+ */
+export function createMessageList(log, empty, onChange) {
+  /** Map keeps insertion order: the display order. */
+  const messages = new Map();
+  /** Reply id → the user message it answers, for replies announced by `accepted`. */
+  const prompts = new Map();
+
+  function render(message) {
+    let element = log.querySelector(`[data-id="${message.id}"]`);
+    if (!element) {
+      element = document.createElement('article');
+      element.dataset.id = message.id;
+      element.className = `message ${message.role}`;
+      const bubble = document.createElement('div');
+      bubble.className = 'bubble';
+      const tag = document.createElement('div');
+      tag.className = 'tag';
+      element.append(bubble, tag);
+      log.append(element);
+      empty.hidden = true;
+    }
+    element.dataset.status = message.status;
+    element.querySelector('.bubble').textContent = message.content;
+    element.querySelector('.tag').textContent = message.errorMessage ?? STATUS_TAGS[message.status] ?? '';
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function upsert(message) {
+    const existing = messages.get(message.id);
+    const merged = existing ? { ...existing, ...message } : message;
+    messages.set(message.id, merged);
+    render(merged);
+    onChange();
+    return merged;
+  }
+
+  /** The user message a reply answers: known from `accepted`, else the oldest one still queued (replies go in order). */
+  function promptOf(replyId) {
+    const known = messages.get(prompts.get(replyId));
+    if (known) return known;
+    for (const message of messages.values()) if (message.role === 'user' && message.status === 'queued') return message;
+    return undefined;
+  }
+
+  function settlePrompt(replyId, status) {
+    const prompt = promptOf(replyId);
+    if (prompt && prompt.status === 'queued') upsert({ ...prompt, status });
+  }
+
+  return {
+    get: (id) => messages.get(id),
+    upsert,
+    settlePrompt,
+    /** Remembers which user message a reply answers. */
+    link(replyId, userMessageId) {
+      prompts.set(replyId, userMessageId);
+    },
+    /** Ends a reply with a final status; a reply cancelled before it started disappears. */
+    finish(id, status) {
+      const reply = messages.get(id);
+      const started = reply !== undefined && reply.status !== 'queued';
+      settlePrompt(id, started || status === 'complete' ? 'complete' : status);
+      if (!started && status === 'cancelled') {
+        if (reply) {
+          messages.delete(id);
+          log.querySelector(`[data-id="${id}"]`)?.remove();
+          onChange();
+        }
+        return;
+      }
+      upsert({ ...(reply ?? { id, role: 'assistant', content: '' }), status });
+    },
+    /** True while a reply streams or waits. */
+    pending() {
+      for (const message of messages.values()) if (message.status === 'streaming' || message.status === 'queued') return true;
+      return false;
+    },
+    clear() {
+      messages.clear();
+      prompts.clear();
+      for (const element of log.querySelectorAll('.message')) element.remove();
+      empty.hidden = false;
+      onChange();
+    },
+  };
+}
