@@ -13,6 +13,7 @@ export const ERROR_CODES = [
   'provider_error',
   'overloaded',
   'internal_error',
+  'store_unavailable',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -28,6 +29,7 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   provider_error: 'The model failed while generating this reply.',
   overloaded: 'The server is at capacity; try again later.',
   internal_error: 'Something went wrong on our side.',
+  store_unavailable: 'Storage is unavailable right now; try again shortly.',
 };
 
 export class ChatError extends Error {

@@ -16,6 +16,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   provider_error: 502,
   overloaded: 503,
   internal_error: 500,
+  store_unavailable: 503,
 };
 
 /** WebSocket close codes we use (4000–4999 are ours by RFC 6455). */
