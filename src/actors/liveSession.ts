@@ -1,5 +1,5 @@
 import type { Actor } from 'xstate';
-import type { Accepted, Conversation } from '../domain/conversation.ts';
+import type { Accepted, Conversation, SessionMetadata } from '../domain/conversation.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { IdGenerator, MessageId, SessionId } from '../domain/ids.ts';
 import type { Message } from '../domain/message.ts';
@@ -16,6 +16,8 @@ export interface SessionView {
   lastActiveAt: number;
   lastSeq: number;
   messages: Message[];
+  title?: string;
+  metadata?: SessionMetadata;
 }
 
 /**
@@ -44,6 +46,8 @@ export class LiveSession {
    */
   send(text: string): Accepted {
     if (this.actor.getSnapshot().status !== 'active') throw new ChatError('session_stopped');
+    // While the store refuses writes, accepting would promise what cannot be kept.
+    if (this.#deps.writer.failing) throw new ChatError('store_unavailable');
     const accepted = this.#conversation.accept(
       text,
       { user: this.#ids.messageId(), reply: this.#ids.messageId() },
@@ -76,9 +80,14 @@ export class LiveSession {
     return this.#conversation.generating ? 'generating' : 'idle';
   }
 
-  /** Busy sessions are never passivated. */
+  /** Busy sessions (and those with unwritten changes) are never passivated. */
   get busy(): boolean {
-    return this.#conversation.generating || this.#conversation.hasQueued || this.status() === 'restarting';
+    return (
+      this.#conversation.generating ||
+      this.#conversation.hasQueued ||
+      this.status() === 'restarting' ||
+      this.#deps.writer.pending(this.sessionId)
+    );
   }
 
   view(): SessionView {
@@ -90,6 +99,8 @@ export class LiveSession {
       lastActiveAt: record.lastActiveAt,
       lastSeq: record.lastSeq,
       messages: [...record.messages],
+      ...(record.title !== undefined ? { title: record.title } : {}),
+      ...(record.metadata !== undefined ? { metadata: record.metadata } : {}),
     };
   }
 }
