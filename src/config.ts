@@ -22,9 +22,16 @@ export interface Config {
   replayLogSize: number;
   heartbeatMs: number;
   maxSessions: number;
+  storeKind: StoreKind;
+  databaseUrl: string;
+  dataDir: string;
+  flushIntervalMs: number;
 }
 
-type Kind = 'int' | 'string' | 'level';
+/** `auto`: PostgreSQL when the database URL is a postgres:// one, else SQLite. */
+export type StoreKind = 'auto' | 'sqlite' | 'postgres' | 'memory';
+
+type Kind = 'int' | 'string' | 'level' | 'choice';
 
 interface Setting {
   key: keyof Config;
@@ -33,6 +40,8 @@ interface Setting {
   kind: Kind;
   default: number | string;
   min?: number;
+  /** For kind `choice`: the values allowed. */
+  choices?: readonly string[];
   help: string;
 }
 
@@ -55,6 +64,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'replayLogSize', flag: 'replay-log-size', env: 'REPLAY_LOG_SIZE', kind: 'int', default: 1000, min: 0, help: 'recent chunks kept per session for resume' },
   { key: 'heartbeatMs', flag: 'heartbeat-ms', env: 'HEARTBEAT_MS', kind: 'int', default: 15_000, min: 1, help: 'SSE comment heartbeat interval' },
   { key: 'maxSessions', flag: 'max-sessions', env: 'MAX_SESSIONS', kind: 'int', default: 0, min: 0, help: 'most active sessions on this node, 0 for no limit (beyond: overloaded)' },
+  { key: 'storeKind', flag: 'store', env: 'STORE', kind: 'choice', default: 'auto', choices: ['auto', 'sqlite', 'postgres', 'memory'], help: 'where history is kept: sqlite, postgres, memory (auto: postgres for a postgres:// DATABASE_URL, else sqlite)' },
+  { key: 'databaseUrl', flag: 'database-url', env: 'DATABASE_URL', kind: 'string', default: '', help: 'postgres://user:password@host:5432/db, or a SQLite file path (default <data-dir>/llm-chat.sqlite)' },
+  { key: 'dataDir', flag: 'data-dir', env: 'DATA_DIR', kind: 'string', default: './data', help: 'directory of the SQLite database file' },
+  { key: 'flushIntervalMs', flag: 'flush-interval-ms', env: 'FLUSH_INTERVAL_MS', kind: 'int', default: 500, min: 10, help: 'how often a streaming reply is written to the store (what a crash can lose)' },
 ];
 
 export class ConfigError extends Error {
@@ -88,6 +101,9 @@ function convert(setting: Setting, raw: string, source: string): number | string
   switch (setting.kind) {
     case 'string':
       return raw;
+    case 'choice':
+      if (!setting.choices?.includes(raw)) throw new ConfigError(`${source} must be one of ${setting.choices?.join(', ')}; got "${raw}"`);
+      return raw;
     case 'level':
       if (!(LEVELS as readonly string[]).includes(raw)) throw new ConfigError(`${source} must be one of ${LEVELS.join(', ')}; got "${raw}"`);
       return raw;
@@ -117,6 +133,7 @@ export function helpText(): string {
     'Endpoints: GET /healthz, WS /ws, GET /sse/:sessionId, POST /api/sessions,',
     'GET /api/sessions/:id, POST /api/sessions/:id/messages, POST /api/sessions/:id/cancel,',
     'DELETE /api/sessions/:id. See README.md and docs/protocol.md.',
+    'Also: GET /api/sessions (paginated), GET /api/sessions/:id/messages (paginated).',
     '',
   ].join('\n');
 }

@@ -1,5 +1,6 @@
 import { ConfigError, helpText, loadConfig } from './config.ts';
 import { createJsonLogger } from './infra/jsonLogger.ts';
+import { openStore } from './infra/openStore.ts';
 import { createChatServer } from './server.ts';
 
 async function main(): Promise<void> {
@@ -19,9 +20,10 @@ async function main(): Promise<void> {
   }
   const { config } = parsed;
   const logger = createJsonLogger({ level: config.logLevel });
-  const server = createChatServer({ ...config, maxSessions: config.maxSessions === 0 ? undefined : config.maxSessions, logger });
+  const { store, kind, where } = await openStore(config);
+  const server = createChatServer({ ...config, maxSessions: config.maxSessions === 0 ? undefined : config.maxSessions, logger, store });
   const address = await server.listen(config.port, config.host);
-  logger.info({ url: address.url, provider: 'simulated' }, 'llm-chat listening');
+  logger.info({ url: address.url, provider: 'simulated', store: kind, storeAt: where }, 'llm-chat listening');
 
   // A bug must cost one request or one session, never the node.
   process.on('uncaughtException', (error) => logger.error({ err: String(error), stack: error.stack }, 'uncaught exception'));

@@ -9,6 +9,7 @@ import { createInProcessBus } from './infra/inProcessBus.ts';
 import { createJsonLogger } from './infra/jsonLogger.ts';
 import { createMemoryStore } from './infra/memoryStore.ts';
 import { randomIds } from './infra/randomIds.ts';
+import { withStoredReplay } from './infra/storedReplayBus.ts';
 import { createSimulatedProvider } from './infra/simulatedProvider.ts';
 import { systemClock } from './infra/systemClock.ts';
 import { createHttpApp } from './transport/httpApp.ts';
@@ -30,6 +31,8 @@ export interface ChatServerOptions {
   replayLogSize?: number;
   heartbeatMs?: number;
   maxSessions?: number;
+  /** How often a streaming reply's text is written to the store (default 500 ms). */
+  flushIntervalMs?: number;
   /** Ports and collaborators; each defaults to the embedded implementation. */
   provider?: ModelProvider;
   store?: SessionStore;
@@ -53,13 +56,16 @@ export interface ChatServer {
 export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createJsonLogger();
-  const bus =
-    options.bus ??
-    createInProcessBus({
-      replayLogSize: options.replayLogSize ?? 1000,
-      onListenerError: (error, event) => logger.error({ sessionId: event.sessionId, err: String(error) }, 'bus listener failed'),
-    });
   const store = options.store ?? createMemoryStore();
+  const bus = withStoredReplay(
+    options.bus ??
+      createInProcessBus({
+        replayLogSize: options.replayLogSize ?? 1000,
+        onListenerError: (error, event) => logger.error({ sessionId: event.sessionId, err: String(error) }, 'bus listener failed'),
+      }),
+    store,
+    logger,
+  );
   const provider =
     options.provider ?? createSimulatedProvider({ chunks: options.simChunks ?? 5, intervalMs: options.simIntervalMs ?? 400, clock });
 
@@ -73,6 +79,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     queueLimit: options.queueLimit ?? 8,
     sessionTtlMs: options.sessionTtlMs ?? 600_000,
     maxSessions: options.maxSessions,
+    flushIntervalMs: options.flushIntervalMs,
     restartPolicy: {
       ...(options.restartIntensity !== undefined ? { intensity: options.restartIntensity } : {}),
       ...(options.restartPeriodMs !== undefined ? { periodMs: options.restartPeriodMs } : {}),

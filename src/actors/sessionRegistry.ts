@@ -215,11 +215,11 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     async listSessions(query) {
       const page = await store.listSessions(query);
       return {
-        nextCursor: page.nextCursor,
         sessions: page.sessions.map((summary) => ({
           ...summary,
           status: entries.get(summary.sessionId)?.session.status() ?? (summary.stopped ? 'stopped' : 'idle'),
         })),
+        nextCursor: page.nextCursor,
       };
     },
 
