@@ -15,8 +15,6 @@ import { createWriteBatcher } from './writeBatcher.ts';
 export interface SqliteStoreOptions {
   /** The database file (its directory is created); `:memory:` for a private in-memory database. */
   path: string;
-  /** Migrate only up to this version (tests of upgrades); default all. */
-  migrateTo?: number;
   /** How long a writer waits for another process's lock, in ms (default 5 s). */
   busyTimeoutMs?: number;
 }
@@ -53,7 +51,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  migrateSqlite(db, SQLITE_MIGRATIONS, options.migrateTo);
+  migrateSqlite(db);
 
   const statements = {
     insertSession: db.prepare(
