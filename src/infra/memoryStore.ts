@@ -5,12 +5,14 @@ import { copyMessage } from '../domain/message.ts';
 import type { Message } from '../domain/message.ts';
 import type { MessagePageQuery, PageQuery, SessionStore, SessionSummary, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
-import { chunkPlan } from './sessionUpdates.ts';
+import { chunkPlan, chunksOfText } from './sessionUpdates.ts';
 
 interface StoredMessage {
   message: Message;
   /** Place in history: the order of first write, as the SQL stores keep it. */
   position: number;
+  /** The chunk log of a reply still streaming (see sessionUpdates.ts). */
+  log?: { firstSeq: number; nextSeq: number; lengths: number[] };
 }
 
 interface StoredSession {
@@ -19,7 +21,6 @@ interface StoredSession {
   lastSeq: number;
   stopped: boolean;
   messages: Map<string, StoredMessage>;
-  chunks: ChunkEvent[];
 }
 
 /**
@@ -57,7 +58,6 @@ export function createMemoryStore(): SessionStore {
         lastSeq,
         stopped,
         messages: new Map(),
-        chunks: [],
       };
       for (const message of messages) put(stored, message);
       sessions.set(record.sessionId, stored);
@@ -84,13 +84,18 @@ export function createMemoryStore(): SessionStore {
       stored.stopped = update.stopped;
       for (const message of update.messages) put(stored, message);
       const plan = chunkPlan(update);
-      const drop = new Set(plan.dropMessages);
-      stored.chunks = stored.chunks.filter(
-        (chunk) => !drop.has(chunk.messageId) && (plan.keepOnly === undefined || chunk.messageId === plan.keepOnly),
-      );
-      const known = new Set(stored.chunks.map((chunk) => chunk.seq));
-      for (const chunk of plan.insert) if (!known.has(chunk.seq)) stored.chunks.push({ ...chunk });
-      stored.chunks.sort((a, b) => a.seq - b.seq);
+      for (const id of plan.dropMessages) delete stored.messages.get(id)?.log;
+      if (plan.keepOnly !== undefined) {
+        for (const [id, entry] of stored.messages) if (id !== plan.keepOnly) delete entry.log;
+      }
+      for (const append of plan.appends) {
+        const entry = stored.messages.get(append.messageId);
+        if (!entry) continue;
+        if (!entry.log) entry.log = { firstSeq: append.firstSeq, nextSeq: append.firstSeq, lengths: [] };
+        if (entry.log.nextSeq !== append.firstSeq) continue; // a retry or a gap: keep what is right
+        entry.log.lengths.push(...append.lengths);
+        entry.log.nextSeq = append.nextSeq;
+      }
     },
 
     async delete(sessionId: SessionId) {
@@ -141,7 +146,11 @@ export function createMemoryStore(): SessionStore {
     async chunksAfter(sessionId: SessionId, afterSeq: number) {
       const stored = sessions.get(sessionId);
       if (!stored) return [];
-      return stored.chunks.filter((chunk) => chunk.seq > afterSeq).map((chunk) => ({ ...chunk }));
+      const chunks: ChunkEvent[] = [];
+      for (const { message, log } of stored.messages.values()) {
+        if (log) chunks.push(...chunksOfText(sessionId, message.id, message.content, log.firstSeq, log.lengths, afterSeq));
+      }
+      return chunks.sort((a, b) => a.seq - b.seq);
     },
   };
 }

@@ -6,8 +6,8 @@ import type { MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '.
 import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
 import { chunkPlan } from './sessionUpdates.ts';
 import { POSTGRES_MIGRATIONS } from './sql/postgresMigrations.ts';
-import { messageColumns, newerSchemaError, toChunk, toMessage, toRecord, toSummary } from './sql/rows.ts';
-import type { ChunkRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
+import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
+import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { guarded } from './storeErrors.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
 
@@ -148,31 +148,31 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         );
       }
       const plans = updates.map((update) => ({ sessionId: update.sessionId, plan: chunkPlan(update) }));
+      const clear = `UPDATE messages m SET chunk_first_seq = NULL, chunk_next_seq = NULL, chunk_lengths = NULL
+        FROM unnest($1::text[], $2::text[]) AS d (session_id, id) WHERE m.session_id = d.session_id AND m.chunk_lengths IS NOT NULL`;
       const drops = plans.flatMap(({ sessionId, plan }) => plan.dropMessages.map((messageId) => [sessionId, messageId] as const));
       if (drops.length > 0) {
-        await client.query(
-          `DELETE FROM chunks c USING unnest($1::text[], $2::text[]) AS d (session_id, message_id)
-           WHERE c.session_id = d.session_id AND c.message_id = d.message_id`,
-          [drops.map(([sessionId]) => sessionId), drops.map(([, messageId]) => messageId)],
-        );
+        await client.query(`${clear} AND m.id = d.id`, [drops.map(([sessionId]) => sessionId), drops.map(([, messageId]) => messageId)]);
       }
       const keeps = plans.flatMap(({ sessionId, plan }) => (plan.keepOnly === undefined ? [] : [[sessionId, plan.keepOnly] as const]));
       if (keeps.length > 0) {
-        await client.query(
-          `DELETE FROM chunks c USING unnest($1::text[], $2::text[]) AS k (session_id, message_id)
-           WHERE c.session_id = k.session_id AND c.message_id <> k.message_id`,
-          [keeps.map(([sessionId]) => sessionId), keeps.map(([, messageId]) => messageId)],
-        );
+        await client.query(`${clear} AND m.id <> d.id`, [keeps.map(([sessionId]) => sessionId), keeps.map(([, messageId]) => messageId)]);
       }
-      const chunks = plans.flatMap(({ plan }) => plan.insert);
-      if (chunks.length > 0) {
+      const appends = plans.flatMap(({ sessionId, plan }) => plan.appends.map((append) => ({ sessionId, ...append })));
+      if (appends.length > 0) {
         await client.query(
-          `INSERT INTO chunks (session_id, seq, message_id, chunk, is_last)
-           SELECT u.session_id, u.seq, u.message_id, u.chunk, u.is_last
-           FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::boolean[]) AS u (session_id, seq, message_id, chunk, is_last)
-           WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.id = u.session_id)
-           ON CONFLICT DO NOTHING`,
-          [chunks.map((c) => c.sessionId), chunks.map((c) => c.seq), chunks.map((c) => c.messageId), chunks.map((c) => c.chunk), chunks.map((c) => c.is_last)],
+          `UPDATE messages m SET chunk_first_seq = COALESCE(m.chunk_first_seq, u.first_seq),
+             chunk_lengths = CASE WHEN m.chunk_lengths IS NULL THEN u.lengths ELSE m.chunk_lengths || ',' || u.lengths END,
+             chunk_next_seq = u.next_seq
+           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) AS u (session_id, id, first_seq, next_seq, lengths)
+           WHERE m.session_id = u.session_id AND m.id = u.id AND (m.chunk_next_seq IS NULL OR m.chunk_next_seq = u.first_seq)`,
+          [
+            appends.map((a) => a.sessionId),
+            appends.map((a) => a.messageId),
+            appends.map((a) => a.firstSeq),
+            appends.map((a) => a.nextSeq),
+            appends.map((a) => a.lengths.join(',')),
+          ],
         );
       }
     });
@@ -274,8 +274,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
     chunksAfter: (sessionId: SessionId, afterSeq: number) =>
       guarded(async () => {
-        const { rows } = await pool.query<ChunkRow>('SELECT * FROM chunks WHERE session_id = $1 AND seq > $2 ORDER BY seq', [sessionId, afterSeq]);
-        return rows.map(toChunk);
+        const { rows } = await pool.query<ChunkLogRow>(
+          'SELECT id, content, chunk_first_seq, chunk_lengths FROM messages WHERE session_id = $1 AND chunk_lengths IS NOT NULL',
+          [sessionId],
+        );
+        return chunksOfRows(sessionId, rows, afterSeq);
       }),
   };
 }

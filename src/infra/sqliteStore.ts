@@ -6,8 +6,8 @@ import type { SessionId } from '../domain/ids.ts';
 import type { MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
 import { chunkPlan } from './sessionUpdates.ts';
-import { messageColumns, newerSchemaError, toChunk, toMessage, toRecord, toSummary } from './sql/rows.ts';
-import type { ChunkRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
+import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
+import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { SQLITE_MIGRATIONS } from './sql/sqliteMigrations.ts';
 import { guarded } from './storeErrors.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
@@ -71,9 +71,17 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
          error_code = excluded.error_code, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
          updated_at = excluded.updated_at`,
     ),
-    dropChunksOf: db.prepare('DELETE FROM chunks WHERE session_id = ? AND message_id = ?'),
-    keepChunksOf: db.prepare('DELETE FROM chunks WHERE session_id = ? AND message_id <> ?'),
-    insertChunk: db.prepare('INSERT OR IGNORE INTO chunks (session_id, seq, message_id, chunk, is_last) VALUES (?, ?, ?, ?, ?)'),
+    dropLogOf: db.prepare(
+      'UPDATE messages SET chunk_first_seq = NULL, chunk_next_seq = NULL, chunk_lengths = NULL WHERE session_id = ? AND id = ? AND chunk_lengths IS NOT NULL',
+    ),
+    keepLogOf: db.prepare(
+      'UPDATE messages SET chunk_first_seq = NULL, chunk_next_seq = NULL, chunk_lengths = NULL WHERE session_id = ? AND id <> ? AND chunk_lengths IS NOT NULL',
+    ),
+    appendLog: db.prepare(
+      `UPDATE messages SET chunk_first_seq = coalesce(chunk_first_seq, @first),
+         chunk_lengths = CASE WHEN chunk_lengths IS NULL THEN @lengths ELSE chunk_lengths || ',' || @lengths END, chunk_next_seq = @next
+       WHERE session_id = @session AND id = @id AND (chunk_next_seq IS NULL OR chunk_next_seq = @first)`,
+    ),
     deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
     firstSessions: db.prepare(
       `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
@@ -85,7 +93,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     ),
     messagesAsc: db.prepare('SELECT * FROM messages WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?'),
     messagesDesc: db.prepare('SELECT * FROM messages WHERE session_id = ? AND position < ? ORDER BY position DESC LIMIT ?'),
-    chunksAfter: db.prepare('SELECT * FROM chunks WHERE session_id = ? AND seq > ? ORDER BY seq'),
+    chunkLogs: db.prepare('SELECT id, content, chunk_first_seq, chunk_lengths FROM messages WHERE session_id = ? AND chunk_lengths IS NOT NULL'),
     ping: db.prepare('SELECT 1'),
   };
 
@@ -100,10 +108,16 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
       if (touched.changes === 0) continue; // deleted meanwhile: nothing to keep
       for (const message of update.messages) statements.upsertMessage.run(messageColumns(update.sessionId, message));
       const plan = chunkPlan(update);
-      for (const messageId of plan.dropMessages) statements.dropChunksOf.run(update.sessionId, messageId);
-      if (plan.keepOnly !== undefined) statements.keepChunksOf.run(update.sessionId, plan.keepOnly);
-      for (const chunk of plan.insert) {
-        statements.insertChunk.run(update.sessionId, chunk.seq, chunk.messageId, chunk.chunk, chunk.is_last ? 1 : 0);
+      for (const messageId of plan.dropMessages) statements.dropLogOf.run(update.sessionId, messageId);
+      if (plan.keepOnly !== undefined) statements.keepLogOf.run(update.sessionId, plan.keepOnly);
+      for (const append of plan.appends) {
+        statements.appendLog.run({
+          session: update.sessionId,
+          id: append.messageId,
+          first: append.firstSeq,
+          next: append.nextSeq,
+          lengths: append.lengths.join(','),
+        });
       }
     }
   });
@@ -180,6 +194,6 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
       }),
 
     chunksAfter: (sessionId: SessionId, afterSeq: number) =>
-      guarded(() => (statements.chunksAfter.all(sessionId, afterSeq) as ChunkRow[]).map(toChunk)),
+      guarded(() => chunksOfRows(sessionId, statements.chunkLogs.all(sessionId) as ChunkLogRow[], afterSeq)),
   };
 }

@@ -133,17 +133,38 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
       const s = sid(7);
       await store.create(record(7));
       await store.save(
-        update(s, [message('r1', { role: 'assistant', status: 'streaming' })], { lastSeq: 2, chunks: [chunk(s, 'r1', 1), chunk(s, 'r1', 2)] }),
+        update(s, [message('r1', { role: 'assistant', content: 'c1c2', status: 'streaming' })], {
+          lastSeq: 2,
+          chunks: [chunk(s, 'r1', 1), chunk(s, 'r1', 2)],
+        }),
       );
-      await store.save(update(s, [message('r1', { role: 'assistant', status: 'interrupted' })], { lastSeq: 1_000_002 }));
-      expect((await store.chunksAfter(s, 0)).map((c) => c.seq)).toEqual([1, 2]);
+      await store.save(update(s, [message('r1', { role: 'assistant', content: 'c1c2', status: 'interrupted' })], { lastSeq: 1_000_002 }));
+      expect(await store.chunksAfter(s, 0)).toEqual([chunk(s, 'r1', 1), chunk(s, 'r1', 2)]);
       await store.save(
-        update(s, [message('r2', { role: 'assistant', status: 'streaming' })], {
+        update(s, [message('r2', { role: 'assistant', content: 'c1000003', status: 'streaming' })], {
           lastSeq: 1_000_003,
           chunks: [chunk(s, 'r2', 1_000_003)],
         }),
       );
-      expect((await store.chunksAfter(s, 0)).map((c) => c.seq)).toEqual([1_000_003]);
+      expect(await store.chunksAfter(s, 0)).toEqual([chunk(s, 'r2', 1_000_003)]);
+    });
+
+    it('serves chunks as slices of the stored text, ignores a repeated append, and never invents text', async () => {
+      const s = sid(8);
+      await store.create(record(8));
+      const reply = (content: string) => message('r', { role: 'assistant', content, status: 'streaming' });
+      await store.save(update(s, [reply('héllo, ')], { lastSeq: 2, chunks: [chunk(s, 'r', 1, 'hé'), chunk(s, 'r', 2, 'llo, ')] }));
+      // The same write again (a retry after a lost acknowledgement) changes nothing.
+      await store.save(update(s, [reply('héllo, ')], { lastSeq: 2, chunks: [chunk(s, 'r', 1, 'hé'), chunk(s, 'r', 2, 'llo, ')] }));
+      await store.save(update(s, [reply('héllo, wörld ✓')], { lastSeq: 3, chunks: [chunk(s, 'r', 3, 'wörld ✓')] }));
+      expect((await store.chunksAfter(s, 0)).map((c) => [c.seq, c.chunk])).toEqual([
+        [1, 'hé'],
+        [2, 'llo, '],
+        [3, 'wörld ✓'],
+      ]);
+      // A gap (chunks 4–5 never written) is not papered over: nothing after it is served.
+      await store.save(update(s, [reply('héllo, wörld ✓!?')], { lastSeq: 6, chunks: [chunk(s, 'r', 6, '?')] }));
+      expect((await store.chunksAfter(s, 2)).map((c) => c.seq)).toEqual([3]);
     });
 
     it('lists sessions newest first, page by page, with no gap and no repeat', async () => {

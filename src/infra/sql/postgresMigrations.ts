@@ -41,14 +41,12 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
     sql: `
       ALTER TABLE messages ADD COLUMN input_tokens INTEGER;
       ALTER TABLE messages ADD COLUMN output_tokens INTEGER;
-      CREATE TABLE chunks (
-        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
-        seq BIGINT NOT NULL,
-        message_id TEXT NOT NULL,
-        chunk TEXT NOT NULL,
-        is_last BOOLEAN NOT NULL,
-        PRIMARY KEY (session_id, seq)
-      );
+      -- The chunk log of a reply still streaming (or interrupted): the seq of its first chunk, the seq
+      -- the next append must start at, and each chunk's length in the text (see infra/sessionUpdates.ts).
+      ALTER TABLE messages ADD COLUMN chunk_first_seq BIGINT;
+      ALTER TABLE messages ADD COLUMN chunk_next_seq BIGINT;
+      ALTER TABLE messages ADD COLUMN chunk_lengths TEXT;
+      CREATE INDEX messages_chunk_log ON messages (session_id) WHERE chunk_lengths IS NOT NULL;
     `,
   },
 ];

@@ -3,6 +3,7 @@ import type { ErrorCode } from '../../domain/errors.ts';
 import type { ChunkEvent } from '../../domain/events.ts';
 import type { Message, MessageStatus, Role } from '../../domain/message.ts';
 import type { SessionSummary } from '../../domain/ports.ts';
+import { chunksOfText } from '../sessionUpdates.ts';
 
 /**
  * Rows as both SQL stores read them (same column names in SQLite and
@@ -34,12 +35,12 @@ export interface MessageRow {
   updated_at: number | string;
 }
 
-export interface ChunkRow {
-  session_id: string;
-  seq: number | string;
-  message_id: string;
-  chunk: string;
-  is_last: number | boolean;
+/** A reply with a stored chunk log. */
+export interface ChunkLogRow {
+  id: string;
+  content: string;
+  chunk_first_seq: number | string;
+  chunk_lengths: string;
 }
 
 function details(row: SessionRow): { title?: string; metadata?: SessionMetadata } {
@@ -89,15 +90,13 @@ export function toSummary(row: SessionRow): SessionSummary {
   };
 }
 
-export function toChunk(row: ChunkRow): ChunkEvent {
-  return {
-    type: 'chunk',
-    sessionId: row.session_id,
-    messageId: row.message_id,
-    seq: Number(row.seq),
-    chunk: row.chunk,
-    is_last: Boolean(row.is_last),
-  };
+/** The chunks after `afterSeq` of every reply with a stored log, oldest first. */
+export function chunksOfRows(sessionId: string, rows: readonly ChunkLogRow[], afterSeq: number): ChunkEvent[] {
+  return rows
+    .flatMap((row) =>
+      chunksOfText(sessionId, row.id, row.content, Number(row.chunk_first_seq), row.chunk_lengths.split(',').map(Number), afterSeq),
+    )
+    .sort((a, b) => a.seq - b.seq);
 }
 
 /** A message as the columns of its row, in the order the INSERT statements list them. */
