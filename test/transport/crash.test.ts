@@ -25,7 +25,8 @@ async function start(): Promise<ChildServer> {
     '--sim-interval-ms', '20',
     '--flush-interval-ms', '100',
     '--log-level', 'info',
-  ]);
+    '--store', 'sqlite',
+  ], { DATABASE_URL: '' }); // a DATABASE_URL in the environment must not send this test elsewhere
   running.push(server);
   return server;
 }
