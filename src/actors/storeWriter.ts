@@ -194,7 +194,11 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
       if (state.flushTimer !== undefined) clock.clearTimeout(state.flushTimer);
       if (state.retryTimer !== undefined) clock.clearTimeout(state.retryTimer);
       states.delete(sessionId);
-      if (states.size === 0) onIdle?.();
+      if (states.size === 0) {
+        // No write is left to prove the store healthy again: let the next one find out.
+        failing = false;
+        onIdle?.();
+      }
     },
 
     async close(timeoutMs = 5000) {

@@ -119,6 +119,19 @@ describe('persistence through the store writer', () => {
     expect(session.send('again').position).toBe(0);
   });
 
+  it('does not stay refusing after the only failing session is deleted: the next write finds out', async () => {
+    const { clock, store, registry } = setup();
+    const session = await registry.create();
+    store.down = true;
+    session.send('doomed');
+    await clock.advance(0);
+    expect(() => session.send('refused')).toThrow(expect.objectContaining({ code: 'store_unavailable' }));
+    store.down = false;
+    await registry.remove(session.sessionId);
+    const next = await registry.create();
+    expect(next.send('fine').position).toBe(0);
+  });
+
   it('re-activates a session left mid-reply by a crash: the reply is interrupted with its flushed text, written back', async () => {
     const { store, registry } = setup();
     const sessionId = 'crashed000000000000000';
