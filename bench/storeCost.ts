@@ -57,6 +57,15 @@ async function open(kind: string, round: number): Promise<SessionStore | undefin
   }
 }
 
+async function cleanUp(): Promise<void> {
+  rmSync(directory, { recursive: true, force: true });
+  if (schemas.length === 0) return;
+  const client = new pg.Client({ connectionString: values['database-url'] });
+  await client.connect();
+  for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await client.end();
+}
+
 interface Result {
   chunksPerSecond: number;
   seconds: number;
@@ -105,15 +114,19 @@ async function run(kind: string, round: number): Promise<Result | undefined> {
 }
 
 // One unmeasured run first, so JIT warm-up does not count against whichever store runs first.
-await run('memory', -1);
 const results = new Map<string, Result[]>();
-for (let round = 0; round < rounds; round += 1) {
-  for (const kind of kinds) {
-    const result = await run(kind, round);
-    if (!result) continue;
-    results.set(kind, [...(results.get(kind) ?? []), result]);
-    process.stderr.write(`round ${round + 1} ${kind}: ${Math.round(result.chunksPerSecond)} chunks/s\n`);
+try {
+  await run('memory', -1);
+  for (let round = 0; round < rounds; round += 1) {
+    for (const kind of kinds) {
+      const result = await run(kind, round);
+      if (!result) continue;
+      results.set(kind, [...(results.get(kind) ?? []), result]);
+      process.stderr.write(`round ${round + 1} ${kind}: ${Math.round(result.chunksPerSecond)} chunks/s\n`);
+    }
   }
+} finally {
+  await cleanUp();
 }
 
 const median = (numbers: number[]) => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)]!;
@@ -129,10 +142,3 @@ for (const [kind, list] of results) {
   );
 }
 
-rmSync(directory, { recursive: true, force: true });
-if (schemas.length > 0) {
-  const client = new pg.Client({ connectionString: values['database-url'] });
-  await client.connect();
-  for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
-}
