@@ -105,6 +105,15 @@ function externalStore(): SessionStore {
     },
     async ping() {},
     async close() {},
+    async listSessions() {
+      return { sessions: [], nextCursor: null };
+    },
+    async listMessages() {
+      return undefined;
+    },
+    async chunksAfter() {
+      return [];
+    },
   };
 }
 

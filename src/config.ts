@@ -51,7 +51,14 @@ export interface Config {
   adminToken: string;
   inspectRedact: boolean;
   inspectStately: string;
+  storeKind: StoreKind;
+  databaseUrl: string;
+  dataDir: string;
+  flushIntervalMs: number;
 }
+
+/** `auto`: PostgreSQL when the database URL is a postgres:// one, else SQLite. */
+export type StoreKind = 'auto' | 'sqlite' | 'postgres' | 'memory';
 
 export type ProviderKind = 'simulated' | 'openai';
 const PROVIDERS: readonly ProviderKind[] = ['simulated', 'openai'];
@@ -122,6 +129,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'adminToken', flag: 'admin-token', env: 'ADMIN_TOKEN', kind: 'string', default: '', help: 'token for /inspector (at least 16 characters); empty: one is generated and printed at start-up' },
   { key: 'inspectRedact', flag: 'inspect-redact', env: 'INSPECT_REDACT', kind: 'boolean', default: false, help: 'hide message content from the inspector' },
   { key: 'inspectStately', flag: 'inspect-stately', env: 'INSPECT_STATELY', kind: 'string', default: '', help: "also forward every session's inspection events to a @statelyai/inspect WebSocket relay at this ws:// URL (costly)" },
+  { key: 'storeKind', flag: 'store', env: 'STORE', kind: 'choice', default: 'auto', choices: ['auto', 'sqlite', 'postgres', 'memory'], help: 'where history is kept: sqlite, postgres, memory (auto: postgres for a postgres:// DATABASE_URL, else sqlite)' },
+  { key: 'databaseUrl', flag: 'database-url', env: 'DATABASE_URL', kind: 'string', default: '', help: 'postgres://user:password@host:5432/db, or a SQLite file path (default <data-dir>/llm-chat.sqlite)' },
+  { key: 'dataDir', flag: 'data-dir', env: 'DATA_DIR', kind: 'string', default: './data', help: 'directory of the SQLite database file' },
+  { key: 'flushIntervalMs', flag: 'flush-interval-ms', env: 'FLUSH_INTERVAL_MS', kind: 'int', default: 500, min: 10, help: 'how often a streaming reply is written to the store (what a crash can lose)' },
 ];
 
 export class ConfigError extends Error {
@@ -182,6 +193,9 @@ function convert(setting: Setting, raw: string, source: string): number | string
   switch (setting.kind) {
     case 'string':
       return raw;
+    case 'choice':
+      if (!setting.choices?.includes(raw)) throw new ConfigError(`${source} must be one of ${setting.choices?.join(', ')}; got "${raw}"`);
+      return raw;
     case 'level':
       if (!(LEVELS as readonly string[]).includes(raw)) throw new ConfigError(`${source} must be one of ${LEVELS.join(', ')}; got "${raw}"`);
       return raw;
@@ -235,6 +249,7 @@ export function helpText(): string {
     'DELETE /api/sessions/:id, GET /api/status, POST /v1/chat/completions, GET /v1/models.',
     'See README.md and docs/protocol.md.',
     'Pages and operations: GET / (chat page), GET /inspector (admin token), GET /metrics, GET /readyz.',
+    'Also: GET /api/sessions (paginated), GET /api/sessions/:id/messages (paginated).',
     '',
   ].join('\n');
 }

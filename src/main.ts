@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError, helpText, loadConfig } from './config.ts';
+import { openStore } from './infra/openStore.ts';
 import { createPinoLogger } from './infra/pinoLogger.ts';
 import { connectStately } from './infra/statelyInspector.ts';
 import { createChatServer } from './server.ts';
@@ -25,8 +26,10 @@ async function main(): Promise<void> {
   // The inspector is never served without a token: one is made when none is configured.
   const adminToken = inspector ? configuredToken || randomBytes(24).toString('base64url') : undefined;
   const stately = inspectStately ? await connectStately(inspectStately, logger) : undefined;
+  const { store, kind, where } = await openStore(config);
   const server = createChatServer({
     ...settings,
+    store,
     maxConnections: config.maxConnections === 0 ? undefined : config.maxConnections,
     logger,
     inspector: adminToken ? { adminToken, redact: inspectRedact } : undefined,
@@ -34,7 +37,7 @@ async function main(): Promise<void> {
   });
   const address = await server.listen(config.port, config.host);
   const model = config.llmProvider === 'openai' ? { provider: 'openai', model: config.llmModel, baseUrl: config.llmBaseUrl } : { provider: 'simulated' };
-  logger.info({ url: address.url, ...model }, 'llm-chat listening');
+  logger.info({ url: address.url, ...model, store: kind, storeAt: where }, 'llm-chat listening');
 
   if (adminToken) {
     // 0.0.0.0 and :: are not addresses a browser can open.

@@ -19,7 +19,9 @@ import { createOpenAiProvider } from './infra/openAiProvider.ts';
 import { createPinoLogger } from './infra/pinoLogger.ts';
 import { createPrometheusMetrics } from './infra/prometheusMetrics.ts';
 import { trackStore } from './infra/trackedStore.ts';
+import type { StoreOperation } from './infra/trackedStore.ts';
 import { randomIds } from './infra/randomIds.ts';
+import { withStoredReplay } from './infra/storedReplayBus.ts';
 import { createSimulatedProvider } from './infra/simulatedProvider.ts';
 import { systemClock } from './infra/systemClock.ts';
 import { defaultMaxConnections } from './infra/fileLimit.ts';
@@ -90,6 +92,8 @@ export interface ChatServerOptions {
   inspector?: { adminToken: string; redact?: boolean };
   /** An inspection observer for every session's actors (e.g. @statelyai/inspect's); costly, off when absent. */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** How often a streaming reply's text is written to the store (default 500 ms). */
+  flushIntervalMs?: number;
   /** Ports and collaborators; each defaults to the embedded implementation. */
   provider?: ModelProvider;
   store?: SessionStore;
@@ -128,15 +132,18 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createPinoLogger();
   let shuttingDown = false;
-  const bus =
-    options.bus ??
-    createInProcessBus({
-      replayLogSize: options.replayLogSize ?? 1000,
-      onListenerError: (error, event) => logger.error({ sessionId: event.sessionId, err: String(error) }, 'bus listener failed'),
-    });
   // Metrics are created after the store; the hook looks them up when a failure happens.
-  let countStoreError: ((operation: 'create' | 'load' | 'save' | 'delete' | 'ping') => void) | undefined;
+  let countStoreError: ((operation: StoreOperation) => void) | undefined;
   const store = trackStore(options.store ?? createMemoryStore(), { onError: (operation) => countStoreError?.(operation) });
+  const bus = withStoredReplay(
+    options.bus ??
+      createInProcessBus({
+        replayLogSize: options.replayLogSize ?? 1000,
+        onListenerError: (error, event) => logger.error({ sessionId: event.sessionId, err: String(error) }, 'bus listener failed'),
+      }),
+    store,
+    logger,
+  );
   const model = createModel(options, clock, logger);
   const { provider, breaker } = model;
 
@@ -152,6 +159,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     maxSessions: options.maxSessions === 0 ? undefined : (options.maxSessions ?? 100_000),
     onPassivated: (count) => metrics?.passivated(count),
     ...(options.inspect ? { inspect: options.inspect } : {}),
+    flushIntervalMs: options.flushIntervalMs,
     restartPolicy: {
       ...(options.restartIntensity !== undefined ? { intensity: options.restartIntensity } : {}),
       ...(options.restartPeriodMs !== undefined ? { periodMs: options.restartPeriodMs } : {}),
@@ -255,6 +263,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       sse.broadcast(`event: server.shutdown\ndata: ${notice}\n\n`);
       const drained = await registry.drain(deadlineMs); // each session's watchers get `stopped`
       if (deadlineMs > 0) logger.info({ ...drained }, 'sessions drained');
+      await registry.close(); // flushes the store writer (bounded wait)
       ws.close();
       sse.close();
       inspector?.close();

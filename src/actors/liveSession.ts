@@ -1,5 +1,5 @@
 import type { Actor } from 'xstate';
-import type { Accepted, Conversation } from '../domain/conversation.ts';
+import type { Accepted, Conversation, SessionMetadata } from '../domain/conversation.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { GenerationOptions } from '../domain/generationOptions.ts';
 import type { IdGenerator, MessageId, SessionId } from '../domain/ids.ts';
@@ -22,6 +22,8 @@ export interface SessionView {
   lastActiveAt: number;
   lastSeq: number;
   messages: Message[];
+  title?: string;
+  metadata?: SessionMetadata;
 }
 
 /**
@@ -53,6 +55,8 @@ export class LiveSession {
   send(text: string, options?: GenerationOptions): Accepted {
     if (this.actor.getSnapshot().status !== 'active') throw new ChatError('session_stopped');
     if (this.#admission?.accepting === false) throw new ChatError('overloaded', 'The server is shutting down; try again shortly.');
+    // While the store refuses writes, accepting would promise what cannot be kept.
+    if (this.#deps.writer.failing) throw new ChatError('store_unavailable');
     const accepted = this.#conversation.accept(
       text,
       { user: this.#ids.messageId(), reply: this.#ids.messageId() },
@@ -87,9 +91,20 @@ export class LiveSession {
     return this.#conversation.generating ? 'generating' : 'idle';
   }
 
-  /** Busy sessions are never passivated. */
-  get busy(): boolean {
+  /** Busy sessions (and those with unwritten changes) are never passivated. */
+  /** A reply in flight, queued or about to restart: what a graceful shutdown waits for. */
+  get working(): boolean {
     return this.#conversation.generating || this.#conversation.hasQueued || this.status() === 'restarting';
+  }
+
+  /** Working, or with changes not yet in the store: never passivated. */
+  get busy(): boolean {
+    return (
+      this.#conversation.generating ||
+      this.#conversation.hasQueued ||
+      this.status() === 'restarting' ||
+      this.#deps.writer.pending(this.sessionId)
+    );
   }
 
   /** Counters only, no message copies: cheap enough to read for every session (the inspector). */
@@ -111,6 +126,8 @@ export class LiveSession {
       lastActiveAt: record.lastActiveAt,
       lastSeq: record.lastSeq,
       messages: [...record.messages],
+      ...(record.title !== undefined ? { title: record.title } : {}),
+      ...(record.metadata !== undefined ? { metadata: record.metadata } : {}),
     };
   }
 }

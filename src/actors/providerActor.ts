@@ -1,10 +1,11 @@
 import { fromPromise } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
 import type { Clock, EventBus, ModelProvider } from '../domain/ports.ts';
+import type { StoreWriter } from './storeWriter.ts';
 
 export interface ProviderActorInput {
   conversation: Conversation;
-  deps: { provider: ModelProvider; bus: EventBus; clock: Clock };
+  deps: { provider: ModelProvider; bus: EventBus; clock: Clock; writer: StoreWriter };
 }
 
 /**
@@ -20,8 +21,11 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
   // The next reply starts here, when the actor runs, rather than in an entry
   // action: in a restarted actor's first macrostep XState starts invoked
   // children before it runs deferred entry actions.
-  const current = conversation.inProgress() ?? conversation.startNextReply(deps.clock.now());
+  const resumed = conversation.inProgress();
+  const current = resumed ?? conversation.startNextReply(deps.clock.now());
   if (!current) return; // the queue was emptied meanwhile
+  // One write as the reply starts (its prompt is answered, the reply exists), then flushes on the writer's interval.
+  if (!resumed) deps.writer.save(conversation, [current.prompt, current.reply]);
   const request = {
     sessionId: conversation.sessionId,
     messageId: current.reply.id,
@@ -31,7 +35,9 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
   };
   const publish = (text: string, last: boolean) => {
     const { messageId, seq } = conversation.appendChunk(text, deps.clock.now());
-    deps.bus.publish({ type: 'chunk', sessionId: conversation.sessionId, messageId, seq, chunk: text, is_last: last });
+    const chunk = { type: 'chunk', sessionId: conversation.sessionId, messageId, seq, chunk: text, is_last: last } as const;
+    deps.bus.publish(chunk);
+    deps.writer.chunk(conversation, chunk);
   };
   let ended = false;
   for await (const piece of deps.provider.stream(request, signal)) {

@@ -4,6 +4,7 @@ import { ChatError, isChatError, isUpstreamFailure } from '../domain/errors.ts';
 import type { Clock, EventBus, Logger, ModelProvider, SessionStore } from '../domain/ports.ts';
 import type { Message } from '../domain/message.ts';
 import { providerActor } from './providerActor.ts';
+import type { StoreWriter } from './storeWriter.ts';
 
 /** What a session actor needs from the outside world; given by its supervisor. */
 export interface SessionDeps {
@@ -12,6 +13,8 @@ export interface SessionDeps {
   provider: ModelProvider;
   clock: Clock;
   logger: Logger;
+  /** Writes the conversation behind the session (batched, retried). */
+  writer: StoreWriter;
 }
 
 export interface SessionInput {
@@ -25,17 +28,9 @@ export type SessionEvent =
   /** Stop the reply in progress and drop the queued messages. */
   | { type: 'cancel' };
 
-/** Writes the conversation's changed messages; a failing store is logged, never fatal here. */
+/** Writes the conversation's changed messages; a failing store is retried by the writer, never fatal here. */
 export function persist(conversation: Conversation, deps: SessionDeps, messages: readonly Message[]): void {
-  deps.store
-    .save({
-      sessionId: conversation.sessionId,
-      lastSeq: conversation.lastSeq,
-      lastActiveAt: conversation.lastActiveAt,
-      stopped: conversation.stopped,
-      messages,
-    })
-    .catch((error: unknown) => deps.logger.error({ sessionId: conversation.sessionId, err: String(error) }, 'store write failed'));
+  deps.writer.save(conversation, messages);
 }
 
 /** Tells every watcher that the given replies were cancelled. */

@@ -1,18 +1,26 @@
 import { createActor } from 'xstate';
 import type { InspectionEvent, Observer } from 'xstate';
 import { Conversation } from '../domain/conversation.ts';
+import type { SessionDetails } from '../domain/conversation.ts';
 import { ChatError } from '../domain/errors.ts';
 import { isSessionId } from '../domain/ids.ts';
 import type { IdGenerator, SessionId } from '../domain/ids.ts';
 import type { ChatEvent, StopReason } from '../domain/events.ts';
 import type { Message, Turn } from '../domain/message.ts';
+import type { MessagePage, MessagePageQuery, PageQuery, SessionSummary } from '../domain/ports.ts';
 import { LiveSession } from './liveSession.ts';
+import type { SessionStatus } from './liveSession.ts';
 import type { SessionDeps } from './sessionMachine.ts';
+import { createStoreWriter } from './storeWriter.ts';
 import { DEFAULT_RESTART_POLICY, supervisorMachine } from './supervisorMachine.ts';
 import type { RestartPolicy } from './supervisorMachine.ts';
 
-export interface SessionRegistryOptions extends SessionDeps {
+export interface SessionRegistryOptions extends Omit<SessionDeps, 'writer'> {
   ids: IdGenerator;
+  /** How often a streaming reply's text is written to the store (default 500 ms). */
+  flushIntervalMs?: number;
+  /** How long close() waits for unwritten changes to reach the store (default 5 s). */
+  closeWriteTimeoutMs?: number;
   /** Messages that may wait while a reply streams (default 8). */
   queueLimit?: number;
   /** An actor idle this long is passivated (default 10 min); its history stays in the store. */
@@ -34,9 +42,19 @@ export interface DrainResult {
   interrupted: number;
 }
 
+/** A session in the list: what the store keeps, with its live status on this node. */
+export interface SessionListItem extends SessionSummary {
+  /** Live status when active on this node; else `stopped` or `idle` (passivated, re-activated on use). */
+  readonly status: SessionStatus;
+}
+
 export interface SessionRegistry {
-  /** Creates and activates a new session, optionally starting from earlier turns. */
-  create(options?: { history?: readonly Turn[] }): Promise<LiveSession>;
+  /** Creates and activates a new session, optionally starting from earlier turns (stored first: throws `store_unavailable` when the store fails). */
+  create(options?: SessionDetails & { history?: readonly Turn[] }): Promise<LiveSession>;
+  /** Sessions from the store, newest first. */
+  listSessions(query: PageQuery): Promise<{ sessions: SessionListItem[]; nextCursor: string | null }>;
+  /** A page of a session's history from the store, with live versions of messages still changing; undefined if none. */
+  listMessages(sessionId: string, query: MessagePageQuery): Promise<MessagePage | undefined>;
   /** The session with this id, re-activated from the store if needed; undefined if none. */
   find(sessionId: string): Promise<LiveSession | undefined>;
   /** Deletes a session everywhere; its watchers are told. False when there was none. */
@@ -77,7 +95,8 @@ interface Entry {
  */
 export function createSessionRegistry(options: SessionRegistryOptions): SessionRegistry {
   const { ids, clock, logger, bus, store } = options;
-  const deps: SessionDeps = { bus, store, provider: options.provider, clock, logger };
+  const writer = createStoreWriter({ store, clock, logger, flushIntervalMs: options.flushIntervalMs });
+  const deps: SessionDeps = { bus, store, provider: options.provider, clock, logger, writer };
   const queueLimit = options.queueLimit ?? 8;
   const ttlMs = options.sessionTtlMs ?? 600_000;
   const sweepMs = options.sweepIntervalMs ?? Math.min(Math.max(Math.floor(ttlMs / 4), 10), 30_000);
@@ -115,6 +134,13 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       },
     });
     entries.set(sessionId, { session, lastUsedAt: clock.now() });
+    // What restoring changed (an interrupted reply, cancelled waiting messages) is written back once.
+    const recovered = resumed ? conversation.takeRecovered() : [];
+    if (recovered.length > 0) {
+      // Chunks this node may still hold from before the sequence jump would confuse resume.
+      bus.forget(sessionId);
+      writer.save(conversation, recovered);
+    }
     actor.start();
     bus.publish({ type: 'session.started', sessionId, resumed });
     return session;
@@ -139,14 +165,14 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   };
 
   const registry: SessionRegistry = {
-    async create(options) {
+    async create(options = {}) {
       admit();
       const now = clock.now();
       const sessionId = ids.sessionId();
-      const history = options?.history ?? [];
+      const { history = [], ...details } = options;
       const conversation =
         history.length === 0
-          ? Conversation.start(sessionId, now, queueLimit)
+          ? Conversation.start(sessionId, now, queueLimit, details)
           : Conversation.restore(
               {
                 sessionId,
@@ -154,6 +180,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
                 lastActiveAt: now,
                 lastSeq: 0,
                 stopped: false,
+                ...details,
                 messages: history.map(
                   (turn): Message => ({ id: ids.messageId(), role: turn.role, content: turn.content, status: 'complete', createdAt: now, updatedAt: now }),
                 ),
@@ -193,6 +220,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       if (!isSessionId(sessionId)) return false;
       const entry = entries.get(sessionId);
       if (entry) stopEntry(sessionId, entry, 'deleted');
+      writer.forget(sessionId);
       const existed = await store.delete(sessionId);
       if (!entry && existed) bus.publish({ type: 'session.stopped', sessionId, reason: 'deleted' });
       bus.forget(sessionId);
@@ -233,6 +261,29 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       admission.accepting = false;
       if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer);
       for (const [sessionId, entry] of [...entries]) stopEntry(sessionId, entry, 'shutdown');
+      const unwritten = await writer.close(options.closeWriteTimeoutMs ?? 5000);
+      if (unwritten > 0) logger.error({ sessions: unwritten }, 'store unreachable at shutdown: recent changes of these sessions were not written');
+    },
+
+    async listSessions(query) {
+      const page = await store.listSessions(query);
+      return {
+        sessions: page.sessions.map((summary) => ({
+          ...summary,
+          status: entries.get(summary.sessionId)?.session.status() ?? (summary.stopped ? 'stopped' : 'idle'),
+        })),
+        nextCursor: page.nextCursor,
+      };
+    },
+
+    async listMessages(sessionId, query) {
+      const session = await registry.find(sessionId);
+      if (!session) return undefined;
+      const page = await store.listMessages(session.sessionId, query);
+      if (!page) return undefined;
+      // The store is current up to the last flush; the live conversation is current now.
+      const live = new Map(session.view().messages.map((message) => [message.id, message]));
+      return { ...page, messages: page.messages.map((message) => live.get(message.id) ?? message) };
     },
 
     *live() {
@@ -253,7 +304,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer);
       const waiting = new Map<SessionId, Entry>();
       for (const [sessionId, entry] of [...entries]) {
-        if (entry.session.busy) waiting.set(sessionId, entry);
+        if (entry.session.working) waiting.set(sessionId, entry);
         else stopEntry(sessionId, entry, 'shutdown');
       }
       if (waiting.size === 0) return Promise.resolve({ finished: 0, interrupted: 0 });
@@ -276,7 +327,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
             const entry = waiting.get(event.sessionId);
             if (!entry) return;
             const gone = entry.session.actor.getSnapshot().status !== 'active';
-            if (!gone && entry.session.busy) return;
+            if (!gone && entry.session.working) return;
             waiting.delete(event.sessionId);
             if (!gone) {
               finished += 1;

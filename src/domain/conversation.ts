@@ -7,6 +7,24 @@ import type { Message, Usage } from './message.ts';
 
 export type FinalReplyStatus = 'complete' | 'cancelled' | 'failed' | 'interrupted';
 
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+
+/** Free-form data a client attaches to a session (kept, never interpreted). */
+export type SessionMetadata = { readonly [key: string]: JsonValue };
+
+/** Optional descriptive fields given when a session is created. */
+export interface SessionDetails {
+  readonly title?: string;
+  readonly metadata?: SessionMetadata;
+}
+
+/**
+ * After an unclean stop the store holds the chunk sequence as of its last
+ * flush, but clients may have seen later chunks. The sequence jumps by more
+ * than one flush interval can stream, so no `seq` a client saw is reused.
+ */
+export const SEQ_GAP_AFTER_CRASH = 1_000_000;
+
 /** What a store keeps of a session, and what re-activation restores from. */
 export interface ConversationRecord {
   readonly sessionId: SessionId;
@@ -16,6 +34,8 @@ export interface ConversationRecord {
   readonly lastSeq: number;
   readonly stopped: boolean;
   readonly messages: readonly Message[];
+  readonly title?: string;
+  readonly metadata?: SessionMetadata;
 }
 
 export interface Accepted {
@@ -65,6 +85,8 @@ export class Conversation {
   #lastSeq: number;
   #lastActiveAt: number;
   #stopped: boolean;
+  #details: SessionDetails;
+  #recovered: Message[] | undefined;
 
   private constructor(record: ConversationRecord, queueLimit: number) {
     this.sessionId = record.sessionId;
@@ -74,18 +96,34 @@ export class Conversation {
     this.#lastSeq = record.lastSeq;
     this.#lastActiveAt = record.lastActiveAt;
     this.#stopped = record.stopped;
+    this.#details = detailsOf(record);
     this.#recoverUnfinished(record.lastActiveAt);
   }
 
-  static start(sessionId: SessionId, now: number, queueLimit: number): Conversation {
+  static start(sessionId: SessionId, now: number, queueLimit: number, details: SessionDetails = {}): Conversation {
     return new Conversation(
-      { sessionId, createdAt: now, lastActiveAt: now, lastSeq: 0, stopped: false, messages: [] },
+      { sessionId, createdAt: now, lastActiveAt: now, lastSeq: 0, stopped: false, messages: [], ...detailsOf(details) },
       queueLimit,
     );
   }
 
   static restore(record: ConversationRecord, queueLimit: number): Conversation {
     return new Conversation(record, queueLimit);
+  }
+
+  get title(): string | undefined {
+    return this.#details.title;
+  }
+
+  get metadata(): SessionMetadata | undefined {
+    return this.#details.metadata;
+  }
+
+  /** Messages that restoring changed (a reply interrupted, waiting messages cancelled), once. */
+  takeRecovered(): Message[] {
+    const recovered = this.#recovered ?? [];
+    this.#recovered = undefined;
+    return recovered;
   }
 
   get lastSeq(): number {
@@ -227,6 +265,7 @@ export class Conversation {
       lastSeq: this.#lastSeq,
       stopped: this.#stopped,
       messages: this.#messages.map(copyMessage),
+      ...this.#details,
     };
   }
 
@@ -240,21 +279,35 @@ export class Conversation {
 
   // A record written while a reply streamed or messages waited (a crash, a
   // passivation race) must not come back as work in progress: a half reply
-  // is marked failed and waiting user messages cancelled (nobody waits for
-  // their answer any more).
+  // is kept as `interrupted` with the text stored up to the last flush, and
+  // waiting user messages are cancelled (nobody waits for their answer any
+  // more). The sequence jumps past any chunk a client may have seen.
   #recoverUnfinished(now: number): void {
+    const recovered: Message[] = [];
+    let interrupted = false;
     for (const message of this.#messages) {
       if (message.role === 'assistant' && message.status === 'streaming') {
-        message.status = 'failed';
-        message.errorCode = 'internal_error';
+        message.status = 'interrupted';
         message.updatedAt = now;
+        interrupted = true;
+        recovered.push(message);
       }
     }
     for (const message of this.#messages) {
       if (message.role === 'user' && message.status === 'queued') {
         message.status = 'cancelled';
         message.updatedAt = now;
+        recovered.push(message);
       }
     }
+    if (interrupted) this.#lastSeq += SEQ_GAP_AFTER_CRASH;
+    if (recovered.length > 0) this.#recovered = recovered.map(copyMessage);
   }
+}
+
+function detailsOf(source: SessionDetails): SessionDetails {
+  return {
+    ...(source.title !== undefined ? { title: source.title } : {}),
+    ...(source.metadata !== undefined ? { metadata: source.metadata } : {}),
+  };
 }

@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'upstream_unavailable',
   'cancelled',
   'unauthorized',
+  'store_unavailable',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -40,6 +41,7 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   upstream_unavailable: "The model's server is unavailable (too many recent failures); try again later.",
   cancelled: 'The reply was cancelled.',
   unauthorized: 'A valid admin token is required.',
+  store_unavailable: 'Storage is unavailable right now; try again shortly.',
 };
 
 /**

@@ -1,4 +1,4 @@
-import type { ConversationRecord } from './conversation.ts';
+import type { ConversationRecord, SessionMetadata } from './conversation.ts';
 import type { ChatEvent, ChunkEvent } from './events.ts';
 import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId, SessionId } from './ids.ts';
@@ -107,13 +107,55 @@ export interface SessionUpdate {
   readonly lastActiveAt: number;
   readonly stopped: boolean;
   readonly messages: readonly Message[];
+  /**
+   * Chunks streamed since the last write, oldest first: the store keeps the
+   * chunks of a reply until it ends, to serve resume from another node or
+   * after a restart.
+   */
+  readonly chunks?: readonly ChunkEvent[];
+}
+
+/** One row of the session list. */
+export interface SessionSummary {
+  readonly sessionId: SessionId;
+  readonly createdAt: number;
+  readonly lastActiveAt: number;
+  readonly stopped: boolean;
+  readonly messageCount: number;
+  readonly title?: string;
+  readonly metadata?: SessionMetadata;
+}
+
+export interface PageQuery {
+  /** Most items in the page (the caller bounds it). */
+  readonly limit: number;
+  /** `nextCursor` of the previous page; opaque to callers. */
+  readonly cursor?: string;
+}
+
+export interface MessagePageQuery extends PageQuery {
+  /** `asc`: oldest first (default); `desc`: newest first. */
+  readonly order?: 'asc' | 'desc';
+}
+
+export interface SessionPage {
+  readonly sessions: readonly SessionSummary[];
+  /** Null on the last page. */
+  readonly nextCursor: string | null;
+}
+
+export interface MessagePage {
+  readonly messages: readonly Message[];
+  readonly nextCursor: string | null;
 }
 
 // ---- store --------------------------------------------------------------------
 
 /**
  * Durable home of conversations. The live session writes through it at
- * lifecycle points (message accepted, reply finished), never per chunk.
+ * lifecycle points (message accepted, reply started, periodic flushes of the
+ * reply streaming, reply finished), never per chunk. Failures reject with
+ * ChatError `store_unavailable`; a malformed cursor with `bad_request`.
  */
 export interface SessionStore {
   create(record: ConversationRecord): Promise<void>;
@@ -124,4 +166,10 @@ export interface SessionStore {
   /** Resolves when the store is reachable; rejects otherwise (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** Sessions, newest created first. */
+  listSessions(query: PageQuery): Promise<SessionPage>;
+  /** A page of one session's messages; undefined when there is no such session. */
+  listMessages(sessionId: SessionId, query: MessagePageQuery): Promise<MessagePage | undefined>;
+  /** Stored chunks with seq > afterSeq (of replies not yet finished), oldest first. */
+  chunksAfter(sessionId: SessionId, afterSeq: number): Promise<readonly ChunkEvent[]>;
 }

@@ -1,56 +1,101 @@
 import type { ConversationRecord } from '../domain/conversation.ts';
+import type { ChunkEvent } from '../domain/events.ts';
 import type { SessionId } from '../domain/ids.ts';
 import { copyMessage } from '../domain/message.ts';
 import type { Message } from '../domain/message.ts';
-import type { SessionStore, SessionUpdate } from '../domain/ports.ts';
+import type { MessagePageQuery, PageQuery, SessionStore, SessionSummary, SessionUpdate } from '../domain/ports.ts';
+import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
+import { chunkPlan, chunksOfText } from './sessionUpdates.ts';
+
+interface StoredMessage {
+  message: Message;
+  /** Place in history: the order of first write, as the SQL stores keep it. */
+  position: number;
+  /** The chunk log of a reply still streaming (see sessionUpdates.ts). */
+  log?: { firstSeq: number; nextSeq: number; lengths: number[] };
+}
 
 interface StoredSession {
-  createdAt: number;
+  record: Omit<ConversationRecord, 'messages' | 'lastSeq' | 'lastActiveAt' | 'stopped'>;
   lastActiveAt: number;
   lastSeq: number;
   stopped: boolean;
-  messages: Map<string, Message>;
+  messages: Map<string, StoredMessage>;
 }
 
 /**
  * The store port held in process memory: for tests and `--store memory`.
  * It copies on the way in and out, as a real database would, so nobody can
- * change stored data by holding a reference.
+ * change stored data by holding a reference. It follows the same contract as
+ * the SQL stores (test/store/storeContract.ts runs against all of them).
  */
 export function createMemoryStore(): SessionStore {
   const sessions = new Map<SessionId, StoredSession>();
+  let nextPosition = 1;
+
+  const put = (stored: StoredSession, message: Message) => {
+    const existing = stored.messages.get(message.id);
+    if (existing) existing.message = copyMessage(message);
+    else stored.messages.set(message.id, { message: copyMessage(message), position: nextPosition++ });
+  };
+
+  const summary = (sessionId: SessionId, stored: StoredSession): SessionSummary => ({
+    sessionId,
+    createdAt: stored.record.createdAt,
+    lastActiveAt: stored.lastActiveAt,
+    stopped: stored.stopped,
+    messageCount: stored.messages.size,
+    ...(stored.record.title !== undefined ? { title: stored.record.title } : {}),
+    ...(stored.record.metadata !== undefined ? { metadata: structuredClone(stored.record.metadata) } : {}),
+  });
 
   return {
     async create(record: ConversationRecord) {
-      sessions.set(record.sessionId, {
-        createdAt: record.createdAt,
-        lastActiveAt: record.lastActiveAt,
-        lastSeq: record.lastSeq,
-        stopped: record.stopped,
-        messages: new Map(record.messages.map((message) => [message.id, copyMessage(message)])),
-      });
+      const { messages, lastSeq, lastActiveAt, stopped, ...rest } = record;
+      const stored: StoredSession = {
+        record: structuredClone(rest),
+        lastActiveAt,
+        lastSeq,
+        stopped,
+        messages: new Map(),
+      };
+      for (const message of messages) put(stored, message);
+      sessions.set(record.sessionId, stored);
     },
 
     async load(sessionId: SessionId) {
       const stored = sessions.get(sessionId);
       if (!stored) return undefined;
       return {
+        ...structuredClone(stored.record),
         sessionId,
-        createdAt: stored.createdAt,
         lastActiveAt: stored.lastActiveAt,
         lastSeq: stored.lastSeq,
         stopped: stored.stopped,
-        messages: [...stored.messages.values()].map(copyMessage),
+        messages: [...stored.messages.values()].map(({ message }) => copyMessage(message)),
       };
     },
 
     async save(update: SessionUpdate) {
       const stored = sessions.get(update.sessionId);
       if (!stored) return; // deleted meanwhile: nothing to keep
-      stored.lastSeq = update.lastSeq;
-      stored.lastActiveAt = update.lastActiveAt;
+      stored.lastSeq = Math.max(stored.lastSeq, update.lastSeq);
+      stored.lastActiveAt = Math.max(stored.lastActiveAt, update.lastActiveAt);
       stored.stopped = update.stopped;
-      for (const message of update.messages) stored.messages.set(message.id, copyMessage(message));
+      for (const message of update.messages) put(stored, message);
+      const plan = chunkPlan(update);
+      for (const id of plan.dropMessages) delete stored.messages.get(id)?.log;
+      if (plan.keepOnly !== undefined) {
+        for (const [id, entry] of stored.messages) if (id !== plan.keepOnly) delete entry.log;
+      }
+      for (const append of plan.appends) {
+        const entry = stored.messages.get(append.messageId);
+        if (!entry) continue;
+        if (!entry.log) entry.log = { firstSeq: append.firstSeq, nextSeq: append.firstSeq, lengths: [] };
+        if (entry.log.nextSeq !== append.firstSeq) continue; // a retry or a gap: keep what is right
+        entry.log.lengths.push(...append.lengths);
+        entry.log.nextSeq = append.nextSeq;
+      }
     },
 
     async delete(sessionId: SessionId) {
@@ -61,6 +106,51 @@ export function createMemoryStore(): SessionStore {
 
     async close() {
       sessions.clear();
+    },
+
+    async listSessions(query: PageQuery) {
+      const after = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor);
+      const ordered = [...sessions.entries()]
+        .map(([sessionId, stored]) => ({ sessionId, createdAt: stored.record.createdAt, stored }))
+        .sort((a, b) => b.createdAt - a.createdAt || (a.sessionId < b.sessionId ? 1 : a.sessionId > b.sessionId ? -1 : 0))
+        .filter(
+          (entry) =>
+            after === undefined ||
+            entry.createdAt < after.createdAt ||
+            (entry.createdAt === after.createdAt && entry.sessionId < after.sessionId),
+        );
+      const page = ordered.slice(0, query.limit);
+      const last = page[page.length - 1];
+      return {
+        sessions: page.map(({ sessionId, stored }) => summary(sessionId, stored)),
+        nextCursor: ordered.length > query.limit && last ? encodeSessionCursor(last) : null,
+      };
+    },
+
+    async listMessages(sessionId: SessionId, query: MessagePageQuery) {
+      const stored = sessions.get(sessionId);
+      if (!stored) return undefined;
+      const descending = query.order === 'desc';
+      const from = query.cursor === undefined ? undefined : decodeMessageCursor(query.cursor);
+      let all = [...stored.messages.values()];
+      if (descending) all = all.reverse();
+      const rest = from === undefined ? all : all.filter(({ position }) => (descending ? position < from : position > from));
+      const page = rest.slice(0, query.limit);
+      const last = page[page.length - 1];
+      return {
+        messages: page.map(({ message }) => copyMessage(message)),
+        nextCursor: rest.length > query.limit && last ? encodeMessageCursor(last.position) : null,
+      };
+    },
+
+    async chunksAfter(sessionId: SessionId, afterSeq: number) {
+      const stored = sessions.get(sessionId);
+      if (!stored) return [];
+      const chunks: ChunkEvent[] = [];
+      for (const { message, log } of stored.messages.values()) {
+        if (log) chunks.push(...chunksOfText(sessionId, message.id, message.content, log.firstSeq, log.lengths, afterSeq));
+      }
+      return chunks.sort((a, b) => a.seq - b.seq);
     },
   };
 }

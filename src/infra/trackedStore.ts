@@ -1,6 +1,6 @@
 import type { SessionStore } from '../domain/ports.ts';
 
-export type StoreOperation = 'create' | 'load' | 'save' | 'delete' | 'ping';
+export type StoreOperation = 'create' | 'load' | 'save' | 'delete' | 'ping' | 'list';
 
 export interface TrackedStore extends SessionStore {
   /** Resolves when every write started so far has settled (the shutdown flush). */
@@ -35,6 +35,9 @@ export function trackStore(store: SessionStore, options: TrackedStoreOptions = {
     save: (update) => track('save', () => store.save(update)),
     delete: (sessionId) => track('delete', () => store.delete(sessionId)),
     ping: () => track('ping', () => store.ping()),
+    listSessions: (query) => track('list', () => store.listSessions(query)),
+    listMessages: (sessionId, query) => track('list', () => store.listMessages(sessionId, query)),
+    chunksAfter: (sessionId, afterSeq) => track('load', () => store.chunksAfter(sessionId, afterSeq)),
     close: () => store.close(),
     async settled() {
       while (pending.size > 0) await Promise.allSettled([...pending]);

@@ -23,6 +23,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   // Google's API mapping of CANCELLED ("client closed request"): the reply was stopped on purpose.
   cancelled: 499,
   unauthorized: 401,
+  store_unavailable: 503,
 };
 
 /** WebSocket close codes we use (4000–4999 are ours by RFC 6455). */

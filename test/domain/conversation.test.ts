@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Conversation } from '../../src/domain/conversation.ts';
+import { Conversation, SEQ_GAP_AFTER_CRASH } from '../../src/domain/conversation.ts';
 import { ChatError } from '../../src/domain/errors.ts';
 
 const NOW = 1_000;
@@ -64,7 +64,7 @@ describe('Conversation', () => {
     expect(conversation.inProgress()?.prompt.content).toBe('three');
   });
 
-  it('restores a record without resurrecting unfinished work', () => {
+  it('restores a record without resurrecting unfinished work: the half reply is interrupted', () => {
     const conversation = Conversation.start('s', NOW, 8);
     conversation.accept('a', ids(1), NOW);
     conversation.startNextReply(NOW);
@@ -73,12 +73,31 @@ describe('Conversation', () => {
     const restored = Conversation.restore(conversation.toRecord(), 8);
     expect(restored.generating).toBe(false);
     expect(restored.hasQueued).toBe(false);
-    expect(restored.lastSeq).toBe(1);
-    expect(restored.history().map((message) => [message.content, message.status])).toEqual([
-      ['a', 'complete'],
-      ['part', 'failed'],
+    // The sequence jumps past any chunk a client may have seen after the last flush.
+    expect(restored.lastSeq).toBe(1 + SEQ_GAP_AFTER_CRASH);
+    expect(restored.history().map((message) => [message.content, message.status, message.errorCode])).toEqual([
+      ['a', 'complete', undefined],
+      ['part', 'interrupted', undefined],
+      ['b', 'cancelled', undefined],
+    ]);
+    expect(restored.takeRecovered().map((message) => [message.content, message.status])).toEqual([
+      ['part', 'interrupted'],
       ['b', 'cancelled'],
     ]);
+    expect(restored.takeRecovered()).toEqual([]);
+  });
+
+  it('restores a clean record as it was, with nothing recovered and no sequence jump', () => {
+    const conversation = Conversation.start('s', NOW, 8, { title: 'Trip', metadata: { tags: ['x'] } });
+    conversation.accept('a', ids(1), NOW);
+    conversation.startNextReply(NOW);
+    conversation.appendChunk('done', NOW);
+    conversation.finishReply('complete', NOW);
+    const restored = Conversation.restore(conversation.toRecord(), 8);
+    expect(restored.lastSeq).toBe(1);
+    expect(restored.takeRecovered()).toEqual([]);
+    expect(restored.title).toBe('Trip');
+    expect(restored.toRecord().metadata).toEqual({ tags: ['x'] });
   });
 
   it('hands out copies: changing them changes nothing inside', () => {

@@ -98,7 +98,8 @@ describe('GET /metrics', () => {
     await client.waitFor((frame) => frame.type === 'completed');
     await new Promise((resolve) => setTimeout(resolve, 20));
     const { text } = await scrape(running.url);
-    expect(sample(text, 'llm_chat_store_errors_total{operation="save"}')).toBeGreaterThanOrEqual(2);
+    // The store writer keeps one write per session in flight and retries with backoff: at least the first failed.
+    expect(sample(text, 'llm_chat_store_errors_total{operation="save"}')).toBeGreaterThanOrEqual(1);
     client.close();
   });
 

@@ -1,0 +1,33 @@
+import { ChatError } from '../domain/errors.ts';
+
+/**
+ * Opaque page cursors: the sort key of the last item of a page, written as
+ * base64url so clients treat it as a token, not as something to build.
+ */
+export interface SessionCursor {
+  createdAt: number;
+  sessionId: string;
+}
+
+const badCursor = () => new ChatError('bad_request', 'The cursor is not one this server handed out.');
+
+export function encodeSessionCursor(cursor: SessionCursor): string {
+  return Buffer.from(`s:${cursor.createdAt}:${cursor.sessionId}`).toString('base64url');
+}
+
+export function decodeSessionCursor(text: string): SessionCursor {
+  const match = /^s:(\d{1,16}):([A-Za-z0-9_-]{1,64})$/.exec(Buffer.from(text, 'base64url').toString());
+  if (!match) throw badCursor();
+  return { createdAt: Number(match[1]), sessionId: match[2]! };
+}
+
+/** Message cursors carry the store's insertion position of the message. */
+export function encodeMessageCursor(position: number): string {
+  return Buffer.from(`m:${position}`).toString('base64url');
+}
+
+export function decodeMessageCursor(text: string): number {
+  const match = /^m:(\d{1,16})$/.exec(Buffer.from(text, 'base64url').toString());
+  if (!match) throw badCursor();
+  return Number(match[1]);
+}

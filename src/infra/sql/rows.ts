@@ -1,0 +1,130 @@
+import type { ConversationRecord, SessionMetadata } from '../../domain/conversation.ts';
+import type { ErrorCode } from '../../domain/errors.ts';
+import type { ChunkEvent } from '../../domain/events.ts';
+import type { Message, MessageStatus, Role } from '../../domain/message.ts';
+import type { SessionSummary } from '../../domain/ports.ts';
+import { chunksOfText } from '../sessionUpdates.ts';
+
+/**
+ * Rows as both SQL stores read them (same column names in SQLite and
+ * PostgreSQL). Integers may arrive as strings (PostgreSQL BIGINT), booleans
+ * as 0/1 (SQLite), metadata as text or parsed JSON.
+ */
+export interface SessionRow {
+  id: string;
+  created_at: number | string;
+  last_active_at: number | string;
+  last_seq: number | string;
+  stopped: number | boolean;
+  title: string | null;
+  metadata: string | SessionMetadata | null;
+  message_count?: number | string;
+}
+
+export interface MessageRow {
+  position: number | string;
+  id: string;
+  role: string;
+  content: string;
+  status: string;
+  reply_to: string | null;
+  error_code: string | null;
+  input_tokens: number | string | null;
+  output_tokens: number | string | null;
+  created_at: number | string;
+  updated_at: number | string;
+}
+
+/** A reply with a stored chunk log. */
+export interface ChunkLogRow {
+  id: string;
+  content: string;
+  chunk_first_seq: number | string;
+  chunk_lengths: string;
+}
+
+function details(row: SessionRow): { title?: string; metadata?: SessionMetadata } {
+  const metadata = typeof row.metadata === 'string' ? (JSON.parse(row.metadata) as SessionMetadata) : row.metadata;
+  return {
+    ...(row.title !== null ? { title: row.title } : {}),
+    ...(metadata !== null ? { metadata } : {}),
+  };
+}
+
+export function toMessage(row: MessageRow): Message {
+  return {
+    id: row.id,
+    role: row.role as Role,
+    content: row.content,
+    status: row.status as MessageStatus,
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+    ...(row.reply_to !== null ? { replyTo: row.reply_to } : {}),
+    ...(row.error_code !== null ? { errorCode: row.error_code as ErrorCode } : {}),
+    ...(row.input_tokens !== null && row.output_tokens !== null
+      ? { usage: { inputTokens: Number(row.input_tokens), outputTokens: Number(row.output_tokens) } }
+      : {}),
+  };
+}
+
+export function toRecord(row: SessionRow, messages: readonly MessageRow[]): ConversationRecord {
+  return {
+    sessionId: row.id,
+    createdAt: Number(row.created_at),
+    lastActiveAt: Number(row.last_active_at),
+    lastSeq: Number(row.last_seq),
+    stopped: Boolean(row.stopped),
+    messages: messages.map(toMessage),
+    ...details(row),
+  };
+}
+
+export function toSummary(row: SessionRow): SessionSummary {
+  return {
+    sessionId: row.id,
+    createdAt: Number(row.created_at),
+    lastActiveAt: Number(row.last_active_at),
+    stopped: Boolean(row.stopped),
+    messageCount: Number(row.message_count ?? 0),
+    ...details(row),
+  };
+}
+
+/** The chunks after `afterSeq` of every reply with a stored log, oldest first. */
+export function chunksOfRows(sessionId: string, rows: readonly ChunkLogRow[], afterSeq: number): ChunkEvent[] {
+  return rows
+    .flatMap((row) =>
+      chunksOfText(sessionId, row.id, row.content, Number(row.chunk_first_seq), row.chunk_lengths.split(',').map(Number), afterSeq),
+    )
+    .sort((a, b) => a.seq - b.seq);
+}
+
+/** A message as the columns of its row, in the order the INSERT statements list them. */
+export function messageColumns(sessionId: string, message: Message) {
+  return {
+    session_id: sessionId,
+    id: message.id,
+    role: message.role,
+    content: message.content,
+    status: message.status,
+    reply_to: message.replyTo ?? null,
+    error_code: message.errorCode ?? null,
+    input_tokens: message.usage?.inputTokens ?? null,
+    output_tokens: message.usage?.outputTokens ?? null,
+    created_at: message.createdAt,
+    updated_at: message.updatedAt,
+  };
+}
+
+/** Forward-only schema steps; each runs once, in order, inside the migration lock. */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export function newerSchemaError(found: number, known: number): Error {
+  return new Error(
+    `The database schema is at version ${found}, newer than this build knows (${known}); run a newer llm-chat (migrations only go forward).`,
+  );
+}

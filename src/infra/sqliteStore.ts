@@ -1,0 +1,199 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { ConversationRecord } from '../domain/conversation.ts';
+import type { SessionId } from '../domain/ids.ts';
+import type { MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
+import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
+import { chunkPlan } from './sessionUpdates.ts';
+import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
+import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
+import { SQLITE_MIGRATIONS } from './sql/sqliteMigrations.ts';
+import { guarded } from './storeErrors.ts';
+import { createWriteBatcher } from './writeBatcher.ts';
+
+export interface SqliteStoreOptions {
+  /** The database file (its directory is created); `:memory:` for a private in-memory database. */
+  path: string;
+  /** How long a writer waits for another process's lock, in ms (default 5 s). */
+  busyTimeoutMs?: number;
+}
+
+/** Applies the missing migrations in one IMMEDIATE transaction (a write lock across processes). */
+export function migrateSqlite(db: Database.Database, migrations: readonly Migration[] = SQLITE_MIGRATIONS, upTo = Infinity): number {
+  const apply = db.transaction(() => {
+    db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((row) => row.version));
+    const known = migrations[migrations.length - 1]?.version ?? 0;
+    const newest = Math.max(0, ...applied);
+    if (newest > known) throw newerSchemaError(newest, known);
+    const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+    for (const migration of migrations) {
+      if (migration.version > upTo || applied.has(migration.version)) continue;
+      db.exec(migration.sql);
+      record.run(migration.version, migration.name, Date.now());
+    }
+    return Math.max(0, ...(db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((row) => row.version));
+  });
+  return apply.immediate();
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode (readers never wait for the
+ * writer; `synchronous=NORMAL` keeps every committed write across a process
+ * crash, fsyncing at checkpoints). better-sqlite3 is synchronous, so writes
+ * are group-committed: one transaction per batch, not one per update.
+ */
+export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
+  if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+  // Failures here stop the start-up with the driver's own words (an operator reads them).
+  const db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  migrateSqlite(db);
+
+  const statements = {
+    insertSession: db.prepare(
+      `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata)
+       VALUES (@id, @created_at, @last_active_at, @last_seq, @stopped, @title, @metadata)`,
+    ),
+    session: db.prepare('SELECT * FROM sessions WHERE id = ?'),
+    history: db.prepare('SELECT * FROM messages WHERE session_id = ? ORDER BY position'),
+    touchSession: db.prepare(
+      `UPDATE sessions SET last_seq = max(last_seq, @last_seq), last_active_at = max(last_active_at, @last_active_at), stopped = @stopped
+       WHERE id = @id`,
+    ),
+    upsertMessage: db.prepare(
+      `INSERT INTO messages (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
+       VALUES (@session_id, @id, @role, @content, @status, @reply_to, @error_code, @input_tokens, @output_tokens, @created_at, @updated_at)
+       ON CONFLICT (session_id, id) DO UPDATE SET content = excluded.content, status = excluded.status,
+         error_code = excluded.error_code, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
+         updated_at = excluded.updated_at`,
+    ),
+    dropLogOf: db.prepare(
+      'UPDATE messages SET chunk_first_seq = NULL, chunk_next_seq = NULL, chunk_lengths = NULL WHERE session_id = ? AND id = ? AND chunk_lengths IS NOT NULL',
+    ),
+    keepLogOf: db.prepare(
+      'UPDATE messages SET chunk_first_seq = NULL, chunk_next_seq = NULL, chunk_lengths = NULL WHERE session_id = ? AND id <> ? AND chunk_lengths IS NOT NULL',
+    ),
+    appendLog: db.prepare(
+      `UPDATE messages SET chunk_first_seq = coalesce(chunk_first_seq, @first),
+         chunk_lengths = CASE WHEN chunk_lengths IS NULL THEN @lengths ELSE chunk_lengths || ',' || @lengths END, chunk_next_seq = @next
+       WHERE session_id = @session AND id = @id AND (chunk_next_seq IS NULL OR chunk_next_seq = @first)`,
+    ),
+    deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
+    firstSessions: db.prepare(
+      `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
+       ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
+    ),
+    nextSessions: db.prepare(
+      `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
+       WHERE (s.created_at, s.id) < (?, ?) ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
+    ),
+    messagesAsc: db.prepare('SELECT * FROM messages WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?'),
+    messagesDesc: db.prepare('SELECT * FROM messages WHERE session_id = ? AND position < ? ORDER BY position DESC LIMIT ?'),
+    chunkLogs: db.prepare('SELECT id, content, chunk_first_seq, chunk_lengths FROM messages WHERE session_id = ? AND chunk_lengths IS NOT NULL'),
+    ping: db.prepare('SELECT 1'),
+  };
+
+  const commit = db.transaction((updates: readonly SessionUpdate[]) => {
+    for (const update of updates) {
+      const touched = statements.touchSession.run({
+        id: update.sessionId,
+        last_seq: update.lastSeq,
+        last_active_at: update.lastActiveAt,
+        stopped: update.stopped ? 1 : 0,
+      });
+      if (touched.changes === 0) continue; // deleted meanwhile: nothing to keep
+      for (const message of update.messages) statements.upsertMessage.run(messageColumns(update.sessionId, message));
+      const plan = chunkPlan(update);
+      for (const messageId of plan.dropMessages) statements.dropLogOf.run(update.sessionId, messageId);
+      if (plan.keepOnly !== undefined) statements.keepLogOf.run(update.sessionId, plan.keepOnly);
+      for (const append of plan.appends) {
+        statements.appendLog.run({
+          session: update.sessionId,
+          id: append.messageId,
+          first: append.firstSeq,
+          next: append.nextSeq,
+          lengths: append.lengths.join(','),
+        });
+      }
+    }
+  });
+  const batcher = createWriteBatcher(async (updates) => commit(updates));
+  let closed = false;
+
+  return {
+    create: (record: ConversationRecord) =>
+      guarded(() => {
+        db.transaction(() => {
+          statements.insertSession.run({
+            id: record.sessionId,
+            created_at: record.createdAt,
+            last_active_at: record.lastActiveAt,
+            last_seq: record.lastSeq,
+            stopped: record.stopped ? 1 : 0,
+            title: record.title ?? null,
+            metadata: record.metadata === undefined ? null : JSON.stringify(record.metadata),
+          });
+          for (const message of record.messages) statements.upsertMessage.run(messageColumns(record.sessionId, message));
+        })();
+      }),
+
+    load: (sessionId: SessionId) =>
+      guarded(() => {
+        const row = statements.session.get(sessionId) as SessionRow | undefined;
+        if (!row) return undefined;
+        return toRecord(row, statements.history.all(sessionId) as MessageRow[]);
+      }),
+
+    save: (update: SessionUpdate) => batcher.save(update),
+
+    delete: (sessionId: SessionId) => guarded(() => statements.deleteSession.run(sessionId).changes > 0),
+
+    ping: () =>
+      guarded(() => {
+        if (closed) throw new Error('store closed');
+        statements.ping.get();
+        if (batcher.failing) throw new Error('the last write failed');
+      }),
+
+    async close() {
+      if (closed) return;
+      await batcher.drain();
+      closed = true;
+      db.close();
+    },
+
+    listSessions: (query: PageQuery) =>
+      guarded(() => {
+        const after = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor);
+        const rows = (
+          after === undefined
+            ? statements.firstSessions.all(query.limit + 1)
+            : statements.nextSessions.all(after.createdAt, after.sessionId, query.limit + 1)
+        ) as SessionRow[];
+        const page = rows.slice(0, query.limit).map(toSummary);
+        const last = page[page.length - 1];
+        return { sessions: page, nextCursor: rows.length > query.limit && last ? encodeSessionCursor(last) : null };
+      }),
+
+    listMessages: (sessionId: SessionId, query: MessagePageQuery) =>
+      guarded(() => {
+        if (!statements.session.get(sessionId)) return undefined;
+        const descending = query.order === 'desc';
+        const from = query.cursor === undefined ? (descending ? Number.MAX_SAFE_INTEGER : 0) : decodeMessageCursor(query.cursor);
+        const rows = (descending ? statements.messagesDesc : statements.messagesAsc).all(sessionId, from, query.limit + 1) as MessageRow[];
+        const page = rows.slice(0, query.limit);
+        const last = page[page.length - 1];
+        return {
+          messages: page.map(toMessage),
+          nextCursor: rows.length > query.limit && last ? encodeMessageCursor(Number(last.position)) : null,
+        };
+      }),
+
+    chunksAfter: (sessionId: SessionId, afterSeq: number) =>
+      guarded(() => chunksOfRows(sessionId, statements.chunkLogs.all(sessionId) as ChunkLogRow[], afterSeq)),
+  };
+}

@@ -1,0 +1,71 @@
+import type { SessionUpdate } from '../domain/ports.ts';
+import { storeError } from './storeErrors.ts';
+import { mergeUpdates } from './sessionUpdates.ts';
+
+export interface WriteBatcher {
+  /** Queues an update; resolves once the batch holding it is committed. */
+  save(update: SessionUpdate): Promise<void>;
+  /** True after a failed commit, until one succeeds (readiness). */
+  readonly failing: boolean;
+  /** Resolves when everything queued so far is committed or has failed. */
+  drain(): Promise<void>;
+}
+
+interface Waiting {
+  update: SessionUpdate;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit: updates arriving while a commit runs (or within the same turn
+ * of the event loop) are merged and committed together, one commit at a time
+ * in arrival order. Thousands of streaming sessions then cost a few
+ * transactions per flush interval, not one each, and no write overtakes an
+ * earlier one.
+ */
+export function createWriteBatcher(commit: (updates: readonly SessionUpdate[]) => Promise<void>): WriteBatcher {
+  let queued: Waiting[] = [];
+  let running: Promise<void> | undefined;
+  let failing = false;
+
+  const run = async (): Promise<void> => {
+    while (queued.length > 0) {
+      const batch = queued;
+      queued = [];
+      try {
+        await commit(mergeUpdates(batch.map(({ update }) => update)));
+        failing = false;
+        for (const waiting of batch) waiting.resolve();
+      } catch (error) {
+        failing = true;
+        const failure = storeError(error);
+        for (const waiting of batch) waiting.reject(failure);
+      }
+    }
+  };
+
+  const start = () => {
+    running ??= new Promise<void>((resolve) => setImmediate(resolve))
+      .then(run)
+      .finally(() => {
+        running = undefined;
+        if (queued.length > 0) start();
+      });
+  };
+
+  return {
+    save(update) {
+      return new Promise<void>((resolve, reject) => {
+        queued.push({ update, resolve, reject });
+        start();
+      });
+    },
+    get failing() {
+      return failing;
+    },
+    async drain() {
+      while (running) await running;
+    },
+  };
+}

@@ -1,0 +1,162 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createSessionRegistry } from '../../src/actors/sessionRegistry.ts';
+import type { SessionRegistry, SessionRegistryOptions } from '../../src/actors/sessionRegistry.ts';
+import { SEQ_GAP_AFTER_CRASH } from '../../src/domain/conversation.ts';
+import { createInProcessBus } from '../../src/infra/inProcessBus.ts';
+import { silentLogger } from '../../src/infra/jsonLogger.ts';
+import { createMemoryStore } from '../../src/infra/memoryStore.ts';
+import { createSimulatedProvider } from '../../src/infra/simulatedProvider.ts';
+import { flaky } from '../support/flakyStore.ts';
+import { ManualClock } from '../support/manualClock.ts';
+import { sequentialIds } from '../support/sequentialIds.ts';
+
+const INTERVAL = 100;
+const CHUNKS = 10;
+const FLUSH = 500;
+
+function setup(overrides: Partial<SessionRegistryOptions> = {}) {
+  const clock = new ManualClock();
+  const bus = createInProcessBus();
+  const store = flaky(createMemoryStore());
+  const registry = createSessionRegistry({
+    bus,
+    store,
+    provider: createSimulatedProvider({ chunks: CHUNKS, intervalMs: INTERVAL, clock }),
+    clock,
+    logger: silentLogger,
+    ids: sequentialIds(),
+    sessionTtlMs: 60_000,
+    flushIntervalMs: FLUSH,
+    ...overrides,
+  });
+  registries.push(registry);
+  return { clock, bus, store, registry };
+}
+
+const registries: SessionRegistry[] = [];
+afterEach(async () => {
+  for (const registry of registries.splice(0)) await registry.close();
+});
+
+describe('persistence through the store writer', () => {
+  it('writes at accept and start, flushes the streaming reply on the interval (not per chunk), and once at the end', async () => {
+    const { clock, store, registry } = setup();
+    const session = await registry.create();
+    const accepted = session.send('hi');
+    await clock.advance(0);
+    // Accepted and started: the prompt is answered and the reply exists, empty, as streaming.
+    let stored = await store.load(session.sessionId);
+    expect(stored?.messages.map((m) => [m.role, m.status, m.content])).toEqual([
+      ['user', 'complete', 'hi'],
+      ['assistant', 'streaming', ''],
+    ]);
+    const writesAtStart = store.saved.length;
+    expect(writesAtStart).toBeLessThanOrEqual(2);
+
+    // Chunks at 100, 200, …; the first schedules a flush 500 ms later (at 600, just before chunk 6).
+    await clock.advance(550);
+    stored = await store.load(session.sessionId);
+    expect(stored?.messages[1]?.content).toBe('');
+    await clock.advance(100);
+    stored = await store.load(session.sessionId);
+    expect(stored?.messages[1]).toMatchObject({ status: 'streaming', content: Array.from({ length: 5 }, (_, i) => `chunk ${i + 1}: hi`).join('') });
+    expect(stored?.lastSeq).toBe(5);
+    expect((await store.chunksAfter(session.sessionId, 3)).map((chunk) => chunk.seq)).toEqual([4, 5]);
+
+    await clock.advance(CHUNKS * INTERVAL);
+    stored = await store.load(session.sessionId);
+    expect(stored?.messages[1]).toMatchObject({ id: accepted.replyId, status: 'complete' });
+    expect(stored?.messages[1]?.content).toContain(`chunk ${CHUNKS}: hi`);
+    expect(stored?.lastSeq).toBe(CHUNKS);
+    // The finished reply's chunks are no longer kept for resume.
+    expect(await store.chunksAfter(session.sessionId, 0)).toEqual([]);
+    // Ten chunks cost one flush plus the final write.
+    expect(store.saved.length - writesAtStart).toBe(2);
+  });
+
+  it('writes nothing on passivation and re-activation brings the whole history back', async () => {
+    const { clock, store, registry } = setup();
+    const session = await registry.create();
+    session.send('one');
+    session.send('two');
+    await clock.advance(2 * CHUNKS * INTERVAL + 10);
+    const before = session.view().messages;
+    const writes = store.saved.length;
+    await clock.advance(61_000); // past the TTL: the sweeper passivates it
+    registry.passivateIdle();
+    expect(registry.activeCount).toBe(0);
+    expect(store.saved.length).toBe(writes);
+    const again = await registry.find(session.sessionId);
+    expect(again).not.toBe(session);
+    expect(again?.view().messages).toEqual(before);
+    expect(before.map((m) => m.status)).toEqual(['complete', 'complete', 'complete', 'complete']);
+    expect(store.saved.length).toBe(writes);
+  });
+
+  it('on a failing store refuses new messages with store_unavailable, retries what it acknowledged, and keeps the session active', async () => {
+    const { clock, store, registry } = setup();
+    const session = await registry.create();
+    const accepted = session.send('keep me');
+    await clock.advance(2 * INTERVAL);
+    store.down = true;
+    await clock.advance(CHUNKS * INTERVAL);
+    // The reply finished on the screen; its final write failed and waits for a retry.
+    expect(session.view().messages[1]?.status).toBe('complete');
+    expect(() => session.send('more')).toThrow(expect.objectContaining({ code: 'store_unavailable' }));
+    await expect(registry.create()).rejects.toMatchObject({ code: 'store_unavailable' });
+    await clock.advance(61_000);
+    registry.passivateIdle();
+    expect(registry.activeCount).toBe(1);
+
+    store.down = false;
+    await clock.advance(5_000);
+    const stored = await store.load(session.sessionId);
+    expect(stored?.messages.map((m) => [m.id, m.status])).toEqual([
+      [accepted.user.id, 'complete'],
+      [accepted.replyId, 'complete'],
+    ]);
+    expect(stored?.messages[1]?.content).toContain(`chunk ${CHUNKS}: keep me`);
+    expect(session.send('again').position).toBe(0);
+  });
+
+  it('does not stay refusing after the only failing session is deleted: the next write finds out', async () => {
+    const { clock, store, registry } = setup();
+    const session = await registry.create();
+    store.down = true;
+    session.send('doomed');
+    await clock.advance(0);
+    expect(() => session.send('refused')).toThrow(expect.objectContaining({ code: 'store_unavailable' }));
+    store.down = false;
+    await registry.remove(session.sessionId);
+    const next = await registry.create();
+    expect(next.send('fine').position).toBe(0);
+  });
+
+  it('re-activates a session left mid-reply by a crash: the reply is interrupted with its flushed text, written back', async () => {
+    const { store, registry } = setup();
+    const sessionId = 'crashed000000000000000';
+    await store.create({
+      sessionId,
+      createdAt: 1,
+      lastActiveAt: 2,
+      lastSeq: 3,
+      stopped: false,
+      messages: [
+        { id: 'u1', role: 'user', content: 'hi', status: 'complete', createdAt: 1, updatedAt: 1 },
+        { id: 'r1', role: 'assistant', content: 'half an ans', status: 'streaming', createdAt: 1, updatedAt: 2, replyTo: 'u1' },
+        { id: 'u2', role: 'user', content: 'waiting', status: 'queued', createdAt: 2, updatedAt: 2 },
+      ],
+    });
+    const session = await registry.find(sessionId);
+    expect(session?.view().messages.map((m) => [m.id, m.status, m.content])).toEqual([
+      ['u1', 'complete', 'hi'],
+      ['r1', 'interrupted', 'half an ans'],
+      ['u2', 'cancelled', 'waiting'],
+    ]);
+    expect(session?.view().lastSeq).toBe(3 + SEQ_GAP_AFTER_CRASH);
+    await new Promise((resolve) => setImmediate(resolve));
+    const stored = await store.load(sessionId);
+    expect(stored?.messages.map((m) => m.status)).toEqual(['complete', 'interrupted', 'cancelled']);
+    expect(stored?.lastSeq).toBe(3 + SEQ_GAP_AFTER_CRASH);
+  });
+});

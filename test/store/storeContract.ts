@@ -1,0 +1,252 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ConversationRecord } from '../../src/domain/conversation.ts';
+import type { ChunkEvent } from '../../src/domain/events.ts';
+import type { Message } from '../../src/domain/message.ts';
+import type { SessionStore, SessionUpdate } from '../../src/domain/ports.ts';
+
+const T0 = 1_700_000_000_000;
+const sid = (n: number) => `contract${String(n).padStart(14, '0')}`;
+
+function record(n: number, overrides: Partial<ConversationRecord> = {}): ConversationRecord {
+  return { sessionId: sid(n), createdAt: T0 + n, lastActiveAt: T0 + n, lastSeq: 0, stopped: false, messages: [], ...overrides };
+}
+
+function message(id: string, overrides: Partial<Message> = {}): Message {
+  return { id, role: 'user', content: id, status: 'complete', createdAt: T0, updatedAt: T0, ...overrides };
+}
+
+function chunk(sessionId: string, messageId: string, seq: number, text = `c${seq}`, last = false): ChunkEvent {
+  return { type: 'chunk', sessionId, messageId, seq, chunk: text, is_last: last };
+}
+
+function update(sessionId: string, messages: Message[], extra: Partial<SessionUpdate> = {}): SessionUpdate {
+  return { sessionId, lastSeq: 0, lastActiveAt: T0, stopped: false, messages, ...extra };
+}
+
+/**
+ * The behaviour every SessionStore must have. Run against memory, SQLite and
+ * PostgreSQL (test/store/*.test.ts); `open` gives a fresh, empty store.
+ */
+export function describeStoreContract(name: string, open: () => Promise<SessionStore>): void {
+  describe(`SessionStore contract: ${name}`, () => {
+    let store: SessionStore;
+    beforeEach(async () => {
+      store = await open();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    it('creates and loads a session with its title, metadata and messages', async () => {
+      const created = record(1, {
+        title: 'Trip to Lisbon',
+        metadata: { tags: ['travel'], priority: 2, pinned: true, note: null },
+        messages: [message('m1', { content: 'héllo ✓' })],
+      });
+      await store.create(created);
+      expect(await store.load(sid(1))).toEqual(created);
+      expect(await store.load(sid(99))).toBeUndefined();
+    });
+
+    it('upserts messages by id, keeps them in the order first written, and never moves counters back', async () => {
+      await store.create(record(2));
+      await store.save(update(sid(2), [message('u1', { status: 'queued' })], { lastSeq: 0, lastActiveAt: T0 + 5 }));
+      await store.save(
+        update(sid(2), [message('u1'), message('r1', { role: 'assistant', content: 'part', status: 'streaming', replyTo: 'u1' })], {
+          lastSeq: 3,
+          lastActiveAt: T0 + 10,
+        }),
+      );
+      await store.save(
+        update(
+          sid(2),
+          [
+            message('r1', {
+              role: 'assistant',
+              content: 'partial answer',
+              status: 'failed',
+              replyTo: 'u1',
+              errorCode: 'provider_error',
+              usage: { inputTokens: 12, outputTokens: 34 },
+              updatedAt: T0 + 20,
+            }),
+          ],
+          { lastSeq: 7, lastActiveAt: T0 + 20, stopped: true },
+        ),
+      );
+      // A late, older counter value must not win.
+      await store.save(update(sid(2), [], { lastSeq: 2, lastActiveAt: T0 + 1, stopped: true }));
+      const loaded = await store.load(sid(2));
+      expect(loaded?.lastSeq).toBe(7);
+      expect(loaded?.lastActiveAt).toBe(T0 + 20);
+      expect(loaded?.stopped).toBe(true);
+      expect(loaded?.messages).toEqual([
+        message('u1'),
+        message('r1', {
+          role: 'assistant',
+          content: 'partial answer',
+          status: 'failed',
+          replyTo: 'u1',
+          errorCode: 'provider_error',
+          usage: { inputTokens: 12, outputTokens: 34 },
+          updatedAt: T0 + 20,
+        }),
+      ]);
+    });
+
+    it('ignores writes for a session that does not exist (deleted meanwhile)', async () => {
+      await store.save(update(sid(3), [message('ghost')], { chunks: [chunk(sid(3), 'ghost', 1)] }));
+      expect(await store.load(sid(3))).toBeUndefined();
+      expect(await store.chunksAfter(sid(3), 0)).toEqual([]);
+    });
+
+    it('deletes a session with its messages and chunks', async () => {
+      await store.create(record(4));
+      await store.save(
+        update(sid(4), [message('r', { role: 'assistant', status: 'streaming' })], { lastSeq: 1, chunks: [chunk(sid(4), 'r', 1)] }),
+      );
+      expect(await store.delete(sid(4))).toBe(true);
+      expect(await store.load(sid(4))).toBeUndefined();
+      expect(await store.listMessages(sid(4), { limit: 10 })).toBeUndefined();
+      expect(await store.chunksAfter(sid(4), 0)).toEqual([]);
+      expect(await store.delete(sid(4))).toBe(false);
+      // The same message ids may be used again by another session.
+      await store.create(record(5, { messages: [message('r')] }));
+      expect((await store.load(sid(5)))?.messages).toEqual([message('r')]);
+    });
+
+    it('keeps the chunks of a reply while it streams, drops them when it finishes', async () => {
+      const s = sid(6);
+      await store.create(record(6));
+      const streaming = message('r1', { role: 'assistant', content: 'c1c2', status: 'streaming' });
+      await store.save(update(s, [streaming], { lastSeq: 2, chunks: [chunk(s, 'r1', 1), chunk(s, 'r1', 2)] }));
+      await store.save(update(s, [{ ...streaming, content: 'c1c2c3' }], { lastSeq: 3, chunks: [chunk(s, 'r1', 3)] }));
+      expect((await store.chunksAfter(s, 0)).map((c) => c.seq)).toEqual([1, 2, 3]);
+      expect(await store.chunksAfter(s, 1)).toEqual([chunk(s, 'r1', 2), chunk(s, 'r1', 3)]);
+      await store.save(
+        update(s, [{ ...streaming, content: 'c1c2c3c4', status: 'complete' }], { lastSeq: 4, chunks: [chunk(s, 'r1', 4, 'c4', true)] }),
+      );
+      expect(await store.chunksAfter(s, 0)).toEqual([]);
+    });
+
+    it("keeps an interrupted reply's chunks until the next reply streams", async () => {
+      const s = sid(7);
+      await store.create(record(7));
+      await store.save(
+        update(s, [message('r1', { role: 'assistant', content: 'c1c2', status: 'streaming' })], {
+          lastSeq: 2,
+          chunks: [chunk(s, 'r1', 1), chunk(s, 'r1', 2)],
+        }),
+      );
+      await store.save(update(s, [message('r1', { role: 'assistant', content: 'c1c2', status: 'interrupted' })], { lastSeq: 1_000_002 }));
+      expect(await store.chunksAfter(s, 0)).toEqual([chunk(s, 'r1', 1), chunk(s, 'r1', 2)]);
+      await store.save(
+        update(s, [message('r2', { role: 'assistant', content: 'c1000003', status: 'streaming' })], {
+          lastSeq: 1_000_003,
+          chunks: [chunk(s, 'r2', 1_000_003)],
+        }),
+      );
+      expect(await store.chunksAfter(s, 0)).toEqual([chunk(s, 'r2', 1_000_003)]);
+    });
+
+    it('serves chunks as slices of the stored text, ignores a repeated append, and never invents text', async () => {
+      const s = sid(8);
+      await store.create(record(8));
+      const reply = (content: string) => message('r', { role: 'assistant', content, status: 'streaming' });
+      await store.save(update(s, [reply('héllo, ')], { lastSeq: 2, chunks: [chunk(s, 'r', 1, 'hé'), chunk(s, 'r', 2, 'llo, ')] }));
+      // The same write again (a retry after a lost acknowledgement) changes nothing.
+      await store.save(update(s, [reply('héllo, ')], { lastSeq: 2, chunks: [chunk(s, 'r', 1, 'hé'), chunk(s, 'r', 2, 'llo, ')] }));
+      await store.save(update(s, [reply('héllo, wörld ✓')], { lastSeq: 3, chunks: [chunk(s, 'r', 3, 'wörld ✓')] }));
+      expect((await store.chunksAfter(s, 0)).map((c) => [c.seq, c.chunk])).toEqual([
+        [1, 'hé'],
+        [2, 'llo, '],
+        [3, 'wörld ✓'],
+      ]);
+      // A gap (chunks 4–5 never written) is not papered over: nothing after it is served.
+      await store.save(update(s, [reply('héllo, wörld ✓!?')], { lastSeq: 6, chunks: [chunk(s, 'r', 6, '?')] }));
+      expect((await store.chunksAfter(s, 2)).map((c) => c.seq)).toEqual([3]);
+    });
+
+    it('lists sessions newest first, page by page, with no gap and no repeat', async () => {
+      for (let n = 10; n < 17; n += 1) await store.create(record(n, n === 12 ? { title: 'twelve', metadata: { a: 1 } } : {}));
+      // Two sessions created in the same millisecond are ordered by id.
+      await store.create(record(17, { createdAt: T0 + 16 }));
+      await store.save(update(sid(12), [message('x'), message('y')]));
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await store.listSessions({ limit: 3, ...(cursor ? { cursor } : {}) });
+        seen.push(...page.sessions.map((s) => s.sessionId));
+        cursor = page.nextCursor ?? undefined;
+        pages += 1;
+      } while (cursor);
+      expect(pages).toBe(3);
+      expect(seen).toEqual([sid(17), sid(16), sid(15), sid(14), sid(13), sid(12), sid(11), sid(10)]);
+      const first = await store.listSessions({ limit: 100 });
+      const twelve = first.sessions.find((s) => s.sessionId === sid(12));
+      expect(twelve).toEqual({
+        sessionId: sid(12),
+        createdAt: T0 + 12,
+        lastActiveAt: T0 + 12,
+        stopped: false,
+        messageCount: 2,
+        title: 'twelve',
+        metadata: { a: 1 },
+      });
+      expect(first.nextCursor).toBeNull();
+    });
+
+    it('pages through messages oldest or newest first', async () => {
+      await store.create(record(20));
+      const ids = Array.from({ length: 7 }, (_, i) => `m${i + 1}`);
+      for (const id of ids) await store.save(update(sid(20), [message(id)]));
+      const collect = async (order: 'asc' | 'desc') => {
+        const all: string[] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.listMessages(sid(20), { limit: 3, order, ...(cursor ? { cursor } : {}) });
+          all.push(...(page?.messages ?? []).map((m) => m.id));
+          cursor = page?.nextCursor ?? undefined;
+        } while (cursor);
+        return all;
+      };
+      expect(await collect('asc')).toEqual(ids);
+      expect(await collect('desc')).toEqual([...ids].reverse());
+      expect(await store.listMessages(sid(99), { limit: 3 })).toBeUndefined();
+      await expect(store.listMessages(sid(20), { limit: 3, cursor: 'bogus' })).rejects.toMatchObject({ code: 'bad_request' });
+      await expect(store.listSessions({ limit: 3, cursor: 'bogus' })).rejects.toMatchObject({ code: 'bad_request' });
+    });
+
+    it('commits many concurrent writes, in order, without losing one', async () => {
+      const sessions = [30, 31, 32, 33];
+      for (const n of sessions) await store.create(record(n));
+      const writes: Promise<void>[] = [];
+      for (let step = 1; step <= 50; step += 1) {
+        for (const n of sessions) {
+          writes.push(
+            store.save(
+              update(sid(n), [message('r', { role: 'assistant', content: 'x'.repeat(step), status: step === 50 ? 'complete' : 'streaming' })], {
+                lastSeq: step,
+                chunks: [chunk(sid(n), 'r', step)],
+              }),
+            ),
+          );
+        }
+      }
+      await Promise.all(writes);
+      for (const n of sessions) {
+        const loaded = await store.load(sid(n));
+        expect(loaded?.lastSeq).toBe(50);
+        expect(loaded?.messages.map((m) => [m.content.length, m.status])).toEqual([[50, 'complete']]);
+      }
+    });
+
+    it('answers ping while open and reports store_unavailable once closed', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+      const other = await open();
+      await other.close();
+      if (name !== 'memory') await expect(other.ping()).rejects.toMatchObject({ code: 'store_unavailable' });
+    });
+  });
+}

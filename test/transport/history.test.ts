@@ -1,0 +1,144 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createMemoryStore } from '../../src/infra/memoryStore.ts';
+import { openSqliteStore } from '../../src/infra/sqliteStore.ts';
+import { flaky } from '../support/flakyStore.ts';
+import { api, startServer, WsClient } from '../support/harness.ts';
+import type { Json, RunningServer } from '../support/harness.ts';
+
+const directory = mkdtempSync(join(tmpdir(), 'llm-chat-history-'));
+let files = 0;
+const servers: RunningServer[] = [];
+afterEach(async () => {
+  for (const server of servers.splice(0)) await server.close();
+});
+afterAll(() => rmSync(directory, { recursive: true, force: true }));
+
+async function onSqlite(path: string, options: Parameters<typeof startServer>[0] = {}) {
+  const server = await startServer({ store: openSqliteStore({ path }), simIntervalMs: 5, ...options });
+  servers.push(server);
+  return server;
+}
+
+async function converse(server: RunningServer, text: string, details: Json = {}) {
+  const created = await api(server.url, 'POST', '/api/sessions', details);
+  const sessionId = String(created.body['sessionId']);
+  const watcher = await WsClient.open(`${server.wsUrl}?sessionId=${sessionId}`);
+  await api(server.url, 'POST', `/api/sessions/${sessionId}/messages`, { text });
+  await watcher.waitFor((frame) => frame.type === 'completed');
+  watcher.close();
+  return sessionId;
+}
+
+describe('history over REST, kept in SQLite', () => {
+  it('survives a restart of the server on the same file, title and metadata included', async () => {
+    const path = join(directory, `db-${++files}.sqlite`);
+    const first = await onSqlite(path);
+    const sessionId = await converse(first, 'remember', { title: 'Groceries', metadata: { color: 'green', n: 3 } });
+    const before = await api(first.url, 'GET', `/api/sessions/${sessionId}`);
+    await first.close();
+
+    const second = await onSqlite(path);
+    const after = await api(second.url, 'GET', `/api/sessions/${sessionId}`);
+    expect(after.status).toBe(200);
+    expect(after.body['messages']).toEqual(before.body['messages']);
+    expect(after.body).toMatchObject({ title: 'Groceries', metadata: { color: 'green', n: 3 }, lastSeq: 5, status: 'idle' });
+    const listed = await api(second.url, 'GET', '/api/sessions');
+    expect(listed.body['sessions']).toEqual([
+      expect.objectContaining({ sessionId, title: 'Groceries', messageCount: 2, stopped: false, status: 'idle' }),
+    ]);
+  });
+
+  it('lists sessions newest first, page by page', async () => {
+    const server = await onSqlite(join(directory, `db-${++files}.sqlite`));
+    const created: string[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      created.push(String((await api(server.url, 'POST', '/api/sessions')).body['sessionId']));
+      await new Promise((resolve) => setTimeout(resolve, 2)); // distinct creation times
+    }
+    const seen: string[] = [];
+    let path = '/api/sessions?limit=2';
+    for (;;) {
+      const page = await api(server.url, 'GET', path);
+      expect(page.status).toBe(200);
+      seen.push(...(page.body['sessions'] as Json[]).map((s) => String(s['sessionId'])));
+      if (page.body['nextCursor'] === null) break;
+      path = `/api/sessions?limit=2&cursor=${String(page.body['nextCursor'])}`;
+    }
+    expect(seen).toEqual([...created].reverse());
+    for (const bad of ['?limit=0', '?limit=201', '?limit=x', '?cursor=nonsense']) {
+      const refused = await api(server.url, 'GET', `/api/sessions${bad}`);
+      expect([bad, refused.status, (refused.body['error'] as Json)['code']]).toEqual([bad, 400, 'bad_request']);
+    }
+    const badBody = await api(server.url, 'POST', '/api/sessions', { title: 7 });
+    expect(badBody.status).toBe(400);
+  });
+
+  it('pages through a session\'s messages either way, and 404s an unknown session', async () => {
+    const server = await onSqlite(join(directory, `db-${++files}.sqlite`));
+    const sessionId = await converse(server, 'one');
+    const watcher = await WsClient.open(`${server.wsUrl}?sessionId=${sessionId}`);
+    await api(server.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'two' });
+    await watcher.waitFor((frame) => frame.type === 'completed');
+    watcher.close();
+
+    const page1 = await api(server.url, 'GET', `/api/sessions/${sessionId}/messages?limit=3`);
+    expect((page1.body['messages'] as Json[]).map((m) => m['content'])).toEqual(['one', expect.stringContaining('chunk 1: one'), 'two']);
+    const page2 = await api(server.url, 'GET', `/api/sessions/${sessionId}/messages?limit=3&cursor=${String(page1.body['nextCursor'])}`);
+    expect((page2.body['messages'] as Json[]).map((m) => m['role'])).toEqual(['assistant']);
+    expect(page2.body['nextCursor']).toBeNull();
+    const newest = await api(server.url, 'GET', `/api/sessions/${sessionId}/messages?limit=1&order=desc`);
+    expect((newest.body['messages'] as Json[])[0]?.['content']).toContain('chunk 5: two');
+    expect((await api(server.url, 'GET', `/api/sessions/${'q'.repeat(22)}/messages`)).status).toBe(404);
+  });
+
+  it('deletes a session and its messages from the store', async () => {
+    const path = join(directory, `db-${++files}.sqlite`);
+    const server = await onSqlite(path);
+    const sessionId = await converse(server, 'forget me');
+    expect((await api(server.url, 'DELETE', `/api/sessions/${sessionId}`)).status).toBe(204);
+    expect((await api(server.url, 'GET', `/api/sessions/${sessionId}/messages`)).status).toBe(404);
+    expect((await api(server.url, 'GET', '/api/sessions')).body['sessions']).toEqual([]);
+  });
+});
+
+describe('a failing store', () => {
+  it('answers 503 store_unavailable (REST and WebSocket), keeps running, and recovers', async () => {
+    const store = flaky(createMemoryStore());
+    const server = await startServer({ store, simIntervalMs: 5 });
+    servers.push(server);
+    const { client, sessionId } = await WsClient.session(server.wsUrl);
+    store.down = true;
+    await expect(store.ping()).rejects.toMatchObject({ code: 'store_unavailable' });
+    const refused = await api(server.url, 'POST', '/api/sessions');
+    expect(refused.status).toBe(503);
+    expect(refused.body).toEqual({ error: { code: 'store_unavailable', message: 'Storage is unavailable right now; try again shortly.' } });
+    expect((await api(server.url, 'GET', '/api/sessions')).status).toBe(503);
+    // A message accepted while the failure is not yet known is kept and written later; once known, new ones are refused.
+    client.send('accepted before anyone knew');
+    await client.waitFor((frame) => frame.type === 'completed');
+    client.send('refused');
+    const error = await client.waitFor((frame) => frame.type === 'error');
+    expect(error).toMatchObject({ code: 'store_unavailable' });
+    const rest = await api(server.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'also refused' });
+    expect(rest.status).toBe(503);
+
+    store.down = false;
+    // The writer retries with backoff; wait (bounded) until it has caught up.
+    const deadline = Date.now() + 10_000;
+    while ((await store.load(sessionId))?.messages.length !== 2 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const page = await api(server.url, 'GET', `/api/sessions/${sessionId}/messages`);
+    expect((page.body['messages'] as Json[]).map((m) => [m['role'], m['status']])).toEqual([
+      ['user', 'complete'],
+      ['assistant', 'complete'],
+    ]);
+    const stored = await store.load(sessionId);
+    expect(stored?.messages.map((m) => m.status)).toEqual(['complete', 'complete']);
+    expect((await api(server.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'back' })).status).toBe(202);
+    client.close();
+  });
+});
