@@ -1,6 +1,6 @@
 import { fromPromise } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
-import type { Clock, EventBus, ModelProvider } from '../domain/ports.ts';
+import type { Clock, EventBus, GenerationRequest, ModelProvider } from '../domain/ports.ts';
 import type { StoreWriter } from './storeWriter.ts';
 
 export interface ProviderActorInput {
@@ -26,11 +26,15 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
   if (!current) return; // the queue was emptied meanwhile
   // One write as the reply starts (its prompt is answered, the reply exists), then flushes on the writer's interval.
   if (!resumed) deps.writer.save(conversation, [current.prompt, current.reply]);
-  const request = {
+  const request: GenerationRequest = {
     sessionId: conversation.sessionId,
     messageId: current.reply.id,
     prompt: current.prompt.content,
-    history: conversation.context(),
+    // Copied only for a provider that reads it (a model that takes history):
+    // copying a long conversation for each reply was a measured hot spot.
+    get history() {
+      return conversation.context();
+    },
     ...(current.options ? { options: current.options } : {}),
   };
   const publish = (text: string, last: boolean) => {

@@ -21,6 +21,8 @@ interface StoredSession {
   lastSeq: number;
   stopped: boolean;
   messages: Map<string, StoredMessage>;
+  /** Ids of the messages that have a chunk log (at most a few), so a save never walks the whole history. */
+  logged: Set<string>;
 }
 
 /**
@@ -52,12 +54,16 @@ export function createMemoryStore(): SessionStore {
   return {
     async create(record: ConversationRecord) {
       const { messages, lastSeq, lastActiveAt, stopped, ...rest } = record;
+      // A shallow copy, and a deep one of the metadata only: structuredClone
+      // of every record was a measured share of activating 100,000 sessions.
+      const { metadata, ...plain } = rest;
       const stored: StoredSession = {
-        record: structuredClone(rest),
+        record: metadata === undefined ? { ...plain } : { ...plain, metadata: structuredClone(metadata) },
         lastActiveAt,
         lastSeq,
         stopped,
         messages: new Map(),
+        logged: new Set(),
       };
       for (const message of messages) put(stored, message);
       sessions.set(record.sessionId, stored);
@@ -67,7 +73,8 @@ export function createMemoryStore(): SessionStore {
       const stored = sessions.get(sessionId);
       if (!stored) return undefined;
       return {
-        ...structuredClone(stored.record),
+        ...stored.record,
+        ...(stored.record.metadata !== undefined ? { metadata: structuredClone(stored.record.metadata) } : {}),
         sessionId,
         lastActiveAt: stored.lastActiveAt,
         lastSeq: stored.lastSeq,
@@ -84,14 +91,22 @@ export function createMemoryStore(): SessionStore {
       stored.stopped = update.stopped;
       for (const message of update.messages) put(stored, message);
       const plan = chunkPlan(update);
-      for (const id of plan.dropMessages) delete stored.messages.get(id)?.log;
+      const dropLog = (id: string) => {
+        const entry = stored.messages.get(id);
+        if (entry) delete entry.log;
+        stored.logged.delete(id);
+      };
+      for (const id of plan.dropMessages) dropLog(id);
       if (plan.keepOnly !== undefined) {
-        for (const [id, entry] of stored.messages) if (id !== plan.keepOnly) delete entry.log;
+        for (const id of [...stored.logged]) if (id !== plan.keepOnly) dropLog(id);
       }
       for (const append of plan.appends) {
         const entry = stored.messages.get(append.messageId);
         if (!entry) continue;
-        if (!entry.log) entry.log = { firstSeq: append.firstSeq, nextSeq: append.firstSeq, lengths: [] };
+        if (!entry.log) {
+          entry.log = { firstSeq: append.firstSeq, nextSeq: append.firstSeq, lengths: [] };
+          stored.logged.add(append.messageId);
+        }
         if (entry.log.nextSeq !== append.firstSeq) continue; // a retry or a gap: keep what is right
         entry.log.lengths.push(...append.lengths);
         entry.log.nextSeq = append.nextSeq;
