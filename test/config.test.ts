@@ -50,15 +50,9 @@ describe('model options', () => {
   });
 });
 
-function config(argv: string[], env: Record<string, string> = {}): Config {
-  const parsed = loadConfig(argv, env);
-  if (parsed.help) throw new Error('unexpected --help');
-  return parsed.config;
-}
-
 describe('configuration', () => {
   it('has defaults for the operations options', () => {
-    expect(config([])).toMatchObject({
+    expect(configOf([])).toMatchObject({
       shutdownDeadlineMs: 10_000,
       logFormat: 'auto',
       metrics: true,
@@ -70,22 +64,22 @@ describe('configuration', () => {
   });
 
   it('takes booleans as bare flags, --no- flags or environment words; flags win', () => {
-    expect(config(['--inspect-redact']).inspectRedact).toBe(true);
-    expect(config(['--no-inspector']).inspector).toBe(false);
-    expect(config([], { INSPECTOR: 'off', METRICS: 'no', INSPECT_REDACT: '1' })).toMatchObject({ inspector: false, metrics: false, inspectRedact: true });
-    expect(config(['--inspector'], { INSPECTOR: 'false' }).inspector).toBe(true);
-    expect(() => config([], { METRICS: 'maybe' })).toThrow(new ConfigError('METRICS must be true or false; got "maybe"'));
-    expect(() => config(['--metrics', '--no-metrics'])).toThrow(/contradict/);
+    expect(configOf(['--inspect-redact']).inspectRedact).toBe(true);
+    expect(configOf(['--no-inspector']).inspector).toBe(false);
+    expect(configOf([], { INSPECTOR: 'off', METRICS: 'no', INSPECT_REDACT: '1' })).toMatchObject({ inspector: false, metrics: false, inspectRedact: true });
+    expect(configOf(['--inspector'], { INSPECTOR: 'false' }).inspector).toBe(true);
+    expect(() => configOf([], { METRICS: 'maybe' })).toThrow(new ConfigError('METRICS must be true or false; got "maybe"'));
+    expect(() => configOf(['--metrics', '--no-metrics'])).toThrow(/contradict/);
   });
 
   it('validates choices, the admin token and the Stately URL with clear messages', () => {
-    expect(config(['--log-format', 'pretty']).logFormat).toBe('pretty');
-    expect(() => config(['--log-format', 'xml'])).toThrow('--log-format must be one of auto, json, pretty; got "xml"');
-    expect(config([], { ADMIN_TOKEN: 'a-long-enough-admin-token' }).adminToken).toBe('a-long-enough-admin-token');
-    expect(() => config(['--admin-token', 'short'])).toThrow(/at least 16 characters/);
-    expect(config(['--inspect-stately', 'ws://localhost:8081']).inspectStately).toBe('ws://localhost:8081');
-    expect(() => config(['--inspect-stately', 'http://x'])).toThrow(/ws:\/\/ or wss:\/\/ URL/);
-    expect(config(['--shutdown-deadline-ms', '0']).shutdownDeadlineMs).toBe(0);
+    expect(configOf(['--log-format', 'pretty']).logFormat).toBe('pretty');
+    expect(() => configOf(['--log-format', 'xml'])).toThrow('--log-format must be one of auto, json, pretty; got "xml"');
+    expect(configOf([], { ADMIN_TOKEN: 'a-long-enough-admin-token' }).adminToken).toBe('a-long-enough-admin-token');
+    expect(() => configOf(['--admin-token', 'short'])).toThrow(/at least 16 characters/);
+    expect(configOf(['--inspect-stately', 'ws://localhost:8081']).inspectStately).toBe('ws://localhost:8081');
+    expect(() => configOf(['--inspect-stately', 'http://x'])).toThrow(/ws:\/\/ or wss:\/\/ URL/);
+    expect(configOf(['--shutdown-deadline-ms', '0']).shutdownDeadlineMs).toBe(0);
   });
 
   it('lists every setting in --help', () => {

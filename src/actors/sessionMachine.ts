@@ -1,6 +1,7 @@
 import { setup } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
 import { ChatError, isChatError, isUpstreamFailure } from '../domain/errors.ts';
+import type { ErrorCode } from '../domain/errors.ts';
 import type { Clock, EventBus, Logger, ModelProvider, SessionStore } from '../domain/ports.ts';
 import type { Message } from '../domain/message.ts';
 import { providerActor } from './providerActor.ts';
@@ -31,6 +32,25 @@ export type SessionEvent =
 /** Writes the conversation's changed messages; a failing store is retried by the writer, never fatal here. */
 export function persist(conversation: Conversation, deps: SessionDeps, messages: readonly Message[]): void {
   deps.writer.save(conversation, messages);
+}
+
+/** Ends the reply in progress as failed, keeps it, and tells its watchers (with a client-safe message). */
+export function failCurrentReply(
+  conversation: Conversation,
+  deps: SessionDeps,
+  failure: { code: ErrorCode; message: string; upstreamStatus?: number },
+): void {
+  const reply = conversation.finishReply('failed', deps.clock.now(), failure.code);
+  if (!reply) return;
+  persist(conversation, deps, [reply]);
+  deps.bus.publish({
+    type: 'message.failed',
+    sessionId: conversation.sessionId,
+    messageId: reply.id,
+    code: failure.code,
+    message: failure.message,
+    ...(failure.upstreamStatus !== undefined ? { upstreamStatus: failure.upstreamStatus } : {}),
+  });
 }
 
 /** Tells every watcher that the given replies were cancelled. */
@@ -74,20 +94,9 @@ export const sessionMachine = setup({
     // The model's server failing is an expected failure, not a bug: the reply
     // fails, the session stays up, and no restart intensity is spent on it.
     failReply: ({ context, event }) => {
-      const { conversation, deps } = context;
       const error = 'error' in event ? event.error : undefined;
       if (!isChatError(error)) return;
-      const reply = conversation.finishReply('failed', deps.clock.now(), error.code);
-      if (!reply) return;
-      persist(conversation, deps, [reply]);
-      deps.bus.publish({
-        type: 'message.failed',
-        sessionId: conversation.sessionId,
-        messageId: reply.id,
-        code: error.code,
-        message: error.message,
-        ...(error.upstreamStatus !== undefined ? { upstreamStatus: error.upstreamStatus } : {}),
-      });
+      failCurrentReply(context.conversation, context.deps, error);
     },
     cancelAll: ({ context }) => {
       const { conversation, deps } = context;

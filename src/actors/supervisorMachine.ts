@@ -3,7 +3,7 @@ import type { Conversation } from '../domain/conversation.ts';
 import { DEFAULT_ERROR_MESSAGES, isChatError } from '../domain/errors.ts';
 import type { ErrorCode } from '../domain/errors.ts';
 import type { StopReason } from '../domain/events.ts';
-import { announceCancelled, persist, sessionMachine } from './sessionMachine.ts';
+import { announceCancelled, failCurrentReply, persist, sessionMachine } from './sessionMachine.ts';
 import type { SessionDeps } from './sessionMachine.ts';
 
 /** OTP-style restart intensity: at most `intensity` restarts within `periodMs`. */
@@ -78,16 +78,7 @@ export const supervisorMachine = setup({
       const error = 'error' in event ? event.error : undefined;
       const code = codeOf(error);
       deps.logger.warn({ sessionId: conversation.sessionId, code, err: String((error as { cause?: unknown })?.cause ?? error) }, 'session actor failed');
-      const reply = conversation.finishReply('failed', deps.clock.now(), code);
-      if (!reply) return;
-      persist(conversation, deps, [reply]);
-      deps.bus.publish({
-        type: 'message.failed',
-        sessionId: conversation.sessionId,
-        messageId: reply.id,
-        code,
-        message: DEFAULT_ERROR_MESSAGES[code],
-      });
+      failCurrentReply(conversation, deps, { code, message: DEFAULT_ERROR_MESSAGES[code] });
     },
     recordRestart: assign({ restarts: ({ context }) => [...recentRestarts(context), context.deps.clock.now()] }),
     announceRestart: ({ context }) => {

@@ -31,3 +31,20 @@ export function decodeMessageCursor(text: string): number {
   if (!match) throw badCursor();
   return Number(match[1]);
 }
+
+/**
+ * One page of messages from rows fetched with `limit + 1` (the extra row only
+ * says whether there is a next page), as both SQL stores read them.
+ */
+export function messagePage<Row extends { position: number | string }, Item>(
+  rows: readonly Row[],
+  limit: number,
+  toItem: (row: Row) => Item,
+): { messages: Item[]; nextCursor: string | null } {
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    messages: page.map(toItem),
+    nextCursor: rows.length > limit && last ? encodeMessageCursor(Number(last.position)) : null,
+  };
+}

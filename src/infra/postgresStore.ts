@@ -3,7 +3,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { ConversationRecord } from '../domain/conversation.ts';
 import type { SessionId } from '../domain/ids.ts';
 import type { MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
-import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
+import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
 import { chunkPlan } from './sessionUpdates.ts';
 import { POSTGRES_MIGRATIONS } from './sql/postgresMigrations.ts';
 import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
@@ -264,12 +264,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
             : 'SELECT * FROM messages WHERE session_id = $1 AND position > $2 ORDER BY position LIMIT $3',
           [sessionId, from, query.limit + 1],
         );
-        const page = rows.slice(0, query.limit);
-        const last = page[page.length - 1];
-        return {
-          messages: page.map(toMessage),
-          nextCursor: rows.length > query.limit && last ? encodeMessageCursor(Number(last.position)) : null,
-        };
+        return messagePage(rows, query.limit, toMessage);
       }),
 
     chunksAfter: (sessionId: SessionId, afterSeq: number) =>

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import type { ConversationRecord } from '../domain/conversation.ts';
 import type { SessionId } from '../domain/ids.ts';
 import type { MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
-import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
+import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
 import { chunkPlan } from './sessionUpdates.ts';
 import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
@@ -185,12 +185,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
         const descending = query.order === 'desc';
         const from = query.cursor === undefined ? (descending ? Number.MAX_SAFE_INTEGER : 0) : decodeMessageCursor(query.cursor);
         const rows = (descending ? statements.messagesDesc : statements.messagesAsc).all(sessionId, from, query.limit + 1) as MessageRow[];
-        const page = rows.slice(0, query.limit);
-        const last = page[page.length - 1];
-        return {
-          messages: page.map(toMessage),
-          nextCursor: rows.length > query.limit && last ? encodeMessageCursor(Number(last.position)) : null,
-        };
+        return messagePage(rows, query.limit, toMessage);
       }),
 
     chunksAfter: (sessionId: SessionId, afterSeq: number) =>
