@@ -19,6 +19,8 @@ export interface SessionRegistryOptions extends Omit<SessionDeps, 'writer'> {
   ids: IdGenerator;
   /** How often a streaming reply's text is written to the store (default 500 ms). */
   flushIntervalMs?: number;
+  /** Write streaming replies before they end (default true; see StoreWriterOptions). */
+  flushStreaming?: boolean;
   /** How long close() waits for unwritten changes to reach the store (default 5 s). */
   closeWriteTimeoutMs?: number;
   /** Messages that may wait while a reply streams (default 8). */
@@ -95,7 +97,7 @@ interface Entry {
  */
 export function createSessionRegistry(options: SessionRegistryOptions): SessionRegistry {
   const { ids, clock, logger, bus, store } = options;
-  const writer = createStoreWriter({ store, clock, logger, flushIntervalMs: options.flushIntervalMs });
+  const writer = createStoreWriter({ store, clock, logger, flushIntervalMs: options.flushIntervalMs, flushStreaming: options.flushStreaming });
   const deps: SessionDeps = { bus, store, provider: options.provider, clock, logger, writer };
   const queueLimit = options.queueLimit ?? 8;
   const ttlMs = options.sessionTtlMs ?? 600_000;
