@@ -52,13 +52,20 @@ async function eventRate(registry: SessionRegistry, ids: string[], events: numbe
   return events / ((performance.now() - started) / 1000);
 }
 
+/** The median of five rounds: one round can land on a major GC of the large heap. */
+async function medianRate(round: () => Promise<number>): Promise<number> {
+  const rates: number[] = [];
+  for (let index = 0; index < 5; index += 1) rates.push(await round());
+  return rates.sort((a, b) => a - b)[2]!;
+}
+
 async function activation(count: number, events: number) {
   const small = makeRegistry();
   const smallIds: string[] = [];
   for (let index = 0; index < 10; index += 1) smallIds.push((await small.create()).sessionId);
   await eventRate(small, smallIds, events, 1); // warm-up
-  const oneAt10 = await eventRate(small, smallIds, events, 1);
-  const spreadAt10 = await eventRate(small, smallIds, events, 10);
+  const oneAt10 = await medianRate(() => eventRate(small, smallIds, events, 1));
+  const spreadAt10 = await medianRate(() => eventRate(small, smallIds, events, 10));
   await small.close();
 
   collect();
@@ -71,8 +78,8 @@ async function activation(count: number, events: number) {
   collect();
   const after = process.memoryUsage();
   await eventRate(registry, ids, events, 1); // warm-up, as at 10
-  const oneAtN = await eventRate(registry, ids, events, 1);
-  const spreadAtN = await eventRate(registry, ids, events, ids.length);
+  const oneAtN = await medianRate(() => eventRate(registry, ids, events, 1));
+  const spreadAtN = await medianRate(() => eventRate(registry, ids, events, ids.length));
   const active = registry.activeCount;
   await registry.close();
   return {
