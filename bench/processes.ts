@@ -73,6 +73,8 @@ export class Child {
 }
 
 export interface ServerStats {
+  /** CPU time (user + system) the server process has used so far. */
+  cpuMs: number;
   rss: number;
   heapUsed: number;
   activeSessions: number;

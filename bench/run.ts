@@ -167,7 +167,7 @@ async function closeFleet(fleet: Fleet): Promise<number> {
 /** With --url, the server under test is somebody else's: no stats, nothing to stop. */
 async function serverFor(kind: 'llm-chat' | 'baseline', options: Record<string, unknown>): Promise<ServerUnderTest> {
   if (config.url) {
-    const zero = { rss: 0, heapUsed: 0, activeSessions: 0, lagP50Ms: Number.NaN, lagP99Ms: Number.NaN, lagMaxMs: Number.NaN };
+    const zero = { cpuMs: Number.NaN, rss: 0, heapUsed: 0, activeSessions: 0, lagP50Ms: Number.NaN, lagP99Ms: Number.NaN, lagMaxMs: Number.NaN };
     return { kind, port: Number(config.url.port || 80), stats: async () => zero, stop: async () => {} };
   }
   const server = await startServer(kind, options);
@@ -211,7 +211,7 @@ async function streamRun(kind: 'llm-chat' | 'baseline') {
   const before = await server.stats(true);
   log(`${kind}: opening ${config.streamSessions} sessions`);
   const fleet = await connectFleet(server.port, config.streamSessions);
-  await server.stats(); // reset the lag window
+  const streamStart = await server.stats(); // also resets the lag window
   log(`${kind}: ${fleet.ok} sessions stream ${config.messages} message(s) each, first ones within ${config.spreadMs} ms`);
   const pending = Promise.all(
     fleet.generators.map(({ child }) =>
@@ -247,6 +247,8 @@ async function streamRun(kind: 'llm-chat' | 'baseline') {
     totalSeconds: elapsed / 1000,
     lagP99Ms: Math.max(during.lagP99Ms, after.lagP99Ms),
     rssPerSessionStreamingKB: (during.rss - before.rss) / Math.max(1, fleet.ok) / KB,
+    cpuMsPerReply:
+      (after.cpuMs - streamStart.cpuMs) / Math.max(1, results.reduce((sum, result) => sum + Number(result['completed']), 0)),
   };
 }
 
@@ -322,6 +324,7 @@ async function main() {
       { figure: 'stream: total time (s)', ours: formatNumber(ours.totalSeconds, 2), baseline: b(base?.totalSeconds, 2) },
       { figure: 'stream: RSS per streaming session (KB)', ours: formatNumber(ours.rssPerSessionStreamingKB, 2), baseline: b(base?.rssPerSessionStreamingKB, 2), ratio: ratio(ours.rssPerSessionStreamingKB, base?.rssPerSessionStreamingKB) },
       { figure: 'stream: event-loop delay p99 (ms)', ours: formatNumber(ours.lagP99Ms), baseline: b(base?.lagP99Ms) },
+      { figure: 'stream: server CPU per reply (ms)', ours: formatNumber(ours.cpuMsPerReply, 3), baseline: b(base?.cpuMsPerReply, 3), ratio: ratio(ours.cpuMsPerReply, base?.cpuMsPerReply) },
     );
   }
 

@@ -44,7 +44,9 @@ process.on('message', (message: { type: string; gc?: boolean }) => {
       gc();
     }
     const memory = process.memoryUsage();
+    const cpu = process.cpuUsage();
     send({
+      cpuMs: (cpu.user + cpu.system) / 1000,
       type: 'stats',
       rss: memory.rss,
       heapUsed: memory.heapUsed,
