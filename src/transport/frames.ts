@@ -56,17 +56,20 @@ export function toFrame(event: ChatEvent): Frame | undefined {
   }
 }
 
-const jsonCache = new WeakMap<ChatEvent, string | null>();
+// A publish hands one event to all its watchers one after another, so a
+// single-slot cache serialises it once; a WeakMap did the same but cost GC
+// work (ephemerons) for every event, watched once or not.
+let lastEvent: ChatEvent | undefined;
+let lastJson: string | null = null;
 
 /** The frame's JSON text, or null for events clients do not see. */
 export function frameJson(event: ChatEvent): string | null {
-  let json = jsonCache.get(event);
-  if (json === undefined) {
+  if (event !== lastEvent) {
     const frame = toFrame(event);
-    json = frame ? JSON.stringify(frame) : null;
-    jsonCache.set(event, json);
+    lastJson = frame ? JSON.stringify(frame) : null;
+    lastEvent = event;
   }
-  return json;
+  return lastJson;
 }
 
 /**
