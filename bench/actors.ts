@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import { createSessionRegistry } from '../src/actors/sessionRegistry.ts';
 import type { SessionRegistry } from '../src/actors/sessionRegistry.ts';
-import type { ConversationRecord } from '../src/domain/conversation.ts';
+import type { ConversationRecord } from '../src/domain/conversationRecord.ts';
 import type { SessionStore } from '../src/domain/ports.ts';
 import { createInProcessBus } from '../src/infra/inProcessBus.ts';
 import { silentLogger } from '../src/infra/jsonLogger.ts';

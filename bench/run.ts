@@ -4,9 +4,9 @@
  * `npm run bench -- --help` lists the options.
  */
 import { parseArgs } from 'node:util';
-import { Child, startGenerators, startServer, SERVER_NODE_FLAGS } from './processes.ts';
-import type { ServerUnderTest } from './processes.ts';
-import { formatNumber, summarize, table } from './stats.ts';
+import type { Child, ServerUnderTest } from './processes.ts';
+import { createScenarios } from './scenarios.ts';
+import { formatNumber, table } from './stats.ts';
 import type { Row } from './stats.ts';
 
 const HELP = `npm run bench -- [options]
@@ -97,7 +97,6 @@ function loopbackUrl(raw: string): URL {
   }
   return url;
 }
-const KB = 1024;
 const children: Child[] = [];
 const servers: ServerUnderTest[] = [];
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -110,162 +109,7 @@ const deadline = setTimeout(() => {
 }, Number(values['max-seconds']) * 1000);
 deadline.unref();
 
-async function inProcess(mode: 'activation' | 'churn', sessions: number): Promise<Record<string, number>> {
-  const child = new Child('./actors.ts', { args: ['--mode', mode, '--sessions', String(sessions)], nodeFlags: SERVER_NODE_FLAGS });
-  children.push(child);
-  child.onProgress = (message) => log(`  churn ${formatNumber(Number(message['created']))}/${formatNumber(Number(message['total']))}, RSS ${formatNumber(Number(message['rssMB']))} MB`);
-  const result = await child.next('result', 1_500_000);
-  return result['result'] as Record<string, number>;
-}
-
-interface Fleet {
-  generators: Awaited<ReturnType<typeof startGenerators>>;
-  ok: number;
-  failed: number;
-  errors: Record<string, number>;
-}
-
-async function connectFleet(port: number, sessions: number): Promise<Fleet> {
-  const count = Math.max(1, Math.ceil(sessions / config.perGenerator));
-  const generators = await startGenerators(count);
-  children.push(...generators.map(({ child }) => child));
-  const progress = new Map<Child, number>();
-  for (const { child } of generators) {
-    child.onProgress = (message) => {
-      progress.set(child, Number(message['ok'] ?? message['completed'] ?? 0));
-    };
-  }
-  const ticker = setInterval(() => log(`  connected ${[...progress.values()].reduce((a, b) => a + b, 0)}/${sessions}`), 2000);
-  const results = await Promise.all(
-    generators.map(({ child, address }, index) => {
-      const share = Math.floor(sessions / count) + (index < sessions % count ? 1 : 0);
-      return child.ask(
-        { type: 'connect', url: config.url ? config.url.href : `ws://127.0.0.1:${port}/ws`, count: share, ratePerSecond: config.rate / count, localAddress: address },
-        'connected',
-      );
-    }),
-  );
-  clearInterval(ticker);
-  const errors: Record<string, number> = {};
-  for (const result of results) {
-    for (const [code, n] of Object.entries(result['errors'] as Record<string, number>)) errors[code] = (errors[code] ?? 0) + n;
-  }
-  return {
-    generators,
-    ok: results.reduce((sum, result) => sum + Number(result['ok']), 0),
-    failed: results.reduce((sum, result) => sum + Number(result['failed']), 0),
-    errors,
-  };
-}
-
-async function closeFleet(fleet: Fleet): Promise<number> {
-  const replies = await Promise.all(fleet.generators.map(({ child }) => child.ask({ type: 'close' }, 'closed')));
-  for (const { child } of fleet.generators) child.kill();
-  return replies.reduce((sum, reply) => sum + Number(reply['alive'] ?? 0), 0);
-}
-
-/** With --url, the server under test is somebody else's: no stats, nothing to stop. */
-async function serverFor(kind: 'llm-chat' | 'baseline', options: Record<string, unknown>): Promise<ServerUnderTest> {
-  if (config.url) {
-    const zero = { cpuMs: Number.NaN, rss: 0, heapUsed: 0, activeSessions: 0, lagP50Ms: Number.NaN, lagP99Ms: Number.NaN, lagMaxMs: Number.NaN };
-    return { kind, port: Number(config.url.port || 80), stats: async () => zero, stop: async () => {} };
-  }
-  const server = await startServer(kind, options);
-  servers.push(server);
-  return server;
-}
-
-const serverOptions = (extra: Record<string, unknown> = {}) => ({
-  connRatePerIp: 0, // the load comes from a handful of loopback addresses
-  messagesPerMinute: 0,
-  maxSessions: 0,
-  ...extra,
-});
-
-async function idle(kind: 'llm-chat' | 'baseline') {
-  const server = await serverFor(kind, serverOptions());
-  const before = await server.stats(true);
-  log(`${kind}: opening ${config.idleSessions} idle sessions`);
-  const fleet = await connectFleet(server.port, config.idleSessions);
-  log(`${kind}: holding ${fleet.ok} sessions for ${config.holdSeconds} s`);
-  await server.stats(); // reset the lag window
-  await new Promise((resolve) => setTimeout(resolve, config.holdSeconds * 1000));
-  const held = await server.stats(true);
-  if (Object.keys(fleet.errors).length > 0) log(`${kind}: connection errors ${JSON.stringify(fleet.errors)}`);
-  const alive = await closeFleet(fleet);
-  await server.stop();
-  return {
-    opened: fleet.ok,
-    failed: fleet.failed,
-    errors: fleet.errors,
-    aliveAtEnd: alive,
-    rssPerSessionKB: (held.rss - before.rss) / Math.max(1, fleet.ok) / KB,
-    heapPerSessionKB: (held.heapUsed - before.heapUsed) / Math.max(1, fleet.ok) / KB,
-    lagP99Ms: held.lagP99Ms,
-  };
-}
-
-async function streamRun(kind: 'llm-chat' | 'baseline') {
-  const intervalMs = 400;
-  const server = await serverFor(kind, serverOptions({ simIntervalMs: intervalMs, simChunks: 5 }));
-  const before = await server.stats(true);
-  log(`${kind}: opening ${config.streamSessions} sessions`);
-  const fleet = await connectFleet(server.port, config.streamSessions);
-  const streamStart = await server.stats(); // also resets the lag window
-  log(`${kind}: ${fleet.ok} sessions stream ${config.messages} message(s) each, first ones within ${config.spreadMs} ms`);
-  const pending = Promise.all(
-    fleet.generators.map(({ child }) =>
-      child.ask(
-        { type: 'stream', messages: config.messages, intervalMs, spreadMs: config.spreadMs, timeoutMs: 60_000 + config.spreadMs + config.messages * 5 * intervalMs * 4 },
-        'streamed',
-      ),
-    ),
-  );
-  // Memory while every session is mid-reply (no GC forced: what the OS sees).
-  await new Promise((resolve) => setTimeout(resolve, config.spreadMs + 2.5 * intervalMs));
-  const during = await server.stats();
-  const results = await pending;
-  const after = await server.stats();
-  if (Object.keys(fleet.errors).length > 0) log(`${kind}: connection errors ${JSON.stringify(fleet.errors)}`);
-  await closeFleet(fleet);
-  await server.stop();
-  const ttfc = summarize(results.flatMap((result) => result['ttfc'] as number[]));
-  const lateness = summarize(results.flatMap((result) => result['lateness'] as number[]));
-  const chunks = results.reduce((sum, result) => sum + Number(result['chunks']), 0);
-  const elapsed = Math.max(...results.map((result) => Number(result['elapsedMs'])));
-  return {
-    sessions: fleet.ok,
-    failed: fleet.failed,
-    completed: results.reduce((sum, result) => sum + Number(result['completed']), 0),
-    expected: results.reduce((sum, result) => sum + Number(result['expected']), 0),
-    ttfcP50Ms: ttfc.p50,
-    ttfcP99Ms: ttfc.p99,
-    ttfcMaxMs: ttfc.max,
-    latenessP50Ms: lateness.p50,
-    latenessP99Ms: lateness.p99,
-    chunksPerSecond: chunks / (elapsed / 1000),
-    totalSeconds: elapsed / 1000,
-    lagP99Ms: Math.max(during.lagP99Ms, after.lagP99Ms),
-    rssPerSessionStreamingKB: (during.rss - before.rss) / Math.max(1, fleet.ok) / KB,
-    cpuMsPerReply:
-      (after.cpuMs - streamStart.cpuMs) / Math.max(1, results.reduce((sum, result) => sum + Number(result['completed']), 0)),
-  };
-}
-
-async function saturateRun(kind: 'llm-chat' | 'baseline') {
-  const server = await serverFor(kind, serverOptions({ simIntervalMs: 0, simChunks: 5 }));
-  const fleet = await connectFleet(server.port, config.saturateSessions);
-  log(`${kind}: ${fleet.ok} sessions send back to back for ${config.durationSeconds} s`);
-  const results = await Promise.all(
-    fleet.generators.map(({ child }) => child.ask({ type: 'saturate', durationMs: config.durationSeconds * 1000 }, 'saturated')),
-  );
-  const stats = await server.stats();
-  await closeFleet(fleet);
-  await server.stop();
-  const chunks = results.reduce((sum, result) => sum + Number(result['chunks']), 0);
-  const elapsed = Math.max(...results.map((result) => Number(result['elapsedMs'])));
-  return { sessions: fleet.ok, chunksPerSecond: chunks / (elapsed / 1000), lagP99Ms: stats.lagP99Ms };
-}
+const scenarios = createScenarios({ config, log, children, servers });
 
 const ratio = (ours: number, base: number | undefined) => (base === undefined || !base ? '' : `${(ours / base).toFixed(2)}×`);
 const verdict = (ok: boolean): 'pass' | 'FAIL' => (ok ? 'pass' : 'FAIL');
@@ -280,7 +124,7 @@ async function main() {
 
   if (config.scenarios.has('actors')) {
     log(`actors: activating ${config.actors} sessions in-process`);
-    const actors = await inProcess('activation', config.actors);
+    const actors = await scenarios.inProcess('activation', config.actors);
     results['actors'] = actors;
     rows.push(
       { figure: `actors: ${formatNumber(actors['sessions']!)} sessions activated (s)`, ours: formatNumber(actors['activationSeconds']!, 2), target: '< 10 s', verdict: verdict(actors['activationSeconds']! < 10) },
@@ -302,7 +146,7 @@ async function main() {
   }
 
   if (config.scenarios.has('idle')) {
-    const { ours, base } = await both(idle);
+    const { ours, base } = await both(scenarios.idle);
     results['idle'] = { ours, baseline: base };
     rows.push(
       { figure: `idle: sessions held ${config.holdSeconds} s (failed)`, ours: `${ours.aliveAtEnd} (${ours.failed})`, baseline: base ? `${base.aliveAtEnd} (${base.failed})` : '', target: `${config.idleSessions}`, verdict: verdict(ours.aliveAtEnd === config.idleSessions) },
@@ -313,7 +157,7 @@ async function main() {
   }
 
   if (config.scenarios.has('stream')) {
-    const { ours, base } = await both(streamRun);
+    const { ours, base } = await both(scenarios.stream);
     results['stream'] = { ours, baseline: base };
     const b = (value: number | undefined, digits = 1) => (value === undefined ? '' : formatNumber(value, digits));
     rows.push(
@@ -329,7 +173,7 @@ async function main() {
   }
 
   if (config.scenarios.has('saturate')) {
-    const { ours, base } = await both(saturateRun);
+    const { ours, base } = await both(scenarios.saturate);
     results['saturate'] = { ours, baseline: base };
     rows.push({
       figure: `saturate: chunks/s, ${ours.sessions} sessions, 0 ms`,
@@ -343,7 +187,7 @@ async function main() {
 
   if (config.scenarios.has('churn')) {
     log(`churn: ${config.churn} sessions created, answered and passivated in-process`);
-    const churn = await inProcess('churn', config.churn);
+    const churn = await scenarios.inProcess('churn', config.churn);
     results['churn'] = churn;
     rows.push(
       { figure: `churn: ${formatNumber(churn['sessions']!)} sessions (sessions/s)`, ours: formatNumber(churn['sessionsPerSecond']!) },

@@ -30,7 +30,6 @@ async function main(): Promise<void> {
   const server = createChatServer({
     ...settings,
     store,
-    maxConnections: config.maxConnections === 0 ? undefined : config.maxConnections,
     logger,
     inspector: adminToken ? { adminToken, redact: inspectRedact } : undefined,
     inspect: stately?.inspect,

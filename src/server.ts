@@ -1,32 +1,28 @@
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { createCircuitBreaker } from './actors/circuitBreaker.ts';
 import type { CircuitBreaker } from './actors/circuitBreaker.ts';
-import { coalescingProvider } from './actors/coalescingProvider.ts';
-import { guardedProvider } from './actors/guardedProvider.ts';
 import type { InspectionEvent, Observer } from 'xstate';
 import { createInspectionHub } from './actors/inspectionHub.ts';
 import type { InspectionHub } from './actors/inspectionHub.ts';
 import { createSessionRegistry } from './actors/sessionRegistry.ts';
 import type { SessionRegistry } from './actors/sessionRegistry.ts';
-import type { ProviderKind } from './config.ts';
+import type { ModelOptions } from './model.ts';
 import type { IdGenerator } from './domain/ids.ts';
-import type { Clock, EventBus, Logger, ModelProvider, SessionStore } from './domain/ports.ts';
+import type { Clock, EventBus, Logger, SessionStore } from './domain/ports.ts';
 import { createInProcessBus } from './infra/inProcessBus.ts';
 import { createMemoryStore } from './infra/memoryStore.ts';
-import { createOpenAiProvider } from './infra/openAiProvider.ts';
 import { createPinoLogger } from './infra/pinoLogger.ts';
 import { createPrometheusMetrics } from './infra/prometheusMetrics.ts';
 import { trackStore } from './infra/trackedStore.ts';
 import type { StoreOperation } from './infra/trackedStore.ts';
 import { randomIds } from './infra/randomIds.ts';
 import { withStoredReplay } from './infra/storedReplayBus.ts';
-import { createSimulatedProvider } from './infra/simulatedProvider.ts';
 import { systemClock } from './infra/systemClock.ts';
 import { defaultMaxConnections } from './infra/fileLimit.ts';
 import { createAdmission } from './transport/admission.ts';
 import type { Admission, RejectReason } from './transport/admission.ts';
+import { createModel } from './model.ts';
 import { createHttpApp } from './transport/httpApp.ts';
 import { createOpenAiRoutes } from './transport/openAiRoutes.ts';
 import { createStatusRoute } from './transport/statusRoute.ts';
@@ -36,10 +32,7 @@ import { createWebPages } from './transport/webPages.ts';
 import { createSseStreams } from './transport/sseRoute.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
 
-export interface ChatServerOptions {
-  /** Simulated model: chunks per reply (default 5) and ms between them (default 400). */
-  simChunks?: number;
-  simIntervalMs?: number;
+export interface ChatServerOptions extends ModelOptions {
   queueLimit?: number;
   sessionTtlMs?: number;
   restartIntensity?: number;
@@ -52,7 +45,7 @@ export interface ChatServerOptions {
   heartbeatMs?: number;
   /** Most active sessions (default 100,000; 0 = no limit). */
   maxSessions?: number;
-  /** Open WS + SSE connections (default: the open-file limit less 2%). */
+  /** Open WS + SSE connections (default, or 0: the open-file limit less 2%). */
   maxConnections?: number;
   /** New connections per client IP per second (default 50; 0 = off). */
   connRatePerIp?: number;
@@ -63,27 +56,6 @@ export interface ChatServerOptions {
   /** Observers for refusals and slow consumers (metrics). */
   onReject?: (reason: RejectReason) => void;
   onSlowConsumer?: (transport: 'ws' | 'sse') => void;
-  /** The model: `simulated` (default) or `openai`, any OpenAI-compatible server. Ignored when `provider` is given. */
-  llmProvider?: ProviderKind;
-  llmBaseUrl?: string;
-  llmApiKey?: string;
-  llmModel?: string;
-  llmSystemPrompt?: string;
-  llmTemperature?: number;
-  llmMaxTokens?: number;
-  historyBudgetTokens?: number;
-  /** Upstream deadlines, retries before the first token, and the circuit breaker (any provider). */
-  firstTokenTimeoutMs?: number;
-  stallTimeoutMs?: number;
-  llmRetries?: number;
-  retryBaseMs?: number;
-  breakerFailures?: number;
-  breakerFailureRate?: number;
-  breakerWindow?: number;
-  breakerCooldownMs?: number;
-  /** Token deltas of a real model are joined into chunks for at most this long / this many characters. */
-  chunkFlushMs?: number;
-  chunkMaxChars?: number;
   /** On `shutdown()`: how long replies in flight may finish before they are interrupted (default 10 s). */
   shutdownDeadlineMs?: number;
   /** Serve Prometheus metrics at `GET /metrics` (default true). */
@@ -95,7 +67,6 @@ export interface ChatServerOptions {
   /** How often a streaming reply's text is written to the store (default 500 ms). */
   flushIntervalMs?: number;
   /** Ports and collaborators; each defaults to the embedded implementation. */
-  provider?: ModelProvider;
   store?: SessionStore;
   bus?: EventBus;
   clock?: Clock;
@@ -169,7 +140,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     },
   });
   const admission = createAdmission({
-    maxConnections: options.maxConnections ?? defaultMaxConnections(),
+    maxConnections: options.maxConnections || defaultMaxConnections(),
     connectionsPerIpPerSecond: options.connRatePerIp,
     messagesPerSessionPerMinute: options.messagesPerMinute,
     shedLagMs: options.shedLagMs,
@@ -313,55 +284,4 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       return shutdown(deadlineMs);
     },
   };
-}
-
-/**
- * The model every session uses: the given provider, the simulated one, or an
- * OpenAI-compatible server (its token deltas joined into chunks), always
- * behind one circuit breaker with deadlines and retries.
- */
-function createModel(options: ChatServerOptions, clock: Clock, logger: Logger): { provider: ModelProvider; breaker: CircuitBreaker; name: string } {
-  const openAi = !options.provider && options.llmProvider === 'openai';
-  let base: ModelProvider;
-  if (options.provider) base = options.provider;
-  else if (openAi) {
-    if (!options.llmModel) throw new Error('llmProvider "openai" needs llmModel');
-    base = createOpenAiProvider({
-      baseUrl: options.llmBaseUrl ?? 'https://api.openai.com/v1',
-      apiKey: options.llmApiKey,
-      model: options.llmModel,
-      systemPrompt: options.llmSystemPrompt,
-      temperature: options.llmTemperature,
-      maxTokens: options.llmMaxTokens,
-      historyBudgetTokens: options.historyBudgetTokens,
-    });
-  } else base = createSimulatedProvider({ chunks: options.simChunks ?? 5, intervalMs: options.simIntervalMs ?? 400, clock });
-
-  const breaker = createCircuitBreaker({
-    name: base.name,
-    clock,
-    logger,
-    failureThreshold: options.breakerFailures,
-    failureRatePercent: options.breakerFailureRate,
-    window: options.breakerWindow,
-    cooldownMs: options.breakerCooldownMs,
-  });
-  const guarded = guardedProvider(base, {
-    breaker,
-    clock,
-    logger,
-    firstTokenTimeoutMs: options.firstTokenTimeoutMs,
-    stallTimeoutMs: options.stallTimeoutMs,
-    retries: options.llmRetries,
-    retryBaseMs: options.retryBaseMs,
-  });
-  // The simulated model keeps the seed's one-chunk-per-step shape, and, as it
-  // cannot fail or stall, skips the guard (measured: ~12% of the CPU per reply).
-  const provider = openAi
-    ? coalescingProvider(guarded, { clock, flushMs: options.chunkFlushMs, maxChars: options.chunkMaxChars })
-    : options.provider
-      ? guarded
-      : base;
-  const name = openAi ? (options.llmModel ?? base.name) : base.name;
-  return { provider, breaker, name };
 }

@@ -1,5 +1,6 @@
 import type { Actor } from 'xstate';
-import type { Accepted, Conversation, SessionMetadata } from '../domain/conversation.ts';
+import type { Accepted, Conversation } from '../domain/conversation.ts';
+import type { SessionMetadata } from '../domain/conversationRecord.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { GenerationOptions } from '../domain/generationOptions.ts';
 import type { IdGenerator, MessageId, SessionId } from '../domain/ids.ts';

@@ -1,16 +1,18 @@
 import { createActor } from 'xstate';
 import type { InspectionEvent, Observer } from 'xstate';
 import { Conversation } from '../domain/conversation.ts';
-import type { SessionDetails } from '../domain/conversation.ts';
+import type { SessionDetails } from '../domain/conversationRecord.ts';
 import { ChatError } from '../domain/errors.ts';
 import { isSessionId } from '../domain/ids.ts';
 import type { IdGenerator, SessionId } from '../domain/ids.ts';
-import type { ChatEvent, StopReason } from '../domain/events.ts';
-import type { Message, Turn } from '../domain/message.ts';
+import type { StopReason } from '../domain/events.ts';
+import type { Turn } from '../domain/message.ts';
 import type { MessagePage, MessagePageQuery, PageQuery, SessionSummary } from '../domain/ports.ts';
 import { LiveSession } from './liveSession.ts';
 import type { SessionStatus } from './liveSession.ts';
 import type { SessionDeps } from './sessionMachine.ts';
+import { drainSessions } from './drainSessions.ts';
+import type { DrainResult } from './drainSessions.ts';
 import { createStoreWriter } from './storeWriter.ts';
 import { DEFAULT_RESTART_POLICY, supervisorMachine } from './supervisorMachine.ts';
 import type { RestartPolicy } from './supervisorMachine.ts';
@@ -36,12 +38,6 @@ export interface SessionRegistryOptions extends Omit<SessionDeps, 'writer'> {
   onPassivated?: (count: number) => void;
   /** An inspection observer given to every session's actor system (e.g. Stately's inspector); costly. */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
-}
-
-/** How a drain ended: sessions that finished their work in time, and those interrupted at the deadline. */
-export interface DrainResult {
-  finished: number;
-  interrupted: number;
 }
 
 /** A session in the list: what the store keeps, with its live status on this node. */
@@ -81,8 +77,6 @@ export interface SessionRegistry {
   readonly draining: boolean;
 }
 
-const ENDS_A_REPLY: ReadonlySet<ChatEvent['type']> = new Set(['message.completed', 'message.cancelled', 'message.failed', 'message.interrupted']);
-
 interface Entry {
   session: LiveSession;
   lastUsedAt: number;
@@ -108,7 +102,12 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   const activating = new Map<SessionId, Promise<LiveSession | undefined>>();
   let sweepTimer: unknown;
   let closed = false;
-  const admission = { accepting: true };
+  // Sessions refuse new messages once the registry closes or drains.
+  const admission = {
+    get accepting() {
+      return !closed;
+    },
+  };
 
   const touch = (entry: Entry) => {
     entry.lastUsedAt = clock.now();
@@ -175,20 +174,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       const conversation =
         history.length === 0
           ? Conversation.start(sessionId, now, queueLimit, details)
-          : Conversation.restore(
-              {
-                sessionId,
-                createdAt: now,
-                lastActiveAt: now,
-                lastSeq: 0,
-                stopped: false,
-                ...details,
-                messages: history.map(
-                  (turn): Message => ({ id: ids.messageId(), role: turn.role, content: turn.content, status: 'complete', createdAt: now, updatedAt: now }),
-                ),
-              },
-              queueLimit,
-            );
+          : Conversation.seeded(sessionId, now, queueLimit, details, history, ids.messageId);
       await store.create(conversation.toRecord());
       return activate(conversation, false);
     },
@@ -260,7 +246,6 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
 
     async close() {
       closed = true;
-      admission.accepting = false;
       if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer);
       for (const [sessionId, entry] of [...entries]) stopEntry(sessionId, entry, 'shutdown');
       const unwritten = await writer.close(options.closeWriteTimeoutMs ?? 5000);
@@ -302,49 +287,17 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
 
     drain(deadlineMs) {
       closed = true;
-      admission.accepting = false;
       if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer);
-      const waiting = new Map<SessionId, Entry>();
+      const working = new Map<SessionId, LiveSession>();
       for (const [sessionId, entry] of [...entries]) {
-        if (entry.session.working) waiting.set(sessionId, entry);
+        if (entry.session.working) working.set(sessionId, entry.session);
         else stopEntry(sessionId, entry, 'shutdown');
       }
-      if (waiting.size === 0) return Promise.resolve({ finished: 0, interrupted: 0 });
-      if (deadlineMs <= 0) {
-        for (const [sessionId, entry] of waiting) stopEntry(sessionId, entry, 'shutdown');
-        return Promise.resolve({ finished: 0, interrupted: waiting.size });
-      }
-      logger.info({ sessions: waiting.size, deadlineMs }, 'waiting for replies in flight');
-      return new Promise<DrainResult>((resolve) => {
-        let finished = 0;
-        const settle = (interrupted: number) => {
-          unsubscribe();
-          clock.clearTimeout(timer);
-          resolve({ finished, interrupted });
-        };
-        const unsubscribe = bus.subscribeAll((event) => {
-          if (!waiting.has(event.sessionId) || (!ENDS_A_REPLY.has(event.type) && event.type !== 'session.stopped')) return;
-          // The event is published mid-transition; look again once the actor has settled.
-          queueMicrotask(() => {
-            const entry = waiting.get(event.sessionId);
-            if (!entry) return;
-            const gone = entry.session.actor.getSnapshot().status !== 'active';
-            if (!gone && entry.session.working) return;
-            waiting.delete(event.sessionId);
-            if (!gone) {
-              finished += 1;
-              stopEntry(event.sessionId, entry, 'shutdown');
-            }
-            if (waiting.size === 0) settle(0);
-          });
-        });
-        const timer = clock.setTimeout(() => {
-          const interrupted = waiting.size;
-          for (const [sessionId, entry] of waiting) stopEntry(sessionId, entry, 'shutdown');
-          waiting.clear();
-          settle(interrupted);
-        }, deadlineMs);
-      });
+      const stop = (sessionId: SessionId) => {
+        const entry = entries.get(sessionId);
+        if (entry) stopEntry(sessionId, entry, 'shutdown');
+      };
+      return drainSessions(working, { bus, clock, logger, deadlineMs, stop });
     },
   };
 

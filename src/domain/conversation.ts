@@ -3,20 +3,10 @@ import type { ErrorCode } from './errors.ts';
 import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId, SessionId } from './ids.ts';
 import { copyMessage } from './message.ts';
-import type { Message, Usage } from './message.ts';
+import type { Message, Turn, Usage } from './message.ts';
+import type { ConversationRecord, SessionDetails, SessionMetadata } from './conversationRecord.ts';
 
 export type FinalReplyStatus = 'complete' | 'cancelled' | 'failed' | 'interrupted';
-
-export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
-
-/** Free-form data a client attaches to a session (kept, never interpreted). */
-export type SessionMetadata = { readonly [key: string]: JsonValue };
-
-/** Optional descriptive fields given when a session is created. */
-export interface SessionDetails {
-  readonly title?: string;
-  readonly metadata?: SessionMetadata;
-}
 
 /**
  * After an unclean stop the store holds the chunk sequence as of its last
@@ -24,19 +14,6 @@ export interface SessionDetails {
  * than one flush interval can stream, so no `seq` a client saw is reused.
  */
 export const SEQ_GAP_AFTER_CRASH = 1_000_000;
-
-/** What a store keeps of a session, and what re-activation restores from. */
-export interface ConversationRecord {
-  readonly sessionId: SessionId;
-  readonly createdAt: number;
-  readonly lastActiveAt: number;
-  /** Sequence number of the last chunk streamed; the resume position. */
-  readonly lastSeq: number;
-  readonly stopped: boolean;
-  readonly messages: readonly Message[];
-  readonly title?: string;
-  readonly metadata?: SessionMetadata;
-}
 
 export interface Accepted {
   readonly user: Message;
@@ -103,6 +80,24 @@ export class Conversation {
   static start(sessionId: SessionId, now: number, queueLimit: number, details: SessionDetails = {}): Conversation {
     return new Conversation(
       { sessionId, createdAt: now, lastActiveAt: now, lastSeq: 0, stopped: false, messages: [], ...detailsOf(details) },
+      queueLimit,
+    );
+  }
+
+  /** A new conversation that starts from earlier turns (e.g. an OpenAI-style request's messages). */
+  static seeded(
+    sessionId: SessionId,
+    now: number,
+    queueLimit: number,
+    details: SessionDetails,
+    turns: readonly Turn[],
+    messageId: () => MessageId,
+  ): Conversation {
+    const messages = turns.map(
+      (turn): Message => ({ id: messageId(), role: turn.role, content: turn.content, status: 'complete', createdAt: now, updatedAt: now }),
+    );
+    return new Conversation(
+      { sessionId, createdAt: now, lastActiveAt: now, lastSeq: 0, stopped: false, messages, ...detailsOf(details) },
       queueLimit,
     );
   }

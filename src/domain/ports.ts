@@ -1,4 +1,4 @@
-import type { ConversationRecord, SessionMetadata } from './conversation.ts';
+import type { ConversationRecord, SessionMetadata } from './conversationRecord.ts';
 import type { ChatEvent, ChunkEvent } from './events.ts';
 import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId, SessionId } from './ids.ts';

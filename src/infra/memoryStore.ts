@@ -1,4 +1,4 @@
-import type { ConversationRecord } from '../domain/conversation.ts';
+import type { ConversationRecord } from '../domain/conversationRecord.ts';
 import type { ChunkEvent } from '../domain/events.ts';
 import type { SessionId } from '../domain/ids.ts';
 import { copyMessage } from '../domain/message.ts';

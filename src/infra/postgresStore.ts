@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Pool, PoolClient } from 'pg';
-import type { ConversationRecord } from '../domain/conversation.ts';
+import type { ConversationRecord } from '../domain/conversationRecord.ts';
 import type { SessionId } from '../domain/ids.ts';
 import type { MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';

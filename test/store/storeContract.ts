@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ConversationRecord } from '../../src/domain/conversation.ts';
+import type { ConversationRecord } from '../../src/domain/conversationRecord.ts';
 import type { ChunkEvent } from '../../src/domain/events.ts';
 import type { Message } from '../../src/domain/message.ts';
 import type { SessionStore, SessionUpdate } from '../../src/domain/ports.ts';

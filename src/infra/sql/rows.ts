@@ -1,4 +1,4 @@
-import type { ConversationRecord, SessionMetadata } from '../../domain/conversation.ts';
+import type { ConversationRecord, SessionMetadata } from '../../domain/conversationRecord.ts';
 import type { ErrorCode } from '../../domain/errors.ts';
 import type { ChunkEvent } from '../../domain/events.ts';
 import type { Message, MessageStatus, Role } from '../../domain/message.ts';

@@ -1,0 +1,26 @@
+import type { SessionId } from './ids.ts';
+import type { Message } from './message.ts';
+
+export type JsonValue = string | number | boolean | null | readonly JsonValue[] | { readonly [key: string]: JsonValue };
+
+/** Free-form data a client attaches to a session (kept, never interpreted). */
+export type SessionMetadata = { readonly [key: string]: JsonValue };
+
+/** Optional descriptive fields given when a session is created. */
+export interface SessionDetails {
+  readonly title?: string;
+  readonly metadata?: SessionMetadata;
+}
+
+/** What a store keeps of a session, and what re-activation restores from. */
+export interface ConversationRecord {
+  readonly sessionId: SessionId;
+  readonly createdAt: number;
+  readonly lastActiveAt: number;
+  /** Sequence number of the last chunk streamed; the resume position. */
+  readonly lastSeq: number;
+  readonly stopped: boolean;
+  readonly messages: readonly Message[];
+  readonly title?: string;
+  readonly metadata?: SessionMetadata;
+}
