@@ -46,6 +46,14 @@ export function createReplyTimings(clock: Clock, hooks: ReplyTimingsHooks): { ob
 
   return {
     observe(event) {
+      // Chunks are the hot path: most of them only need a Map lookup.
+      if (event.type === 'chunk') {
+        const current = sessions.get(event.sessionId)?.current;
+        if (current?.messageId !== event.messageId || current.sawChunk) return;
+        current.sawChunk = true;
+        hooks.firstChunk((clock.now() - current.acceptedAt) / 1000);
+        return;
+      }
       const now = clock.now();
       if (event.type === 'session.stopped') {
         sessions.delete(event.sessionId);
@@ -59,13 +67,6 @@ export function createReplyTimings(clock: Clock, hooks: ReplyTimingsHooks): { ob
         }
         if (times.current) times.queue.push({ messageId: event.messageId, acceptedAt: now });
         else times.current = { messageId: event.messageId, acceptedAt: now, startedAt: now, sawChunk: false };
-        return;
-      }
-      if (event.type === 'chunk') {
-        const current = sessions.get(event.sessionId)?.current;
-        if (current?.messageId !== event.messageId || current.sawChunk) return;
-        current.sawChunk = true;
-        hooks.firstChunk((now - current.acceptedAt) / 1000);
         return;
       }
       const outcome = OUTCOMES[event.type];

@@ -96,8 +96,12 @@ describe('GET /metrics', () => {
     const { client } = await WsClient.session(running.wsUrl);
     client.send('hello');
     await client.waitFor((frame) => frame.type === 'completed');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    const { text } = await scrape(running.url);
+    // The failure is counted when the store's promise rejects: poll, bounded.
+    const deadline = Date.now() + 5000;
+    let { text } = await scrape(running.url);
+    while ((sample(text, 'llm_chat_store_errors_total{operation="save"}') ?? 0) < 1 && Date.now() < deadline) {
+      ({ text } = await scrape(running.url));
+    }
     // The store writer keeps one write per session in flight and retries with backoff: at least the first failed.
     expect(sample(text, 'llm_chat_store_errors_total{operation="save"}')).toBeGreaterThanOrEqual(1);
     client.close();

@@ -11,20 +11,20 @@ afterEach(async () => {
   await running.close();
 });
 
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe('REST /api', () => {
   it('creates a session, takes a message (202) and shows the streamed history', async () => {
     const created = await api(running.url, 'POST', '/api/sessions');
     expect(created.status).toBe(201);
     const sessionId = String(created.body['sessionId']);
     expect(created.headers.get('location')).toBe(`/api/sessions/${sessionId}`);
+    const watcher = await WsClient.open(`${running.wsUrl}?sessionId=${sessionId}`);
     const sent = await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'rest' });
     expect(sent.status).toBe(202);
     expect(sent.body).toMatchObject({ messageId: expect.any(String), userMessageId: expect.any(String), position: 0 });
     const during = await api(running.url, 'GET', `/api/sessions/${sessionId}`);
     expect(during.body['status']).toBe('generating');
-    await wait(250);
+    await watcher.waitFor((frame) => frame.type === 'completed');
+    watcher.close();
     const after = await api(running.url, 'GET', `/api/sessions/${sessionId}`);
     expect(after.status).toBe(200);
     expect(after.body).toMatchObject({ sessionId, status: 'idle', lastSeq: 5 });
@@ -72,9 +72,11 @@ describe('REST /api', () => {
   it('cancels the reply in progress and the queue; cancelling nothing is fine', async () => {
     const { body } = await api(running.url, 'POST', '/api/sessions');
     const sessionId = String(body['sessionId']);
+    const watcher = await WsClient.open(`${running.wsUrl}?sessionId=${sessionId}`);
     const first = await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'a' });
     const second = await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'b' });
-    await wait(70);
+    await watcher.waitForCount((frame) => frame.type === 'chunk', 2);
+    watcher.close();
     const cancelled = await api(running.url, 'POST', `/api/sessions/${sessionId}/cancel`);
     expect(cancelled.status).toBe(200);
     expect(cancelled.body).toEqual({ cancelled: [first.body['messageId'], second.body['messageId']] });

@@ -131,9 +131,11 @@ describe('WebSocket /ws', () => {
     await client.waitForCount(isChunk, 2);
     client.send(JSON.stringify({ type: 'cancel' }));
     const cancelled = await watcher.waitFor((frame) => frame.type === 'cancelled');
-    const seen = client.frames.filter(isChunk).length;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(client.frames.filter(isChunk).length).toBe(seen);
+    // A next reply runs to its end; had the cancelled one gone on, its chunks would show up meanwhile.
+    client.send('after the cancel');
+    await client.waitFor((frame) => frame.type === 'completed');
+    const cancelledAt = client.frames.findIndex((frame) => frame.type === 'cancelled');
+    expect(client.frames.slice(cancelledAt).some((frame) => isChunk(frame) && frame['messageId'] === cancelled['messageId'])).toBe(false);
     const live = await running.server.registry.find(sessionId);
     const reply = live?.view().messages.find((message) => message.id === cancelled['messageId']);
     expect(reply?.status).toBe('cancelled');
