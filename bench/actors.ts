@@ -11,7 +11,7 @@ import type { SessionRegistry } from '../src/actors/sessionRegistry.ts';
 import type { ConversationRecord } from '../src/domain/conversationRecord.ts';
 import type { SessionStore } from '../src/domain/ports.ts';
 import { createInProcessBus } from '../src/infra/inProcessBus.ts';
-import { silentLogger } from '../src/infra/jsonLogger.ts';
+import { silentLogger } from '../src/infra/silentLogger.ts';
 import { createMemoryStore } from '../src/infra/memoryStore.ts';
 import { randomIds } from '../src/infra/randomIds.ts';
 import { createSimulatedProvider } from '../src/infra/simulatedProvider.ts';

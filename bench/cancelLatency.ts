@@ -7,7 +7,7 @@
  *   npx tsx bench/cancelLatency.ts [rounds]
  */
 import { performance } from 'node:perf_hooks';
-import { silentLogger } from '../src/infra/jsonLogger.ts';
+import { silentLogger } from '../src/infra/silentLogger.ts';
 import { createChatServer } from '../src/server.ts';
 import { startFakeUpstream } from '../test/support/fakeUpstream.ts';
 import { WsClient } from '../test/support/harness.ts';

@@ -6,7 +6,7 @@ import { createInspectionHub } from '../src/actors/inspectionHub.ts';
 import { createSessionRegistry } from '../src/actors/sessionRegistry.ts';
 import type { ChatEvent } from '../src/domain/events.ts';
 import { createInProcessBus } from '../src/infra/inProcessBus.ts';
-import { silentLogger } from '../src/infra/jsonLogger.ts';
+import { silentLogger } from '../src/infra/silentLogger.ts';
 import { createMemoryStore } from '../src/infra/memoryStore.ts';
 import { randomIds } from '../src/infra/randomIds.ts';
 import { createSimulatedProvider } from '../src/infra/simulatedProvider.ts';

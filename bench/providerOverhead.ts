@@ -10,7 +10,7 @@ import { createCircuitBreaker } from '../src/actors/circuitBreaker.ts';
 import { coalescingProvider } from '../src/actors/coalescingProvider.ts';
 import { guardedProvider } from '../src/actors/guardedProvider.ts';
 import type { GenerationRequest, ModelProvider } from '../src/domain/ports.ts';
-import { silentLogger } from '../src/infra/jsonLogger.ts';
+import { silentLogger } from '../src/infra/silentLogger.ts';
 import { systemClock } from '../src/infra/systemClock.ts';
 
 const chunks = Number(process.argv[2] ?? 200_000);

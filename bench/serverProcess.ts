@@ -5,7 +5,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
-import { silentLogger } from '../src/infra/jsonLogger.ts';
+import { silentLogger } from '../src/infra/silentLogger.ts';
 import { createChatServer } from '../src/server.ts';
 import type { ChatServerOptions } from '../src/server.ts';
 import { createBaselineServer } from './baselineServer.ts';

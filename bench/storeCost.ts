@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import type { SessionStore } from '../src/domain/ports.ts';
-import { silentLogger } from '../src/infra/jsonLogger.ts';
+import { silentLogger } from '../src/infra/silentLogger.ts';
 import { createMemoryStore } from '../src/infra/memoryStore.ts';
 import { openPostgresStore } from '../src/infra/postgresStore.ts';
 import { openSqliteStore } from '../src/infra/sqliteStore.ts';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { LogLevel } from './infra/jsonLogger.ts';
+import type { LogLevel } from './infra/pinoLogger.ts';
 
 /**
  * One typed configuration: command-line flags over environment variables over

@@ -2,7 +2,8 @@ import { pino } from 'pino';
 import type { DestinationStream, Logger as Pino } from 'pino';
 import pretty from 'pino-pretty';
 import type { Logger } from '../domain/ports.ts';
-import type { LogLevel } from './jsonLogger.ts';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
 export type LogFormat = 'auto' | 'json' | 'pretty';
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCircuitBreaker } from '../../src/actors/circuitBreaker.ts';
 import type { CircuitBreaker, CircuitBreakerOptions } from '../../src/actors/circuitBreaker.ts';
-import { silentLogger } from '../../src/infra/jsonLogger.ts';
+import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { ManualClock } from '../support/manualClock.ts';
 
 const breakers: CircuitBreaker[] = [];

@@ -7,7 +7,7 @@ import { guardedProvider } from '../../src/actors/guardedProvider.ts';
 import type { GuardOptions } from '../../src/actors/guardedProvider.ts';
 import { ChatError } from '../../src/domain/errors.ts';
 import type { GenerationRequest, ModelProvider, ProviderChunk } from '../../src/domain/ports.ts';
-import { silentLogger } from '../../src/infra/jsonLogger.ts';
+import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { ManualClock, settle } from '../support/manualClock.ts';
 
 type Attempt = (signal: AbortSignal) => AsyncIterable<ProviderChunk>;

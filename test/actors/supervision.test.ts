@@ -3,7 +3,7 @@ import { createSessionRegistry } from '../../src/actors/sessionRegistry.ts';
 import type { SessionRegistry, SessionRegistryOptions } from '../../src/actors/sessionRegistry.ts';
 import type { ChatEvent } from '../../src/domain/events.ts';
 import { createInProcessBus } from '../../src/infra/inProcessBus.ts';
-import { silentLogger } from '../../src/infra/jsonLogger.ts';
+import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { createMemoryStore } from '../../src/infra/memoryStore.ts';
 import { createSimulatedProvider } from '../../src/infra/simulatedProvider.ts';
 import { ManualClock, settle } from '../support/manualClock.ts';

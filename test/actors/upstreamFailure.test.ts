@@ -5,7 +5,7 @@ import { ChatError } from '../../src/domain/errors.ts';
 import type { ChatEvent } from '../../src/domain/events.ts';
 import type { ModelProvider, ProviderChunk } from '../../src/domain/ports.ts';
 import { createInProcessBus } from '../../src/infra/inProcessBus.ts';
-import { silentLogger } from '../../src/infra/jsonLogger.ts';
+import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { createMemoryStore } from '../../src/infra/memoryStore.ts';
 import { ManualClock } from '../support/manualClock.ts';
 import { sequentialIds } from '../support/sequentialIds.ts';

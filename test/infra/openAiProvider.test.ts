@@ -7,7 +7,7 @@ import type { GuardOptions } from '../../src/actors/guardedProvider.ts';
 import { ChatError } from '../../src/domain/errors.ts';
 import type { Message } from '../../src/domain/message.ts';
 import type { GenerationRequest, ModelProvider, ProviderChunk } from '../../src/domain/ports.ts';
-import { silentLogger } from '../../src/infra/jsonLogger.ts';
+import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { createOpenAiProvider } from '../../src/infra/openAiProvider.ts';
 import type { OpenAiProviderOptions } from '../../src/infra/openAiProvider.ts';
 import { systemClock } from '../../src/infra/systemClock.ts';

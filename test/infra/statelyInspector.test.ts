@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
-import { silentLogger } from '../../src/infra/jsonLogger.ts';
+import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { connectStately } from '../../src/infra/statelyInspector.ts';
 import { startServer, WsClient } from '../support/harness.ts';
 

@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import WebSocket from 'ws';
-import { silentLogger } from '../../src/infra/jsonLogger.ts';
+import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { createChatServer } from '../../src/server.ts';
 import type { ChatServer, ChatServerOptions } from '../../src/server.ts';
 
