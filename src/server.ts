@@ -131,8 +131,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     onPassivated: (count) => metrics?.passivated(count),
     ...(options.inspect ? { inspect: options.inspect } : {}),
     flushIntervalMs: options.flushIntervalMs,
-    // The embedded memory store (no store given) dies with the process: mid-reply flushes would protect nothing.
-    flushStreaming: options.store !== undefined,
+    // A store that dies with the process (memory) gains nothing from mid-reply flushes.
+    flushStreaming: store.durable !== false,
     restartPolicy: {
       ...(options.restartIntensity !== undefined ? { intensity: options.restartIntensity } : {}),
       ...(options.restartPeriodMs !== undefined ? { periodMs: options.restartPeriodMs } : {}),

@@ -13,9 +13,9 @@ export interface StoreWriterOptions {
   flushIntervalMs?: number;
   /**
    * Write a streaming reply before it ends (default true). Off for a store
-   * that dies with the process anyway (the embedded memory default): there is
-   * no crash to protect against, and the flushes were a measured share of the
-   * CPU per reply.
+   * that dies with the process anyway (`durable: false`): there is no crash
+   * to protect against, and the flushes were a measured share of the CPU per
+   * reply.
    */
   flushStreaming?: boolean;
   /** First delay before retrying a failed write; doubles up to `retryMaxMs` (defaults 100 ms, 5 s). */

@@ -163,6 +163,8 @@ export interface SessionStore {
   /** Upserts the given messages (by id) and the session's counters. */
   save(update: SessionUpdate): Promise<void>;
   delete(sessionId: SessionId): Promise<boolean>;
+  /** False for a store that keeps nothing past the process (memory): there is no crash to write ahead for. */
+  readonly durable?: boolean;
   /** Resolves when the store is reachable; rejects otherwise (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -52,6 +52,8 @@ export function createMemoryStore(): SessionStore {
   });
 
   return {
+    durable: false,
+
     async create(record: ConversationRecord) {
       const { messages, lastSeq, lastActiveAt, stopped, ...rest } = record;
       // A shallow copy, and a deep one of the metadata only: structuredClone

@@ -30,6 +30,7 @@ export function trackStore(store: SessionStore, options: TrackedStoreOptions = {
     return promise;
   };
   return {
+    ...(store.durable === undefined ? {} : { durable: store.durable }),
     create: (record) => track('create', () => store.create(record)),
     load: (sessionId) => track('load', () => store.load(sessionId)),
     save: (update) => track('save', () => store.save(update)),
