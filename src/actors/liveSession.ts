@@ -100,12 +100,7 @@ export class LiveSession {
 
   /** Working, or with changes not yet in the store: never passivated. */
   get busy(): boolean {
-    return (
-      this.#conversation.generating ||
-      this.#conversation.hasQueued ||
-      this.status() === 'restarting' ||
-      this.#deps.writer.pending(this.sessionId)
-    );
+    return this.working || this.#deps.writer.pending(this.sessionId);
   }
 
   /** Counters only, no message copies: cheap enough to read for every session (the inspector). */

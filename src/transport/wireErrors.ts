@@ -1,4 +1,4 @@
-import { ChatError, DEFAULT_ERROR_MESSAGES, isChatError } from '../domain/errors.ts';
+import { DEFAULT_ERROR_MESSAGES, isChatError } from '../domain/errors.ts';
 import type { ErrorCode } from '../domain/errors.ts';
 
 /**
@@ -91,4 +91,3 @@ export function isInternal(error: WireError): boolean {
   return error.code === 'internal_error';
 }
 
-export { ChatError };
