@@ -57,19 +57,20 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
           lastActiveAt: T0 + 10,
         }),
       );
+      const failedReply = message('r1', {
+        role: 'assistant',
+        content: 'partial answer',
+        status: 'failed',
+        replyTo: 'u1',
+        errorCode: 'provider_error',
+        usage: { inputTokens: 12, outputTokens: 34 },
+        updatedAt: T0 + 20,
+      });
       await store.save(
         update(
           sid(2),
           [
-            message('r1', {
-              role: 'assistant',
-              content: 'partial answer',
-              status: 'failed',
-              replyTo: 'u1',
-              errorCode: 'provider_error',
-              usage: { inputTokens: 12, outputTokens: 34 },
-              updatedAt: T0 + 20,
-            }),
+            failedReply,
           ],
           { lastSeq: 7, lastActiveAt: T0 + 20, stopped: true },
         ),
@@ -82,15 +83,7 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
       expect(loaded?.stopped).toBe(true);
       expect(loaded?.messages).toEqual([
         message('u1'),
-        message('r1', {
-          role: 'assistant',
-          content: 'partial answer',
-          status: 'failed',
-          replyTo: 'u1',
-          errorCode: 'provider_error',
-          usage: { inputTokens: 12, outputTokens: 34 },
-          updatedAt: T0 + 20,
-        }),
+        failedReply,
       ]);
     });
 
