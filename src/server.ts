@@ -182,16 +182,19 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
         });
   countStoreError = (operation) => metrics?.storeError(operation);
   const ops = createOpsRoutes({ store, shuttingDown: () => shuttingDown, metrics });
-  const inspection = options.inspector ? createInspectionHub({
+  const inspectorOptions = options.inspector;
+  const inspection = inspectorOptions
+    ? createInspectionHub({
         registry,
         bus,
         clock,
-        redact: options.inspector.redact,
+        redact: inspectorOptions.redact,
         onObserverError: (error) => logger.error({ err: String(error) }, 'inspection observer failed'),
-      }) : undefined;
+      })
+    : undefined;
   const inspector =
-    options.inspector && inspection
-      ? createInspectorRoutes({ registry, hub: inspection, logger, adminToken: options.inspector.adminToken, maxBufferedBytes: options.maxBufferedBytes })
+    inspectorOptions && inspection
+      ? createInspectorRoutes({ registry, hub: inspection, logger, adminToken: inspectorOptions.adminToken, maxBufferedBytes: options.maxBufferedBytes })
       : undefined;
   const openAi = createOpenAiRoutes({
     registry,
