@@ -1,11 +1,13 @@
 import { createCircuitBreaker } from './actors/circuitBreaker.ts';
 import type { CircuitBreaker } from './actors/circuitBreaker.ts';
 import { coalescingProvider } from './actors/coalescingProvider.ts';
+import { countedUsage } from './actors/countedUsage.ts';
 import { guardedProvider } from './actors/guardedProvider.ts';
 import type { ProviderKind } from './config.ts';
 import type { Clock, Logger, ModelProvider } from './domain/ports.ts';
 import { createOpenAiProvider } from './infra/openAiProvider.ts';
 import { createSimulatedProvider } from './infra/simulatedProvider.ts';
+import { countTokens } from './infra/tokenizer.ts';
 
 /** Which model answers, and how it is guarded. Part of the server's options. */
 export interface ModelOptions {
@@ -53,7 +55,7 @@ export interface Model {
 export function createModel(options: ModelOptions, clock: Clock, logger: Logger): Model {
   const openAi = !options.provider && options.llmProvider === 'openai';
   let base: ModelProvider;
-  if (options.provider) base = options.provider;
+  if (options.provider) base = countedUsage(options.provider, countTokens);
   else if (openAi) {
     if (!options.llmModel) throw new Error('llmProvider "openai" needs llmModel');
     base = createOpenAiProvider({

@@ -1,4 +1,6 @@
 import type { Clock, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import { joinToolCallDeltas } from '../domain/toolCalls.ts';
+import type { ToolCallDelta } from '../domain/toolCalls.ts';
 import { TIMED_OUT } from './clockTimers.ts';
 
 export interface CoalescingOptions {
@@ -13,7 +15,9 @@ export interface CoalescingOptions {
  * Joins a model's token deltas into fewer, larger chunks: a buffer goes out
  * when it is `flushMs` old or `maxChars` long, so a fast model does not cost
  * one frame (and one bus event) per token, and a slow one is not held back
- * by more than `flushMs`. The final piece carries `last` and the usage.
+ * by more than `flushMs`. Tool-call fragments are joined the same way (a
+ * call's arguments arrive a few characters at a time). The final piece
+ * carries `last`, the usage and the finish reason.
  */
 export function coalescingProvider(inner: ModelProvider, options: CoalescingOptions): ModelProvider {
   const flushMs = options.flushMs ?? 16;
@@ -25,6 +29,8 @@ export function coalescingProvider(inner: ModelProvider, options: CoalescingOpti
     async *stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
       const iterator = inner.stream(request, signal)[Symbol.asyncIterator]();
       let buffer = '';
+      let calls: ToolCallDelta[] = [];
+      let callChars = 0;
       let pending: Promise<IteratorResult<ProviderChunk>> | undefined;
       let finished = false;
       // One flush timer per outgoing chunk (armed when the buffer starts
@@ -43,19 +49,23 @@ export function coalescingProvider(inner: ModelProvider, options: CoalescingOpti
           }, flushMs);
         });
       };
-      const takeBuffer = () => {
+      const empty = () => buffer === '' && calls.length === 0;
+      // The buffered text and tool-call fragments as one piece (without `last`).
+      const takeBuffer = (): ProviderChunk => {
         if (flushTimer !== undefined) clock.clearTimeout(flushTimer);
         flushTimer = undefined;
         flushDue = undefined;
-        const text = buffer;
+        const piece: ProviderChunk = calls.length > 0 ? { text: buffer, last: false, toolCalls: joinToolCallDeltas(calls) } : { text: buffer, last: false };
         buffer = '';
-        return text;
+        calls = [];
+        callChars = 0;
+        return piece;
       };
       try {
         for (;;) {
           pending ??= iterator.next();
           let result: IteratorResult<ProviderChunk> | typeof TIMED_OUT;
-          if (buffer === '') result = await pending;
+          if (empty()) result = await pending;
           else if (due || !flushDue) result = TIMED_OUT;
           else {
             const current = pending;
@@ -66,31 +76,40 @@ export function coalescingProvider(inner: ModelProvider, options: CoalescingOpti
             });
           }
           if (result === TIMED_OUT) {
-            yield { text: takeBuffer(), last: false };
+            yield takeBuffer();
             continue;
           }
           pending = undefined;
           if (result.done) {
             finished = true;
-            const text = takeBuffer();
-            if (!signal.aborted) yield { text, last: true };
+            const rest = takeBuffer();
+            if (!signal.aborted) yield { ...rest, last: true };
             return;
           }
           const piece = result.value;
-          if (buffer === '' && piece.text !== '' && !piece.last) startBuffer();
+          const fresh = piece.text !== '' || (piece.toolCalls?.length ?? 0) > 0;
+          if (empty() && fresh && !piece.last) startBuffer();
           buffer += piece.text;
+          if (piece.toolCalls) {
+            calls.push(...piece.toolCalls);
+            for (const delta of piece.toolCalls) callChars += delta.arguments?.length ?? 0;
+          }
           if (piece.last) {
             finished = true;
-            const text = takeBuffer();
-            yield piece.usage ? { text, last: true, usage: piece.usage } : { text, last: true };
+            const { text, toolCalls } = takeBuffer();
+            yield {
+              ...piece,
+              text,
+              ...(toolCalls ? { toolCalls } : {}),
+            };
             return;
           }
-          if (buffer.length >= maxChars) yield { text: takeBuffer(), last: false };
+          if (buffer.length + callChars >= maxChars) yield takeBuffer();
         }
       } catch (error) {
         // Text that arrived before the failure is the user's: it goes out first.
-        const text = takeBuffer();
-        if (text !== '' && !signal.aborted) yield { text, last: false };
+        const rest = takeBuffer();
+        if (!(rest.text === '' && !rest.toolCalls) && !signal.aborted) yield rest;
         throw error;
       } finally {
         if (flushTimer !== undefined) clock.clearTimeout(flushTimer);

@@ -25,6 +25,7 @@ export interface SessionView {
   messages: Message[];
   title?: string;
   metadata?: SessionMetadata;
+  model?: string;
 }
 
 /**
@@ -124,6 +125,7 @@ export class LiveSession {
       messages: [...record.messages],
       ...(record.title !== undefined ? { title: record.title } : {}),
       ...(record.metadata !== undefined ? { metadata: record.metadata } : {}),
+      ...(record.model !== undefined ? { model: record.model } : {}),
     };
   }
 }

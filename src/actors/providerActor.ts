@@ -1,5 +1,6 @@
 import { fromPromise } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
+import type { Message, Turn } from '../domain/message.ts';
 import type { Clock, EventBus, GenerationRequest, ModelProvider } from '../domain/ports.ts';
 import type { StoreWriter } from './storeWriter.ts';
 
@@ -26,10 +27,12 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
   if (!current) return; // the queue was emptied meanwhile
   // One write as the reply starts (its prompt is answered, the reply exists), then flushes on the writer's interval.
   if (!resumed) deps.writer.save(conversation, [current.prompt, current.reply]);
+  const prompt = current.prompt;
   const request: GenerationRequest = {
     sessionId: conversation.sessionId,
     messageId: current.reply.id,
-    prompt: current.prompt.content,
+    prompt: prompt.content,
+    ...(prompt.role !== 'user' || prompt.parts ? { promptTurn: turnOf(prompt) } : {}),
     // Copied only for a provider that reads it (a model that takes history):
     // copying a long conversation for each reply was a measured hot spot.
     get history() {
@@ -37,17 +40,36 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
     },
     ...(current.options ? { options: current.options } : {}),
   };
+  // The model's name rides on the reply's first output, so a /v1 client can name it in its first frame.
+  let model: string | undefined;
+  let announced = false;
+  const modelOnce = () => {
+    if (announced || model === undefined) return {};
+    announced = true;
+    return { model };
+  };
   const publish = (text: string, last: boolean) => {
     const { messageId, seq } = conversation.appendChunk(text, deps.clock.now());
-    const chunk = { type: 'chunk', sessionId: conversation.sessionId, messageId, seq, chunk: text, is_last: last } as const;
+    const chunk = { type: 'chunk', sessionId: conversation.sessionId, messageId, seq, chunk: text, is_last: last, ...modelOnce() } as const;
     deps.bus.publish(chunk);
     deps.writer.chunk(conversation, chunk);
   };
   let ended = false;
   for await (const piece of deps.provider.stream(request, signal)) {
     if (signal.aborted) return;
+    if (piece.model !== undefined && model === undefined) {
+      model = piece.model;
+      conversation.recordModel(model);
+    }
     if (piece.usage) conversation.recordUsage(piece.usage, deps.clock.now());
-    publish(piece.text, piece.last);
+    if (piece.finishReason) conversation.recordFinishReason(piece.finishReason);
+    if (piece.toolCalls?.length) {
+      // Text before the calls goes first; the `is_last` chunk stays the reply's last event.
+      if (piece.text !== '') publish(piece.text, false);
+      conversation.appendToolCalls(piece.toolCalls, deps.clock.now());
+      deps.bus.publish({ type: 'message.tool_calls', sessionId: conversation.sessionId, messageId: current.reply.id, toolCalls: piece.toolCalls, ...modelOnce() });
+      if (piece.last) publish('', true);
+    } else if (piece.text !== '' || piece.last) publish(piece.text, piece.last);
     if (piece.last) {
       ended = true;
       break;
@@ -56,3 +78,12 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
   // A stream that just stops still owes its watchers an `is_last` chunk.
   if (!ended && !signal.aborted) publish('', true);
 });
+
+function turnOf(message: Message): Turn {
+  return {
+    role: message.role,
+    content: message.content,
+    ...(message.parts ? { parts: message.parts } : {}),
+    ...(message.toolCallId !== undefined ? { toolCallId: message.toolCallId } : {}),
+  };
+}

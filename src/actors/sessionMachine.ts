@@ -38,7 +38,7 @@ export function persist(conversation: Conversation, deps: SessionDeps, messages:
 export function failCurrentReply(
   conversation: Conversation,
   deps: SessionDeps,
-  failure: { code: ErrorCode; message: string; upstreamStatus?: number },
+  failure: { code: ErrorCode; message: string; upstreamStatus?: number; retryAfterMs?: number | undefined },
 ): void {
   const reply = conversation.finishReply('failed', deps.clock.now(), failure.code);
   if (!reply) return;
@@ -50,6 +50,7 @@ export function failCurrentReply(
     code: failure.code,
     message: failure.message,
     ...(failure.upstreamStatus !== undefined ? { upstreamStatus: failure.upstreamStatus } : {}),
+    ...(failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {}),
   });
 }
 
@@ -89,6 +90,9 @@ export const sessionMachine = setup({
         sessionId: conversation.sessionId,
         messageId: reply.id,
         ...(reply.usage ? { usage: reply.usage } : {}),
+        finishReason: reply.finishReason ?? 'stop',
+        ...(reply.toolCalls?.length ? { toolCalls: reply.toolCalls } : {}),
+        ...(reply.model !== undefined ? { model: reply.model } : {}),
       });
     },
     // The model's server failing is an expected failure, not a bug: the reply

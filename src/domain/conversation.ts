@@ -3,7 +3,9 @@ import type { ErrorCode } from './errors.ts';
 import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId, SessionId } from './ids.ts';
 import { copyMessage } from './message.ts';
-import type { Message, Turn, Usage } from './message.ts';
+import type { FinishReason, Message, Turn, Usage } from './message.ts';
+import { applyToolCallDeltas } from './toolCalls.ts';
+import type { ToolCallDelta } from './toolCalls.ts';
 import type { ConversationRecord, SessionDetails, SessionMetadata } from './conversationRecord.ts';
 
 export type FinalReplyStatus = 'complete' | 'cancelled' | 'failed' | 'interrupted';
@@ -114,6 +116,11 @@ export class Conversation {
     return this.#details.metadata;
   }
 
+  /** The model this session answers with unless a message names another. */
+  get model(): string | undefined {
+    return this.#details.model;
+  }
+
   /** Messages that restoring changed (a reply interrupted, waiting messages cancelled), once. */
   takeRecovered(): Message[] {
     const recovered = this.#recovered ?? [];
@@ -206,10 +213,30 @@ export class Conversation {
     reply.updatedAt = now;
   }
 
-  /** Ends the reply in progress with a final status; the text so far is kept. */
+  /** Adds streamed tool-call fragments to the reply in progress. */
+  appendToolCalls(deltas: readonly ToolCallDelta[], now: number): void {
+    const reply = this.#reply;
+    if (!reply) throw new ChatError('internal_error', 'No reply is being generated.');
+    reply.toolCalls = applyToolCallDeltas(reply.toolCalls ?? [], deltas);
+    reply.updatedAt = now;
+    this.#lastActiveAt = now;
+  }
+
+  /** Records which model answers the reply in progress (after any fallback). */
+  recordModel(model: string): void {
+    if (this.#reply) this.#reply.model = model;
+  }
+
+  /** Records why the model stopped the reply in progress. */
+  recordFinishReason(reason: FinishReason): void {
+    if (this.#reply) this.#reply.finishReason = reason;
+  }
+
+  /** Ends the reply in progress with a final status; the text so far is kept. A complete reply has a finish reason. */
   finishReply(status: FinalReplyStatus, now: number, errorCode?: ErrorCode): Message | undefined {
     const reply = this.#reply;
     if (!reply) return undefined;
+    if (status === 'complete') reply.finishReason ??= 'stop';
     reply.status = status;
     reply.updatedAt = now;
     if (errorCode) reply.errorCode = errorCode;
@@ -304,5 +331,6 @@ function detailsOf(source: SessionDetails): SessionDetails {
   return {
     ...(source.title !== undefined ? { title: source.title } : {}),
     ...(source.metadata !== undefined ? { metadata: source.metadata } : {}),
+    ...(source.model !== undefined ? { model: source.model } : {}),
   };
 }

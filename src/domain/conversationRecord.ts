@@ -10,6 +10,8 @@ export type SessionMetadata = { readonly [key: string]: JsonValue };
 export interface SessionDetails {
   readonly title?: string;
   readonly metadata?: SessionMetadata;
+  /** The model (by its configured name) this session answers with unless a message names another. */
+  readonly model?: string;
 }
 
 /** What a store keeps of a session, and what re-activation restores from. */
@@ -23,4 +25,5 @@ export interface ConversationRecord {
   readonly messages: readonly Message[];
   readonly title?: string;
   readonly metadata?: SessionMetadata;
+  readonly model?: string;
 }

@@ -1,6 +1,7 @@
 import type { ErrorCode } from './errors.ts';
 import type { MessageId, SessionId } from './ids.ts';
-import type { Usage } from './message.ts';
+import type { FinishReason, ToolCall, Usage } from './message.ts';
+import type { ToolCallDelta } from './toolCalls.ts';
 
 /**
  * Domain events. They travel on the event bus, routed by session id, and the
@@ -32,14 +33,32 @@ export interface ChunkEvent {
   readonly seq: number;
   readonly chunk: string;
   readonly is_last: boolean;
+  /** On a reply's first chunk (or first tool-call fragment): the name of the model answering. */
+  readonly model?: string;
+}
+
+/** Fragments of the reply's tool calls, as the model streams them (between its chunks). */
+export interface MessageToolCallsEvent {
+  readonly type: 'message.tool_calls';
+  readonly sessionId: SessionId;
+  readonly messageId: MessageId;
+  readonly toolCalls: readonly ToolCallDelta[];
+  /** As on ChunkEvent: set when this is the reply's first output. */
+  readonly model?: string;
 }
 
 export interface MessageCompletedEvent {
   readonly type: 'message.completed';
   readonly sessionId: SessionId;
   readonly messageId: MessageId;
-  /** Tokens in and out, when the model reported them. */
+  /** Tokens in and out: the model's own count, or the tokenizer's when it reported none. */
   readonly usage?: Usage;
+  /** Why the model stopped. */
+  readonly finishReason: FinishReason;
+  /** The tool calls the model made, whole. */
+  readonly toolCalls?: readonly ToolCall[];
+  /** The name of the model that answered. */
+  readonly model?: string;
 }
 
 export interface MessageCancelledEvent {
@@ -56,6 +75,8 @@ export interface MessageFailedEvent {
   readonly message: string;
   /** For `upstream_error`: the HTTP status the model's server answered with. */
   readonly upstreamStatus?: number;
+  /** For `rate_limited` (the model's server said when): when trying again makes sense. */
+  readonly retryAfterMs?: number;
 }
 
 /** The server stopped (shutdown deadline) while the reply streamed; the text so far is kept. */
@@ -90,6 +111,7 @@ export type ChatEvent =
   | SessionStartedEvent
   | MessageAcceptedEvent
   | ChunkEvent
+  | MessageToolCallsEvent
   | MessageCompletedEvent
   | MessageCancelledEvent
   | MessageFailedEvent

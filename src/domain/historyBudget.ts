@@ -1,29 +1,77 @@
 import type { Turn } from './message.ts';
 
+/** Tokens in a text, as the model's tokenizer counts them (injected: see infra/tokenizer.ts). */
+export type TokenCounter = (text: string) => number;
+
 /**
- * A rough token count: about four characters per token for English text with
- * common tokenizers, plus a few tokens of per-message framing. Good enough
- * to keep a request under a context window without shipping a tokenizer.
+ * Framing OpenAI's chat format adds around every message (`<|start|>role…<|end|>`),
+ * and once before the reply: the figures of OpenAI's token-counting guide.
  */
-export function estimateTokens(text: string): number {
-  return Math.ceil(text.length / 4) + 4;
+export const TOKENS_PER_MESSAGE = 3;
+export const TOKENS_PER_REPLY = 3;
+/**
+ * A content part that is not text (an image, audio, a file) is counted as a
+ * flat 85 tokens, OpenAI's figure for a low-detail image: its real cost is
+ * only known to the model, and the model's own usage replaces this when it
+ * reports one.
+ */
+export const TOKENS_PER_MEDIA_PART = 85;
+
+/** What one turn costs in the request: its text, tool calls and media parts, plus framing. */
+export function turnTokens(turn: Turn, count: TokenCounter): number {
+  let tokens = TOKENS_PER_MESSAGE;
+  if (turn.parts) {
+    for (const part of turn.parts) tokens += part.type === 'text' && typeof part['text'] === 'string' ? count(part['text']) : TOKENS_PER_MEDIA_PART;
+  } else tokens += count(turn.content);
+  for (const call of turn.toolCalls ?? []) tokens += count(call.function.name) + count(call.function.arguments) + TOKENS_PER_MESSAGE;
+  if (turn.toolCallId !== undefined) tokens += 1;
+  return tokens;
+}
+
+/** Input tokens of a whole request (system prompt, history, prompt) as OpenAI's format frames it. */
+export function requestTokens(turns: readonly Turn[], count: TokenCounter, system = ''): number {
+  let tokens = TOKENS_PER_REPLY + (system ? TOKENS_PER_MESSAGE + count(system) : 0);
+  for (const turn of turns) tokens += turnTokens(turn, count);
+  return tokens;
+}
+
+/**
+ * The turns at the end of `history` that the prompt cannot go without: when
+ * the prompt is a tool result, the assistant message that made the calls and
+ * the results already given (the API refuses a tool result whose call is missing).
+ */
+function pinnedFrom(history: readonly Turn[], prompt: Turn | undefined): number {
+  if (prompt?.role !== 'tool') return history.length;
+  let start = history.length;
+  while (start > 0 && history[start - 1]!.role === 'tool') start -= 1;
+  const caller = history[start - 1];
+  return caller?.role === 'assistant' && caller.toolCalls?.length ? start - 1 : history.length;
 }
 
 /**
  * The newest turns of `history` that fit in `budgetTokens` once `reservedTokens`
  * (the system prompt and the new prompt, which are always sent) are taken:
- * oldest turns are dropped first, and the kept part never starts with an
- * assistant turn whose question was dropped.
+ * oldest turns are dropped first, and the kept part starts with a user turn
+ * (never an answer or a tool result whose question was dropped). Turns the
+ * prompt depends on (see `pinnedFrom`) are always kept.
  */
-export function fitHistory<T extends Turn>(history: readonly T[], budgetTokens: number, reservedTokens = 0): T[] {
+export function fitHistory<T extends Turn>(
+  history: readonly T[],
+  budgetTokens: number,
+  reservedTokens: number,
+  count: TokenCounter,
+  prompt?: Turn,
+): T[] {
+  const pinned = pinnedFrom(history, prompt);
   let left = budgetTokens - reservedTokens;
-  let start = history.length;
+  for (let index = pinned; index < history.length; index += 1) left -= turnTokens(history[index]!, count);
+  let start = pinned;
   while (start > 0) {
-    const cost = estimateTokens(history[start - 1]!.content);
+    const cost = turnTokens(history[start - 1]!, count);
     if (cost > left) break;
     left -= cost;
     start -= 1;
   }
-  while (start < history.length && history[start]!.role === 'assistant') start += 1;
+  while (start < pinned && history[start]!.role !== 'user') start += 1;
   return history.slice(start);
 }

@@ -2,7 +2,8 @@ import type { ConversationRecord, SessionMetadata } from './conversationRecord.t
 import type { ChatEvent, ChunkEvent } from './events.ts';
 import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId, SessionId } from './ids.ts';
-import type { Message, Usage } from './message.ts';
+import type { FinishReason, Message, Turn, Usage } from './message.ts';
+import type { ToolCallDelta } from './toolCalls.ts';
 
 /** Time, injectable so tests run without real sleeps. Shape-compatible with XState's Clock. */
 export interface Clock {
@@ -52,8 +53,10 @@ export function withFields(logger: Logger, fields: Record<string, unknown>): Log
 export interface GenerationRequest {
   readonly sessionId: SessionId;
   readonly messageId: MessageId;
-  /** The user message being answered. */
+  /** The text of the message being answered (a user message, or a tool result). */
   readonly prompt: string;
+  /** That message as the model sees it, with its content parts or tool call id (absent: a plain user text). */
+  readonly promptTurn?: Turn;
   /** Earlier complete turns, oldest first (the prompt not included). */
   readonly history: readonly Message[];
   /** Per-message settings (e.g. from an OpenAI-style request); unset ones use the provider's. */
@@ -64,8 +67,14 @@ export interface ProviderChunk {
   readonly text: string;
   /** True on the provider's final piece; a stream may also just end. */
   readonly last: boolean;
-  /** On the final piece: tokens in and out, when the model reports them. */
+  /** On the final piece: tokens in and out (the model's count, or the tokenizer's). */
   readonly usage?: Usage;
+  /** On the final piece: why the model stopped (absent: `stop`). */
+  readonly finishReason?: FinishReason;
+  /** Fragments of tool calls streamed with this piece. */
+  readonly toolCalls?: readonly ToolCallDelta[];
+  /** The name of the model answering (set by the model router on the first piece). */
+  readonly model?: string;
 }
 
 /**
@@ -124,6 +133,7 @@ export interface SessionSummary {
   readonly messageCount: number;
   readonly title?: string;
   readonly metadata?: SessionMetadata;
+  readonly model?: string;
 }
 
 export interface PageQuery {

@@ -49,6 +49,7 @@ export function createMemoryStore(): SessionStore {
     messageCount: stored.messages.size,
     ...(stored.record.title !== undefined ? { title: stored.record.title } : {}),
     ...(stored.record.metadata !== undefined ? { metadata: structuredClone(stored.record.metadata) } : {}),
+    ...(stored.record.model !== undefined ? { model: stored.record.model } : {}),
   });
 
   return {

@@ -1,9 +1,14 @@
 import OpenAI, { APIConnectionError, APIError } from 'openai';
-import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
+import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions';
 import { ChatError } from '../domain/errors.ts';
-import { estimateTokens, fitHistory } from '../domain/historyBudget.ts';
+import { fitHistory, requestTokens } from '../domain/historyBudget.ts';
+import type { TokenCounter } from '../domain/historyBudget.ts';
+import { FINISH_REASONS } from '../domain/message.ts';
+import type { FinishReason, Turn, Usage } from '../domain/message.ts';
 import type { GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
-import type { Usage } from '../domain/message.ts';
+import type { ToolCallDelta } from '../domain/toolCalls.ts';
+import { parseRetryAfter } from './retryAfter.ts';
+import { countTokens } from './tokenizer.ts';
 
 export interface OpenAiProviderOptions {
   /** e.g. https://api.openai.com/v1, http://localhost:11434/v1 (Ollama), http://localhost:8000/v1 (vLLM). */
@@ -15,20 +20,50 @@ export interface OpenAiProviderOptions {
   temperature?: number;
   /** 0 or unset: the server's default. */
   maxTokens?: number;
-  /** Estimated tokens of history sent per request; oldest turns go first (default 3,000). */
+  /** Tokens of history sent per request, counted with `countTokens`; oldest turns go first (default 3,000). */
   historyBudgetTokens?: number;
   /** The SDK's own whole-request backstop; the real deadlines are the guard's (default 10 min). */
   requestTimeoutMs?: number;
+  /** Counts the history budget, and usage when the server reports none (default: the o200k tokenizer). */
+  countTokens?: TokenCounter;
   /** For tests: the fetch the SDK uses. */
   fetch?: typeof fetch;
+}
+
+/** A turn as OpenAI's Chat Completions API takes it: content parts and tool calls as they were given. */
+function toWire(turn: Turn): Record<string, unknown> {
+  const content = turn.parts ?? turn.content;
+  if (turn.role === 'tool') return { role: 'tool', tool_call_id: turn.toolCallId ?? '', content };
+  if (turn.role === 'assistant' && turn.toolCalls?.length) {
+    return { role: 'assistant', content: turn.content === '' && !turn.parts ? null : content, tool_calls: turn.toolCalls };
+  }
+  return { role: turn.role, content };
+}
+
+function finishReasonOf(value: string): FinishReason {
+  if (value === 'function_call') return 'tool_calls';
+  return (FINISH_REASONS as readonly string[]).includes(value) ? (value as FinishReason) : 'stop';
+}
+
+function toolDeltas(chunk: ChatCompletionChunk.Choice.Delta['tool_calls']): ToolCallDelta[] | undefined {
+  if (!chunk?.length) return undefined;
+  return chunk.map((call) => ({
+    index: call.index,
+    ...(call.id ? { id: call.id } : {}),
+    ...(call.function?.name ? { name: call.function.name } : {}),
+    ...(call.function?.arguments ? { arguments: call.function.arguments } : {}),
+  }));
 }
 
 /**
  * A model behind any OpenAI-compatible Chat Completions endpoint (OpenAI,
  * Ollama, vLLM, llama.cpp's server), streamed with the official SDK. It
- * yields raw token deltas and reports every failure as a typed ChatError; the
+ * yields raw token deltas and tool-call fragments, ends with the server's
+ * finish_reason and usage (counted with the tokenizer when the server
+ * reports none), and reports every failure as a typed ChatError; the
  * retries, deadlines and circuit breaker live in `guardedProvider`, so the
- * SDK's own retries are off.
+ * SDK's own retries are off. Request fields the client asked to pass
+ * through (`options.upstream`) go to the server as they are.
  */
 export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvider {
   const client = new OpenAI({
@@ -40,43 +75,48 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });
   const budget = options.historyBudgetTokens ?? 3_000;
+  const count = options.countTokens ?? countTokens;
 
-  const messagesFor = (request: GenerationRequest): ChatCompletionMessageParam[] => {
-    const system = request.options?.system ?? options.systemPrompt ?? '';
-    const reserved = (system ? estimateTokens(system) : 0) + estimateTokens(request.prompt);
-    const history = fitHistory(request.history, budget, reserved);
-    return [
-      ...(system ? [{ role: 'system' as const, content: system }] : []),
-      ...history.map((turn) => ({ role: turn.role, content: turn.content })),
-      { role: 'user', content: request.prompt },
-    ];
+  const turnsFor = (request: GenerationRequest, system: string): Turn[] => {
+    const prompt: Turn = request.promptTurn ?? { role: 'user', content: request.prompt };
+    const reserved = requestTokens([prompt], count, system);
+    return [...fitHistory(request.history, budget, reserved, count, prompt), prompt];
   };
 
   return {
     name: 'openai',
     async *stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
       const temperature = request.options?.temperature ?? options.temperature;
-      const maxTokens = request.options?.maxTokens ?? options.maxTokens;
-      let finished = false;
+      const upstream = request.options?.upstream ?? {};
+      // A client's max_completion_tokens goes as it is; the configured limit only when the client set none.
+      const maxTokens = request.options?.maxTokens ?? (upstream['max_completion_tokens'] === undefined ? options.maxTokens : undefined);
+      const system = request.options?.system ?? options.systemPrompt ?? '';
+      const turns = turnsFor(request, system);
+      let finishReason: FinishReason | undefined;
       let usage: Usage | undefined;
+      let text = '';
+      let toolTokens = 0;
       try {
-        const stream = await client.chat.completions.create(
-          {
-            model: options.model,
-            messages: messagesFor(request),
-            stream: true,
-            stream_options: { include_usage: true },
-            ...(temperature !== undefined ? { temperature } : {}),
-            ...(maxTokens ? { max_tokens: maxTokens } : {}),
-          },
-          { signal },
-        );
+        const body = {
+          ...upstream,
+          model: options.model,
+          messages: [...(system ? [{ role: 'system', content: system }] : []), ...turns.map(toWire)],
+          stream: true,
+          stream_options: { include_usage: true },
+          ...(temperature !== undefined ? { temperature } : {}),
+          ...(maxTokens ? { max_tokens: maxTokens } : {}),
+        } as unknown as ChatCompletionCreateParamsStreaming;
+        const stream = await client.chat.completions.create(body, { signal });
         for await (const chunk of stream) {
           if (chunk.usage) usage = { inputTokens: chunk.usage.prompt_tokens, outputTokens: chunk.usage.completion_tokens };
           const choice = chunk.choices[0];
           if (!choice) continue;
-          if (choice.delta?.content) yield { text: choice.delta.content, last: false };
-          if (choice.finish_reason) finished = true;
+          const content = choice.delta?.content;
+          const toolCalls = toolDeltas(choice.delta?.tool_calls);
+          if (content) text += content;
+          if (toolCalls) for (const delta of toolCalls) toolTokens += (delta.name ? count(delta.name) : 0) + (delta.arguments ? count(delta.arguments) : 0);
+          if (content || toolCalls) yield toolCalls ? { text: content ?? '', last: false, toolCalls } : { text: content ?? '', last: false };
+          if (choice.finish_reason) finishReason = finishReasonOf(choice.finish_reason);
         }
       } catch (error) {
         if (signal.aborted) return;
@@ -84,8 +124,9 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
       }
       if (signal.aborted) return;
       // Without a finish_reason the connection was closed early, not the answer.
-      if (!finished) throw new ChatError('upstream_error', "The model's stream ended before the reply was finished.");
-      yield usage ? { text: '', last: true, usage } : { text: '', last: true };
+      if (!finishReason) throw new ChatError('upstream_error', "The model's stream ended before the reply was finished.");
+      usage ??= { inputTokens: requestTokens(turns, count, system), outputTokens: count(text) + toolTokens };
+      yield { text: '', last: true, usage, finishReason };
     },
   };
 }
@@ -97,9 +138,11 @@ function toChatError(error: unknown): ChatError {
     return new ChatError('upstream_error', "The model's server could not be reached.", { cause: error });
   }
   if (error instanceof APIError && typeof error.status === 'number') {
+    const retryAfterMs = parseRetryAfter(error.headers);
     return new ChatError('upstream_error', `The model's server answered with HTTP ${error.status}.`, {
       cause: error,
       upstreamStatus: error.status,
+      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
     });
   }
   if (error instanceof APIError) {

@@ -6,7 +6,7 @@ import type { MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '.
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
 import { chunkPlan } from './sessionUpdates.ts';
 import { POSTGRES_MIGRATIONS } from './sql/postgresMigrations.ts';
-import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
+import { chunksOfRows, MESSAGE_COLUMNS, messageColumns, newerSchemaError, toMessage, toRecord, toSummary, UPDATABLE_MESSAGE_COLUMNS } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { guarded } from './storeErrors.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
@@ -95,6 +95,26 @@ export function createPostgresPool(options: PostgresStoreOptions): Pool {
   return pool;
 }
 
+/** The array type each message column travels as through `unnest`. */
+const PG_COLUMN_TYPES: Record<(typeof MESSAGE_COLUMNS)[number], string> = {
+  session_id: 'text',
+  id: 'text',
+  role: 'text',
+  content: 'text',
+  status: 'text',
+  reply_to: 'text',
+  error_code: 'text',
+  input_tokens: 'int',
+  output_tokens: 'int',
+  created_at: 'bigint',
+  updated_at: 'bigint',
+  parts: 'text',
+  tool_calls: 'text',
+  tool_call_id: 'text',
+  finish_reason: 'text',
+  model: 'text',
+};
+
 const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count`;
 
 /**
@@ -122,29 +142,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       );
       const rows = updates.flatMap((update) => update.messages.map((message) => messageColumns(update.sessionId, message)));
       if (rows.length > 0) {
+        const list = MESSAGE_COLUMNS.join(', ');
         await client.query(
-          `INSERT INTO messages (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
-           SELECT u.session_id, u.id, u.role, u.content, u.status, u.reply_to, u.error_code, u.input_tokens, u.output_tokens, u.created_at, u.updated_at
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::bigint[], $11::bigint[])
-             WITH ORDINALITY AS u (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at, ord)
+          `INSERT INTO messages (${list})
+           SELECT ${MESSAGE_COLUMNS.map((column) => `u.${column}`).join(', ')}
+           FROM unnest(${MESSAGE_COLUMNS.map((column, index) => `$${index + 1}::${PG_COLUMN_TYPES[column]}[]`).join(', ')})
+             WITH ORDINALITY AS u (${list}, ord)
            WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.id = u.session_id)
            ORDER BY u.ord
-           ON CONFLICT (session_id, id) DO UPDATE SET content = EXCLUDED.content, status = EXCLUDED.status,
-             error_code = EXCLUDED.error_code, input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
-             updated_at = EXCLUDED.updated_at`,
-          [
-            rows.map((r) => r.session_id),
-            rows.map((r) => r.id),
-            rows.map((r) => r.role),
-            rows.map((r) => r.content),
-            rows.map((r) => r.status),
-            rows.map((r) => r.reply_to),
-            rows.map((r) => r.error_code),
-            rows.map((r) => r.input_tokens),
-            rows.map((r) => r.output_tokens),
-            rows.map((r) => r.created_at),
-            rows.map((r) => r.updated_at),
-          ],
+           ON CONFLICT (session_id, id) DO UPDATE SET ${UPDATABLE_MESSAGE_COLUMNS.map((column) => `${column} = EXCLUDED.${column}`).join(', ')}`,
+          MESSAGE_COLUMNS.map((column) => rows.map((row) => row[column])),
         );
       }
       const plans = updates.map((update) => ({ sessionId: update.sessionId, plan: chunkPlan(update) }));
@@ -184,7 +191,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       guarded(() =>
         inTransaction(pool, async (client) => {
           await client.query(
-            `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+            `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata, model) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
             [
               record.sessionId,
               record.createdAt,
@@ -193,14 +200,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
               record.stopped,
               record.title ?? null,
               record.metadata === undefined ? null : JSON.stringify(record.metadata),
+              record.model ?? null,
             ],
           );
           for (const message of record.messages) {
             const row = messageColumns(record.sessionId, message);
             await client.query(
-              `INSERT INTO messages (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-              Object.values(row),
+              `INSERT INTO messages (${MESSAGE_COLUMNS.join(', ')}) VALUES (${MESSAGE_COLUMNS.map((_, index) => `$${index + 1}`).join(', ')})`,
+              MESSAGE_COLUMNS.map((column) => row[column]),
             );
           }
         }),

@@ -1,4 +1,7 @@
+import { requestTokens } from '../domain/historyBudget.ts';
+import type { TokenCounter } from '../domain/historyBudget.ts';
 import type { Clock, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import { countTokens } from './tokenizer.ts';
 
 export interface SimulatedProviderOptions {
   /** Chunks per reply (default 5, as the seed). */
@@ -6,17 +9,22 @@ export interface SimulatedProviderOptions {
   /** Delay before each chunk in ms (default 400, as the seed); 0 streams at once. */
   intervalMs?: number;
   clock: Clock;
+  /** Counts the usage it reports (default: the o200k tokenizer). */
+  countTokens?: TokenCounter;
 }
 
 /**
  * The seed's model: for user text T it streams `chunk 1: T` … `chunk N: T`,
  * one every `intervalMs`. Every session streams on its own timers, so a
- * thousand sessions finish in one stream's time.
+ * thousand sessions finish in one stream's time. It reports usage counted
+ * with the tokenizer: in, the prompt it reads (it reads no history); out,
+ * its whole reply. It always stops with `finish_reason` `stop`.
  */
 export function createSimulatedProvider(options: SimulatedProviderOptions): ModelProvider {
   const chunks = options.chunks ?? 5;
   const intervalMs = options.intervalMs ?? 400;
   const { clock } = options;
+  const count = options.countTokens ?? countTokens;
 
   return {
     name: 'simulated',
@@ -42,7 +50,16 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Mode
           });
           timer = undefined;
           if (signal.aborted) return;
-          yield { text: `chunk ${index}: ${request.prompt}`, last: index === chunks };
+          const text = `chunk ${index}: ${request.prompt}`;
+          if (index < chunks) {
+            yield { text, last: false };
+            continue;
+          }
+          let reply = '';
+          for (let earlier = 1; earlier <= chunks; earlier += 1) reply += `chunk ${earlier}: ${request.prompt}`;
+          const prompt = request.promptTurn ?? { role: 'user' as const, content: request.prompt };
+          const usage = { inputTokens: requestTokens([prompt], count, request.options?.system), outputTokens: count(reply) };
+          yield { text, last: true, usage, finishReason: 'stop' };
         }
       } finally {
         signal.removeEventListener('abort', onAbort);

@@ -6,7 +6,7 @@ import type { SessionId } from '../domain/ids.ts';
 import type { MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
 import { chunkPlan } from './sessionUpdates.ts';
-import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
+import { chunksOfRows, MESSAGE_COLUMNS, messageColumns, newerSchemaError, toMessage, toRecord, toSummary, UPDATABLE_MESSAGE_COLUMNS } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { SQLITE_MIGRATIONS } from './sql/sqliteMigrations.ts';
 import { guarded } from './storeErrors.ts';
@@ -55,8 +55,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
 
   const statements = {
     insertSession: db.prepare(
-      `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata)
-       VALUES (@id, @created_at, @last_active_at, @last_seq, @stopped, @title, @metadata)`,
+      `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata, model)
+       VALUES (@id, @created_at, @last_active_at, @last_seq, @stopped, @title, @metadata, @model)`,
     ),
     session: db.prepare('SELECT * FROM sessions WHERE id = ?'),
     history: db.prepare('SELECT * FROM messages WHERE session_id = ? ORDER BY position'),
@@ -65,11 +65,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
        WHERE id = @id`,
     ),
     upsertMessage: db.prepare(
-      `INSERT INTO messages (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
-       VALUES (@session_id, @id, @role, @content, @status, @reply_to, @error_code, @input_tokens, @output_tokens, @created_at, @updated_at)
-       ON CONFLICT (session_id, id) DO UPDATE SET content = excluded.content, status = excluded.status,
-         error_code = excluded.error_code, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
-         updated_at = excluded.updated_at`,
+      `INSERT INTO messages (${MESSAGE_COLUMNS.join(', ')}) VALUES (${MESSAGE_COLUMNS.map((column) => `@${column}`).join(', ')})
+       ON CONFLICT (session_id, id) DO UPDATE SET ${UPDATABLE_MESSAGE_COLUMNS.map((column) => `${column} = excluded.${column}`).join(', ')}`,
     ),
     dropLogOf: db.prepare(
       'UPDATE messages SET chunk_first_seq = NULL, chunk_next_seq = NULL, chunk_lengths = NULL WHERE session_id = ? AND id = ? AND chunk_lengths IS NOT NULL',
@@ -136,6 +133,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
             stopped: record.stopped ? 1 : 0,
             title: record.title ?? null,
             metadata: record.metadata === undefined ? null : JSON.stringify(record.metadata),
+            model: record.model ?? null,
           });
           for (const message of record.messages) statements.upsertMessage.run(messageColumns(record.sessionId, message));
         })();

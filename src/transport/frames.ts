@@ -27,12 +27,27 @@ export function toFrame(event: ChatEvent): Frame | undefined {
         text: event.text,
         position: event.position,
       };
+    case 'message.tool_calls':
+      // The fragments in OpenAI's own `delta.tool_calls` shape, so one parser serves both.
+      return {
+        type: 'tool_calls',
+        sessionId: event.sessionId,
+        messageId: event.messageId,
+        toolCalls: event.toolCalls.map((delta) => ({
+          index: delta.index,
+          ...(delta.id !== undefined ? { id: delta.id, type: 'function' } : {}),
+          function: { ...(delta.name !== undefined ? { name: delta.name } : {}), ...(delta.arguments !== undefined ? { arguments: delta.arguments } : {}) },
+        })),
+      };
     case 'message.completed':
       return {
         type: 'completed',
         sessionId: event.sessionId,
         messageId: event.messageId,
         ...(event.usage ? { usage: event.usage } : {}),
+        finishReason: event.finishReason,
+        ...(event.toolCalls ? { toolCalls: event.toolCalls } : {}),
+        ...(event.model !== undefined ? { model: event.model } : {}),
       };
     case 'message.cancelled':
       return { type: 'cancelled', sessionId: event.sessionId, messageId: event.messageId };
@@ -44,6 +59,7 @@ export function toFrame(event: ChatEvent): Frame | undefined {
         code: event.code,
         message: event.message,
         ...(event.upstreamStatus !== undefined ? { upstreamStatus: event.upstreamStatus } : {}),
+        ...(event.retryAfterMs !== undefined ? { retryAfterMs: event.retryAfterMs } : {}),
       };
     case 'session.restarted':
       return { type: 'restarted', sessionId: event.sessionId, restarts: event.restarts };

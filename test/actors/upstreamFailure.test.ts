@@ -67,6 +67,7 @@ describe('upstream failures in a session', () => {
       sessionId: session.sessionId,
       messageId: next.replyId,
       usage: { inputTokens: 4, outputTokens: 1 },
+      finishReason: 'stop',
     });
     const view = session.view();
     expect(view.status).toBe('idle');

@@ -32,7 +32,7 @@ describe('reply timings from domain events', () => {
     await clock.advance(50);
     timings.observe(chunk('a', 2)); // not a first chunk
     await clock.advance(700);
-    timings.observe({ type: 'message.completed', sessionId, messageId: id('a') }); // a ran 1 s; b starts now (t = 1000)
+    timings.observe({ type: 'message.completed', sessionId, messageId: id('a'), finishReason: 'stop' }); // a ran 1 s; b starts now (t = 1000)
     await clock.advance(500);
     timings.observe(chunk('b', 3)); // b: accepted at 100, first chunk at 1500
     await clock.advance(250);

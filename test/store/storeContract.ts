@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConversationRecord } from '../../src/domain/conversationRecord.ts';
 import type { ChunkEvent } from '../../src/domain/events.ts';
-import type { Message } from '../../src/domain/message.ts';
+import type { ContentPart, Message } from '../../src/domain/message.ts';
 import type { SessionStore, SessionUpdate } from '../../src/domain/ports.ts';
 
 const T0 = 1_700_000_000_000;
@@ -46,6 +46,44 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
       await store.create(created);
       expect(await store.load(sid(1))).toEqual(created);
       expect(await store.load(sid(99))).toBeUndefined();
+    });
+
+    it('keeps structured messages: content parts, tool calls, tool results, finish reason, model (and the session model)', async () => {
+      const parts: ContentPart[] = [
+        { type: 'text', text: 'What is in this image?' },
+        { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'low' } },
+        { type: 'input_audio', input_audio: { data: 'UklGRg==', format: 'wav' } },
+      ];
+      const calls = [
+        { id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{"city":"Paris"}' } },
+        { id: 'call_2', type: 'function' as const, function: { name: 'get_time', arguments: '{"tz":"CET"}' } },
+      ];
+      const messages = [
+        message('u1', { content: 'What is in this image?', parts }),
+        message('r1', { role: 'assistant', content: '', replyTo: 'u1', toolCalls: calls, finishReason: 'tool_calls', model: 'fast' }),
+        message('t1', { role: 'tool', content: '{"temp":21}', toolCallId: 'call_1' }),
+        message('t2', { role: 'tool', content: '12:00', toolCallId: 'call_2' }),
+      ];
+      await store.create(record(40, { model: 'fast', messages: messages.slice(0, 1) }));
+      await store.save(update(sid(40), messages.slice(1)));
+      // A reply's tool calls, finish reason and model change as it streams and ends.
+      await store.save(update(sid(40), [message('r2', { role: 'assistant', content: 'It', status: 'streaming', replyTo: 't2', toolCalls: [calls[0]!] })]));
+      const final = message('r2', {
+        role: 'assistant',
+        content: 'It is sunny.',
+        replyTo: 't2',
+        toolCalls: calls,
+        finishReason: 'length',
+        model: 'backup',
+        usage: { inputTokens: 5, outputTokens: 6 },
+        updatedAt: T0 + 9,
+      });
+      await store.save(update(sid(40), [final]));
+      const loaded = await store.load(sid(40));
+      expect(loaded?.model).toBe('fast');
+      expect(loaded?.messages).toEqual([...messages, final]);
+      expect((await store.listSessions({ limit: 50 })).sessions.find((summary) => summary.sessionId === sid(40))?.model).toBe('fast');
+      expect((await store.listMessages(sid(40), { limit: 2 }))?.messages).toEqual(messages.slice(0, 2));
     });
 
     it('upserts messages by id, keeps them in the order first written, and never moves counters back', async () => {

@@ -51,7 +51,7 @@ describe('a real model behind llm-chat (fake OpenAI-compatible upstream)', () =>
   it('streams a reply: chunks, is_last on the last, completed with usage, usage on the stored message', async () => {
     const { client, sessionId, server } = await start({ llmSystemPrompt: 'You are terse.' });
     const { replyId, end } = await sendAndWaitEnd(client, 'hello');
-    expect(end).toEqual({ type: 'completed', sessionId, messageId: replyId, usage: { inputTokens: 7, outputTokens: 3 } });
+    expect(end).toEqual({ type: 'completed', sessionId, messageId: replyId, usage: { inputTokens: 7, outputTokens: 3 }, finishReason: 'stop' });
     const chunks = client.frames.filter((frame) => frame.type === 'chunk');
     expect(chunks.map((frame) => frame['chunk']).join('')).toBe('Hello, world');
     expect(chunks.at(-1)?.['is_last']).toBe(true);

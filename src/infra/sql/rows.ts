@@ -1,7 +1,7 @@
 import type { ConversationRecord, SessionMetadata } from '../../domain/conversationRecord.ts';
 import type { ErrorCode } from '../../domain/errors.ts';
 import type { ChunkEvent } from '../../domain/events.ts';
-import type { Message, MessageStatus, Role } from '../../domain/message.ts';
+import type { ContentPart, FinishReason, Message, MessageStatus, Role, ToolCall } from '../../domain/message.ts';
 import type { SessionSummary } from '../../domain/ports.ts';
 import { chunksOfText } from '../sessionUpdates.ts';
 
@@ -18,6 +18,8 @@ export interface SessionRow {
   stopped: number | boolean;
   title: string | null;
   metadata: string | SessionMetadata | null;
+  /** Since migration 5. */
+  model?: string | null;
   message_count?: number | string;
 }
 
@@ -33,6 +35,12 @@ export interface MessageRow {
   output_tokens: number | string | null;
   created_at: number | string;
   updated_at: number | string;
+  /** Since migration 5: JSON text. */
+  parts?: string | null;
+  tool_calls?: string | null;
+  tool_call_id?: string | null;
+  finish_reason?: string | null;
+  model?: string | null;
 }
 
 /** A reply with a stored chunk log. */
@@ -43,11 +51,12 @@ export interface ChunkLogRow {
   chunk_lengths: string;
 }
 
-function details(row: SessionRow): { title?: string; metadata?: SessionMetadata } {
+function details(row: SessionRow): { title?: string; metadata?: SessionMetadata; model?: string } {
   const metadata = typeof row.metadata === 'string' ? (JSON.parse(row.metadata) as SessionMetadata) : row.metadata;
   return {
     ...(row.title !== null ? { title: row.title } : {}),
     ...(metadata !== null ? { metadata } : {}),
+    ...(row.model != null ? { model: row.model } : {}),
   };
 }
 
@@ -64,6 +73,11 @@ export function toMessage(row: MessageRow): Message {
     ...(row.input_tokens !== null && row.output_tokens !== null
       ? { usage: { inputTokens: Number(row.input_tokens), outputTokens: Number(row.output_tokens) } }
       : {}),
+    ...(row.parts != null ? { parts: JSON.parse(row.parts) as ContentPart[] } : {}),
+    ...(row.tool_calls != null ? { toolCalls: JSON.parse(row.tool_calls) as ToolCall[] } : {}),
+    ...(row.tool_call_id != null ? { toolCallId: row.tool_call_id } : {}),
+    ...(row.finish_reason != null ? { finishReason: row.finish_reason as FinishReason } : {}),
+    ...(row.model != null ? { model: row.model } : {}),
   };
 }
 
@@ -113,8 +127,20 @@ export function messageColumns(sessionId: string, message: Message) {
     output_tokens: message.usage?.outputTokens ?? null,
     created_at: message.createdAt,
     updated_at: message.updatedAt,
+    parts: message.parts ? JSON.stringify(message.parts) : null,
+    tool_calls: message.toolCalls?.length ? JSON.stringify(message.toolCalls) : null,
+    tool_call_id: message.toolCallId ?? null,
+    finish_reason: message.finishReason ?? null,
+    model: message.model ?? null,
   };
 }
+
+/** The message columns in INSERT order, and which of them a later write may change. */
+export const MESSAGE_COLUMNS = [
+  'session_id', 'id', 'role', 'content', 'status', 'reply_to', 'error_code', 'input_tokens', 'output_tokens',
+  'created_at', 'updated_at', 'parts', 'tool_calls', 'tool_call_id', 'finish_reason', 'model',
+] as const;
+export const UPDATABLE_MESSAGE_COLUMNS = ['content', 'status', 'error_code', 'input_tokens', 'output_tokens', 'updated_at', 'tool_calls', 'finish_reason', 'model'] as const;
 
 /** Forward-only schema steps; each runs once, in order, inside the migration lock. */
 export interface Migration {

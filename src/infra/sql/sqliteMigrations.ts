@@ -49,4 +49,19 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX messages_chunk_log ON messages (session_id) WHERE chunk_lengths IS NOT NULL;
     `,
   },
+  // Versions 3 and 4 belong to the durability and the identity work; the runner applies whatever is missing.
+  {
+    version: 5,
+    name: 'structured messages: content parts, tool calls, finish reason, model',
+    sql: `
+      -- JSON text, as the client or the model sent it (TEXT rather than JSONB: JSONB refuses \\u0000 escapes).
+      ALTER TABLE messages ADD COLUMN parts TEXT;
+      ALTER TABLE messages ADD COLUMN tool_calls TEXT;
+      ALTER TABLE messages ADD COLUMN tool_call_id TEXT;
+      ALTER TABLE messages ADD COLUMN finish_reason TEXT;
+      ALTER TABLE messages ADD COLUMN model TEXT;
+      -- The model a session answers with unless a message names another.
+      ALTER TABLE sessions ADD COLUMN model TEXT;
+    `,
+  },
 ];

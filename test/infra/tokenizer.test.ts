@@ -1,0 +1,24 @@
+import { encode } from 'gpt-tokenizer/encoding/o200k_base';
+import { describe, expect, it } from 'vitest';
+import { countTokens } from '../../src/infra/tokenizer.ts';
+
+describe('the tokenizer (o200k_base, shipped in gpt-tokenizer)', () => {
+  it('counts known strings as OpenAI’s tiktoken does', () => {
+    // Published o200k_base (gpt-4o) encodings: OpenAI's token-counting guide and a tiktoken tutorial.
+    expect(encode('tiktoken is great!')).toEqual([83, 8251, 2488, 382, 2212, 0]);
+    expect(countTokens('tiktoken is great!')).toBe(6);
+    expect(encode('this is a test example, tutorialexample.com')).toEqual([851, 382, 261, 1746, 4994, 11, 24000, 18582, 1136]);
+    expect(countTokens('this is a test example, tutorialexample.com')).toBe(9);
+    expect(countTokens('hello world')).toBe(2);
+    expect(countTokens('')).toBe(0);
+  });
+
+  it('counts special-token text as plain text instead of throwing', () => {
+    expect(countTokens('<|endoftext|>')).toBe(7);
+  });
+
+  it('counts non-Latin text and emoji', () => {
+    expect(countTokens('日本語のテキスト')).toBe(6);
+    expect(countTokens('👋🌍')).toBeGreaterThan(1);
+  });
+});
