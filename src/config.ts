@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { LogLevel } from './infra/pinoLogger.ts';
+import { loadModelsFile, ModelsFileError } from './modelsFile.ts';
+import type { ModelsConfig } from './modelsFile.ts';
 
 /**
  * One typed configuration: command-line flags over environment variables over
@@ -55,6 +57,10 @@ export interface Config {
   databaseUrl: string;
   dataDir: string;
   flushIntervalMs: number;
+  maxV1BodyBytes: number;
+  modelsFile: string;
+  /** The models of `--models-file`, read and checked at start-up (absent: the single model of the flags). */
+  models?: ModelsConfig;
 }
 
 /** `auto`: PostgreSQL when the database URL is a postgres:// one, else SQLite. */
@@ -132,6 +138,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'storeKind', flag: 'store', env: 'STORE', kind: 'choice', default: 'auto', choices: ['auto', 'sqlite', 'postgres', 'memory'], help: 'where history is kept: sqlite, postgres, memory (auto: postgres for a postgres:// DATABASE_URL, else sqlite)' },
   { key: 'databaseUrl', flag: 'database-url', env: 'DATABASE_URL', kind: 'string', default: '', help: 'postgres://user:password@host:5432/db, or a SQLite file path (default <data-dir>/llm-chat.sqlite)' },
   { key: 'dataDir', flag: 'data-dir', env: 'DATA_DIR', kind: 'string', default: './data', help: 'directory of the SQLite database file' },
+  { key: 'maxV1BodyBytes', flag: 'max-v1-body-bytes', env: 'MAX_V1_BODY_BYTES', kind: 'int', default: 16 * 1024 * 1024, min: 1, help: 'largest /v1 request body (images and audio come inline; beyond: 413)' },
+  { key: 'modelsFile', flag: 'models-file', env: 'MODELS_FILE', kind: 'string', default: '', help: 'JSON file of the models clients may name, with fallbacks (empty: the one model of --provider/--model)' },
   { key: 'flushIntervalMs', flag: 'flush-interval-ms', env: 'FLUSH_INTERVAL_MS', kind: 'int', default: 500, min: 10, help: 'how often a streaming reply is written to the store (what a crash can lose)' },
 ];
 
@@ -173,12 +181,22 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
   }
   const typed = config as unknown as Config;
   validate(typed);
+  if (typed.modelsFile !== '') {
+    const explicit = ['provider', 'model', 'base-url', 'api-key'].filter((flag) => typeof values[flag] === 'string');
+    if (explicit.length > 0) throw new ConfigError(`--models-file describes the models; ${explicit.map((flag) => `--${flag}`).join(', ')} would describe one more: use one or the other`);
+    try {
+      typed.models = loadModelsFile(typed.modelsFile, env);
+    } catch (error) {
+      if (error instanceof ModelsFileError) throw new ConfigError(error.message);
+      throw error;
+    }
+  }
   return { help: false, config: typed };
 }
 
 // Checks that span more than one value's syntax.
 function validate(config: Config): void {
-  if (config.llmProvider === 'openai' && !config.llmModel) {
+  if (config.llmProvider === 'openai' && !config.llmModel && config.modelsFile === '') {
     throw new ConfigError('--provider openai needs a model: set --model or LLM_MODEL (e.g. gpt-4o-mini, llama3.2)');
   }
   if (config.adminToken !== '' && config.adminToken.length < 16) {

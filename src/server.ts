@@ -22,7 +22,8 @@ import { systemClock } from './infra/systemClock.ts';
 import { defaultMaxConnections } from './infra/fileLimit.ts';
 import { createAdmission } from './transport/admission.ts';
 import type { Admission, RejectReason } from './transport/admission.ts';
-import { createModel } from './model.ts';
+import { createModels } from './model.ts';
+import type { ModelCatalog } from './model.ts';
 import { createHttpApp } from './transport/httpApp.ts';
 import { createOpenAiRoutes } from './transport/openAiRoutes.ts';
 import { createStatusRoute } from './transport/statusRoute.ts';
@@ -40,6 +41,8 @@ export interface ChatServerOptions extends ModelOptions {
   restartBackoffMs?: number;
   maxFrameBytes?: number;
   maxBodyBytes?: number;
+  /** Largest `/v1` request body (default 16 MiB: images and audio come inline). */
+  maxV1BodyBytes?: number;
   maxBufferedBytes?: number;
   replayLogSize?: number;
   heartbeatMs?: number;
@@ -79,8 +82,10 @@ export interface ChatServer {
   readonly registry: SessionRegistry;
   readonly bus: EventBus;
   readonly admission: Admission;
-  /** The model's circuit breaker (its state is on `GET /api/status`). */
+  /** The default model's circuit breaker (every model's state is on `GET /api/status`). */
   readonly breaker: CircuitBreaker;
+  /** The models clients may name. */
+  readonly models: ModelCatalog;
   /** The inspector's watch hub, when the inspector is on. */
   readonly inspection: InspectionHub | undefined;
   /** Starts listening; port 0 picks a free port. Resolves with the address. */
@@ -115,8 +120,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     store,
     logger,
   );
-  const model = createModel(options, clock, logger);
-  const { provider, breaker } = model;
+  const models = createModels(options, clock, logger);
+  const { provider, breaker } = models;
 
   const registry = createSessionRegistry({
     bus,
@@ -163,6 +168,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     bus,
     logger,
     admission,
+    models: models.catalog,
     maxFrameBytes: options.maxFrameBytes,
     maxBufferedBytes: options.maxBufferedBytes,
     onSlowConsumer: () => {
@@ -201,16 +207,17 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     bus,
     clock,
     logger,
-    model: model.name,
-    maxBodyBytes: options.maxBodyBytes,
+    models: models.catalog,
+    maxBodyBytes: options.maxV1BodyBytes,
     heartbeatMs: options.heartbeatMs,
   });
-  const status = createStatusRoute({ registry, provider: { name: provider.name, model: model.name, breaker: () => breaker.status() } });
+  const status = createStatusRoute({ registry, models });
   const app = createHttpApp({
     registry,
     sse,
     admission,
     logger,
+    models: models.catalog,
     maxBodyBytes: options.maxBodyBytes,
     routers: [
       { path: '/api', router: status },
@@ -248,7 +255,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       await stopped;
       metrics?.close();
       admission.close();
-      breaker.stop();
+      models.stop();
       await store.settled();
       await bus.close();
       await store.close();
@@ -262,6 +269,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     bus,
     admission,
     breaker,
+    models: models.catalog,
     inspection,
     get shuttingDown() {
       return shuttingDown;

@@ -16,19 +16,32 @@ export interface BreakerStatus {
   openedAt: number | null;
   /** When a probe will be let through, while open. */
   probeAt: number | null;
+  /** The upstream asked (`Retry-After`) not to be called before this time; until then calls fail at once. */
+  heldUntil: number | null;
 }
 
 /** Admission to one call; report exactly one outcome. */
 export interface BreakerPermit {
   success(): void;
-  failure(): void;
+  /** With `retryAfterMs` (the upstream's `Retry-After`), no call goes through for that long. */
+  failure(hold?: { retryAfterMs: number; rateLimited: boolean }): void;
   /** The call ended without telling anything about the upstream (cancelled, a bug). */
   abandon(): void;
 }
 
+/** Why a call was refused, and for how long. */
+export interface BreakerRefusal {
+  /** True while an upstream's 429 `Retry-After` holds calls back (else: open, or a 503's `Retry-After`). */
+  rateLimited: boolean;
+  /** When trying again makes sense, if known. */
+  retryAfterMs: number | undefined;
+}
+
 export interface CircuitBreaker {
-  /** A permit, or undefined when the breaker refuses calls (open, or half-open with its probe out). */
+  /** A permit, or undefined when the breaker refuses calls (open, half-open with its probe out, or held by a `Retry-After`). */
   tryAcquire(): BreakerPermit | undefined;
+  /** Why calls are refused right now (meaningful after `tryAcquire` returned undefined). */
+  refusal(): BreakerRefusal;
   status(): BreakerStatus;
   stop(): void;
 }
@@ -40,6 +53,9 @@ export interface CircuitBreakerOptions extends Partial<BreakerSettings> {
 }
 
 const STATE_NAMES: Record<string, BreakerState> = { closed: 'closed', open: 'open', halfOpen: 'half_open' };
+
+/** Timers may fire a millisecond early: a caller that waited out a hold exactly is let through. */
+const HOLD_TOLERANCE_MS = 10;
 
 /** Runs the breaker machine as a root actor and gives callers a small synchronous API. */
 export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBreaker {
@@ -64,6 +80,11 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     error: (error: unknown) => logger.error({ provider: name, err: String(error) }, 'circuit breaker failed'),
   });
   actor.start();
+  // An upstream's Retry-After: kept beside the machine, as a deadline rather than a state, so
+  // it needs no timer and holds whatever the machine's state.
+  let heldUntil = 0;
+  let heldForRateLimit = false;
+  const held = () => clock.now() + HOLD_TOLERANCE_MS < heldUntil;
 
   const settle = (epoch: number) => {
     let settled = false;
@@ -72,11 +93,32 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
       settled = true;
       actor.send({ type, epoch });
     };
-    return { success: report('success'), failure: report('failure'), abandon: report('abandon') };
+    const failure = report('failure');
+    return {
+      success: report('success'),
+      failure: (hold?: { retryAfterMs: number; rateLimited: boolean }) => {
+        if (hold && hold.retryAfterMs > 0 && !settled) {
+          const until = clock.now() + hold.retryAfterMs;
+          if (until > heldUntil) {
+            heldUntil = until;
+            heldForRateLimit = hold.rateLimited;
+            logger.warn({ provider: name, retryAfterMs: hold.retryAfterMs, rateLimited: hold.rateLimited }, 'upstream asked to wait (Retry-After): holding calls');
+          }
+        }
+        failure();
+      },
+      abandon: report('abandon'),
+    };
   };
 
   return {
+    refusal() {
+      if (held()) return { rateLimited: heldForRateLimit, retryAfterMs: heldUntil - clock.now() };
+      const probeAt = this.status().probeAt;
+      return { rateLimited: false, retryAfterMs: probeAt === null ? undefined : Math.max(0, probeAt - clock.now()) };
+    },
     tryAcquire() {
+      if (held()) return undefined;
       const before = actor.getSnapshot().context.grants;
       actor.send({ type: 'acquire' });
       const after = actor.getSnapshot().context;
@@ -93,6 +135,7 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
         recentCalls: context.outcomes.length,
         openedAt: context.openedAt ?? null,
         probeAt: state === 'open' && context.openedAt !== undefined ? context.openedAt + settings.cooldownMs : null,
+        heldUntil: held() ? heldUntil : null,
       };
     },
     stop() {

@@ -31,6 +31,7 @@ export function coalescingProvider(inner: ModelProvider, options: CoalescingOpti
       let buffer = '';
       let calls: ToolCallDelta[] = [];
       let callChars = 0;
+      let logprobs: NonNullable<ProviderChunk['logprobs']>[number][] | undefined;
       let pending: Promise<IteratorResult<ProviderChunk>> | undefined;
       let finished = false;
       // One flush timer per outgoing chunk (armed when the buffer starts
@@ -55,10 +56,16 @@ export function coalescingProvider(inner: ModelProvider, options: CoalescingOpti
         if (flushTimer !== undefined) clock.clearTimeout(flushTimer);
         flushTimer = undefined;
         flushDue = undefined;
-        const piece: ProviderChunk = calls.length > 0 ? { text: buffer, last: false, toolCalls: joinToolCallDeltas(calls) } : { text: buffer, last: false };
+        const piece: ProviderChunk = {
+          text: buffer,
+          last: false,
+          ...(calls.length > 0 ? { toolCalls: joinToolCallDeltas(calls) } : {}),
+          ...(logprobs ? { logprobs } : {}),
+        };
         buffer = '';
         calls = [];
         callChars = 0;
+        logprobs = undefined;
         return piece;
       };
       try {
@@ -90,17 +97,19 @@ export function coalescingProvider(inner: ModelProvider, options: CoalescingOpti
           const fresh = piece.text !== '' || (piece.toolCalls?.length ?? 0) > 0;
           if (empty() && fresh && !piece.last) startBuffer();
           buffer += piece.text;
+          if (piece.logprobs) (logprobs ??= []).push(...piece.logprobs);
           if (piece.toolCalls) {
             calls.push(...piece.toolCalls);
             for (const delta of piece.toolCalls) callChars += delta.arguments?.length ?? 0;
           }
           if (piece.last) {
             finished = true;
-            const { text, toolCalls } = takeBuffer();
+            const { text, toolCalls, logprobs: joined } = takeBuffer();
             yield {
               ...piece,
               text,
               ...(toolCalls ? { toolCalls } : {}),
+              ...(joined ? { logprobs: joined } : {}),
             };
             return;
           }

@@ -28,6 +28,23 @@ function retryable(error: ChatError): boolean {
   return status === undefined || status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
+/** The wait an upstream asked for with its failure (429 or 503 with `Retry-After`). */
+function holdOf(error: ChatError): { retryAfterMs: number; rateLimited: boolean } | undefined {
+  if (error.retryAfterMs === undefined || error.upstreamStatus === undefined) return undefined;
+  if (error.upstreamStatus !== 429 && error.upstreamStatus !== 503) return undefined;
+  return { retryAfterMs: error.retryAfterMs, rateLimited: error.upstreamStatus === 429 };
+}
+
+/** A 429 from the model's server, retries spent: the client is told to slow down, and when to come back. */
+function rateLimited(error: ChatError, fallbackMs: number): ChatError {
+  const retryAfterMs = error.retryAfterMs ?? fallbackMs;
+  return new ChatError('rate_limited', `The model's server is rate limiting requests; try again in ${Math.max(1, Math.ceil(retryAfterMs / 1000))} s.`, {
+    cause: error,
+    retryAfterMs,
+    upstreamStatus: 429,
+  });
+}
+
 /** Failures that say the upstream is unwell (a 400 says our request was wrong, not that it is down). */
 function countsAgainstUpstream(error: ChatError): boolean {
   if (error.code !== 'upstream_error') return true;
@@ -40,7 +57,11 @@ function countsAgainstUpstream(error: ChatError): boolean {
  * open, calls fail fast with `upstream_unavailable`), a first-token and a
  * stall deadline (`upstream_timeout`; the attempt's HTTP request is aborted),
  * and retries with exponential backoff and jitter, only before the first
- * token: text the user already saw is never streamed again.
+ * token: text the user already saw is never streamed again. An upstream's
+ * `Retry-After` (429, 503) is honoured: the breaker holds every call for that
+ * long, and a retry waits at least that long (or is not made, past
+ * `retryMaxMs`). A 429 that outlasts the retries fails as `rate_limited`
+ * with the time to wait.
  */
 export function guardedProvider(inner: ModelProvider, options: GuardOptions): ModelProvider {
   const { breaker, clock, logger } = options;
@@ -63,7 +84,11 @@ export function guardedProvider(inner: ModelProvider, options: GuardOptions): Mo
       for (let attempt = 0; ; attempt += 1) {
         if (signal.aborted) return;
         const permit = breaker.tryAcquire();
-        if (!permit) throw new ChatError('upstream_unavailable');
+        if (!permit) {
+          const refusal = breaker.refusal();
+          if (refusal.rateLimited) throw rateLimited(new ChatError('upstream_error', undefined, { upstreamStatus: 429 }), refusal.retryAfterMs ?? retryBaseMs);
+          throw new ChatError('upstream_unavailable', undefined, refusal.retryAfterMs !== undefined ? { retryAfterMs: refusal.retryAfterMs } : {});
+        }
         let delivered = false;
         try {
           for await (const piece of withDeadlines(inner, request, signal, deadlines)) {
@@ -76,7 +101,8 @@ export function guardedProvider(inner: ModelProvider, options: GuardOptions): Mo
         } catch (error) {
           if (signal.aborted) return;
           if (!isUpstreamFailure(error)) throw error; // a bug: let the session actor crash
-          if (countsAgainstUpstream(error)) permit.failure();
+          const hold = holdOf(error);
+          if (countsAgainstUpstream(error)) permit.failure(hold);
           else permit.success();
           const fields = {
             sessionId: request.sessionId,
@@ -87,11 +113,13 @@ export function guardedProvider(inner: ModelProvider, options: GuardOptions): Mo
             attempt,
             err: String(error.cause ?? error.message),
           };
-          if (delivered || attempt >= retries || !retryable(error)) {
+          // A wait longer than a retry may take goes to the caller (a fallback model, or the client).
+          const tooLong = hold !== undefined && hold.retryAfterMs > retryMaxMs;
+          if (delivered || attempt >= retries || !retryable(error) || tooLong) {
             logger.warn(fields, 'model call failed');
-            throw error;
+            throw !delivered && error.upstreamStatus === 429 ? rateLimited(error, backoff(attempt)) : error;
           }
-          const delayMs = backoff(attempt);
+          const delayMs = Math.max(backoff(attempt), hold?.retryAfterMs ?? 0);
           logger.info({ ...fields, delayMs }, 'model call failed before its first token; retrying');
           await sleep(clock, delayMs, signal);
         } finally {

@@ -1,5 +1,5 @@
 import type { Actor } from 'xstate';
-import type { Accepted, Conversation } from '../domain/conversation.ts';
+import type { Accepted, Conversation, UserInput } from '../domain/conversation.ts';
 import type { SessionMetadata } from '../domain/conversationRecord.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { GenerationOptions } from '../domain/generationOptions.ts';
@@ -54,28 +54,33 @@ export class LiveSession {
    * `bad_request`) and hands it to the session actor. The acceptance is
    * published before the actor can stream, so watchers see it first.
    */
-  send(text: string, options?: GenerationOptions): Accepted {
+  send(input: string | UserInput, options?: GenerationOptions): Accepted {
     if (this.actor.getSnapshot().status !== 'active') throw new ChatError('session_stopped');
     if (this.#admission?.accepting === false) throw new ChatError('overloaded', 'The server is shutting down; try again shortly.');
     // While the store refuses writes, accepting would promise what cannot be kept.
     if (this.#deps.writer.failing) throw new ChatError('store_unavailable');
-    const accepted = this.#conversation.accept(
-      text,
-      { user: this.#ids.messageId(), reply: this.#ids.messageId() },
-      this.#deps.clock.now(),
-      options,
-    );
-    persist(this.#conversation, this.#deps, [accepted.user]);
+    const user = this.#ids.messageId();
+    const reply = this.#ids.messageId();
+    const results = typeof input === 'string' ? [] : (input.toolResults ?? []).map(() => this.#ids.messageId());
+    const accepted = this.#conversation.accept(input, { user, reply, toolResults: results }, this.#deps.clock.now(), options);
+    persist(this.#conversation, this.#deps, accepted.inputs);
+    const toolResults = accepted.inputs.filter((message) => message.role === 'tool');
     this.#deps.bus.publish({
       type: 'message.accepted',
       sessionId: this.sessionId,
       messageId: accepted.replyId,
       userMessageId: accepted.user.id,
-      text: accepted.user.content,
+      text: accepted.user.role === 'user' ? accepted.user.content : '',
       position: accepted.position,
+      ...(toolResults.length > 0 ? { toolResults: toolResults.map((message) => ({ messageId: message.id, toolCallId: message.toolCallId ?? '' })) } : {}),
     });
     this.actor.send({ type: 'user.message' });
     return accepted;
+  }
+
+  /** The model this session answers with unless a message names another (absent: the default). */
+  get model(): string | undefined {
+    return this.#conversation.model;
   }
 
   /** Stops the reply in progress and drops queued messages; returns the reply ids cancelled. */

@@ -1,7 +1,7 @@
 import { fromPromise } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
 import type { Message, Turn } from '../domain/message.ts';
-import type { Clock, EventBus, GenerationRequest, ModelProvider } from '../domain/ports.ts';
+import type { Clock, EventBus, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
 import type { StoreWriter } from './storeWriter.ts';
 
 export interface ProviderActorInput {
@@ -26,8 +26,9 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
   const current = resumed ?? conversation.startNextReply(deps.clock.now());
   if (!current) return; // the queue was emptied meanwhile
   // One write as the reply starts (its prompt is answered, the reply exists), then flushes on the writer's interval.
-  if (!resumed) deps.writer.save(conversation, [current.prompt, current.reply]);
+  if (!resumed) deps.writer.save(conversation, [...current.inputs, current.reply]);
   const prompt = current.prompt;
+  const requested = current.options?.model ?? conversation.model;
   const request: GenerationRequest = {
     sessionId: conversation.sessionId,
     messageId: current.reply.id,
@@ -39,6 +40,7 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
       return conversation.context();
     },
     ...(current.options ? { options: current.options } : {}),
+    ...(requested !== undefined ? { model: requested } : {}),
   };
   // The model's name rides on the reply's first output, so a /v1 client can name it in its first frame.
   let model: string | undefined;
@@ -48,9 +50,18 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
     announced = true;
     return { model };
   };
-  const publish = (text: string, last: boolean) => {
+  const publish = (text: string, last: boolean, logprobs?: ProviderChunk['logprobs']) => {
     const { messageId, seq } = conversation.appendChunk(text, deps.clock.now());
-    const chunk = { type: 'chunk', sessionId: conversation.sessionId, messageId, seq, chunk: text, is_last: last, ...modelOnce() } as const;
+    const chunk = {
+      type: 'chunk',
+      sessionId: conversation.sessionId,
+      messageId,
+      seq,
+      chunk: text,
+      is_last: last,
+      ...modelOnce(),
+      ...(logprobs ? { logprobs } : {}),
+    } as const;
     deps.bus.publish(chunk);
     deps.writer.chunk(conversation, chunk);
   };
@@ -65,11 +76,11 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
     if (piece.finishReason) conversation.recordFinishReason(piece.finishReason);
     if (piece.toolCalls?.length) {
       // Text before the calls goes first; the `is_last` chunk stays the reply's last event.
-      if (piece.text !== '') publish(piece.text, false);
+      if (piece.text !== '') publish(piece.text, false, piece.logprobs);
       conversation.appendToolCalls(piece.toolCalls, deps.clock.now());
       deps.bus.publish({ type: 'message.tool_calls', sessionId: conversation.sessionId, messageId: current.reply.id, toolCalls: piece.toolCalls, ...modelOnce() });
       if (piece.last) publish('', true);
-    } else if (piece.text !== '' || piece.last) publish(piece.text, piece.last);
+    } else if (piece.text !== '' || piece.last) publish(piece.text, piece.last, piece.logprobs);
     if (piece.last) {
       ended = true;
       break;

@@ -107,7 +107,7 @@ export const sessionMachine = setup({
       const now = deps.clock.now();
       const reply = conversation.finishReply('cancelled', now);
       const dropped = conversation.cancelQueued(now);
-      const changed = [...(reply ? [reply] : []), ...dropped.map(({ user }) => user)];
+      const changed = [...(reply ? [reply] : []), ...dropped.flatMap(({ inputs }) => inputs)];
       if (changed.length > 0) persist(conversation, deps, changed);
       announceCancelled(conversation, deps, [...(reply ? [reply.id] : []), ...dropped.map(({ replyId }) => replyId)]);
     },

@@ -92,7 +92,7 @@ export const supervisorMachine = setup({
       const { conversation, deps } = context;
       const dropped = conversation.cancelQueued(deps.clock.now());
       if (dropped.length === 0) return;
-      persist(conversation, deps, dropped.map(({ user }) => user));
+      persist(conversation, deps, dropped.flatMap(({ inputs }) => inputs));
       announceCancelled(conversation, deps, dropped.map(({ replyId }) => replyId));
     },
     setStopReason: assign({
@@ -110,7 +110,7 @@ export const supervisorMachine = setup({
       announceCancelled(conversation, deps, [...(reply && !interrupted ? [reply.id] : []), ...dropped.map(({ replyId }) => replyId)]);
       // Passivation-like stops (shutdown) leave the session usable later.
       if (reason === 'restart_limit') conversation.stop(now);
-      if (reason !== 'deleted') persist(conversation, deps, [...(reply ? [reply] : []), ...dropped.map(({ user }) => user)]);
+      if (reason !== 'deleted') persist(conversation, deps, [...(reply ? [reply] : []), ...dropped.flatMap(({ inputs }) => inputs)]);
       deps.bus.publish({ type: 'session.stopped', sessionId: conversation.sessionId, reason });
     },
   },

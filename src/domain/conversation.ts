@@ -5,8 +5,12 @@ import type { MessageId, SessionId } from './ids.ts';
 import { copyMessage } from './message.ts';
 import type { FinishReason, Message, Turn, Usage } from './message.ts';
 import { applyToolCallDeltas } from './toolCalls.ts';
+import { inputMessages } from './userInput.ts';
+import type { InputIds, UserInput } from './userInput.ts';
 import type { ToolCallDelta } from './toolCalls.ts';
 import type { ConversationRecord, SessionDetails, SessionMetadata } from './conversationRecord.ts';
+
+export type { UserInput } from './userInput.ts';
 
 export type FinalReplyStatus = 'complete' | 'cancelled' | 'failed' | 'interrupted';
 
@@ -18,7 +22,10 @@ export type FinalReplyStatus = 'complete' | 'cancelled' | 'failed' | 'interrupte
 export const SEQ_GAP_AFTER_CRASH = 1_000_000;
 
 export interface Accepted {
+  /** The message the reply answers: the user message, or the last tool result. */
   readonly user: Message;
+  /** Every message the input added, in order (tool results, then the user message). */
+  readonly inputs: readonly Message[];
   /** The id the reply will stream under (chunk frames carry it). */
   readonly replyId: MessageId;
   /** 0 when generation starts at once, else the place in the queue. */
@@ -31,7 +38,9 @@ export interface ChunkRecord {
 }
 
 interface Pending {
+  /** The message the reply answers (the last of `inputs`). */
   readonly user: Message;
+  readonly inputs: readonly Message[];
   readonly replyId: MessageId;
   readonly options?: GenerationOptions;
 }
@@ -40,6 +49,8 @@ interface Pending {
 export interface InProgress {
   readonly reply: Message;
   readonly prompt: Message;
+  /** The messages of the input the reply answers (the prompt is the last). */
+  readonly inputs: readonly Message[];
   readonly options?: GenerationOptions;
 }
 
@@ -60,6 +71,7 @@ export class Conversation {
   #queue: Pending[] = [];
   #reply: Message | undefined;
   #prompt: Message | undefined;
+  #inputs: readonly Message[] = [];
   #options: GenerationOptions | undefined;
   #lastSeq: number;
   #lastActiveAt: number;
@@ -96,7 +108,17 @@ export class Conversation {
     messageId: () => MessageId,
   ): Conversation {
     const messages = turns.map(
-      (turn): Message => ({ id: messageId(), role: turn.role, content: turn.content, status: 'complete', createdAt: now, updatedAt: now }),
+      (turn): Message => ({
+        id: messageId(),
+        role: turn.role,
+        content: turn.content,
+        ...(turn.parts ? { parts: turn.parts } : {}),
+        ...(turn.toolCalls ? { toolCalls: turn.toolCalls } : {}),
+        ...(turn.toolCallId !== undefined ? { toolCallId: turn.toolCallId } : {}),
+        status: 'complete',
+        createdAt: now,
+        updatedAt: now,
+      }),
     );
     return new Conversation(
       { sessionId, createdAt: now, lastActiveAt: now, lastSeq: 0, stopped: false, messages, ...detailsOf(details) },
@@ -144,17 +166,20 @@ export class Conversation {
     return this.#queue.length > 0;
   }
 
-  /** Takes a user message: it starts at once when idle, else waits in the bounded queue. */
-  accept(text: string, ids: { user: MessageId; reply: MessageId }, now: number, options?: GenerationOptions): Accepted {
+  /**
+   * Takes a user message (plain text, or an input with content parts and tool
+   * results): it starts at once when idle, else waits in the bounded queue.
+   */
+  accept(input: string | UserInput, ids: InputIds & { reply: MessageId }, now: number, options?: GenerationOptions): Accepted {
     if (this.#stopped) throw new ChatError('session_stopped');
-    if (text.trim().length === 0) throw new ChatError('bad_request', 'The message text must not be empty.');
+    const inputs = inputMessages(typeof input === 'string' ? { text: input } : input, ids, now, this.#messages);
     const waiting = this.#queue.length + (this.#reply ? 1 : 0);
     if (waiting > this.queueLimit) throw new ChatError('busy');
-    const user: Message = { id: ids.user, role: 'user', content: text, status: 'queued', createdAt: now, updatedAt: now };
-    this.#messages.push(user);
-    this.#queue.push(options ? { user, replyId: ids.reply, options } : { user, replyId: ids.reply });
+    const user = inputs[inputs.length - 1]!;
+    this.#messages.push(...inputs);
+    this.#queue.push(options ? { user, inputs, replyId: ids.reply, options } : { user, inputs, replyId: ids.reply });
     this.#lastActiveAt = now;
-    return { user: copyMessage(user), replyId: ids.reply, position: waiting };
+    return { user: copyMessage(user), inputs: inputs.map(copyMessage), replyId: ids.reply, position: waiting };
   }
 
   /** Moves the next queued message into generation; returns its reply, or undefined. */
@@ -162,8 +187,10 @@ export class Conversation {
     if (this.#reply || this.#stopped) return undefined;
     const next = this.#queue.shift();
     if (!next) return undefined;
-    next.user.status = 'complete';
-    next.user.updatedAt = now;
+    for (const message of next.inputs) {
+      message.status = 'complete';
+      message.updatedAt = now;
+    }
     const reply: Message = {
       id: next.replyId,
       role: 'assistant',
@@ -176,6 +203,7 @@ export class Conversation {
     this.#messages.push(reply);
     this.#reply = reply;
     this.#prompt = next.user;
+    this.#inputs = next.inputs;
     this.#options = next.options;
     this.#lastActiveAt = now;
     return this.inProgress();
@@ -184,7 +212,7 @@ export class Conversation {
   /** The reply being generated and the message it answers, if any. */
   inProgress(): InProgress | undefined {
     if (!this.#reply || !this.#prompt) return undefined;
-    const current = { reply: copyMessage(this.#reply), prompt: copyMessage(this.#prompt) };
+    const current = { reply: copyMessage(this.#reply), prompt: copyMessage(this.#prompt), inputs: this.#inputs.map(copyMessage) };
     return this.#options ? { ...current, options: this.#options } : current;
   }
 
@@ -242,20 +270,23 @@ export class Conversation {
     if (errorCode) reply.errorCode = errorCode;
     this.#reply = undefined;
     this.#prompt = undefined;
+    this.#inputs = [];
     this.#options = undefined;
     this.#lastActiveAt = now;
     return copyMessage(reply);
   }
 
-  /** Drops every waiting message; returns them so their senders can be told. */
+  /** Drops every waiting message (each input whole); returns them so their senders can be told. */
   cancelQueued(now: number): Pending[] {
     const dropped = this.#queue;
     this.#queue = [];
-    for (const { user } of dropped) {
-      user.status = 'cancelled';
-      user.updatedAt = now;
+    for (const { inputs } of dropped) {
+      for (const message of inputs) {
+        message.status = 'cancelled';
+        message.updatedAt = now;
+      }
     }
-    return dropped.map(({ user, replyId }) => ({ user: copyMessage(user), replyId }));
+    return dropped.map(({ user, inputs, replyId }) => ({ user: copyMessage(user), inputs: inputs.map(copyMessage), replyId }));
   }
 
   /** A session stopped for good takes no more messages. */
@@ -316,7 +347,7 @@ export class Conversation {
       }
     }
     for (const message of this.#messages) {
-      if (message.role === 'user' && message.status === 'queued') {
+      if (message.role !== 'assistant' && message.status === 'queued') {
         message.status = 'cancelled';
         message.updatedAt = now;
         recovered.push(message);

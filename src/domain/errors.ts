@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   'cancelled',
   'unauthorized',
   'store_unavailable',
+  'model_not_found',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -42,6 +43,7 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   cancelled: 'The reply was cancelled.',
   unauthorized: 'A valid admin token is required.',
   store_unavailable: 'Storage is unavailable right now; try again shortly.',
+  model_not_found: 'No model with this name; GET /v1/models lists them.',
 };
 
 /**
@@ -50,8 +52,14 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
  */
 export const UPSTREAM_ERROR_CODES: readonly ErrorCode[] = ['upstream_error', 'upstream_timeout', 'upstream_unavailable'];
 
+/**
+ * True for an expected failure of the model's server (the reply fails, the
+ * session goes on): the upstream codes, and `rate_limited` when it is the
+ * model's server that limits us (a 429 it answered, `upstreamStatus` set).
+ */
 export function isUpstreamFailure(error: unknown): error is ChatError {
-  return isChatError(error) && UPSTREAM_ERROR_CODES.includes(error.code);
+  if (!isChatError(error)) return false;
+  return UPSTREAM_ERROR_CODES.includes(error.code) || (error.code === 'rate_limited' && error.upstreamStatus !== undefined);
 }
 
 export interface ChatErrorOptions {

@@ -1,3 +1,4 @@
+import type { JsonValue } from './conversationRecord.ts';
 import type { ErrorCode } from './errors.ts';
 import type { MessageId, SessionId } from './ids.ts';
 import type { FinishReason, ToolCall, Usage } from './message.ts';
@@ -20,9 +21,12 @@ export interface MessageAcceptedEvent {
   /** The id the reply streams under. */
   readonly messageId: MessageId;
   readonly userMessageId: MessageId;
+  /** The user message's text ('' when the input is only tool results). */
   readonly text: string;
   /** 0 when generation starts at once, else the place in the queue. */
   readonly position: number;
+  /** Tool results the input carried (they precede the user message, if any). */
+  readonly toolResults?: readonly { readonly messageId: MessageId; readonly toolCallId: string }[];
 }
 
 export interface ChunkEvent {
@@ -35,6 +39,8 @@ export interface ChunkEvent {
   readonly is_last: boolean;
   /** On a reply's first chunk (or first tool-call fragment): the name of the model answering. */
   readonly model?: string;
+  /** The model's log probabilities for this chunk's tokens, when the request asked for them (OpenAI's `logprobs.content`). */
+  readonly logprobs?: readonly JsonValue[];
 }
 
 /** Fragments of the reply's tool calls, as the model streams them (between its chunks). */

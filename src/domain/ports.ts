@@ -1,4 +1,4 @@
-import type { ConversationRecord, SessionMetadata } from './conversationRecord.ts';
+import type { ConversationRecord, JsonValue, SessionMetadata } from './conversationRecord.ts';
 import type { ChatEvent, ChunkEvent } from './events.ts';
 import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId, SessionId } from './ids.ts';
@@ -61,6 +61,8 @@ export interface GenerationRequest {
   readonly history: readonly Message[];
   /** Per-message settings (e.g. from an OpenAI-style request); unset ones use the provider's. */
   readonly options?: GenerationOptions;
+  /** The model to answer with, by its configured name: the message's, else the session's (absent: the default). */
+  readonly model?: string;
 }
 
 export interface ProviderChunk {
@@ -75,6 +77,8 @@ export interface ProviderChunk {
   readonly toolCalls?: readonly ToolCallDelta[];
   /** The name of the model answering (set by the model router on the first piece). */
   readonly model?: string;
+  /** Log probabilities of this piece's tokens, when asked for (OpenAI's `logprobs.content` entries). */
+  readonly logprobs?: readonly JsonValue[];
 }
 
 /**

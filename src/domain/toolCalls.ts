@@ -1,4 +1,4 @@
-import type { ToolCall } from './message.ts';
+import type { ToolCall, Turn } from './message.ts';
 
 /**
  * A fragment of a streamed tool call, as OpenAI streams them in
@@ -50,4 +50,42 @@ export function joinToolCallDeltas(deltas: readonly ToolCallDelta[]): ToolCallDe
 /** The whole calls as one fragment each (what a late watcher or a non-streaming client needs). */
 export function toolCallsAsDeltas(calls: readonly ToolCall[]): ToolCallDelta[] {
   return calls.map((call, index) => ({ index, id: call.id, name: call.function.name, arguments: call.function.arguments }));
+}
+
+/**
+ * The turns as a model's API accepts them: an assistant turn's tool calls
+ * must be followed by a result for each. A loop the client abandoned (calls
+ * left unanswered, then a new user message) loses those calls, the results
+ * it did give, and the turn itself if nothing else is left of it; a tool
+ * result whose call is not right before it is dropped. The last turn (what
+ * is being answered) is always kept.
+ */
+export function answeredToolCalls<T extends Turn>(turns: readonly T[]): T[] {
+  const kept: T[] = [];
+  for (let index = 0; index < turns.length; index += 1) {
+    const turn = turns[index]!;
+    const isLast = index === turns.length - 1;
+    if (turn.role === 'tool') {
+      if (isLast) kept.push(turn);
+      continue; // results are taken with their calls, below
+    }
+    if (turn.role !== 'assistant' || !turn.toolCalls?.length) {
+      kept.push(turn);
+      continue;
+    }
+    let end = index + 1;
+    while (end < turns.length && turns[end]!.role === 'tool') end += 1;
+    const results = turns.slice(index + 1, end);
+    const answered = new Set(results.map((result) => result.toolCallId));
+    if (turn.toolCalls.every((call) => answered.has(call.id))) {
+      const ids = new Set(turn.toolCalls.map((call) => call.id));
+      kept.push(turn, ...results.filter((result) => ids.has(result.toolCallId ?? '')));
+    } else {
+      const { toolCalls: _dropped, ...rest } = turn;
+      if (rest.content !== '' || rest.parts) kept.push(rest as T);
+      if (end === turns.length && end > index + 1) kept.push(turns[end - 1]!);
+    }
+    index = end - 1;
+  }
+  return kept;
 }

@@ -1,11 +1,13 @@
 import OpenAI, { APIConnectionError, APIError } from 'openai';
 import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions';
+import type { JsonValue } from '../domain/conversationRecord.ts';
 import { ChatError } from '../domain/errors.ts';
 import { fitHistory, requestTokens } from '../domain/historyBudget.ts';
 import type { TokenCounter } from '../domain/historyBudget.ts';
 import { FINISH_REASONS } from '../domain/message.ts';
 import type { FinishReason, Turn, Usage } from '../domain/message.ts';
 import type { GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import { answeredToolCalls } from '../domain/toolCalls.ts';
 import type { ToolCallDelta } from '../domain/toolCalls.ts';
 import { parseRetryAfter } from './retryAfter.ts';
 import { countTokens } from './tokenizer.ts';
@@ -80,7 +82,8 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
   const turnsFor = (request: GenerationRequest, system: string): Turn[] => {
     const prompt: Turn = request.promptTurn ?? { role: 'user', content: request.prompt };
     const reserved = requestTokens([prompt], count, system);
-    return [...fitHistory(request.history, budget, reserved, count, prompt), prompt];
+    const history = answeredToolCalls<Turn>([...request.history, prompt]).slice(0, -1);
+    return [...fitHistory(history, budget, reserved, count, prompt), prompt];
   };
 
   return {
@@ -113,9 +116,12 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
           if (!choice) continue;
           const content = choice.delta?.content;
           const toolCalls = toolDeltas(choice.delta?.tool_calls);
+          const logprobs = choice.logprobs?.content?.length ? (choice.logprobs.content as unknown as JsonValue[]) : undefined;
           if (content) text += content;
           if (toolCalls) for (const delta of toolCalls) toolTokens += (delta.name ? count(delta.name) : 0) + (delta.arguments ? count(delta.arguments) : 0);
-          if (content || toolCalls) yield toolCalls ? { text: content ?? '', last: false, toolCalls } : { text: content ?? '', last: false };
+          if (content || toolCalls || logprobs) {
+            yield { text: content ?? '', last: false, ...(toolCalls ? { toolCalls } : {}), ...(logprobs ? { logprobs } : {}) };
+          }
           if (choice.finish_reason) finishReason = finishReasonOf(choice.finish_reason);
         }
       } catch (error) {

@@ -15,3 +15,7 @@ const PLAIN = { disallowedSpecial: new Set<string>() };
  * reports none.
  */
 export const countTokens: TokenCounter = (text) => (text === '' ? 0 : countO200k(text, PLAIN));
+
+// The first count builds the encoder's tables (~20 ms, far more on a loaded
+// machine): done at start-up, not inside the first request's deadline.
+countTokens('warm up');

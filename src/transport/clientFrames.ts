@@ -2,10 +2,10 @@ import { z } from 'zod';
 import { ChatError } from '../domain/errors.ts';
 
 /** What a WebSocket client may send. Plain text (the seed's protocol) is a message. */
-export type ClientFrame = { type: 'message'; text: string } | { type: 'cancel' };
+export type ClientFrame = { type: 'message'; text: string; model?: string } | { type: 'cancel' };
 
 const jsonFrame = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('message'), text: z.string() }),
+  z.object({ type: z.literal('message'), text: z.string(), model: z.string().min(1).max(128).optional() }),
   z.object({ type: z.literal('cancel') }),
 ]);
 
@@ -20,7 +20,7 @@ export function parseClientFrame(raw: string): ClientFrame {
   }
   const parsed = jsonFrame.safeParse(value);
   if (!parsed.success) {
-    throw new ChatError('bad_request', 'Expected {"type":"message","text":"…"} or {"type":"cancel"}.');
+    throw new ChatError('bad_request', 'Expected {"type":"message","text":"…","model"?:"…"} or {"type":"cancel"}.');
   }
   return parsed.data;
 }

@@ -1,14 +1,20 @@
 import type { ErrorCode } from '../domain/errors.ts';
 import type { ChatEvent } from '../domain/events.ts';
 import type { MessageId, SessionId } from '../domain/ids.ts';
-import type { Usage } from '../domain/message.ts';
+import type { JsonValue } from '../domain/conversationRecord.ts';
+import type { FinishReason, ToolCall, Usage } from '../domain/message.ts';
 import type { EventBus } from '../domain/ports.ts';
+import type { ToolCallDelta } from '../domain/toolCalls.ts';
 
-/** What happens to one reply, in order: text, then exactly one end. */
+/**
+ * What happens to one reply, in order: text and tool-call fragments, then
+ * exactly one end. `model` (on the first output) names the model answering.
+ */
 export type ReplyStep =
-  | { type: 'text'; text: string }
-  | { type: 'completed'; usage: Usage | undefined }
-  | { type: 'failed'; code: ErrorCode; message: string };
+  | { type: 'text'; text: string; model?: string; logprobs?: readonly JsonValue[] }
+  | { type: 'tool_calls'; toolCalls: readonly ToolCallDelta[]; model?: string }
+  | { type: 'completed'; usage: Usage | undefined; finishReason: FinishReason; toolCalls?: readonly ToolCall[]; model?: string }
+  | { type: 'failed'; code: ErrorCode; message: string; retryAfterMs?: number };
 
 export interface ReplyFollower extends AsyncIterable<ReplyStep> {
   /** Starts following the reply with this id (events seen since subscribing are kept). */
@@ -31,7 +37,7 @@ export function followReply(bus: EventBus, sessionId: SessionId): ReplyFollower 
   const push = (step: ReplyStep) => {
     if (ended) return;
     steps.push(step);
-    if (step.type !== 'text') ended = true;
+    if (step.type === 'completed' || step.type === 'failed') ended = true;
     wake?.();
   };
   const take = (event: ChatEvent) => {
@@ -42,9 +48,27 @@ export function followReply(bus: EventBus, sessionId: SessionId): ReplyFollower 
     }
     if (!('messageId' in event) || event.messageId !== replyId) return;
     if (event.type === 'chunk') {
-      if (event.chunk !== '') push({ type: 'text', text: event.chunk });
-    } else if (event.type === 'message.completed') push({ type: 'completed', usage: event.usage });
-    else if (event.type === 'message.failed') push({ type: 'failed', code: event.code, message: event.message });
+      if (event.chunk !== '' || event.model !== undefined) {
+        push({
+          type: 'text',
+          text: event.chunk,
+          ...(event.model !== undefined ? { model: event.model } : {}),
+          ...(event.logprobs ? { logprobs: event.logprobs } : {}),
+        });
+      }
+    } else if (event.type === 'message.tool_calls') {
+      push({ type: 'tool_calls', toolCalls: event.toolCalls, ...(event.model !== undefined ? { model: event.model } : {}) });
+    } else if (event.type === 'message.completed') {
+      push({
+        type: 'completed',
+        usage: event.usage,
+        finishReason: event.finishReason,
+        ...(event.toolCalls ? { toolCalls: event.toolCalls } : {}),
+        ...(event.model !== undefined ? { model: event.model } : {}),
+      });
+    } else if (event.type === 'message.failed') {
+      push({ type: 'failed', code: event.code, message: event.message, ...(event.retryAfterMs !== undefined ? { retryAfterMs: event.retryAfterMs } : {}) });
+    }
     else if (event.type === 'message.cancelled') push({ type: 'failed', code: 'cancelled', message: 'The reply was cancelled.' });
   };
   const unsubscribe = bus.subscribe(sessionId, (event) => {
@@ -67,7 +91,7 @@ export function followReply(bus: EventBus, sessionId: SessionId): ReplyFollower 
         const step = steps.shift();
         if (step) {
           yield step;
-          if (step.type !== 'text') return;
+          if (step.type === 'completed' || step.type === 'failed') return;
           continue;
         }
         if (ended) return;

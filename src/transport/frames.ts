@@ -26,6 +26,7 @@ export function toFrame(event: ChatEvent): Frame | undefined {
         userMessageId: event.userMessageId,
         text: event.text,
         position: event.position,
+        ...(event.toolResults ? { toolResults: event.toolResults } : {}),
       };
     case 'message.tool_calls':
       // The fragments in OpenAI's own `delta.tool_calls` shape, so one parser serves both.

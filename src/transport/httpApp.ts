@@ -3,6 +3,7 @@ import type { NextFunction, Request, Response, Router } from 'express';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { Logger } from '../domain/ports.ts';
+import type { ModelCatalog } from '../model.ts';
 import type { Admission } from './admission.ts';
 import { requestContext, requestLogger } from './requestContext.ts';
 import { createRestRoutes } from './restRoutes.ts';
@@ -14,6 +15,8 @@ export interface HttpAppOptions {
   sse: SseStreams;
   admission: Admission;
   logger: Logger;
+  /** The models a session or a message may name. */
+  models?: ModelCatalog;
   /** Largest JSON body in bytes (default 64 KiB); larger ones get 413. */
   maxBodyBytes?: number;
   /** More routers, mounted in order before the not-found handler (`/v1`, `/api/status`, pages, operations; path `/` for root). */
@@ -33,7 +36,7 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
     response.json({ status: 'ok' });
   });
   app.get('/sse/:sessionId', sse.handler);
-  app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), createRestRoutes(registry, admission));
+  app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), createRestRoutes(registry, admission, options.models));
   for (const { path, router } of options.routers ?? []) app.use(path, router);
 
   app.use((_request: Request, _response: Response, next: NextFunction) => {

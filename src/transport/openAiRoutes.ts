@@ -3,31 +3,26 @@ import type { NextFunction, Request, Response } from 'express';
 import type { LiveSession } from '../actors/liveSession.ts';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
-import type { Usage } from '../domain/message.ts';
 import type { Clock, EventBus, Logger } from '../domain/ports.ts';
+import type { ModelCatalog } from '../model.ts';
 import { followReply } from './followReply.ts';
-import type { ReplyFollower } from './followReply.ts';
-import { openAiErrorFor, toOpenAiError } from './openAiErrors.ts';
+import { toOpenAiError } from './openAiErrors.ts';
+import { answerReply, streamReply } from './openAiReply.ts';
 import { parseChatRequest } from './openAiRequest.ts';
-import type { ChatRequest } from './openAiRequest.ts';
+import { httpErrorHeaders, toWireError } from './wireErrors.ts';
 
 export interface OpenAiRoutesOptions {
   registry: SessionRegistry;
   bus: EventBus;
   clock: Clock;
   logger: Logger;
-  /** The model name shown on `/v1/models` and in every response. */
-  model: string;
+  /** The configured models: `/v1/models` lists them, a request's `model` picks one. */
+  models: ModelCatalog;
+  /** Largest request body (default 16 MiB: images and audio come inline). */
   maxBodyBytes?: number;
   /** While a streamed reply waits (queue, slow first token), a comment line goes out this often (default 15 s). */
   heartbeatMs?: number;
 }
-
-const usageJson = (usage: Usage) => ({
-  prompt_tokens: usage.inputTokens,
-  completion_tokens: usage.outputTokens,
-  total_tokens: usage.inputTokens + usage.outputTokens,
-});
 
 /**
  * The OpenAI-compatible API: `POST /v1/chat/completions` (streamed as
@@ -38,23 +33,25 @@ const usageJson = (usage: Usage) => ({
  * watchers see the reply over WebSocket and SSE.
  */
 export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
-  const { registry, bus, clock, logger, model } = options;
+  const { registry, bus, clock, logger, models } = options;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const startedAt = Math.floor(clock.now() / 1000);
   const router = Router();
-  router.use(express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }));
+  router.use(express.json({ limit: options.maxBodyBytes ?? 16 * 1024 * 1024 }));
 
-  const modelJson = { id: model, object: 'model', created: startedAt, owned_by: 'llm-chat' };
+  const modelJson = (id: string) => ({ id, object: 'model', created: startedAt, owned_by: 'llm-chat' });
   router.get('/models', (_request: Request, response: Response) => {
-    response.json({ object: 'list', data: [modelJson] });
+    response.json({ object: 'list', data: models.names.map(modelJson) });
   });
   router.get('/models/:model', (request: Request, response: Response) => {
-    if (request.params['model'] !== model) throw new ChatError('not_found', 'No such model.');
-    response.json(modelJson);
+    const name = String(request.params['model']);
+    if (!models.has(name)) throw new ChatError('model_not_found');
+    response.json(modelJson(name));
   });
 
   router.post('/chat/completions', async (request: Request, response: Response) => {
     const chat = parseChatRequest(request.body);
+    if (chat.model !== undefined && !models.has(chat.model)) throw new ChatError('model_not_found', `No model named "${chat.model}"; GET /v1/models lists them.`);
     const named = request.get('x-session-id');
     let session: LiveSession | undefined;
     if (named !== undefined) {
@@ -81,10 +78,10 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
     if (request.socket.destroyed) finish();
     try {
       if (finished) return;
-      const accepted = session.send(chat.prompt, chat.options);
+      const accepted = await session.send(chat.input, chat.options);
       follower.track(accepted.replyId);
-      const reply = { id: `chatcmpl-${accepted.replyId}`, created: Math.floor(clock.now() / 1000), model };
-      if (chat.stream) await streamReply(response, follower, chat, reply, heartbeatMs);
+      const reply = { id: `chatcmpl-${accepted.replyId}`, created: Math.floor(clock.now() / 1000), model: chat.model ?? session.model ?? models.defaultModel };
+      if (chat.stream) await streamReply(response, follower, reply, { includeUsage: chat.includeUsage, heartbeatMs });
       else await answerReply(response, follower, reply);
     } finally {
       finish();
@@ -99,87 +96,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
       response.end();
       return;
     }
-    response.status(status).json(body);
+    response.status(status).set(httpErrorHeaders(toWireError(error))).json(body);
   });
   return router;
-}
-
-interface ReplyIds {
-  id: string;
-  created: number;
-  model: string;
-}
-
-/** `stream: false`: one `chat.completion` body once the reply ends. */
-async function answerReply(response: Response, follower: ReplyFollower, reply: ReplyIds): Promise<void> {
-  let text = '';
-  for await (const step of follower) {
-    if (step.type === 'text') text += step.text;
-    else if (step.type === 'failed') {
-      const { status, body } = openAiErrorFor(step.code, step.message);
-      if (!response.writableEnded) response.status(status).json(body);
-      return;
-    } else {
-      if (response.writableEnded) return;
-      response.json({
-        id: reply.id,
-        object: 'chat.completion',
-        created: reply.created,
-        model: reply.model,
-        choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: 'stop' }],
-        ...(step.usage ? { usage: usageJson(step.usage) } : {}),
-      });
-      return;
-    }
-  }
-}
-
-/**
- * `stream: true`: data-only SSE frames (never an `event:` line: the official
- * SDK would then yield raw events instead of chunks), ending in `data: [DONE]`.
- * Headers wait for the reply's first step, so a failure before any text still
- * gets its proper HTTP status; a reply that keeps the client waiting gets the
- * headers and comment lines after `heartbeatMs`.
- */
-async function streamReply(response: Response, follower: ReplyFollower, chat: ChatRequest, reply: ReplyIds, heartbeatMs: number): Promise<void> {
-  const withUsage = chat.includeUsage ? { usage: null } : {};
-  const frame = (choices: unknown[], extra: Record<string, unknown> = withUsage) =>
-    `data: ${JSON.stringify({ id: reply.id, object: 'chat.completion.chunk', created: reply.created, model: reply.model, choices, ...extra })}\n\n`;
-  const delta = (content: Record<string, unknown>, finishReason: string | null = null) =>
-    frame([{ index: 0, delta: content, logprobs: null, finish_reason: finishReason }]);
-  const write = (text: string) => {
-    if (!response.writableEnded && !response.destroyed) response.write(text);
-  };
-  const open = () => {
-    if (response.headersSent) return;
-    response.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
-    write(delta({ role: 'assistant', content: '' }));
-  };
-  const heartbeat = setInterval(() => {
-    open();
-    write(': waiting\n\n');
-  }, heartbeatMs);
-  heartbeat.unref();
-  try {
-    for await (const step of follower) {
-      if (step.type === 'failed' && !response.headersSent) {
-        const { status, body } = openAiErrorFor(step.code, step.message);
-        response.status(status).json(body);
-        return;
-      }
-      open();
-      if (step.type === 'text') write(delta({ content: step.text }));
-      else if (step.type === 'completed') {
-        write(delta({}, 'stop'));
-        if (chat.includeUsage && step.usage) write(frame([], { usage: usageJson(step.usage) }));
-        write('data: [DONE]\n\n');
-      } else {
-        // The official SDK raises an APIError for a payload carrying `error`.
-        write(`data: ${JSON.stringify(openAiErrorFor(step.code, step.message).body)}\n\n`);
-      }
-    }
-  } finally {
-    clearInterval(heartbeat);
-    if (!response.writableEnded) response.end();
-  }
 }

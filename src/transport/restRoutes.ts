@@ -3,12 +3,16 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
+import type { ModelCatalog } from '../model.ts';
 import type { Admission } from './admission.ts';
+import { checkModel } from './modelChoice.ts';
 
-const messageBody = z.object({ text: z.string() });
+const modelName = z.string().min(1).max(128);
+const messageBody = z.object({ text: z.string(), model: modelName.optional() });
 const sessionBody = z.object({
   title: z.string().max(200).optional(),
   metadata: z.record(z.string(), z.json()).optional(),
+  model: modelName.optional(),
 });
 const pageParams = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -29,15 +33,20 @@ async function sessionOf(registry: SessionRegistry, request: Request) {
 }
 
 /** The REST API under `/api`. Errors are thrown and mapped by the app's error handler. */
-export function createRestRoutes(registry: SessionRegistry, admission: Admission): Router {
+export function createRestRoutes(registry: SessionRegistry, admission: Admission, models?: ModelCatalog): Router {
   const router = Router();
 
   router.post('/sessions', async (request: Request, response: Response) => {
     admission.admitWork();
     const parsed = sessionBody.safeParse(request.body ?? {});
-    if (!parsed.success) throw new ChatError('bad_request', 'Expected an optional JSON body {"title"?: "…", "metadata"?: {…}}.');
-    const { title, metadata } = parsed.data;
-    const session = await registry.create({ ...(title !== undefined ? { title } : {}), ...(metadata !== undefined ? { metadata } : {}) });
+    if (!parsed.success) throw new ChatError('bad_request', 'Expected an optional JSON body {"title"?: "…", "metadata"?: {…}, "model"?: "…"}.');
+    const { title, metadata, model } = parsed.data;
+    checkModel(models, model);
+    const session = await registry.create({
+      ...(title !== undefined ? { title } : {}),
+      ...(metadata !== undefined ? { metadata } : {}),
+      ...(model !== undefined ? { model } : {}),
+    });
     response.status(201).location(`/api/sessions/${session.sessionId}`).json({ sessionId: session.sessionId });
   });
 
@@ -64,10 +73,11 @@ export function createRestRoutes(registry: SessionRegistry, admission: Admission
 
   router.post('/sessions/:sessionId/messages', async (request: Request, response: Response) => {
     const parsed = messageBody.safeParse(request.body);
-    if (!parsed.success) throw new ChatError('bad_request', 'Expected a JSON body {"text": "…"}.');
+    if (!parsed.success) throw new ChatError('bad_request', 'Expected a JSON body {"text": "…", "model"?: "…"}.');
+    checkModel(models, parsed.data.model);
     const session = await sessionOf(registry, request);
     await admission.admitMessage(session.sessionId);
-    const accepted = session.send(parsed.data.text);
+    const accepted = await session.send(parsed.data.text, parsed.data.model !== undefined ? { model: parsed.data.model } : undefined);
     response.status(202).json({ messageId: accepted.replyId, userMessageId: accepted.user.id, position: accepted.position });
   });
 

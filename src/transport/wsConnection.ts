@@ -3,7 +3,9 @@ import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { ChatEvent, StopReason } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
+import type { ModelCatalog } from '../model.ts';
 import type { Admission } from './admission.ts';
+import { checkModel } from './modelChoice.ts';
 import { parseClientFrame } from './clientFrames.ts';
 import { frameJson } from './frames.ts';
 import { newRequestId } from './requestContext.ts';
@@ -17,6 +19,7 @@ export interface WsShared {
   bus: EventBus;
   logger: Logger;
   admission: Admission;
+  models?: ModelCatalog;
   maxBufferedBytes: number;
   onSlowConsumer?: () => void;
   /** Told of every error frame sent to a client (metrics). */
@@ -110,8 +113,9 @@ export class WsConnection {
       const session = await this.#shared.registry.find(sessionId);
       if (!session) throw new ChatError('session_not_found');
       if (frame.type === 'message') {
+        checkModel(this.#shared.models, frame.model);
         await this.#shared.admission.admitMessage(sessionId);
-        session.send(frame.text);
+        await session.send(frame.text, frame.model !== undefined ? { model: frame.model } : undefined);
       } else {
         session.cancel();
       }

@@ -7,6 +7,7 @@ import type { EventBus, Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
 import { WsConnection } from './wsConnection.ts';
 import type { WsShared } from './wsConnection.ts';
+import type { ModelCatalog } from '../model.ts';
 import { WS_CLOSE, toWireError, wsErrorFrame } from './wireErrors.ts';
 
 export interface WsGatewayOptions {
@@ -14,6 +15,8 @@ export interface WsGatewayOptions {
   bus: EventBus;
   logger: Logger;
   admission: Admission;
+  /** The models a message may name (`{"type":"message","text","model"}`); unknown: `model_not_found`. */
+  models?: ModelCatalog;
   /** Largest client frame in bytes (default 64 KiB); larger ones close with 1009. */
   maxFrameBytes?: number;
   /** A socket whose unsent bytes pass this is closed with 1013 (default 1 MiB). */
@@ -45,6 +48,7 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     bus: options.bus,
     logger: options.logger,
     admission,
+    ...(options.models ? { models: options.models } : {}),
     maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024,
     onSlowConsumer: options.onSlowConsumer,
     onClientError: options.onClientError,

@@ -51,6 +51,7 @@ describe('circuit breaker', () => {
       recentCalls: 3,
       openedAt: clock.now(),
       probeAt: clock.now() + 1_000,
+      heldUntil: null,
     });
     expect(breaker.tryAcquire()).toBeUndefined();
   });

@@ -108,3 +108,48 @@ describe('Conversation', () => {
     expect(conversation.history()[0]!.content).toBe('a');
   });
 });
+
+describe('structured input: content parts and tool results', () => {
+  const ids = (n: number) => ({ user: `u${n}`, reply: `r${n}`, toolResults: [`t${n}a`, `t${n}b`] });
+  const call = (id: string) => ({ id, type: 'function' as const, function: { name: 'f', arguments: '{}' } });
+
+  it('takes tool results for the last reply’s calls as tool messages, and answers the last of them', () => {
+    const conversation = Conversation.start('s'.repeat(22), 0, 8);
+    conversation.accept('q', ids(1), 1);
+    conversation.startNextReply(2);
+    conversation.appendToolCalls([{ index: 0, id: 'a', name: 'f', arguments: '{}' }, { index: 1, id: 'b', name: 'f', arguments: '{}' }], 3);
+    conversation.recordFinishReason('tool_calls');
+    conversation.finishReply('complete', 4);
+    const accepted = conversation.accept({ text: '', toolResults: [{ toolCallId: 'a', content: '1' }, { toolCallId: 'b', content: '2' }] }, ids(2), 5);
+    expect(accepted.inputs.map((message) => [message.id, message.role, message.toolCallId, message.status])).toEqual([
+      ['t2a', 'tool', 'a', 'queued'],
+      ['t2b', 'tool', 'b', 'queued'],
+    ]);
+    const current = conversation.startNextReply(6)!;
+    expect(current.prompt.id).toBe('t2b');
+    expect(current.reply.replyTo).toBe('t2b');
+    // The first result is part of the context, the last is the prompt.
+    expect(conversation.context().map((message) => message.id)).toEqual(['u1', 'r1', 't2a']);
+    expect(conversation.history().find((message) => message.id === 'r1')).toMatchObject({ toolCalls: [call('a'), call('b')], finishReason: 'tool_calls' });
+  });
+
+  it('refuses results without calls to answer, for another call, twice, or leaving one out', () => {
+    const conversation = Conversation.start('s'.repeat(22), 0, 8);
+    expect(() => conversation.accept({ text: '', toolResults: [{ toolCallId: 'a', content: '1' }] }, ids(1), 1)).toThrow(/made none/);
+    conversation.accept('q', ids(2), 1);
+    conversation.startNextReply(2);
+    conversation.appendToolCalls([{ index: 0, id: 'a', name: 'f' }, { index: 1, id: 'b', name: 'f' }], 3);
+    conversation.finishReply('complete', 4);
+    expect(() => conversation.accept({ text: '', toolResults: [{ toolCallId: 'x', content: '1' }] }, ids(3), 5)).toThrow(/"x" answers no tool call/);
+    expect(() => conversation.accept({ text: '', toolResults: [{ toolCallId: 'a', content: '1' }] }, ids(4), 5)).toThrow(/missing: b/);
+    expect(() => conversation.accept({ text: '', toolResults: [{ toolCallId: 'a', content: '1' }, { toolCallId: 'a', content: '1' }] }, ids(5), 5)).toThrow(/already has a result/);
+    expect(() => conversation.accept({ text: '  ' }, ids(6), 5)).toThrow(/must not be empty/);
+  });
+
+  it('keeps content parts; an image alone is a message', () => {
+    const conversation = Conversation.start('s'.repeat(22), 0, 8);
+    const parts = [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }];
+    const accepted = conversation.accept({ text: '', parts }, ids(1), 1);
+    expect(accepted.user).toMatchObject({ role: 'user', content: '', parts });
+  });
+});

@@ -18,6 +18,12 @@ export type Behaviour =
       usage?: { prompt_tokens: number; completion_tokens: number };
       /** Leave out the finish_reason chunk and [DONE] (a stream that just ends). */
       truncated?: boolean;
+      /** Tool calls streamed after the pieces, each as fragments: a first delta with id and name, then its arguments piece by piece. */
+      toolCalls?: { id: string; name: string; arguments: string[] }[];
+      /** Interleave the tool calls' fragments (parallel calls streamed together, as OpenAI does for several). */
+      interleave?: boolean;
+      /** The finish_reason sent (default `tool_calls` with tool calls, else `stop`). */
+      finishReason?: string;
     }
   | { kind: 'status'; status: number; body?: unknown; headers?: Record<string, string> }
   /** HTTP 200, some pieces, then a `data: {"error":…}` payload and [DONE]. */
@@ -28,7 +34,9 @@ export type Behaviour =
   | { kind: 'drop'; pieces: string[] };
 
 export interface UpstreamRequest {
-  body: Record<string, unknown> & { messages?: { role: string; content: string }[]; stream?: boolean };
+  body: Record<string, unknown> & { messages?: ({ role: string; content: unknown } & Record<string, unknown>)[]; stream?: boolean };
+  /** The request's path (`/v1/chat/completions`). */
+  url: string;
   headers: IncomingMessage['headers'];
   receivedAt: number;
   /** Set when the connection closed before the fake finished its answer (the client hung up). */
@@ -50,15 +58,32 @@ export interface FakeUpstream {
 
 const DEFAULT: Behaviour = { kind: 'stream', pieces: ['Hello', ', ', 'world'], usage: { prompt_tokens: 7, completion_tokens: 3 } };
 
-function chunk(delta: Record<string, unknown>, finishReason: string | null = null): string {
+function chunk(delta: Record<string, unknown>, finishReason: string | null = null, logprobs: unknown = null): string {
   const body = {
     id: 'chatcmpl-fake',
     object: 'chat.completion.chunk',
     created: 1_700_000_000,
     model: 'fake-model',
-    choices: [{ index: 0, delta, finish_reason: finishReason }],
+    choices: [{ index: 0, delta, logprobs, finish_reason: finishReason }],
   };
   return `data: ${JSON.stringify(body)}\n\n`;
+}
+
+/** A made-up log probability for a piece (when the request asked for logprobs). */
+export function fakeLogprob(piece: string) {
+  return { token: piece, logprob: -piece.length / 10, bytes: [...Buffer.from(piece)], top_logprobs: [] };
+}
+
+/** The `delta.tool_calls` fragments of some calls, one call after the other or interleaved. */
+function toolCallDeltas(calls: { id: string; name: string; arguments: string[] }[], interleave: boolean) {
+  const perCall = calls.map((call, index) => [
+    { index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } },
+    ...call.arguments.map((part) => ({ index, function: { arguments: part } })),
+  ]);
+  if (!interleave) return perCall.flat();
+  const mixed = [];
+  for (let step = 0; perCall.some((list) => step < list.length); step += 1) for (const list of perCall) if (step < list.length) mixed.push(list[step]!);
+  return mixed;
 }
 
 const wait = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -75,6 +100,7 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
     let markAborted: (at: number) => void = () => {};
     const recorded: UpstreamRequest = {
       body,
+      url: request.url ?? '',
       headers: request.headers,
       receivedAt: Date.now(),
       abortedAt: undefined,
@@ -94,12 +120,13 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
     const behaviour = queue.shift() ?? DEFAULT;
     const open = () => response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     const live = () => !response.destroyed && !response.writableEnded;
+    const withLogprobs = body['logprobs'] === true;
     const writePieces = async (pieces: string[], intervalMs = 0) => {
       response.write(chunk({ role: 'assistant', content: '' }));
       for (const piece of pieces) {
         if (intervalMs > 0) await wait(intervalMs);
         if (!live()) return;
-        response.write(chunk({ content: piece }));
+        response.write(chunk({ content: piece }, null, withLogprobs ? { content: [fakeLogprob(piece)], refusal: null } : null));
       }
     };
     switch (behaviour.kind) {
@@ -113,11 +140,16 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
         open();
         await writePieces(behaviour.pieces, behaviour.intervalMs);
         if (!live()) return;
+        for (const delta of toolCallDeltas(behaviour.toolCalls ?? [], behaviour.interleave ?? false)) {
+          if (behaviour.intervalMs) await wait(behaviour.intervalMs);
+          if (!live()) return;
+          response.write(chunk({ tool_calls: [delta] }));
+        }
         if (behaviour.truncated) {
           response.end();
           return;
         }
-        response.write(chunk({}, 'stop'));
+        response.write(chunk({}, behaviour.finishReason ?? (behaviour.toolCalls?.length ? 'tool_calls' : 'stop')));
         const options = body['stream_options'] as { include_usage?: boolean } | undefined;
         if (options?.include_usage && behaviour.usage) {
           const usage = { ...behaviour.usage, total_tokens: behaviour.usage.prompt_tokens + behaviour.usage.completion_tokens };

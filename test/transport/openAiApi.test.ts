@@ -81,16 +81,17 @@ describe('/v1 with the simulated model, driven by the official openai SDK', () =
   it('reports errors in OpenAI shape, which the SDK raises as typed errors', async () => {
     running = await startServer();
     const client = sdk(running.url);
-    const wrongShape = await failure(client.chat.completions.create({ model: 'x', messages: [{ role: 'assistant', content: 'no question' }] }));
+    const wrongShape = await failure(client.chat.completions.create({ model: 'simulated', messages: [{ role: 'assistant', content: 'no question' }] }));
     expect(wrongShape.status).toBe(400);
-    expect(wrongShape.error).toEqual({ message: 'The last message must be a user message.', type: 'invalid_request_error', param: null, code: 'bad_request' });
+    expect(wrongShape.error).toEqual({ message: 'The last message must be a user message or a tool result.', type: 'invalid_request_error', param: null, code: 'bad_request' });
     const raw = await api(running.url, 'POST', '/v1/chat/completions', '{not json');
     expect(raw.status).toBe(400);
     expect(raw.body).toEqual({ error: { message: 'The body is not valid JSON.', type: 'invalid_request_error', param: null, code: 'bad_request' } });
     const missing = await api(running.url, 'GET', '/v1/nothing');
     expect(missing.body).toEqual({ error: { message: 'No such endpoint.', type: 'invalid_request_error', param: null, code: 'not_found' } });
     const tools = await api(running.url, 'POST', '/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'function' }] });
-    expect(tools.body['error']).toMatchObject({ code: 'bad_request', message: 'Tools are not supported.' });
+    expect(tools.status).toBe(400);
+    expect(tools.body['error']).toMatchObject({ code: 'bad_request', message: expect.stringMatching(/^Invalid chat completion request at tools\.0/) });
   });
 
   it('runs on a named session with X-Session-Id: the conversation continues there and its watchers see it', async () => {
@@ -111,7 +112,7 @@ describe('/v1 with the simulated model, driven by the official openai SDK', () =
       ['user', 'complete'],
       ['assistant', 'complete'],
     ]);
-    const unknown = await failure(sdk(running.url, { 'X-Session-Id': 'A'.repeat(22) }).chat.completions.create({ model: 'x', messages: [{ role: 'user', content: 'hi' }] }));
+    const unknown = await failure(sdk(running.url, { 'X-Session-Id': 'A'.repeat(22) }).chat.completions.create({ model: 'simulated', messages: [{ role: 'user', content: 'hi' }] }));
     expect(unknown.status).toBe(404);
     expect(unknown.code).toBe('session_not_found');
   });
@@ -184,7 +185,7 @@ describe('/v1 with a fake OpenAI-compatible upstream behind it', () => {
   it('an upstream failure before the first token is an HTTP error with the typed code', async () => {
     const { server, fake } = await startBehindFake();
     fake.enqueue({ kind: 'status', status: 500 });
-    const streamed = await failure(sdk(server.url).chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }], stream: true }));
+    const streamed = await failure(sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'hi' }], stream: true }));
     expect(streamed.status).toBe(502);
     expect(streamed.error).toEqual({ message: "The model's server answered with HTTP 500.", type: 'server_error', param: null, code: 'upstream_error' });
   });
@@ -192,7 +193,7 @@ describe('/v1 with a fake OpenAI-compatible upstream behind it', () => {
   it('an upstream failure mid-stream ends the SDK stream with an APIError after the text already sent', async () => {
     const { server, fake } = await startBehindFake();
     fake.enqueue({ kind: 'drop', pieces: ['half '] });
-    const stream = await sdk(server.url).chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    const stream = await sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'hi' }], stream: true });
     const texts: string[] = [];
     const error = await failure(
       (async () => {
@@ -206,8 +207,8 @@ describe('/v1 with a fake OpenAI-compatible upstream behind it', () => {
   it('while the breaker is open: 503 upstream_unavailable at once', async () => {
     const { server, fake } = await startBehindFake({ breakerFailures: 1, breakerCooldownMs: 60_000 });
     fake.enqueue({ kind: 'status', status: 500 });
-    await failure(sdk(server.url).chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }));
-    const refused = await failure(sdk(server.url).chat.completions.create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] }));
+    await failure(sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'hi' }] }));
+    const refused = await failure(sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'hi' }] }));
     expect(refused.status).toBe(503);
     expect(refused.code).toBe('upstream_unavailable');
     expect(fake.requests).toHaveLength(1);
@@ -218,7 +219,7 @@ describe('/v1 with a fake OpenAI-compatible upstream behind it', () => {
     fake.enqueue({ kind: 'stream', pieces: Array.from({ length: 50 }, () => 'x'), intervalMs: 40 });
     const controller = new AbortController();
     const stream = await sdk(server.url).chat.completions.create(
-      { model: 'm', messages: [{ role: 'user', content: 'hi' }], stream: true },
+      { model: 'fake-model', messages: [{ role: 'user', content: 'hi' }], stream: true },
       { signal: controller.signal },
     );
     for await (const _chunk of stream) {

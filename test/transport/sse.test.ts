@@ -43,7 +43,7 @@ describe('SSE /sse/:sessionId', () => {
         `event: message.accepted\ndata: {"type":"accepted","sessionId":"${sessionId}","messageId":"m2","userMessageId":"m1","text":"hi","position":0}\n\n` +
         [1, 2, 3, 4, 5].map(chunk).join('') +
         // Usage counted by the tokenizer (the simulated model reports it): 3 + 3 + 1 in, the whole reply out.
-        `event: message.completed\ndata: {"type":"completed","sessionId":"${sessionId}","messageId":"m2","usage":{"inputTokens":7,"outputTokens":29},"finishReason":"stop"}\n\n`,
+        `event: message.completed\ndata: {"type":"completed","sessionId":"${sessionId}","messageId":"m2","usage":{"inputTokens":7,"outputTokens":29},"finishReason":"stop","model":"simulated"}\n\n`,
     );
     // Seed clients read {chunk, is_last} from each unnamed event.
     expect(client.chunks.map((data) => [data['chunk'], data['is_last']])).toEqual(

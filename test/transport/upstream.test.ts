@@ -51,7 +51,7 @@ describe('a real model behind llm-chat (fake OpenAI-compatible upstream)', () =>
   it('streams a reply: chunks, is_last on the last, completed with usage, usage on the stored message', async () => {
     const { client, sessionId, server } = await start({ llmSystemPrompt: 'You are terse.' });
     const { replyId, end } = await sendAndWaitEnd(client, 'hello');
-    expect(end).toEqual({ type: 'completed', sessionId, messageId: replyId, usage: { inputTokens: 7, outputTokens: 3 }, finishReason: 'stop' });
+    expect(end).toEqual({ type: 'completed', sessionId, messageId: replyId, usage: { inputTokens: 7, outputTokens: 3 }, finishReason: 'stop', model: 'fake-model' });
     const chunks = client.frames.filter((frame) => frame.type === 'chunk');
     expect(chunks.map((frame) => frame['chunk']).join('')).toBe('Hello, world');
     expect(chunks.at(-1)?.['is_last']).toBe(true);
@@ -76,7 +76,9 @@ describe('a real model behind llm-chat (fake OpenAI-compatible upstream)', () =>
   });
 
   const failures: [string, Behaviour, Json][] = [
-    ['HTTP 429', { kind: 'status', status: 429 }, { code: 'upstream_error', upstreamStatus: 429, message: "The model's server answered with HTTP 429." }],
+    // A 429 with no retry or fallback left tells the client to slow down, and when to come back.
+    // (Retry-After, and the breaker holding calls for it, are tested in models.test.ts.)
+    ['HTTP 429', { kind: 'status', status: 429 }, { code: 'rate_limited', upstreamStatus: 429, retryAfterMs: expect.any(Number), message: "The model's server is rate limiting requests; try again in 1 s." }],
     ['HTTP 500', { kind: 'status', status: 500 }, { code: 'upstream_error', upstreamStatus: 500 }],
     ['an error payload', { kind: 'errorPayload', pieces: ['par'], error: { message: 'internal detail', type: 'server_error' } }, { code: 'upstream_error', message: "The model's server reported an error in its stream." }],
     ['a stall', { kind: 'stall', pieces: ['par'] }, { code: 'upstream_timeout', message: "The model's server stopped sending for 300 ms." }],

@@ -1,0 +1,68 @@
+import { isUpstreamFailure } from '../domain/errors.ts';
+import type { ChatError } from '../domain/errors.ts';
+import type { GenerationRequest, Logger, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+
+/** A model as the router knows it: its name, its guarded provider and where to go when it fails. */
+export interface RoutedModel {
+  readonly name: string;
+  readonly provider: ModelProvider;
+  readonly fallbacks: readonly string[];
+}
+
+export interface ModelRouterOptions {
+  models: ReadonlyMap<string, RoutedModel>;
+  defaultModel: string;
+  logger: Logger;
+}
+
+/** Failures another model may not have: the server is down, slow, overloaded or limiting us. */
+function worthAFallback(error: ChatError): boolean {
+  if (error.code === 'upstream_timeout' || error.code === 'upstream_unavailable' || error.code === 'rate_limited') return true;
+  const status = error.upstreamStatus;
+  return status === undefined || status === 408 || status === 429 || status >= 500;
+}
+
+/**
+ * One provider in front of every configured model: a request goes to the
+ * model it names (`request.model`: the message's, else the session's; else
+ * the default), and when that model fails before its first token with a
+ * failure another may not share (connection, 5xx, 429, timeout, open
+ * breaker) its fallbacks are tried in order. Once text has been streamed a
+ * failure ends the reply: a second model must not continue the first one's
+ * sentence. The first piece names the model that answered.
+ */
+export function createModelRouter(options: ModelRouterOptions): ModelProvider {
+  const { models, defaultModel, logger } = options;
+  return {
+    name: 'router',
+    async *stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
+      let primary = models.get(request.model ?? defaultModel);
+      if (!primary) {
+        // A session may name a model a later models file no longer has: it goes on with the default.
+        logger.warn({ sessionId: request.sessionId, model: request.model, defaultModel }, 'the session names an unknown model; using the default');
+        primary = models.get(defaultModel)!;
+      }
+      const chain = [primary, ...primary.fallbacks.flatMap((name) => models.get(name) ?? [])];
+      for (const [position, model] of chain.entries()) {
+        let delivered = false;
+        try {
+          for await (const piece of model.provider.stream(request, signal)) {
+            if (delivered) yield piece;
+            else {
+              delivered = true;
+              yield { ...piece, model: model.name };
+            }
+          }
+          return;
+        } catch (error) {
+          const next = chain[position + 1];
+          if (delivered || signal.aborted || !next || !isUpstreamFailure(error) || !worthAFallback(error)) throw error;
+          logger.warn(
+            { sessionId: request.sessionId, messageId: request.messageId, from: model.name, to: next.name, code: error.code, upstreamStatus: error.upstreamStatus },
+            'model failed before its first token; trying its fallback',
+          );
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import type { Response } from 'express';
+import type { JsonValue } from '../domain/conversationRecord.ts';
+import type { ToolCall, Usage } from '../domain/message.ts';
+import type { ToolCallDelta } from '../domain/toolCalls.ts';
+import type { ReplyFollower } from './followReply.ts';
+import { openAiErrorFor } from './openAiErrors.ts';
+import { httpErrorHeaders } from './wireErrors.ts';
+
+/** What every frame or body of one reply names. */
+export interface ReplyIds {
+  id: string;
+  created: number;
+  /** The model asked for; replaced by the one that answered as soon as it is known. */
+  model: string;
+}
+
+const usageJson = (usage: Usage) => ({
+  prompt_tokens: usage.inputTokens,
+  completion_tokens: usage.outputTokens,
+  total_tokens: usage.inputTokens + usage.outputTokens,
+});
+
+/** Tool-call fragments in OpenAI's `delta.tool_calls` shape. */
+function toolCallDeltasJson(deltas: readonly ToolCallDelta[]) {
+  return deltas.map((delta) => ({
+    index: delta.index,
+    ...(delta.id !== undefined ? { id: delta.id, type: 'function' } : {}),
+    function: { ...(delta.name !== undefined ? { name: delta.name } : {}), ...(delta.arguments !== undefined ? { arguments: delta.arguments } : {}) },
+  }));
+}
+
+function sendError(response: Response, code: Parameters<typeof openAiErrorFor>[0], message: string, retryAfterMs: number | undefined) {
+  const { status, body } = openAiErrorFor(code, message);
+  response.status(status).set(httpErrorHeaders({ code, message, status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) })).json(body);
+}
+
+/** `stream: false`: one `chat.completion` body once the reply ends. */
+export async function answerReply(response: Response, follower: ReplyFollower, reply: ReplyIds): Promise<void> {
+  let text = '';
+  const logprobs: JsonValue[] = [];
+  let asked = false;
+  for await (const step of follower) {
+    if ('model' in step && step.model !== undefined) reply.model = step.model;
+    if (step.type === 'text') {
+      text += step.text;
+      if (step.logprobs) {
+        asked = true;
+        logprobs.push(...step.logprobs);
+      }
+    } else if (step.type === 'tool_calls') continue;
+    else if (step.type === 'failed') {
+      if (!response.writableEnded) sendError(response, step.code, step.message, step.retryAfterMs);
+      return;
+    } else {
+      if (response.writableEnded) return;
+      const toolCalls: readonly ToolCall[] = step.toolCalls ?? [];
+      response.json({
+        id: reply.id,
+        object: 'chat.completion',
+        created: reply.created,
+        model: reply.model,
+        choices: [
+          {
+            index: 0,
+            message: {
+              role: 'assistant',
+              // OpenAI's own: no text beside tool calls is `null`, not "".
+              content: text === '' && toolCalls.length > 0 ? null : text,
+              refusal: null,
+              ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+            },
+            logprobs: asked ? { content: logprobs, refusal: null } : null,
+            finish_reason: step.finishReason,
+          },
+        ],
+        ...(step.usage ? { usage: usageJson(step.usage) } : {}),
+      });
+      return;
+    }
+  }
+}
+
+/**
+ * `stream: true`: data-only SSE frames (never an `event:` line: the official
+ * SDK would then yield raw events instead of chunks), ending in `data: [DONE]`.
+ * Headers wait for the reply's first step, so a failure before any text still
+ * gets its proper HTTP status; a reply that keeps the client waiting gets the
+ * headers and comment lines after `heartbeatMs`.
+ */
+export async function streamReply(
+  response: Response,
+  follower: ReplyFollower,
+  reply: ReplyIds,
+  options: { includeUsage: boolean; heartbeatMs: number },
+): Promise<void> {
+  const withUsage = options.includeUsage ? { usage: null } : {};
+  const frame = (choices: unknown[], extra: Record<string, unknown> = withUsage) =>
+    `data: ${JSON.stringify({ id: reply.id, object: 'chat.completion.chunk', created: reply.created, model: reply.model, choices, ...extra })}\n\n`;
+  const delta = (content: Record<string, unknown>, finishReason: string | null = null, logprobs: readonly JsonValue[] | undefined = undefined) =>
+    frame([{ index: 0, delta: content, logprobs: logprobs ? { content: logprobs, refusal: null } : null, finish_reason: finishReason }]);
+  const write = (text: string) => {
+    if (!response.writableEnded && !response.destroyed) response.write(text);
+  };
+  const open = () => {
+    if (response.headersSent) return;
+    response.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+    write(delta({ role: 'assistant', content: '' }));
+  };
+  const heartbeat = setInterval(() => {
+    open();
+    write(': waiting\n\n');
+  }, options.heartbeatMs);
+  heartbeat.unref();
+  try {
+    for await (const step of follower) {
+      if (step.type === 'failed' && !response.headersSent) {
+        sendError(response, step.code, step.message, step.retryAfterMs);
+        return;
+      }
+      // The model is known from the first output on (a fallback may have answered); a
+      // heartbeat may have opened the stream before, under the name asked for.
+      if ('model' in step && step.model !== undefined) reply.model = step.model;
+      open();
+      if (step.type === 'text') {
+        if (step.text !== '' || step.logprobs) write(delta({ content: step.text }, null, step.logprobs));
+      } else if (step.type === 'tool_calls') write(delta({ tool_calls: toolCallDeltasJson(step.toolCalls) }));
+      else if (step.type === 'completed') {
+        write(delta({}, step.finishReason));
+        if (options.includeUsage && step.usage) write(frame([], { usage: usageJson(step.usage) }));
+        write('data: [DONE]\n\n');
+      } else {
+        // The official SDK raises an APIError for a payload carrying `error`.
+        write(`data: ${JSON.stringify(openAiErrorFor(step.code, step.message).body)}\n\n`);
+      }
+    }
+  } finally {
+    clearInterval(heartbeat);
+    if (!response.writableEnded) response.end();
+  }
+}
