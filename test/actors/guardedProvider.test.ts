@@ -251,3 +251,53 @@ describe('coalescing', () => {
     expect(state.error).toMatchObject({ code: 'upstream_error' });
   });
 });
+
+describe("guarded provider and an upstream's Retry-After", () => {
+  const limited = (retryAfterMs: number, status = 429) =>
+    new ChatError('upstream_error', `HTTP ${status}`, { upstreamStatus: status, retryAfterMs });
+
+  it('waits at least the Retry-After before retrying, however short the backoff', async () => {
+    const { clock, guarded, calls } = setup((c) => [timed(c, [], limited(2_000)), timed(c, [[0, 'ok']])], { retries: 1 });
+    const state = run(guarded);
+    await settle();
+    await clock.advance(1_999);
+    expect(calls).toHaveLength(1);
+    await clock.advance(1);
+    expect(calls).toHaveLength(2);
+    expect(calls[1]!.startedAt).toBe(calls[0]!.startedAt + 2_000);
+    expect(state).toMatchObject({ done: true, texts: ['ok', ''], error: undefined });
+  });
+
+  it('holds every call on the breaker meanwhile: other replies fail at once with rate_limited and the time left', async () => {
+    const { clock, guarded, calls, breaker } = setup((c) => [timed(c, [], limited(5_000))], { retries: 0 });
+    const first = run(guarded);
+    await settle();
+    expect(first.error).toMatchObject({ code: 'rate_limited', upstreamStatus: 429, retryAfterMs: 5_000 });
+    expect(breaker.status().heldUntil).toBe(clock.now() + 5_000);
+    await clock.advance(1_000);
+    const second = run(guarded);
+    await settle();
+    expect(second.error).toMatchObject({ code: 'rate_limited', retryAfterMs: 4_000 });
+    expect(calls).toHaveLength(1);
+  });
+
+  it('a 503 with Retry-After holds calls as upstream_unavailable (with the time left)', async () => {
+    const { clock, guarded, calls } = setup((c) => [timed(c, [], limited(3_000, 503))], { retries: 0 });
+    const first = run(guarded);
+    await settle();
+    expect(first.error).toMatchObject({ code: 'upstream_error', upstreamStatus: 503 });
+    await clock.advance(500);
+    const second = run(guarded);
+    await settle();
+    expect(second.error).toMatchObject({ code: 'upstream_unavailable', retryAfterMs: 2_500 });
+    expect(calls).toHaveLength(1);
+  });
+
+  it('does not retry when the wait asked for is longer than a retry may take', async () => {
+    const { guarded, calls } = setup((c) => [timed(c, [], limited(60_000)), timed(c, [[0, 'never']])], { retries: 2, retryMaxMs: 10_000 });
+    const state = run(guarded);
+    await settle();
+    expect(calls).toHaveLength(1);
+    expect(state.error).toMatchObject({ code: 'rate_limited', retryAfterMs: 60_000 });
+  });
+});
