@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { Router } from 'express';
 import type { Request, Response } from 'express';
@@ -23,10 +25,24 @@ export function sendPage(file: string) {
   };
 }
 
-/** `GET /` (the chat page) and `GET /assets/*` (its scripts and styles). */
+// The page's two libraries, served from the installed packages (the machine
+// may be offline: no CDN), as ES modules the browser imports by these paths.
+const require = createRequire(import.meta.url);
+const VENDOR: Record<string, string> = {
+  'marked.js': require.resolve('marked'),
+  'purify.js': join(dirname(require.resolve('dompurify')), 'purify.es.mjs'),
+};
+
+/** `GET /` (the chat page), `GET /assets/*` (its scripts and styles) and `GET /assets/vendor/*` (marked, DOMPurify). */
 export function createWebPages(): Router {
   const router = Router();
   router.get('/', sendPage('index.html'));
+  router.get('/assets/vendor/:file', (request: Request, response: Response, next) => {
+    const path = VENDOR[String(request.params['file'])];
+    if (!path) return next();
+    response.set({ 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'public, max-age=3600', 'Content-Type': 'text/javascript; charset=utf-8' });
+    response.sendFile(path);
+  });
   router.use(
     '/assets',
     express.static(`${WEB_DIR}assets`, {

@@ -9,6 +9,7 @@ const RETRY_MAX_MS = 10_000;
 const $ = (id) => document.getElementById(id);
 const log = $('log');
 const input = $('input');
+const modelPicker = $('model');
 const sendButton = $('send');
 const stopButton = $('stop');
 const connection = $('connection');
@@ -62,7 +63,14 @@ async function loadHistory(id) {
   if (!response.ok) throw new Error(`history: HTTP ${response.status}`);
   const view = await response.json();
   for (const message of view.messages) {
-    messages.upsert({ id: message.id, role: message.role, content: message.content, status: message.status });
+    messages.upsert({
+      id: message.id,
+      role: message.role,
+      content: message.content,
+      status: message.status,
+      ...(message.toolCalls ? { toolCalls: message.toolCalls } : {}),
+      ...(message.model ? { model: message.model } : {}),
+    });
   }
   state.lastSeq = view.lastSeq;
   if (view.status === 'stopped') end('This chat was stopped after repeated failures. Start a new chat to go on.');
@@ -81,7 +89,13 @@ function handleFrame(frame) {
       break;
     case 'accepted':
       messages.link(frame.messageId, frame.userMessageId);
-      messages.upsert({ id: frame.userMessageId, role: 'user', content: frame.text, status: frame.position > 0 ? 'queued' : 'complete' });
+      // Tool results sent back by an agent (over /v1): shown by the call they answer.
+      for (const result of frame.toolResults ?? []) {
+        messages.upsert({ id: result.messageId, role: 'tool', content: result.toolCallId, status: frame.position > 0 ? 'queued' : 'complete' });
+      }
+      if (frame.text !== '' || !frame.toolResults) {
+        messages.upsert({ id: frame.userMessageId, role: 'user', content: frame.text, status: frame.position > 0 ? 'queued' : 'complete' });
+      }
       messages.upsert({ id: frame.messageId, role: 'assistant', content: '', status: frame.position > 0 ? 'queued' : 'streaming' });
       break;
     case 'chunk': {
@@ -92,9 +106,27 @@ function handleFrame(frame) {
       messages.upsert({ ...reply, content: reply.content + frame.chunk, status: frame.is_last ? 'complete' : 'streaming' });
       break;
     }
-    case 'completed':
+    case 'tool_calls': {
+      // Fragments in OpenAI's delta.tool_calls shape: joined by index.
+      const reply = messages.get(frame.messageId) ?? { id: frame.messageId, role: 'assistant', content: '', status: 'streaming' };
+      const calls = [...(reply.toolCalls ?? [])];
+      for (const delta of frame.toolCalls) {
+        const current = calls[delta.index] ?? { id: '', type: 'function', function: { name: '', arguments: '' } };
+        calls[delta.index] = {
+          ...current,
+          id: delta.id ?? current.id,
+          function: { name: current.function.name || (delta.function?.name ?? ''), arguments: current.function.arguments + (delta.function?.arguments ?? '') },
+        };
+      }
+      messages.upsert({ ...reply, toolCalls: calls });
+      break;
+    }
+    case 'completed': {
+      const reply = messages.get(frame.messageId);
+      if (reply) messages.upsert({ ...reply, ...(frame.toolCalls ? { toolCalls: frame.toolCalls } : {}), ...(frame.model ? { model: frame.model } : {}) });
       messages.finish(frame.messageId, 'complete');
       break;
+    }
     case 'cancelled':
       messages.finish(frame.messageId, 'cancelled');
       break;
@@ -195,10 +227,35 @@ async function resume() {
 
 // ---- user actions ----------------------------------------------------------
 
+// ---- the model picker --------------------------------------------------------
+
+const MODEL_KEY = 'llm-chat.model';
+
+/** Fills the picker from /v1/models; the last choice is remembered in this browser. */
+async function loadModels() {
+  const response = await fetch('/v1/models', { headers: { accept: 'application/json' } });
+  if (!response.ok) throw new Error(`models: HTTP ${response.status}`);
+  const { data } = await response.json();
+  const saved = localStorage.getItem(MODEL_KEY) ?? '';
+  for (const { id } of data) {
+    const option = document.createElement('option');
+    option.value = id;
+    option.textContent = id;
+    modelPicker.append(option);
+  }
+  modelPicker.value = data.some(({ id }) => id === saved) ? saved : '';
+  modelPicker.hidden = data.length < 2;
+}
+
+modelPicker.addEventListener('change', () => localStorage.setItem(MODEL_KEY, modelPicker.value));
+
+/** The model chosen for the next message, if any (otherwise the session's, or the server's default). */
+const chosenModel = () => (modelPicker.value ? { model: modelPicker.value } : {});
+
 async function send(text) {
   showNotice('');
   if (state.socket?.readyState === WebSocket.OPEN) {
-    state.socket.send(JSON.stringify({ type: 'message', text }));
+    state.socket.send(JSON.stringify({ type: 'message', text, ...chosenModel() }));
     return;
   }
   if (!state.sessionId) throw new Error('Not connected yet; try again in a moment.');
@@ -206,7 +263,7 @@ async function send(text) {
   const response = await fetch(`/api/sessions/${state.sessionId}/messages`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ text }),
+    body: JSON.stringify({ text, ...chosenModel() }),
   });
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
@@ -275,4 +332,5 @@ window.addEventListener('hashchange', () => {
 setSession(sessionFromUrl());
 refreshControls();
 resume();
+loadModels().catch((error) => console.error('could not list the models', error));
 input.focus();

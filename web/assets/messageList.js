@@ -1,5 +1,9 @@
-// The conversation as shown: messages by id, in display order, rendered with
-// textContent only (nothing a model or a user writes can run as markup).
+// The conversation as shown: messages by id, in display order. A user's text
+// is shown as written (textContent); the assistant's markdown is rendered
+// through markdown.js (sanitised: nothing a model writes can run), at most
+// once per frame while it streams.
+
+import { renderMarkdown } from './markdown.js';
 
 const STATUS_TAGS = {
   queued: '',
@@ -19,6 +23,31 @@ export function createMessageList(log, empty, onChange) {
   /** Reply id → the user message it answers, for replies announced by `accepted`. */
   const prompts = new Map();
 
+  /** Messages whose markdown is waiting for the next frame, by id. */
+  const dirty = new Set();
+  let frame = 0;
+
+  function paint(element, message) {
+    const bubble = element.querySelector('.bubble');
+    if (message.role === 'assistant') {
+      renderMarkdown(bubble, message.content);
+      element.querySelector('.tools').textContent = (message.toolCalls ?? [])
+        .map((call) => `→ ${call.function?.name ?? '?'}(${call.function?.arguments ?? ''})`)
+        .join('\n');
+    } else bubble.textContent = message.role === 'tool' ? `tool result: ${message.content}` : message.content;
+  }
+
+  function flush() {
+    frame = 0;
+    for (const id of dirty) {
+      const message = messages.get(id);
+      const element = log.querySelector(`[data-id="${id}"]`);
+      if (message && element) paint(element, message);
+    }
+    dirty.clear();
+    log.scrollTop = log.scrollHeight;
+  }
+
   function render(message) {
     let element = log.querySelector(`[data-id="${message.id}"]`);
     if (!element) {
@@ -26,16 +55,27 @@ export function createMessageList(log, empty, onChange) {
       element.dataset.id = message.id;
       element.className = `message ${message.role}`;
       const bubble = document.createElement('div');
-      bubble.className = 'bubble';
+      bubble.className = message.role === 'assistant' ? 'bubble markdown' : 'bubble';
+      const tools = document.createElement('div');
+      tools.className = 'tools';
       const tag = document.createElement('div');
       tag.className = 'tag';
-      element.append(bubble, tag);
+      element.append(bubble, tools, tag);
       log.append(element);
       empty.hidden = true;
     }
     element.dataset.status = message.status;
-    element.querySelector('.bubble').textContent = message.content;
-    element.querySelector('.tag').textContent = message.errorMessage ?? STATUS_TAGS[message.status] ?? '';
+    const model = message.model && message.status === 'complete' ? message.model : '';
+    element.querySelector('.tag').textContent = message.errorMessage ?? STATUS_TAGS[message.status] ?? model;
+    // Markdown is rendered once per frame however many chunks arrive in it; a
+    // finished message at once, so what is shown is final when its status is.
+    if (message.role === 'assistant' && message.status === 'streaming') {
+      dirty.add(message.id);
+      frame ||= requestAnimationFrame(flush);
+    } else {
+      dirty.delete(message.id);
+      paint(element, message);
+    }
     log.scrollTop = log.scrollHeight;
   }
 
@@ -90,6 +130,7 @@ export function createMessageList(log, empty, onChange) {
       return false;
     },
     clear() {
+      dirty.clear();
       messages.clear();
       prompts.clear();
       for (const element of log.querySelectorAll('.message')) element.remove();
