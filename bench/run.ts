@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import type { Child, ServerUnderTest } from './processes.ts';
 import { createScenarios } from './scenarios.ts';
 import { formatNumber, table } from './stats.ts';
+import { runToolCalls } from './toolCalls.ts';
 import type { Row } from './stats.ts';
 
 const HELP = `npm run bench -- [options]
@@ -18,6 +19,8 @@ Scenarios (--scenario, comma-separated; default all):
   stream    N WebSocket sessions stream --messages replies at once (5 chunks x 400 ms)
   saturate  --saturate-sessions sessions, 0 ms interval, messages back to back: chunks/s
   churn     in-process: create, answer and passivate N sessions; RSS before vs after
+  tools     (not in the default set) /v1 against a fake upstream: server CPU and latency
+            per reply for plain text, a tool call, two parallel calls, a tool result
 
 Options:
   --actors N              sessions for 'actors' (default 100000)
@@ -28,6 +31,8 @@ Options:
                           sessions stream concurrently); 0 = all in the same instant
   --saturate-sessions N   (default 200)        --duration-seconds S (default 10)
   --churn N               sessions for 'churn' (default 1000000)
+  --tool-replies N        replies per kind for 'tools' (default 2000)
+  --tool-concurrency C    requests in flight for 'tools' (default 20)
   --rate R                new connections per second (default 1000)
   --per-generator N       connections per generator process (default 9000)
   --url URL               load a server that is already running (loopback only, e.g.
@@ -54,6 +59,8 @@ const { values } = parseArgs({
     'saturate-sessions': { type: 'string', default: '200' },
     'duration-seconds': { type: 'string', default: '10' },
     churn: { type: 'string', default: '1000000' },
+    'tool-replies': { type: 'string', default: '2000' },
+    'tool-concurrency': { type: 'string', default: '20' },
     rate: { type: 'string', default: '1000' },
     'per-generator': { type: 'string', default: '9000' },
     quick: { type: 'boolean', default: false },
@@ -81,6 +88,8 @@ const config = {
   saturateSessions: int('saturate-sessions', 100),
   durationSeconds: int('duration-seconds', 5),
   churn: int('churn', 50_000),
+  toolReplies: int('tool-replies', 300),
+  toolConcurrency: Number(values['tool-concurrency']),
   rate: Number(values.rate),
   perGenerator: Number(values['per-generator']),
   baseline: !values['no-baseline'] && values.url === undefined,
@@ -194,6 +203,20 @@ async function main() {
       { figure: 'churn: RSS before → after (MB)', ours: `${formatNumber(churn['rssBeforeMB']!)} → ${formatNumber(churn['rssAfterMB']!)}`, ratio: `${churn['rssGrowthPercent']! >= 0 ? '+' : ''}${formatNumber(churn['rssGrowthPercent']!)}%`, target: '≤ +10%', verdict: verdict(churn['rssGrowthPercent']! <= 10) },
       { figure: 'churn: heap before → after (MB)', ours: `${formatNumber(churn['heapBeforeMB']!)} → ${formatNumber(churn['heapAfterMB']!)}` },
     );
+  }
+
+  if (config.scenarios.has('tools')) {
+    const figures = await runToolCalls({ replies: config.toolReplies, concurrency: config.toolConcurrency, log, servers });
+    results['tools'] = figures;
+    const plain = (streamed: boolean) => figures.find((figure) => figure.kind === (streamed ? 'plain text, streamed' : 'plain text'));
+    for (const figure of figures) {
+      const base = plain(figure.kind.endsWith('streamed'));
+      rows.push({
+        figure: `tools: ${figure.kind}: server CPU per reply (ms), latency p50 / p99 (ms)`,
+        ours: `${formatNumber(figure.cpuMsPerReply, 3)}; ${formatNumber(figure.latencyP50Ms)} / ${formatNumber(figure.latencyP99Ms)}`,
+        ratio: base && base !== figure ? `${ratio(figure.cpuMsPerReply, base.cpuMsPerReply)} CPU of plain` : '',
+      });
+    }
   }
 
   if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
