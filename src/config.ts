@@ -269,5 +269,9 @@ export function helpText(): string {
     'Pages and operations: GET / (chat page), GET /inspector (admin token), GET /metrics, GET /readyz.',
     'Also: GET /api/sessions (paginated), GET /api/sessions/:id/messages (paginated).',
     '',
+    'Models file (--models-file): {"default": NAME, "models": [{"name", "provider": "openai"|"simulated",',
+    '"baseUrl", "apiKeyEnv", "model", "fallbacks": [NAME…]}, …]}; clients pick one by name',
+    '(/v1 "model", POST /api/sessions {"model"}, WebSocket {"type":"message","text","model"}).',
+    '',
   ].join('\n');
 }

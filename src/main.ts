@@ -35,7 +35,11 @@ async function main(): Promise<void> {
     inspect: stately?.inspect,
   });
   const address = await server.listen(config.port, config.host);
-  const model = config.llmProvider === 'openai' ? { provider: 'openai', model: config.llmModel, baseUrl: config.llmBaseUrl } : { provider: 'simulated' };
+  const model = config.models
+    ? { models: config.models.models.map((spec) => spec.name), defaultModel: config.models.defaultModel }
+    : config.llmProvider === 'openai'
+      ? { provider: 'openai', model: config.llmModel, baseUrl: config.llmBaseUrl }
+      : { provider: 'simulated' };
   logger.info({ url: address.url, ...model, store: kind, storeAt: where }, 'llm-chat listening');
 
   if (adminToken) {
