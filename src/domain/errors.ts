@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   'unauthorized',
   'store_unavailable',
   'model_not_found',
+  'budget_exceeded',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -44,6 +45,7 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   unauthorized: 'A valid admin token is required.',
   store_unavailable: 'Storage is unavailable right now; try again shortly.',
   model_not_found: 'No model with this name; GET /v1/models lists them.',
+  budget_exceeded: "This key has used its tokens for today; try again after the budget resets.",
 };
 
 /**
@@ -68,6 +70,8 @@ export interface ChatErrorOptions {
   retryAfterMs?: number;
   /** For `upstream_error`: the HTTP status the model's server answered with, when it answered. */
   upstreamStatus?: number;
+  /** For `budget_exceeded`: when the budget resets (ms since the epoch). */
+  resetsAt?: number;
 }
 
 export class ChatError extends Error {
@@ -75,6 +79,8 @@ export class ChatError extends Error {
   readonly retryAfterMs: number | undefined;
   /** For `upstream_error`: the HTTP status the model's server answered with, when it answered. */
   readonly upstreamStatus?: number;
+  /** For `budget_exceeded`: when the budget resets. */
+  readonly resetsAt?: number;
 
   constructor(code: ErrorCode, message: string = DEFAULT_ERROR_MESSAGES[code], options: ChatErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -82,6 +88,7 @@ export class ChatError extends Error {
     this.code = code;
     this.retryAfterMs = options.retryAfterMs;
     if (options.upstreamStatus !== undefined) this.upstreamStatus = options.upstreamStatus;
+    if (options.resetsAt !== undefined) this.resetsAt = options.resetsAt;
   }
 }
 

@@ -4,6 +4,7 @@ import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId, SessionId } from './ids.ts';
 import type { FinishReason, Message, Turn, Usage } from './message.ts';
 import type { ToolCallDelta } from './toolCalls.ts';
+import type { UsageStore } from './tokenUsage.ts';
 
 /** Time, injectable so tests run without real sleeps. Shape-compatible with XState's Clock. */
 export interface Clock {
@@ -179,6 +180,8 @@ export interface SessionStore {
   delete(sessionId: SessionId): Promise<boolean>;
   /** False for a store that keeps nothing past the process (memory): there is no crash to write ahead for. */
   readonly durable?: boolean;
+  /** Tokens spent per key, day and model, kept in the same database; absent: the server keeps them in memory. */
+  readonly usage?: UsageStore;
   /** Resolves when the store is reachable; rejects otherwise (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;

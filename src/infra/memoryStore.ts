@@ -5,6 +5,7 @@ import { copyMessage } from '../domain/message.ts';
 import type { Message } from '../domain/message.ts';
 import type { MessagePageQuery, PageQuery, SessionStore, SessionSummary, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
+import { createMemoryUsageStore } from './memoryUsageStore.ts';
 import { chunkPlan, chunksOfText } from './sessionUpdates.ts';
 
 interface StoredMessage {
@@ -54,6 +55,7 @@ export function createMemoryStore(): SessionStore {
 
   return {
     durable: false,
+    usage: createMemoryUsageStore(),
 
     async create(record: ConversationRecord) {
       const { messages, lastSeq, lastActiveAt, stopped, ...rest } = record;

@@ -9,6 +9,7 @@ import { POSTGRES_MIGRATIONS } from './sql/postgresMigrations.ts';
 import { chunksOfRows, MESSAGE_COLUMNS, messageColumns, newerSchemaError, toMessage, toRecord, toSummary, UPDATABLE_MESSAGE_COLUMNS } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { guarded } from './storeErrors.ts';
+import { createPostgresUsageStore } from './postgresUsageStore.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
 
 export interface PostgresStoreOptions {
@@ -187,6 +188,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   let closed = false;
 
   return {
+    usage: createPostgresUsageStore(pool),
     create: (record: ConversationRecord) =>
       guarded(() =>
         inTransaction(pool, async (client) => {

@@ -10,6 +10,7 @@ import { chunksOfRows, MESSAGE_COLUMNS, messageColumns, newerSchemaError, toMess
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { SQLITE_MIGRATIONS } from './sql/sqliteMigrations.ts';
 import { guarded } from './storeErrors.ts';
+import { createSqliteUsageStore } from './sqliteUsageStore.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
 
 export interface SqliteStoreOptions {
@@ -122,6 +123,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
   let closed = false;
 
   return {
+    usage: createSqliteUsageStore(db),
     create: (record: ConversationRecord) =>
       guarded(() => {
         db.transaction(() => {

@@ -31,6 +31,7 @@ export function trackStore(store: SessionStore, options: TrackedStoreOptions = {
   };
   return {
     ...(store.durable === undefined ? {} : { durable: store.durable }),
+    ...(store.usage ? { usage: store.usage } : {}),
     create: (record) => track('create', () => store.create(record)),
     load: (sessionId) => track('load', () => store.load(sessionId)),
     save: (update) => track('save', () => store.save(update)),

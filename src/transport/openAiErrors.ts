@@ -15,6 +15,7 @@ export interface OpenAiErrorBody {
 const TYPE_OVERRIDES: Partial<Record<ErrorCode, string>> = {
   busy: 'rate_limit_error',
   rate_limited: 'rate_limit_error',
+  budget_exceeded: 'rate_limit_error',
 };
 
 function typeOf(code: ErrorCode, status: number): string {

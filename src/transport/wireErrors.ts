@@ -25,6 +25,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   unauthorized: 401,
   store_unavailable: 503,
   model_not_found: 404,
+  budget_exceeded: 429,
 };
 
 /** WebSocket close codes we use (4000–4999 are ours by RFC 6455). */
@@ -44,6 +45,8 @@ export interface WireError {
   status: number;
   /** Sent as `Retry-After` (whole seconds) over HTTP and `retryAfterMs` in frames. */
   retryAfterMs?: number;
+  /** For `budget_exceeded`: when the budget resets (ms since the epoch). */
+  resetsAt?: number;
 }
 
 interface BodyParserError {
@@ -56,6 +59,7 @@ export function toWireError(error: unknown): WireError {
   if (isChatError(error)) {
     const wire: WireError = { code: error.code, message: error.message, status: HTTP_STATUS[error.code] };
     if (error.retryAfterMs !== undefined) wire.retryAfterMs = error.retryAfterMs;
+    if (error.resetsAt !== undefined) wire.resetsAt = error.resetsAt;
     return wire;
   }
   const parserError = (error ?? {}) as BodyParserError;
@@ -71,7 +75,7 @@ function fromCode(code: ErrorCode, message: string = DEFAULT_ERROR_MESSAGES[code
   return { code, message, status: HTTP_STATUS[code] };
 }
 
-export function httpErrorBody(error: WireError): { error: { code: ErrorCode; message: string; retryAfterMs?: number } } {
+export function httpErrorBody(error: WireError): { error: { code: ErrorCode; message: string; retryAfterMs?: number; resetsAt?: number } } {
   return { error: { code: error.code, message: error.message, ...retryField(error) } };
 }
 
@@ -84,8 +88,11 @@ export function wsErrorFrame(error: WireError, messageId?: string): string {
   return JSON.stringify({ type: 'error', code: error.code, message: error.message, ...retryField(error), ...(messageId ? { messageId } : {}) });
 }
 
-function retryField(error: WireError): { retryAfterMs?: number } {
-  return error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs };
+function retryField(error: WireError): { retryAfterMs?: number; resetsAt?: number } {
+  return {
+    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+    ...(error.resetsAt === undefined ? {} : { resetsAt: error.resetsAt }),
+  };
 }
 
 export function isInternal(error: WireError): boolean {

@@ -86,6 +86,32 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
       expect((await store.listMessages(sid(40), { limit: 2 }))?.messages).toEqual(messages.slice(0, 2));
     });
 
+    it('keeps tokens spent per key, day and model: increments add up, from every writer', async () => {
+      const usage = store.usage!;
+      expect(usage).toBeDefined();
+      const day1 = '2026-03-10';
+      const day2 = '2026-03-11';
+      await usage.add([
+        { keyId: 'k1', day: day1, model: 'fast', inputTokens: 10, outputTokens: 5 },
+        { keyId: 'k1', day: day1, model: 'fast', inputTokens: 1, outputTokens: 1 },
+        { keyId: 'k2', day: day1, model: 'sim', inputTokens: 7, outputTokens: 0 },
+      ]);
+      // Two writers at once (two nodes): nothing lost.
+      await Promise.all([
+        usage.add([{ keyId: 'k1', day: day2, model: 'fast', inputTokens: 100, outputTokens: 50 }]),
+        usage.add([{ keyId: 'k1', day: day2, model: 'fast', inputTokens: 1, outputTokens: 2 }]),
+      ]);
+      expect(await usage.list({ keyId: 'k1', fromDay: day1, toDay: day2 })).toEqual([
+        { keyId: 'k1', day: day1, model: 'fast', inputTokens: 11, outputTokens: 6 },
+        { keyId: 'k1', day: day2, model: 'fast', inputTokens: 101, outputTokens: 52 },
+      ]);
+      expect(await usage.list({ fromDay: day1, toDay: day1 })).toEqual([
+        { keyId: 'k1', day: day1, model: 'fast', inputTokens: 11, outputTokens: 6 },
+        { keyId: 'k2', day: day1, model: 'sim', inputTokens: 7, outputTokens: 0 },
+      ]);
+      expect(await usage.list({ keyId: 'k3', fromDay: day1, toDay: day2 })).toEqual([]);
+    });
+
     it('upserts messages by id, keeps them in the order first written, and never moves counters back', async () => {
       await store.create(record(2));
       await store.save(update(sid(2), [message('u1', { status: 'queued' })], { lastSeq: 0, lastActiveAt: T0 + 5 }));

@@ -52,7 +52,7 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   // Versions 3 and 4 belong to the durability and the identity work; the runner applies whatever is missing.
   {
     version: 5,
-    name: 'structured messages: content parts, tool calls, finish reason, model',
+    name: 'structured messages (content parts, tool calls, finish reason, model) and token usage',
     sql: `
       -- JSON text, as the client or the model sent it (TEXT rather than JSONB: JSONB refuses \\u0000 escapes).
       ALTER TABLE messages ADD COLUMN parts TEXT;
@@ -62,6 +62,16 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE messages ADD COLUMN model TEXT;
       -- The model a session answers with unless a message names another.
       ALTER TABLE sessions ADD COLUMN model TEXT;
+      -- Tokens spent per API key (key_id '' without keys), UTC day and model: budgets and usage reports.
+      CREATE TABLE token_usage (
+        key_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        model TEXT NOT NULL,
+        input_tokens BIGINT NOT NULL DEFAULT 0,
+        output_tokens BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (key_id, day, model)
+      );
+      CREATE INDEX token_usage_by_day ON token_usage (day);
     `,
   },
 ];

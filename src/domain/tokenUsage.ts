@@ -1,0 +1,63 @@
+/**
+ * Tokens spent, by API key, day (UTC) and model: what per-key budgets
+ * (`limits.tokensPerDay`) are checked against, and what `GET /api/usage`
+ * and `GET /admin/usage` report.
+ */
+export interface UsageEntry {
+  /** The key's id; `''` for requests without a key (`--auth none`). */
+  readonly keyId: string;
+  /** `YYYY-MM-DD`, UTC. */
+  readonly day: string;
+  /** The configured name of the model that answered. */
+  readonly model: string;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+}
+
+/**
+ * Port: where spent tokens are kept (each session store has one, in the same
+ * database). `add` adds to what is there (never overwrites), so several
+ * nodes may write the same row. Failures reject with `store_unavailable`.
+ */
+export interface UsageStore {
+  add(entries: readonly UsageEntry[]): Promise<void>;
+  /** Rows with `fromDay <= day <= toDay`, for one key or (no `keyId`) every key; by day, then key, then model. */
+  list(query: { readonly keyId?: string; readonly fromDay: string; readonly toDay: string }): Promise<UsageEntry[]>;
+}
+
+const DAY_MS = 86_400_000;
+
+/** The UTC day of a time, `YYYY-MM-DD`. */
+export function dayOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** When the UTC day of `ms` ends (the next midnight), ms since the epoch: when a daily budget resets. */
+export function nextDayStart(ms: number): number {
+  return (Math.floor(ms / DAY_MS) + 1) * DAY_MS;
+}
+
+/** The day `days` before `day`. */
+export function daysBefore(day: string, days: number): string {
+  return dayOf(Date.parse(`${day}T00:00:00Z`) - days * DAY_MS);
+}
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+export function isDay(value: string): boolean {
+  return DAY.test(value) && !Number.isNaN(Date.parse(`${value}T00:00:00Z`)) && dayOf(Date.parse(`${value}T00:00:00Z`)) === value;
+}
+
+/** Rows for the same key, day and model added up (what a batch of increments, or a store, holds). */
+export function sumUsage(entries: readonly UsageEntry[]): UsageEntry[] {
+  const sums = new Map<string, UsageEntry>();
+  for (const entry of entries) {
+    const key = `${entry.keyId}\u0000${entry.day}\u0000${entry.model}`;
+    const current = sums.get(key);
+    sums.set(key, current ? { ...current, inputTokens: current.inputTokens + entry.inputTokens, outputTokens: current.outputTokens + entry.outputTokens } : { ...entry });
+  }
+  return [...sums.values()];
+}
+
+export function compareUsage(a: UsageEntry, b: UsageEntry): number {
+  return a.day.localeCompare(b.day) || a.keyId.localeCompare(b.keyId) || a.model.localeCompare(b.model);
+}
