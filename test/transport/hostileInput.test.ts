@@ -118,4 +118,11 @@ describe('WebSocket frames refuse hostile input with an error frame and stay usa
     const view = await api(running.url, 'GET', `/api/sessions/${sessionId}`);
     expect((view.body['messages'] as { content: string }[]).map((message) => message.content)[0]).toBe('still here 😀');
   });
+
+  it('a text frame that is not valid UTF-8 (a surrogate encoded as bytes) is closed with 1007 by ws itself', async () => {
+    const { client } = await WsClient.session(running.wsUrl);
+    clients.push(client);
+    client.socket.send(Buffer.from([0x61, 0xed, 0xa0, 0x80]), { binary: false });
+    expect((await client.closed()).code).toBe(1007);
+  });
 });
