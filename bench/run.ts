@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Child, ServerUnderTest } from './processes.ts';
+import { runAbuse } from './abuse.ts';
 import { createScenarios } from './scenarios.ts';
 import { formatNumber, table } from './stats.ts';
 import type { Row } from './stats.ts';
@@ -18,6 +19,8 @@ Scenarios (--scenario, comma-separated; default all):
   stream    N WebSocket sessions stream --messages replies at once (5 chunks x 400 ms)
   saturate  --saturate-sessions sessions, 0 ms interval, messages back to back: chunks/s
   churn     in-process: create, answer and passivate N sessions; RSS before vs after
+  abuse     malformed upgrades, early hang-ups, half-open peers and slow consumers at a child
+            server, then fuzzing of every surface; slots held after (must be 0), cases run
 
 Options:
   --actors N              sessions for 'actors' (default 100000)
@@ -28,6 +31,9 @@ Options:
                           sessions stream concurrently); 0 = all in the same instant
   --saturate-sessions N   (default 200)        --duration-seconds S (default 10)
   --churn N               sessions for 'churn' (default 1000000)
+  --abuse N               malformed upgrades and early hang-ups for 'abuse' (default 10000)
+  --half-open N           half-open peers (default 200)   --slow-consumers N (default 20)
+  --fuzz-runs N           fuzz cases per surface (default: FUZZ_RUNS, else 5000)
   --rate R                new connections per second (default 1000)
   --per-generator N       connections per generator process (default 9000)
   --url URL               load a server that is already running (loopback only, e.g.
@@ -44,7 +50,7 @@ so no address runs out of its ~28k ephemeral ports; a process here may hold at m
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: 'string', default: 'actors,idle,stream,saturate,churn' },
+    scenario: { type: 'string', default: 'actors,idle,stream,saturate,churn,abuse' },
     actors: { type: 'string', default: '100000' },
     'idle-sessions': { type: 'string', default: '19000' },
     'hold-seconds': { type: 'string', default: '60' },
@@ -54,6 +60,10 @@ const { values } = parseArgs({
     'saturate-sessions': { type: 'string', default: '200' },
     'duration-seconds': { type: 'string', default: '10' },
     churn: { type: 'string', default: '1000000' },
+    abuse: { type: 'string', default: '10000' },
+    'half-open': { type: 'string', default: '200' },
+    'slow-consumers': { type: 'string', default: '20' },
+    'fuzz-runs': { type: 'string', default: process.env['FUZZ_RUNS'] ?? '5000' },
     rate: { type: 'string', default: '1000' },
     'per-generator': { type: 'string', default: '9000' },
     quick: { type: 'boolean', default: false },
@@ -81,6 +91,7 @@ const config = {
   saturateSessions: int('saturate-sessions', 100),
   durationSeconds: int('duration-seconds', 5),
   churn: int('churn', 50_000),
+  abuse: { abuse: int('abuse', 2_000), halfOpen: int('half-open', 50), slowConsumers: int('slow-consumers', 10), fuzzRuns: int('fuzz-runs', 1_000) },
   rate: Number(values.rate),
   perGenerator: Number(values['per-generator']),
   baseline: !values['no-baseline'] && values.url === undefined,
@@ -193,6 +204,21 @@ async function main() {
       { figure: `churn: ${formatNumber(churn['sessions']!)} sessions (sessions/s)`, ours: formatNumber(churn['sessionsPerSecond']!) },
       { figure: 'churn: RSS before → after (MB)', ours: `${formatNumber(churn['rssBeforeMB']!)} → ${formatNumber(churn['rssAfterMB']!)}`, ratio: `${churn['rssGrowthPercent']! >= 0 ? '+' : ''}${formatNumber(churn['rssGrowthPercent']!)}%`, target: '≤ +10%', verdict: verdict(churn['rssGrowthPercent']! <= 10) },
       { figure: 'churn: heap before → after (MB)', ours: `${formatNumber(churn['heapBeforeMB']!)} → ${formatNumber(churn['heapAfterMB']!)}` },
+    );
+  }
+
+  if (config.scenarios.has('abuse')) {
+    const abuse = await runAbuse(config.abuse, log);
+    results['abuse'] = abuse;
+    const held = abuse.heldAfter;
+    const clean = held.slots === 0 && held.ws === 0 && held.sse === 0 && held.bufferedBytes === 0;
+    rows.push(
+      { figure: `abuse: ${formatNumber(abuse.abused)} malformed upgrades / hang-ups: slots, sockets, streams, bytes held after`, ours: `${held.slots}, ${held.ws}, ${held.sse}, ${held.bufferedBytes}`, target: '0', verdict: verdict(clean) },
+      { figure: `abuse: half-open peers dropped by ping (of ${config.abuse.halfOpen})`, ours: `${abuse.halfOpenDropped}`, target: `${config.abuse.halfOpen}`, verdict: verdict(abuse.halfOpenDropped === config.abuse.halfOpen) },
+      { figure: `abuse: slow consumers closed 1013 (of ${config.abuse.slowConsumers})`, ours: `${abuse.slowConsumersClosed}`, target: `${config.abuse.slowConsumers}`, verdict: verdict(abuse.slowConsumersClosed === config.abuse.slowConsumers) },
+      { figure: 'abuse: time until the edge held nothing (s)', ours: formatNumber(abuse.drainSeconds, 1) },
+      { figure: 'abuse: fuzz cases passed, REST / WS / v1', ours: `${abuse.fuzzCases.rest} / ${abuse.fuzzCases.ws} / ${abuse.fuzzCases.v1}`, target: `${config.abuse.fuzzRuns} each`, verdict: verdict(Object.values(abuse.fuzzCases).every((cases) => cases === config.abuse.fuzzRuns)) },
+      { figure: 'abuse: server heap after GC, before → after fuzzing (MB)', ours: `${formatNumber(abuse.heapBeforeMB, 1)} → ${formatNumber(abuse.heapAfterMB, 1)}`, target: '≤ +10%', verdict: verdict(abuse.heapAfterMB <= abuse.heapBeforeMB * 1.1) },
     );
   }
 
