@@ -28,15 +28,17 @@ describe.skipIf(!available)('the chat page treats 1013 as "retry later", never a
     const page = await browser.context.newPage();
     const closes: number[] = [];
     await page.exposeFunction('noteClose', (code: number) => closes.push(code));
-    await page.addInitScript(() => {
-      const Native = window.WebSocket;
-      // Watch the page's sockets (same behaviour; only the close codes are reported).
-      window.WebSocket = class extends Native {
-        constructor(...args: ConstructorParameters<typeof WebSocket>) {
-          super(...args);
-          this.addEventListener('close', (event) => (window as unknown as { noteClose(code: number): void }).noteClose(event.code));
-        }
-      };
+    // Watch the page's sockets (same behaviour; only their close codes are reported).
+    await page.addInitScript({
+      content: `{
+        const Native = window.WebSocket;
+        window.WebSocket = class extends Native {
+          constructor(...args) {
+            super(...args);
+            this.addEventListener('close', (event) => window.noteClose(event.code));
+          }
+        };
+      }`,
     });
     await page.goto(`${running.url}/`);
     await page.waitForSelector('#connection[data-state="reconnecting"]');
