@@ -237,7 +237,9 @@ export function helpText(): string {
     const left =
       setting.kind === 'boolean' ? `  --[no-]${setting.flag}` : `  --${setting.flag} <${setting.kind === 'int' ? 'n' : 'value'}>`;
     const shown = setting.default === undefined ? 'unset' : JSON.stringify(setting.default);
-    return `${left.padEnd(32)}${setting.help}\n${''.padEnd(32)}env ${setting.env}, default ${shown}`;
+    // A flag too long for the column gets its text on the next line.
+    const head = left.length >= 32 ? `${left}\n${''.padEnd(32)}` : left.padEnd(32);
+    return `${head}${setting.help}\n${''.padEnd(32)}env ${setting.env}, default ${shown}`;
   });
   return [
     'llm-chat: a high-concurrency LLM chat gateway (WebSocket, SSE, REST).',
