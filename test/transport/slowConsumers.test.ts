@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startServer, WsClient } from '../support/harness.ts';
 import type { RunningServer } from '../support/harness.ts';
@@ -11,6 +13,23 @@ afterEach(async () => {
 });
 
 const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const paused: IncomingMessage[] = [];
+afterEach(() => {
+  for (const response of paused.splice(0)) response.destroy();
+});
+
+/** An SSE reader that reads the headers and then nothing. */
+function pausedSse(url: string): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, (response) => {
+      response.pause();
+      paused.push(response);
+      resolve(response);
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
 
 async function stalledSession(wsUrl: string) {
   const opened = await WsClient.session(wsUrl);
@@ -80,5 +99,43 @@ describe('the node-wide buffered budget', () => {
     expect(light.client.frames.filter((frame) => frame.type === 'chunk')).toHaveLength(700);
     expect(last['seq']).toBe(700);
     expect(light.client.closeEvent).toBeUndefined();
+  }, 60_000);
+
+  it('counts SSE streams too: a stalled SSE reader holding the most is cut off, a lighter WebSocket goes on', async () => {
+    let slow: string[] = [];
+    running = await startServer({
+      simChunks: 700,
+      messagesPerMinute: 0,
+      maxBufferedBytes: 64 * 1024 * 1024,
+      maxBufferedTotalBytes: 48 * 1024 * 1024,
+      wsCloseGraceMs: 15_000,
+      onSlowConsumer: (transport) => (slow = [...slow, transport]),
+    });
+    const { server } = running;
+    const heavy = await stalledSession(running.wsUrl); // its own socket keeps reading; an SSE reader on the session stalls
+    const sse = await pausedSse(`${running.url}/sse/${heavy.sessionId}`);
+    let ended = false;
+    sse.on('close', () => (ended = true));
+    const light = await stalledSession(running.wsUrl);
+    light.client.socket.pause();
+    const status = (sessionId: string) => server.registry.peek(sessionId)?.status();
+    const streamed = async (sessionId: string) => {
+      const deadline = Date.now() + 20_000;
+      while (status(sessionId) !== 'generating' && Date.now() < deadline) await wait(5);
+      while (status(sessionId) !== 'idle' && Date.now() < deadline) await wait(20);
+    };
+    heavy.client.send('h'.repeat(60_000));
+    await streamed(heavy.sessionId);
+    expect(slow).toEqual([]);
+    light.client.send('l'.repeat(30_000));
+    await streamed(light.sessionId);
+    expect(slow).toEqual(['sse']);
+    sse.resume();
+    light.client.socket.resume();
+    await light.client.waitFor((frame) => frame['is_last'] === true, 15_000);
+    expect(light.client.frames.filter((frame) => frame.type === 'chunk')).toHaveLength(700);
+    const deadline = Date.now() + 5000;
+    while (!ended && Date.now() < deadline) await wait(20);
+    expect(ended).toBe(true);
   }, 60_000);
 });
