@@ -1,5 +1,4 @@
 import { createServer as createHttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { CircuitBreaker } from './actors/circuitBreaker.ts';
 import type { InspectionEvent, Observer } from 'xstate';
@@ -31,6 +30,7 @@ import { createInspectorRoutes } from './transport/inspectorRoutes.ts';
 import { createOpsRoutes } from './transport/opsRoutes.ts';
 import { createWebPages } from './transport/webPages.ts';
 import { createSseStreams } from './transport/sseRoute.ts';
+import { listen } from './transport/listen.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
 
 export interface ChatServerOptions extends ModelOptions {
@@ -291,16 +291,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       return shuttingDown;
     },
     listen(port = 8080, host = '0.0.0.0') {
-      return new Promise((resolve, reject) => {
-        http.once('error', reject);
-        // A deep accept queue (capped by net.core.somaxconn) rides out bursts of new connections.
-        http.listen({ port, host, backlog: 4096 }, () => {
-          http.off('error', reject);
-          const address = http.address() as AddressInfo;
-          const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-          resolve({ port: address.port, host: address.address, url: `http://${shownHost}:${address.port}` });
-        });
-      });
+      return listen(http, port, host);
     },
     close() {
       // Already draining: stop waiting, interrupt what is still in flight.
