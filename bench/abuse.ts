@@ -28,7 +28,7 @@ export interface AbuseResult {
   halfOpenDropped: number;
   slowConsumersClosed: number;
   /** What the edge held once the abuse was over (all must be 0). */
-  heldAfter: { slots: number; ws: number; sse: number; bufferedBytes: number };
+  heldAfter: { slots: number; ws: number; wsTracked: number; sse: number; bufferedBytes: number };
   drainSeconds: number;
   fuzzCases: { rest: number; ws: number; v1: number };
   heapBeforeMB: number;
@@ -96,7 +96,7 @@ export async function runAbuse(config: AbuseConfig, log: (line: string) => void)
 
     const started = Date.now();
     let held = await target.edge();
-    while ((held.slots > 0 || held.ws > 0 || held.sse > 0 || held.bufferedBytes > 0) && Date.now() - started < 30_000) {
+    while ((held.slots > 0 || held.ws > 0 || held.wsTracked > 0 || held.sse > 0 || held.bufferedBytes > 0) && Date.now() - started < 30_000) {
       await wait(100);
       held = await target.edge();
     }
@@ -118,7 +118,7 @@ export async function runAbuse(config: AbuseConfig, log: (line: string) => void)
       abused: config.abuse,
       halfOpenDropped,
       slowConsumersClosed,
-      heldAfter: { slots: held.slots, ws: held.ws, sse: held.sse, bufferedBytes: held.bufferedBytes },
+      heldAfter: { slots: held.slots, ws: held.ws, wsTracked: held.wsTracked, sse: held.sse, bufferedBytes: held.bufferedBytes },
       drainSeconds,
       fuzzCases: { rest: rest.cases, ws: ws.cases, v1: v1.cases },
       heapBeforeMB: heapBefore / 1e6,

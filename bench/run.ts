@@ -211,7 +211,7 @@ async function main() {
     const abuse = await runAbuse(config.abuse, log);
     results['abuse'] = abuse;
     const held = abuse.heldAfter;
-    const clean = held.slots === 0 && held.ws === 0 && held.sse === 0 && held.bufferedBytes === 0;
+    const clean = held.slots === 0 && held.ws === 0 && held.wsTracked === 0 && held.sse === 0 && held.bufferedBytes === 0;
     rows.push(
       { figure: `abuse: ${formatNumber(abuse.abused)} malformed upgrades / hang-ups: slots, sockets, streams, bytes held after`, ours: `${held.slots}, ${held.ws}, ${held.sse}, ${held.bufferedBytes}`, target: '0', verdict: verdict(clean) },
       { figure: `abuse: half-open peers dropped by ping (of ${config.abuse.halfOpen})`, ours: `${abuse.halfOpenDropped}`, target: `${config.abuse.halfOpen}`, verdict: verdict(abuse.halfOpenDropped === config.abuse.halfOpen) },

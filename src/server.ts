@@ -90,8 +90,8 @@ export interface ChatServer {
   readonly breaker: CircuitBreaker;
   /** The inspector's watch hub, when the inspector is on. */
   readonly inspection: InspectionHub | undefined;
-  /** What the edge holds now: admission slots, open WebSockets and SSE streams, unsent bytes node-wide. */
-  edge(): { slots: number; ws: number; sse: number; bufferedBytes: number };
+  /** What the edge holds now: admission slots, open WebSockets (and those the gateway tracks), SSE streams, unsent bytes node-wide. */
+  edge(): { slots: number; ws: number; wsTracked: number; sse: number; bufferedBytes: number };
   /** Starts listening; port 0 picks a free port. Resolves with the address. */
   listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>;
   /** Stops sessions (clients are told), closes connections, the bus and the store. */
@@ -286,7 +286,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     admission,
     breaker,
     inspection,
-    edge: () => ({ slots: admission.connections, ws: ws.connectionCount, sse: sse.streamCount, bufferedBytes: budget.heldBytes }),
+    edge: () => ({ slots: admission.connections, ws: ws.connectionCount, wsTracked: ws.attachedCount, sse: sse.streamCount, bufferedBytes: budget.heldBytes }),
     get shuttingDown() {
       return shuttingDown;
     },

@@ -41,7 +41,7 @@ async function withHeapCheck(run: (runs: number, sessionId: string) => Promise<F
   expect((await fetch(`${target.url}/healthz`)).status).toBe(200);
   // Sockets and streams all given back (the WS fuzz connection has closed by now).
   for (let attempt = 0; attempt < 50 && (await target.edge()).slots > 0; attempt += 1) await new Promise((resolve) => setTimeout(resolve, 20));
-  expect(await target.edge()).toMatchObject({ slots: 0, ws: 0, sse: 0, sessions: 0 });
+  expect(await target.edge()).toMatchObject({ slots: 0, ws: 0, wsTracked: 0, sse: 0, sessions: 0 });
   expect(after, `heap ${(before / 1e6).toFixed(1)} MB → ${(after / 1e6).toFixed(1)} MB`).toBeLessThanOrEqual(before * 1.1);
   return report;
 }

@@ -35,8 +35,10 @@ export interface WsGatewayOptions {
 export interface WsGateway {
   /** Takes an HTTP upgrade for `/ws`; refuses any other path. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
-  /** Open sockets (ws's own client set). */
+  /** Open sockets (ws's own client set, refused ones included while they close). */
   readonly connectionCount: number;
+  /** Connections the gateway tracks (pinged, attached or attaching to a session). */
+  readonly attachedCount: number;
   /** Sends one text frame to every open socket (the shutdown notice). */
   broadcast(text: string): void;
   /**
@@ -121,6 +123,9 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     },
     get connectionCount() {
       return server.clients.size;
+    },
+    get attachedCount() {
+      return connections.size;
     },
     broadcast(text) {
       for (const client of server.clients) if (client.readyState === client.OPEN) client.send(text);

@@ -7,7 +7,7 @@ export interface FuzzTarget {
   readonly process: ChildProcess;
   /** The server's heap after a full collection (bytes). */
   heap(): Promise<number>;
-  edge(): Promise<{ slots: number; ws: number; sse: number; bufferedBytes: number; sessions: number }>;
+  edge(): Promise<{ slots: number; ws: number; wsTracked: number; sse: number; bufferedBytes: number; sessions: number }>;
   close(): Promise<void>;
 }
 
