@@ -26,7 +26,9 @@ function redactValue(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return redactText(value);
   if (value === null || typeof value !== 'object' || depth > 4) return value;
   if (Array.isArray(value)) return value.map((item) => redactValue(item, depth + 1));
-  // Errors and other class instances are logged by pino's serializers; only plain records are walked.
+  // An error's text may quote an id (a store's message, a stack): written the way pino writes errors, cut short.
+  if (value instanceof Error) return { type: value.name, message: redactText(value.message), ...(value.stack ? { stack: redactText(value.stack) } : {}) };
+  // Other class instances are left to pino's serializers; plain records are walked.
   const prototype = Object.getPrototypeOf(value) as unknown;
   if (prototype !== Object.prototype && prototype !== null) return value;
   const copy: Record<string, unknown> = {};

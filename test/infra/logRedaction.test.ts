@@ -39,6 +39,9 @@ describe('session ids never appear whole in logs', () => {
     expect(redactText(`/ws?sessionId=${id}&lastSeq=3`)).toBe('/ws?sessionId=AbCdEf…&lastSeq=3');
     expect(redactText('a 12-char id: r-123456789a, a uuid 0c7e5a8e-4b39-4d9a-9c1b-2f8f0e1c2d3e')).toBe('a 12-char id: r-123456789a, a uuid 0c7e5a8e-4b39-4d9a-9c1b-2f8f0e1c2d3e');
     expect(redactFields({ nested: { list: [`x ${id}`] }, count: 3 })).toEqual({ nested: { list: ['x AbCdEf…'] }, count: 3 });
+    const error = redactFields({ err: new Error(`no row for ${id}`) })['err'] as { message: string; stack: string };
+    expect(error.message).toBe('no row for AbCdEf…');
+    expect(error.stack).not.toContain(id);
   });
 
   it('through attach, requests with ids in their path, a slow consumer, a failed store write and close, at debug level', async () => {
