@@ -136,7 +136,7 @@ export class WsConnection implements BufferedStream {
     this.#closeSlow('closing websocket consumer: node buffer budget exceeded');
   }
 
-  /** Closes with 1013 and drops the socket only if the close handshake does not finish in time. */
+  /** Closes with `code`; the socket is dropped only if the close handshake does not finish within the grace. */
   close(code: number, reason: string): Promise<void> {
     return closeGracefully(this.#socket, code, reason, this.#shared.closeGraceMs);
   }
