@@ -6,8 +6,8 @@ import { createPinoLogger } from './infra/pinoLogger.ts';
 import { connectStately } from './infra/statelyInspector.ts';
 import { createChatServer } from './server.ts';
 
-/** After the shutdown deadline, what is left to finish (closing sockets, flushing the store) gets this long. */
-const SHUTDOWN_BACKSTOP_MS = 900;
+/** After the shutdown deadline, what is left (closing sockets, flushing the store) gets this long; with the exit itself, within 1 s. */
+const SHUTDOWN_BACKSTOP_MS = 800;
 
 async function main(): Promise<void> {
   let parsed;

@@ -108,7 +108,7 @@ export interface ChatServer {
 }
 
 /** At shutdown, how long WebSocket peers get to answer the close frame (the process exits within the deadline + 1 s). */
-const SHUTDOWN_CLOSE_GRACE_MS = 500;
+const SHUTDOWN_CLOSE_GRACE_MS = 400;
 
 /** The composition root used by `main.ts` and by tests. */
 export function createChatServer(options: ChatServerOptions = {}): ChatServer {

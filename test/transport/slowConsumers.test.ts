@@ -40,7 +40,8 @@ async function stalledSession(wsUrl: string) {
 describe('slow consumers see 1013', () => {
   it('a real client that stops reading is closed with 1013 (the close frame reaches it, not 1006) once it reads again within the grace', async () => {
     let slow = 0;
-    running = await startServer({ simChunks: 200, maxBufferedBytes: 256 * 1024, messagesPerMinute: 0, onSlowConsumer: () => (slow += 1) });
+    // A grace longer than the default 2 s, so a loaded machine still reads the backlog in time.
+    running = await startServer({ simChunks: 200, maxBufferedBytes: 256 * 1024, messagesPerMinute: 0, wsCloseGraceMs: 5000, onSlowConsumer: () => (slow += 1) });
     const { client } = await stalledSession(running.wsUrl);
     client.socket.pause(); // the real ws client stops reading
     client.send('x'.repeat(30_000)); // 200 chunks × 30 kB ≈ 6 MB
