@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Child, ServerUnderTest } from './processes.ts';
+import { runAbuse } from './abuse.ts';
 import { createScenarios } from './scenarios.ts';
 import { formatNumber, table } from './stats.ts';
 import { runToolCalls } from './toolCalls.ts';
@@ -21,6 +22,8 @@ Scenarios (--scenario, comma-separated; default all):
   churn     in-process: create, answer and passivate N sessions; RSS before vs after
   tools     (not in the default set) /v1 against a fake upstream: server CPU and latency
             per reply for plain text, a tool call, two parallel calls, a tool result
+  abuse     malformed upgrades, early hang-ups, half-open peers and slow consumers at a child
+            server, then fuzzing of every surface; slots held after (must be 0), cases run
 
 Options:
   --actors N              sessions for 'actors' (default 100000)
@@ -33,6 +36,9 @@ Options:
   --churn N               sessions for 'churn' (default 1000000)
   --tool-replies N        replies per kind for 'tools' (default 2000)
   --tool-concurrency C    requests in flight for 'tools' (default 20)
+  --abuse N               malformed upgrades and early hang-ups for 'abuse' (default 10000)
+  --half-open N           half-open peers (default 200)   --slow-consumers N (default 20)
+  --fuzz-runs N           fuzz cases per surface (default: FUZZ_RUNS, else 5000)
   --rate R                new connections per second (default 1000)
   --per-generator N       connections per generator process (default 9000)
   --url URL               load a server that is already running (loopback only, e.g.
@@ -49,7 +55,7 @@ so no address runs out of its ~28k ephemeral ports; a process here may hold at m
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: 'string', default: 'actors,idle,stream,saturate,churn' },
+    scenario: { type: 'string', default: 'actors,idle,stream,saturate,churn,abuse' },
     actors: { type: 'string', default: '100000' },
     'idle-sessions': { type: 'string', default: '19000' },
     'hold-seconds': { type: 'string', default: '60' },
@@ -61,6 +67,10 @@ const { values } = parseArgs({
     churn: { type: 'string', default: '1000000' },
     'tool-replies': { type: 'string', default: '2000' },
     'tool-concurrency': { type: 'string', default: '20' },
+    abuse: { type: 'string', default: '10000' },
+    'half-open': { type: 'string', default: '200' },
+    'slow-consumers': { type: 'string', default: '20' },
+    'fuzz-runs': { type: 'string', default: process.env['FUZZ_RUNS'] ?? '5000' },
     rate: { type: 'string', default: '1000' },
     'per-generator': { type: 'string', default: '9000' },
     quick: { type: 'boolean', default: false },
@@ -90,6 +100,7 @@ const config = {
   churn: int('churn', 50_000),
   toolReplies: int('tool-replies', 300),
   toolConcurrency: Number(values['tool-concurrency']),
+  abuse: { abuse: int('abuse', 2_000), halfOpen: int('half-open', 50), slowConsumers: int('slow-consumers', 10), fuzzRuns: int('fuzz-runs', 1_000) },
   rate: Number(values.rate),
   perGenerator: Number(values['per-generator']),
   baseline: !values['no-baseline'] && values.url === undefined,
@@ -217,6 +228,21 @@ async function main() {
         ratio: base && base !== figure ? `${ratio(figure.cpuMsPerReply, base.cpuMsPerReply)} CPU of plain` : '',
       });
     }
+  }
+
+  if (config.scenarios.has('abuse')) {
+    const abuse = await runAbuse(config.abuse, log);
+    results['abuse'] = abuse;
+    const held = abuse.heldAfter;
+    const clean = held.slots === 0 && held.ws === 0 && held.wsTracked === 0 && held.sse === 0 && held.bufferedBytes === 0;
+    rows.push(
+      { figure: `abuse: ${formatNumber(abuse.abused)} malformed upgrades / hang-ups: slots, sockets, streams, bytes held after`, ours: `${held.slots}, ${held.ws}, ${held.sse}, ${held.bufferedBytes}`, target: '0', verdict: verdict(clean) },
+      { figure: `abuse: half-open peers dropped by ping (of ${config.abuse.halfOpen})`, ours: `${abuse.halfOpenDropped}`, target: `${config.abuse.halfOpen}`, verdict: verdict(abuse.halfOpenDropped === config.abuse.halfOpen) },
+      { figure: `abuse: slow consumers closed 1013 (of ${config.abuse.slowConsumers})`, ours: `${abuse.slowConsumersClosed}`, target: `${config.abuse.slowConsumers}`, verdict: verdict(abuse.slowConsumersClosed === config.abuse.slowConsumers) },
+      { figure: 'abuse: time until the edge held nothing (s)', ours: formatNumber(abuse.drainSeconds, 1) },
+      { figure: 'abuse: fuzz cases passed, REST / WS / v1', ours: `${abuse.fuzzCases.rest} / ${abuse.fuzzCases.ws} / ${abuse.fuzzCases.v1}`, target: `${config.abuse.fuzzRuns} each`, verdict: verdict(Object.values(abuse.fuzzCases).every((cases) => cases === config.abuse.fuzzRuns)) },
+      { figure: 'abuse: server heap after GC, before → after fuzzing (MB)', ours: `${formatNumber(abuse.heapBeforeMB, 1)} → ${formatNumber(abuse.heapAfterMB, 1)}`, target: '≤ +10%', verdict: verdict(abuse.heapAfterMB <= abuse.heapBeforeMB * 1.1) },
+    );
   }
 
   if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

@@ -6,6 +6,7 @@ import { ChatError } from '../domain/errors.ts';
 import type { Clock, EventBus, Logger } from '../domain/ports.ts';
 import type { ModelCatalog } from '../model.ts';
 import { followReply } from './followReply.ts';
+import { rejectHostileInput } from './inputRules.ts';
 import { toOpenAiError } from './openAiErrors.ts';
 import { answerReply, streamReply } from './openAiReply.ts';
 import { parseChatRequest } from './openAiRequest.ts';
@@ -37,7 +38,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const startedAt = Math.floor(clock.now() / 1000);
   const router = Router();
-  router.use(express.json({ limit: options.maxBodyBytes ?? 16 * 1024 * 1024 }));
+  router.use(express.json({ limit: options.maxBodyBytes ?? 16 * 1024 * 1024 }), rejectHostileInput);
 
   const modelJson = (id: string) => ({ id, object: 'model', created: startedAt, owned_by: 'llm-chat' });
   router.get('/models', (_request: Request, response: Response) => {
