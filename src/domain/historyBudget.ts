@@ -17,6 +17,9 @@ export const TOKENS_PER_REPLY = 3;
  */
 export const TOKENS_PER_MEDIA_PART = 85;
 
+/** Longer than any single token of the encodings in use (o200k's longest is well under this): a cheap lower bound. */
+export const MAX_CHARS_PER_TOKEN = 256;
+
 /** What one turn costs in the request: its text, tool calls and media parts, plus framing. */
 export function turnTokens(turn: Turn, count: TokenCounter): number {
   let tokens = TOKENS_PER_MESSAGE;
@@ -61,13 +64,17 @@ export function fitHistory<T extends Turn>(
   reservedTokens: number,
   count: TokenCounter,
   prompt?: Turn,
+  costOf: (turn: T) => number = (turn) => turnTokens(turn, count),
 ): T[] {
   const pinned = pinnedFrom(history, prompt);
   let left = budgetTokens - reservedTokens;
-  for (let index = pinned; index < history.length; index += 1) left -= turnTokens(history[index]!, count);
+  for (let index = pinned; index < history.length; index += 1) left -= costOf(history[index]!);
   let start = pinned;
   while (start > 0) {
-    const cost = turnTokens(history[start - 1]!, count);
+    const turn = history[start - 1]!;
+    // No token spans more than MAX_CHARS_PER_TOKEN characters: a text that long surely does not fit (no need to count it).
+    if (turn.content.length > Math.max(0, left) * MAX_CHARS_PER_TOKEN) break;
+    const cost = costOf(turn);
     if (cost > left) break;
     left -= cost;
     start -= 1;

@@ -2,7 +2,7 @@ import OpenAI, { APIConnectionError, APIError } from 'openai';
 import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions';
 import type { JsonValue } from '../domain/conversationRecord.ts';
 import { ChatError } from '../domain/errors.ts';
-import { fitHistory, requestTokens } from '../domain/historyBudget.ts';
+import { fitHistory, requestTokens, turnTokens } from '../domain/historyBudget.ts';
 import type { TokenCounter } from '../domain/historyBudget.ts';
 import { FINISH_REASONS } from '../domain/message.ts';
 import type { FinishReason, Turn, Usage } from '../domain/message.ts';
@@ -79,11 +79,26 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
   const budget = options.historyBudgetTokens ?? 3_000;
   const count = options.countTokens ?? countTokens;
 
+  // A finished message never changes: its cost is counted once, not on every request of its session.
+  const costs = new Map<string, number>();
+  const costOf = (turn: Turn & { id?: string; status?: string }): number => {
+    // (a reply whose abandoned tool calls were left out is another turn)
+    const key = turn.id === undefined ? undefined : `${turn.id}:${turn.toolCalls?.length ?? 0}`;
+    const cached = key === undefined ? undefined : costs.get(key);
+    if (cached !== undefined) return cached;
+    const cost = turnTokens(turn, count);
+    if (key !== undefined && turn.status === 'complete') {
+      if (costs.size >= 50_000) costs.delete(costs.keys().next().value!);
+      costs.set(key, cost);
+    }
+    return cost;
+  };
+
   const turnsFor = (request: GenerationRequest, system: string): Turn[] => {
     const prompt: Turn = request.promptTurn ?? { role: 'user', content: request.prompt };
     const reserved = requestTokens([prompt], count, system);
     const history = answeredToolCalls<Turn>([...request.history, prompt]).slice(0, -1);
-    return [...fitHistory(history, budget, reserved, count, prompt), prompt];
+    return [...fitHistory(history, budget, reserved, count, prompt, costOf), prompt];
   };
 
   return {

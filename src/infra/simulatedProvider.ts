@@ -55,10 +55,8 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Mode
             yield { text, last: false };
             continue;
           }
-          let reply = '';
-          for (let earlier = 1; earlier <= chunks; earlier += 1) reply += `chunk ${earlier}: ${request.prompt}`;
           const prompt = request.promptTurn ?? { role: 'user' as const, content: request.prompt };
-          const usage = { inputTokens: requestTokens([prompt], count, request.options?.system), outputTokens: count(reply) };
+          const usage = { inputTokens: requestTokens([prompt], count, request.options?.system), outputTokens: replyTokens(request.prompt, chunks, count) };
           yield { text, last: true, usage, finishReason: 'stop' };
         }
       } finally {
@@ -66,4 +64,20 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Mode
       }
     },
   };
+}
+
+/**
+ * Tokens of the whole reply: counted as one text up to 64 kB, beyond as the
+ * prompt's count times the chunks plus the prefixes (a long prompt repeated
+ * hundreds of times would cost a count of megabytes per reply).
+ */
+function replyTokens(prompt: string, chunks: number, count: TokenCounter): number {
+  if ((prompt.length + 12) * chunks <= 65_536) {
+    let reply = '';
+    for (let index = 1; index <= chunks; index += 1) reply += `chunk ${index}: ${prompt}`;
+    return count(reply);
+  }
+  let prefixes = 0;
+  for (let index = 1; index <= chunks; index += 1) prefixes += count(`chunk ${index}: `);
+  return prefixes + chunks * count(prompt);
 }

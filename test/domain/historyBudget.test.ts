@@ -61,6 +61,30 @@ describe('history budget (with an injected counter)', () => {
   });
 });
 
+describe('history budget on long messages', () => {
+  it('does not count a message too long to fit, whatever its tokens', () => {
+    const counted: number[] = [];
+    const spy = (text: string) => {
+      counted.push(text.length);
+      return text.length;
+    };
+    const history = turns('x'.repeat(1_000_000), 'a1', 'q2', 'a2');
+    expect(fitHistory(history, 100, 0, spy)).toEqual(turns('q2', 'a2'));
+    expect(Math.max(...counted)).toBeLessThan(1_000);
+  });
+
+  it('asks the given cost function (a cache) rather than counting again', () => {
+    const history = turns('q1', 'a1');
+    let asked = 0;
+    const costOf = () => {
+      asked += 1;
+      return 1;
+    };
+    expect(fitHistory(history, 10, 0, () => Number.NaN, undefined, costOf)).toEqual(history);
+    expect(asked).toBe(2);
+  });
+});
+
 describe('request token counts', () => {
   it('frames each message and the reply as OpenAI counts them', () => {
     expect(requestTokens([{ role: 'user', content: 'abcd' }], count)).toBe(TOKENS_PER_REPLY + TOKENS_PER_MESSAGE + 4);

@@ -22,3 +22,24 @@ describe('the tokenizer (o200k_base, shipped in gpt-tokenizer)', () => {
     expect(countTokens('👋🌍')).toBeGreaterThan(1);
   });
 });
+
+describe('the tokenizer on long and hostile text', () => {
+  it('counts long prose exactly as the library does, cutting only before spaces', () => {
+    const prose = Array.from({ length: 3000 }, (_, index) => `word${index % 97} and, more.`).join(' ');
+    expect(prose.length).toBeGreaterThan(40_000);
+    expect(countTokens(prose)).toBe(encode(prose).length);
+  });
+
+  it('stays linear on a long run without spaces (the library alone takes seconds), within a token per piece', () => {
+    const run = 'y'.repeat(200_000);
+    const started = performance.now();
+    const counted = countTokens(run);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    // 'yyyy' is one token in o200k: the exact count is 50,000.
+    expect(Math.abs(counted - 50_000)).toBeLessThanOrEqual(200_000 / 256);
+    const noise = Buffer.from(Array.from({ length: 120_000 }, (_, index) => (index * 7919) % 256)).toString('base64');
+    const before = performance.now();
+    expect(countTokens(noise)).toBeGreaterThan(noise.length / 4);
+    expect(performance.now() - before).toBeLessThan(2_000);
+  });
+});

@@ -90,13 +90,17 @@ export const restCase: fc.Arbitrary<HttpCase> = fc.oneof(
 
 export const v1Case: fc.Arbitrary<HttpCase> = fc.oneof(
   fc
-    .record({ model: fc.string({ maxLength: 10 }), system: fc.option(cleanText), prompt: cleanText, stream: fc.boolean() })
+    // The served model's name, or none (the default); any other name is `model_not_found`.
+    .record({ model: fc.option(fc.constant('simulated')), system: fc.option(cleanText), prompt: cleanText, stream: fc.boolean() })
     .map(({ model, system, prompt, stream }): HttpCase => ({
       method: 'POST',
       path: '/v1/chat/completions',
-      body: json({ model, stream, messages: [...(system === null ? [] : [{ role: 'system', content: system }]), { role: 'user', content: prompt }] }),
+      body: json({ ...(model === null ? {} : { model }), stream, messages: [...(system === null ? [] : [{ role: 'system', content: system }]), { role: 'user', content: prompt }] }),
       expect: 'served',
     })),
+  fc
+    .record({ model: fc.string({ maxLength: 10 }).filter((name) => name !== 'simulated'), prompt: cleanText })
+    .map(({ model, prompt }): HttpCase => ({ method: 'POST', path: '/v1/chat/completions', body: json({ model, messages: [{ role: 'user', content: prompt }] }), expect: 'any' })),
   fc
     .oneof(
       hostileText.map((text) => ({ model: 'm', messages: [{ role: 'user', content: text }] })),
