@@ -14,6 +14,7 @@ const PLAIN = { disallowedSpecial: new Set<string>() };
  */
 const MAX_RUN = 256;
 const SEGMENT = 4096;
+const EXACT_UP_TO = 1_048_576;
 const LONG_RUN = new RegExp(`\\S{${MAX_RUN + 1},}`, 'g');
 
 function countSegment(text: string): number {
@@ -34,11 +35,19 @@ function countSegment(text: string): number {
  * inside the package, synchronous (so it cannot reach the network).
  * Loading the ranks takes ~0.6 s and ~60 MB of RSS once per process; a
  * count of a short message takes a few microseconds, of 600 kB of prose
- * ~50 ms. Other models' tokenizers differ by a few percent: counted usage is
- * the fallback for a model that reports none.
+ * ~50 ms; a text past 1 MiB is counted exactly up to there, estimated beyond.
+ * Other models' tokenizers differ by a few percent: counted usage is the
+ * fallback for a model that reports none.
  */
 export const countTokens: TokenCounter = (text) => {
   if (text === '') return 0;
+  // Past a megabyte (a 16 MiB /v1 body is ~1.5 s of counting, all on the event
+  // loop) the rest is estimated at the rate of the first megabyte.
+  if (text.length > EXACT_UP_TO) {
+    const cut = text.lastIndexOf(' ', EXACT_UP_TO) > EXACT_UP_TO / 2 ? text.lastIndexOf(' ', EXACT_UP_TO) : EXACT_UP_TO;
+    const head = countTokens(text.slice(0, cut));
+    return head + Math.ceil(((text.length - cut) * head) / cut);
+  }
   let total = 0;
   for (let start = 0; start < text.length; ) {
     let end = Math.min(text.length, start + SEGMENT);

@@ -43,3 +43,16 @@ describe('the tokenizer on long and hostile text', () => {
     expect(performance.now() - before).toBeLessThan(2_000);
   });
 });
+
+describe('the tokenizer past a megabyte', () => {
+  it('counts the first megabyte exactly and estimates the rest at its rate, in bounded time', () => {
+    const sentence = 'The quick brown fox jumps over the lazy dog. ';
+    const text = sentence.repeat(Math.ceil(4_000_000 / sentence.length));
+    const started = performance.now();
+    const counted = countTokens(text);
+    expect(performance.now() - started).toBeLessThan(3_000);
+    const perSentence = countTokens(sentence.repeat(1000)) / 1000; // in a run, the trailing space joins the next word
+    const exact = (text.length / sentence.length) * perSentence;
+    expect(Math.abs(counted - exact) / exact).toBeLessThan(0.01);
+  });
+});
