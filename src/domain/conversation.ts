@@ -1,24 +1,25 @@
 import { ChatError } from './errors.ts';
 import type { ErrorCode } from './errors.ts';
 import type { GenerationOptions } from './generationOptions.ts';
+import { estimateTokens } from './historyBudget.ts';
 import type { MessageId, SessionId } from './ids.ts';
-import { copyMessage } from './message.ts';
+import { copyMessage, withoutNul } from './message.ts';
 import type { Message, Turn, Usage } from './message.ts';
 import type { ConversationRecord, SessionDetails, SessionMetadata } from './conversationRecord.ts';
+import { nextUserOrder, recoverUnfinished, SEQ_BLOCK, SEQ_REFILL_BELOW } from './conversationRules.ts';
+import type { ConversationPolicy } from './conversationRules.ts';
 
 export type FinalReplyStatus = 'complete' | 'cancelled' | 'failed' | 'interrupted';
 
-/**
- * After an unclean stop the store holds the chunk sequence as of its last
- * flush, but clients may have seen later chunks. The sequence jumps by more
- * than one flush interval can stream, so no `seq` a client saw is reused.
- */
-export const SEQ_GAP_AFTER_CRASH = 1_000_000;
-
-export interface Accepted {
+/** A user message taken in but not yet stored: it waits for the store before it joins the queue. */
+export interface Acceptance {
   readonly user: Message;
   /** The id the reply will stream under (chunk frames carry it). */
   readonly replyId: MessageId;
+}
+
+/** A stored user message, in the queue. */
+export interface Accepted extends Acceptance {
   /** 0 when generation starts at once, else the place in the queue. */
   readonly position: number;
 }
@@ -26,6 +27,8 @@ export interface Accepted {
 export interface ChunkRecord {
   readonly messageId: MessageId;
   readonly seq: number;
+  /** The text as kept (U+0000 replaced). */
+  readonly text: string;
 }
 
 interface Pending {
@@ -42,8 +45,11 @@ export interface InProgress {
 }
 
 /**
- * The conversation of one session and its rules: the bounded queue of user
- * messages, the one reply in progress, the per-session chunk sequence.
+ * The conversation of one session and its rules: user messages taken in,
+ * stored, then queued (bounded); one reply at a time; history in
+ * conversation order (each reply right after its question, whatever waited
+ * meanwhile); chunk numbers that never repeat, even across a crash; and only
+ * a recent window of history held in memory (the rest is in the store).
  *
  * It is deliberately a mutable entity owned by the session's supervisor and
  * lent to the session actor: chunks append text here without an XState
@@ -54,56 +60,96 @@ export class Conversation {
   readonly sessionId: SessionId;
   readonly createdAt: number;
   readonly queueLimit: number;
+  readonly #budgetTokens: number;
+  readonly #reserveSeqs: boolean;
+  /** The recent window of history, oldest first: settled messages, then the prompt and reply in flight. */
   #messages: Message[];
+  /** Estimated tokens of the settled messages in the window. */
+  #windowTokens = 0;
+  /** Taken in, being stored. */
+  #awaiting: Pending[] = [];
   #queue: Pending[] = [];
   #reply: Message | undefined;
   #prompt: Message | undefined;
   #options: GenerationOptions | undefined;
+  #nextOrder: number;
   #lastSeq: number;
+  /** Highest chunk number known stored as reserved; none above it may go out. */
+  #seqReserved: number;
+  /** The mark the next write raises the reservation to. */
+  #seqTarget: number;
   #lastActiveAt: number;
   #stopped: boolean;
   #details: SessionDetails;
   #recovered: Message[] | undefined;
 
-  private constructor(record: ConversationRecord, queueLimit: number) {
+  private constructor(record: ConversationRecord, policy: ConversationPolicy, restored: boolean) {
     this.sessionId = record.sessionId;
     this.createdAt = record.createdAt;
-    this.queueLimit = queueLimit;
-    this.#messages = record.messages.map(copyMessage);
-    this.#lastSeq = record.lastSeq;
+    this.queueLimit = policy.queueLimit;
+    this.#budgetTokens = policy.contextBudgetTokens ?? Number.POSITIVE_INFINITY;
+    this.#reserveSeqs = policy.reserveSeqs ?? false;
+    this.#messages = record.messages.map(copyMessage).sort((a, b) => a.order - b.order);
+    this.#nextOrder = nextUserOrder(this.#messages.reduce((highest, message) => Math.max(highest, message.order), 0));
     this.#lastActiveAt = record.lastActiveAt;
     this.#stopped = record.stopped;
     this.#details = detailsOf(record);
-    this.#recoverUnfinished(record.lastActiveAt);
+    if (!this.#reserveSeqs) {
+      this.#lastSeq = record.lastSeq;
+      this.#seqReserved = this.#seqTarget = Number.POSITIVE_INFINITY;
+    } else if (restored) {
+      // Any chunk up to the stored mark may have reached a client: go on above it.
+      this.#lastSeq = Math.max(record.lastSeq, record.seqReserved);
+      this.#seqReserved = this.#lastSeq;
+      this.#seqTarget = this.#lastSeq + SEQ_BLOCK;
+    } else {
+      // A new record: its reservation is stored with it, before the session is used.
+      this.#lastSeq = record.lastSeq;
+      this.#seqReserved = this.#seqTarget = record.seqReserved;
+    }
+    if (restored) {
+      const recovered = recoverUnfinished(this.#messages, record.lastActiveAt);
+      if (recovered.length > 0) this.#recovered = recovered.map(copyMessage);
+    }
+    for (const message of this.#messages) this.#windowTokens += estimateTokens(message.content);
+    this.#trim();
   }
 
-  static start(sessionId: SessionId, now: number, queueLimit: number, details: SessionDetails = {}): Conversation {
-    return new Conversation(
-      { sessionId, createdAt: now, lastActiveAt: now, lastSeq: 0, stopped: false, messages: [], ...detailsOf(details) },
-      queueLimit,
-    );
+  static start(sessionId: SessionId, now: number, policy: ConversationPolicy, details: SessionDetails = {}): Conversation {
+    return Conversation.#fresh(sessionId, now, policy, details, []);
   }
 
   /** A new conversation that starts from earlier turns (e.g. an OpenAI-style request's messages). */
   static seeded(
     sessionId: SessionId,
     now: number,
-    queueLimit: number,
+    policy: ConversationPolicy,
     details: SessionDetails,
     turns: readonly Turn[],
     messageId: () => MessageId,
   ): Conversation {
     const messages = turns.map(
-      (turn): Message => ({ id: messageId(), role: turn.role, content: turn.content, status: 'complete', createdAt: now, updatedAt: now }),
+      (turn, index): Message => ({
+        id: messageId(),
+        order: 2 * (index + 1),
+        role: turn.role,
+        content: turn.content,
+        status: 'complete',
+        createdAt: now,
+        updatedAt: now,
+      }),
     );
-    return new Conversation(
-      { sessionId, createdAt: now, lastActiveAt: now, lastSeq: 0, stopped: false, messages, ...detailsOf(details) },
-      queueLimit,
-    );
+    return Conversation.#fresh(sessionId, now, policy, details, messages);
   }
 
-  static restore(record: ConversationRecord, queueLimit: number): Conversation {
-    return new Conversation(record, queueLimit);
+  static #fresh(sessionId: SessionId, now: number, policy: ConversationPolicy, details: SessionDetails, messages: Message[]): Conversation {
+    const record = { sessionId, createdAt: now, lastActiveAt: now, lastSeq: 0, seqReserved: SEQ_BLOCK, stopped: false, messages, ...detailsOf(details) };
+    return new Conversation(record, policy, false);
+  }
+
+  /** From a stored record (a recent window of it is enough); unfinished work comes back finished. */
+  static restore(record: ConversationRecord, policy: ConversationPolicy): Conversation {
+    return new Conversation(record, policy, true);
   }
 
   get title(): string | undefined {
@@ -125,6 +171,21 @@ export class Conversation {
     return this.#lastSeq;
   }
 
+  /** The chunk-number mark to store with the next write. */
+  get seqReservation(): number {
+    return this.#reserveSeqs ? this.#seqTarget : this.#lastSeq;
+  }
+
+  /** True when the next chunk would pass the stored mark: a reservation must be stored first. */
+  get mustReserveSeq(): boolean {
+    return this.#lastSeq + 1 > this.#seqReserved;
+  }
+
+  /** The store has kept `mark` (a `seqReservation` this conversation handed out). */
+  confirmSeqReserved(mark: number): void {
+    if (this.#reserveSeqs && mark > this.#seqReserved) this.#seqReserved = mark;
+  }
+
   get stopped(): boolean {
     return this.#stopped;
   }
@@ -137,17 +198,38 @@ export class Conversation {
     return this.#queue.length > 0;
   }
 
-  /** Takes a user message: it starts at once when idle, else waits in the bounded queue. */
-  accept(text: string, ids: { user: MessageId; reply: MessageId }, now: number, options?: GenerationOptions): Accepted {
+  /**
+   * Takes a user message in: it counts against the queue limit at once, but
+   * joins the queue only once stored (`admit`), or is dropped (`withdraw`).
+   */
+  accept(text: string, ids: { user: MessageId; reply: MessageId }, now: number, options?: GenerationOptions): Acceptance {
     if (this.#stopped) throw new ChatError('session_stopped');
     if (text.trim().length === 0) throw new ChatError('bad_request', 'The message text must not be empty.');
-    const waiting = this.#queue.length + (this.#reply ? 1 : 0);
+    const waiting = this.#queue.length + this.#awaiting.length + (this.#reply ? 1 : 0);
     if (waiting > this.queueLimit) throw new ChatError('busy');
-    const user: Message = { id: ids.user, role: 'user', content: text, status: 'queued', createdAt: now, updatedAt: now };
-    this.#messages.push(user);
-    this.#queue.push(options ? { user, replyId: ids.reply, options } : { user, replyId: ids.reply });
+    const user: Message = { id: ids.user, order: this.#nextOrder, role: 'user', content: text, status: 'queued', createdAt: now, updatedAt: now };
+    this.#nextOrder += 2;
+    this.#awaiting.push(options ? { user, replyId: ids.reply, options } : { user, replyId: ids.reply });
     this.#lastActiveAt = now;
-    return { user: copyMessage(user), replyId: ids.reply, position: waiting };
+    return { user: copyMessage(user), replyId: ids.reply };
+  }
+
+  /** The stored message joins the queue; undefined when it is not waiting to (withdrawn, unknown). */
+  admit(userId: MessageId): Accepted | undefined {
+    const index = this.#awaiting.findIndex((pending) => pending.user.id === userId);
+    if (index === -1 || this.#stopped) return undefined;
+    const [pending] = this.#awaiting.splice(index, 1);
+    const position = this.#queue.length + (this.#reply ? 1 : 0);
+    this.#queue.push(pending!);
+    return { user: copyMessage(pending!.user), replyId: pending!.replyId, position };
+  }
+
+  /** Drops a message taken in but not stored, as if it never came. */
+  withdraw(userId: MessageId): boolean {
+    const index = this.#awaiting.findIndex((pending) => pending.user.id === userId);
+    if (index === -1) return false;
+    this.#awaiting.splice(index, 1);
+    return true;
   }
 
   /** Moves the next queued message into generation; returns its reply, or undefined. */
@@ -159,6 +241,7 @@ export class Conversation {
     next.user.updatedAt = now;
     const reply: Message = {
       id: next.replyId,
+      order: next.user.order + 1,
       role: 'assistant',
       content: '',
       status: 'streaming',
@@ -166,11 +249,14 @@ export class Conversation {
       updatedAt: now,
       replyTo: next.user.id,
     };
-    this.#messages.push(reply);
+    this.#messages.push(next.user, reply);
+    this.#windowTokens += estimateTokens(next.user.content);
     this.#reply = reply;
     this.#prompt = next.user;
     this.#options = next.options;
     this.#lastActiveAt = now;
+    // The write that records the start also raises the chunk-number mark.
+    this.#planReservation();
     return this.inProgress();
   }
 
@@ -187,15 +273,18 @@ export class Conversation {
     return this.#reply ? [this.#reply.id, ...ids] : ids;
   }
 
-  /** Appends streamed text to the reply in progress and numbers the chunk. */
+  /** Appends streamed text to the reply in progress and numbers the chunk (within the stored reservation). */
   appendChunk(text: string, now: number): ChunkRecord {
     const reply = this.#reply;
     if (!reply) throw new ChatError('internal_error', 'No reply is being generated.');
-    reply.content += text;
+    if (this.mustReserveSeq) throw new ChatError('internal_error', 'Chunk number not reserved in the store yet.');
+    const kept = withoutNul(text);
+    reply.content += kept;
     reply.updatedAt = now;
     this.#lastSeq += 1;
     this.#lastActiveAt = now;
-    return { messageId: reply.id, seq: this.#lastSeq };
+    this.#planReservation();
+    return { messageId: reply.id, seq: this.#lastSeq, text: kept };
   }
 
   /** Records the tokens the model reported for the reply in progress. */
@@ -217,17 +306,22 @@ export class Conversation {
     this.#prompt = undefined;
     this.#options = undefined;
     this.#lastActiveAt = now;
+    this.#windowTokens += estimateTokens(reply.content);
+    this.#trim();
     return copyMessage(reply);
   }
 
-  /** Drops every waiting message; returns them so their senders can be told. */
+  /** Drops every queued message (kept in history as cancelled); returns them so their senders can be told. */
   cancelQueued(now: number): Pending[] {
     const dropped = this.#queue;
     this.#queue = [];
     for (const { user } of dropped) {
       user.status = 'cancelled';
       user.updatedAt = now;
+      this.#messages.push(user);
+      this.#windowTokens += estimateTokens(user.content);
     }
+    this.#trim();
     return dropped.map(({ user, replyId }) => ({ user: copyMessage(user), replyId }));
   }
 
@@ -237,7 +331,7 @@ export class Conversation {
     this.#lastActiveAt = now;
   }
 
-  /** Prior turns for the model: complete messages before the prompt, oldest first. */
+  /** Prior turns for the model: complete messages before the prompt, in conversation order. */
   context(): Message[] {
     const turns: Message[] = [];
     for (const message of this.#messages) {
@@ -247,9 +341,9 @@ export class Conversation {
     return turns;
   }
 
-  /** Every message, oldest first, as copies. */
+  /** The window held in memory, then the queued messages, in conversation order, as copies. */
   history(): Message[] {
-    return this.#messages.map(copyMessage);
+    return [...this.#messages, ...this.#queue.map(({ user }) => user)].map(copyMessage);
   }
 
   toRecord(): ConversationRecord {
@@ -258,8 +352,9 @@ export class Conversation {
       createdAt: this.createdAt,
       lastActiveAt: this.#lastActiveAt,
       lastSeq: this.#lastSeq,
+      seqReserved: this.seqReservation,
       stopped: this.#stopped,
-      messages: this.#messages.map(copyMessage),
+      messages: this.history(),
       ...this.#details,
     };
   }
@@ -268,35 +363,24 @@ export class Conversation {
     return this.#lastActiveAt;
   }
 
+  /** Messages held in memory (the window and the queue). */
   get messageCount(): number {
-    return this.#messages.length;
+    return this.#messages.length + this.#queue.length;
   }
 
-  // A record written while a reply streamed or messages waited (a crash, a
-  // passivation race) must not come back as work in progress: a half reply
-  // is kept as `interrupted` with the text stored up to the last flush, and
-  // waiting user messages are cancelled (nobody waits for their answer any
-  // more). The sequence jumps past any chunk a client may have seen.
-  #recoverUnfinished(now: number): void {
-    const recovered: Message[] = [];
-    let interrupted = false;
-    for (const message of this.#messages) {
-      if (message.role === 'assistant' && message.status === 'streaming') {
-        message.status = 'interrupted';
-        message.updatedAt = now;
-        interrupted = true;
-        recovered.push(message);
-      }
+  #planReservation(): void {
+    if (this.#reserveSeqs && this.#seqTarget - this.#lastSeq < SEQ_REFILL_BELOW) this.#seqTarget = this.#lastSeq + SEQ_BLOCK;
+  }
+
+  // Older turns leave memory once the window passes the context budget
+  // (they are in the store, or in the writer's queue on their way there).
+  #trim(): void {
+    while (this.#windowTokens > this.#budgetTokens && this.#messages.length > 0) {
+      const oldest = this.#messages[0]!;
+      if (oldest === this.#prompt || oldest === this.#reply) break;
+      this.#messages.shift();
+      this.#windowTokens -= estimateTokens(oldest.content);
     }
-    for (const message of this.#messages) {
-      if (message.role === 'user' && message.status === 'queued') {
-        message.status = 'cancelled';
-        message.updatedAt = now;
-        recovered.push(message);
-      }
-    }
-    if (interrupted) this.#lastSeq += SEQ_GAP_AFTER_CRASH;
-    if (recovered.length > 0) this.#recovered = recovered.map(copyMessage);
   }
 }
 

@@ -2,11 +2,11 @@ import pg from 'pg';
 import type { Pool, PoolClient } from 'pg';
 import type { ConversationRecord } from '../domain/conversationRecord.ts';
 import type { SessionId } from '../domain/ids.ts';
-import type { MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
+import type { LoadWindow, MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
 import { chunkPlan } from './sessionUpdates.ts';
 import { POSTGRES_MIGRATIONS } from './sql/postgresMigrations.ts';
-import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
+import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary, windowRows } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { guarded } from './storeErrors.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
@@ -20,7 +20,7 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
   /** Migrate only up to this version (tests of upgrades); default all. */
   migrateTo?: number;
-  /** A query (or getting a connection) that takes longer fails as store_unavailable (default 10 s). */
+  /** A query (or getting a connection) that takes longer fails as store_unavailable (default 5 s). */
   timeoutMs?: number;
 }
 
@@ -30,17 +30,19 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let result: T;
   try {
     await client.query('BEGIN');
-    const result = await work(client);
+    result = await work(client);
     await client.query('COMMIT');
-    return result;
   } catch (error) {
+    // A connection that timed out may still be busy with the old query: never hand it out again.
     await client.query('ROLLBACK').catch(() => {});
+    client.release(error instanceof Error ? error : new Error(String(error)));
     throw error;
-  } finally {
-    client.release();
   }
+  client.release();
+  return result;
 }
 
 /**
@@ -61,10 +63,11 @@ export async function migratePostgres(
       'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)',
     );
     const applied = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((row) => row.version));
-    const known = migrations[migrations.length - 1]?.version ?? 0;
+    // Steps are numbered by the change that made them, so a database may have a later step and miss an earlier one: each missing step runs.
+    const known = Math.max(0, ...migrations.map((migration) => migration.version));
     const newest = Math.max(0, ...applied);
     if (newest > known) throw newerSchemaError(newest, known);
-    for (const migration of migrations) {
+    for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
       if (migration.version > upTo || applied.has(migration.version)) continue;
       await client.query(migration.sql);
       await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
@@ -82,7 +85,7 @@ export function createPostgresPool(options: PostgresStoreOptions): Pool {
   if (options.schema !== undefined && !SCHEMA_NAME.test(options.schema)) {
     throw new Error(`Invalid PostgreSQL schema name "${options.schema}" (lower-case letters, digits, _).`);
   }
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? 5_000;
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.maxConnections ?? 4,
@@ -113,28 +116,38 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
   const commit = (updates: readonly SessionUpdate[]) =>
     inTransaction(pool, async (client) => {
-      await client.query(
-        `UPDATE sessions AS s SET last_seq = GREATEST(s.last_seq, u.last_seq),
+      const touched = await client.query<{ id: string }>(
+        `UPDATE sessions AS s SET last_seq = GREATEST(s.last_seq, u.last_seq), seq_reserved = GREATEST(s.seq_reserved, u.seq_reserved),
            last_active_at = GREATEST(s.last_active_at, u.last_active_at), stopped = u.stopped
-         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::boolean[]) AS u (id, last_seq, last_active_at, stopped)
-         WHERE s.id = u.id`,
-        [updates.map((u) => u.sessionId), updates.map((u) => u.lastSeq), updates.map((u) => u.lastActiveAt), updates.map((u) => u.stopped)],
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::boolean[]) AS u (id, last_seq, seq_reserved, last_active_at, stopped)
+         WHERE s.id = u.id RETURNING s.id`,
+        [
+          updates.map((u) => u.sessionId),
+          updates.map((u) => u.lastSeq),
+          updates.map((u) => u.seqReserved),
+          updates.map((u) => u.lastActiveAt),
+          updates.map((u) => u.stopped),
+        ],
       );
+      const present = new Set(touched.rows.map((row) => row.id));
+      // Deleted meanwhile: nothing of them is kept (the message insert skips them too).
+      const absent = new Set(updates.map((u) => u.sessionId).filter((id) => !present.has(id)));
       const rows = updates.flatMap((update) => update.messages.map((message) => messageColumns(update.sessionId, message)));
       if (rows.length > 0) {
         await client.query(
-          `INSERT INTO messages (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
-           SELECT u.session_id, u.id, u.role, u.content, u.status, u.reply_to, u.error_code, u.input_tokens, u.output_tokens, u.created_at, u.updated_at
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::bigint[], $11::bigint[])
-             WITH ORDINALITY AS u (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at, ord)
+          `INSERT INTO messages (session_id, id, ord, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
+           SELECT u.session_id, u.id, u.ord, u.role, u.content, u.status, u.reply_to, u.error_code, u.input_tokens, u.output_tokens, u.created_at, u.updated_at
+           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[], $10::int[], $11::bigint[], $12::bigint[])
+             WITH ORDINALITY AS u (session_id, id, ord, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at, n)
            WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.id = u.session_id)
-           ORDER BY u.ord
+           ORDER BY u.n
            ON CONFLICT (session_id, id) DO UPDATE SET content = EXCLUDED.content, status = EXCLUDED.status,
              error_code = EXCLUDED.error_code, input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
              updated_at = EXCLUDED.updated_at`,
           [
             rows.map((r) => r.session_id),
             rows.map((r) => r.id),
+            rows.map((r) => r.ord),
             rows.map((r) => r.role),
             rows.map((r) => r.content),
             rows.map((r) => r.status),
@@ -175,6 +188,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           ],
         );
       }
+      return absent;
     });
   const batcher = createWriteBatcher(commit);
   let closed = false;
@@ -184,12 +198,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       guarded(() =>
         inTransaction(pool, async (client) => {
           await client.query(
-            `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+            `INSERT INTO sessions (id, created_at, last_active_at, last_seq, seq_reserved, stopped, title, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
             [
               record.sessionId,
               record.createdAt,
               record.lastActiveAt,
               record.lastSeq,
+              record.seqReserved,
               record.stopped,
               record.title ?? null,
               record.metadata === undefined ? null : JSON.stringify(record.metadata),
@@ -198,21 +213,41 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           for (const message of record.messages) {
             const row = messageColumns(record.sessionId, message);
             await client.query(
-              `INSERT INTO messages (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+              `INSERT INTO messages (session_id, id, ord, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
               Object.values(row),
             );
           }
         }),
       ),
 
-    load: (sessionId: SessionId) =>
+    load: (sessionId: SessionId, window?: LoadWindow) =>
       guarded(async () => {
         const session = await pool.query<SessionRow>('SELECT * FROM sessions WHERE id = $1', [sessionId]);
         const row = session.rows[0];
         if (!row) return undefined;
-        const messages = await pool.query<MessageRow>('SELECT * FROM messages WHERE session_id = $1 ORDER BY position', [sessionId]);
-        return toRecord(row, messages.rows);
+        const messages =
+          window === undefined
+            ? (await pool.query<MessageRow>('SELECT * FROM messages WHERE session_id = $1 ORDER BY ord', [sessionId])).rows
+            : await windowRows(
+                window,
+                async (before, limit) =>
+                  (
+                    await pool.query<MessageRow>('SELECT * FROM messages WHERE session_id = $1 AND ord < $2 ORDER BY ord DESC LIMIT $3', [
+                      sessionId,
+                      before,
+                      limit,
+                    ])
+                  ).rows,
+                async (before) =>
+                  (
+                    await pool.query<MessageRow>(
+                      "SELECT * FROM messages WHERE session_id = $1 AND status IN ('queued', 'streaming') AND ord < $2",
+                      [sessionId, before],
+                    )
+                  ).rows,
+              );
+        return toRecord(row, messages);
       }),
 
     save: (update: SessionUpdate) => batcher.save(update),
@@ -224,7 +259,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       guarded(async () => {
         if (closed) throw new Error('store closed');
         await pool.query('SELECT 1');
-        if (batcher.failing) throw new Error('the last write failed');
       }),
 
     async close() {
@@ -260,8 +294,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         const from = query.cursor === undefined ? (descending ? Number.MAX_SAFE_INTEGER : 0) : decodeMessageCursor(query.cursor);
         const { rows } = await pool.query<MessageRow>(
           descending
-            ? 'SELECT * FROM messages WHERE session_id = $1 AND position < $2 ORDER BY position DESC LIMIT $3'
-            : 'SELECT * FROM messages WHERE session_id = $1 AND position > $2 ORDER BY position LIMIT $3',
+            ? 'SELECT * FROM messages WHERE session_id = $1 AND ord < $2 ORDER BY ord DESC LIMIT $3'
+            : 'SELECT * FROM messages WHERE session_id = $1 AND ord > $2 ORDER BY ord LIMIT $3',
           [sessionId, from, query.limit + 1],
         );
         return messagePage(rows, query.limit, toMessage);

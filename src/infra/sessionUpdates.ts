@@ -80,7 +80,7 @@ export function chunksOfText(
 /**
  * Folds many updates into one per session, in order: counters take the
  * latest values, a message its latest version (keeping the place of its
- * first appearance, which is its place in history), chunks are concatenated.
+ * first appearance), chunks are concatenated.
  * Lets a store commit a whole batch with one statement per table.
  */
 export function mergeUpdates(updates: readonly SessionUpdate[]): SessionUpdate[] {
@@ -98,6 +98,7 @@ export function mergeUpdates(updates: readonly SessionUpdate[]): SessionUpdate[]
     existing.update = {
       ...update,
       lastSeq: Math.max(existing.update.lastSeq, update.lastSeq),
+      seqReserved: Math.max(existing.update.seqReserved, update.seqReserved),
       lastActiveAt: Math.max(existing.update.lastActiveAt, update.lastActiveAt),
     };
     for (const message of update.messages) existing.messages.set(message.id, message);
@@ -106,6 +107,7 @@ export function mergeUpdates(updates: readonly SessionUpdate[]): SessionUpdate[]
   return [...merged.values()].map(({ update, messages, chunks }) => ({
     sessionId: update.sessionId,
     lastSeq: update.lastSeq,
+    seqReserved: update.seqReserved,
     lastActiveAt: update.lastActiveAt,
     stopped: update.stopped,
     messages: [...messages.values()],

@@ -111,7 +111,8 @@ export class WsConnection {
       if (!session) throw new ChatError('session_not_found');
       if (frame.type === 'message') {
         await this.#shared.admission.admitMessage(sessionId);
-        session.send(frame.text);
+        // The `accepted` frame goes out (to every watcher) once the message is committed.
+        await session.send(frame.text);
       } else {
         session.cancel();
       }
