@@ -157,6 +157,7 @@ export class LiveSession {
    * with the live versions of messages still changing.
    */
   async view(limit = 50): Promise<SessionView> {
+    this.#deps.health.assertHealthy();
     const page = await this.#deps.store.listMessages(this.sessionId, { limit, order: 'desc' });
     if (!page) throw new ChatError('session_not_found');
     const live = new Map(this.liveMessages().map((message) => [message.id, message]));

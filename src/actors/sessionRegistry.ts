@@ -79,7 +79,7 @@ export interface SessionRegistry {
   readonly activeCount: number;
   /** Stops every actor (reason `shutdown`) and the sweeper. */
   close(): Promise<void>;
-  /** The active sessions, in the order they were activated; neither activates nor touches them. */
+  /** The active sessions, least recently used first; neither activates nor touches them. */
   live(): IterableIterator<LiveSession>;
   /** The active session with this id, or undefined; neither activates nor touches it. */
   peek(sessionId: string): LiveSession | undefined;

@@ -71,6 +71,8 @@ interface PendingState {
   messages: Map<string, Message>;
   chunks: ChunkEvent[];
   waiters: Waiter[];
+  /** Messages refused after a failed write that might have committed anyway: removed by a later write. */
+  withdrawn: string[];
   /** The session's own fields (stopped, counters) changed. */
   touched: boolean;
   flushTimer: unknown;
@@ -100,6 +102,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
         messages: new Map(),
         chunks: [],
         waiters: [],
+        withdrawn: [],
         touched: false,
         flushTimer: undefined,
         retryTimer: undefined,
@@ -117,7 +120,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
 
   const release = (state: PendingState) => {
     if (state.inFlight || state.flushTimer !== undefined || state.retryTimer !== undefined) return;
-    if (state.touched || state.messages.size > 0 || state.chunks.length > 0 || state.waiters.length > 0) return;
+    if (state.touched || state.messages.size > 0 || state.chunks.length > 0 || state.waiters.length > 0 || state.withdrawn.length > 0) return;
     if (current(state)) states.delete(state.conversation.sessionId);
     if (states.size === 0) onIdle?.();
   };
@@ -154,7 +157,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     // The reply still streaming goes with every write, with its text so far.
     const streaming = conversation.inProgress()?.reply;
     if (streaming && (state.chunks.length > 0 || messages.has(streaming.id))) messages.set(streaming.id, streaming);
-    if (!state.touched && messages.size === 0 && state.chunks.length === 0 && state.waiters.length === 0) {
+    if (!state.touched && messages.size === 0 && state.chunks.length === 0 && state.waiters.length === 0 && state.withdrawn.length === 0) {
       release(state);
       return;
     }
@@ -166,12 +169,14 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
       stopped: conversation.stopped,
       messages: [...messages.values()],
       chunks: state.chunks,
+      ...(state.withdrawn.length > 0 ? { withdrawn: state.withdrawn } : {}),
     };
     const waiters = state.waiters;
     const awaited = new Set(waiters.flatMap((waiter) => waiter.ids));
     state.messages = new Map();
     state.chunks = [];
     state.waiters = [];
+    state.withdrawn = [];
     state.touched = false;
     state.inFlight = true;
     store.save(update).then(
@@ -181,7 +186,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
         conversation.confirmSeqReserved(update.seqReserved);
         for (const waiter of waiters) waiter.resolve();
         if (!current(state)) return;
-        if (state.touched || state.messages.size > 0 || state.waiters.length > 0) write(state);
+        if (state.touched || state.messages.size > 0 || state.waiters.length > 0 || state.withdrawn.length > 0) write(state);
         else if (state.chunks.length > 0) scheduleFlush(state);
         else release(state);
       },
@@ -201,18 +206,23 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
           return;
         }
         const background = update.messages.filter((message) => !awaited.has(message.id));
+        state.withdrawn = [...(update.withdrawn ?? []), ...state.withdrawn];
         if (code === 'store_rejected' && awaited.size === 0) {
           // The store will never take this content; retrying it would fail every batch it joins.
           logger.error(
             { sessionId, messages: background.map((message) => message.id), err: String((error as { cause?: unknown }).cause ?? error) },
             'store refused a write for its content; those changes are not kept',
           );
-          if (state.touched || state.messages.size > 0 || state.waiters.length > 0) write(state);
+          if (state.touched || state.messages.size > 0 || state.waiters.length > 0 || state.withdrawn.length > 0) write(state);
           else release(state);
           return;
         }
-        // An outage: whoever waits behind this write learns now too, rather than after the backoff.
-        if (code !== 'store_rejected') rejectWaiters(state, state.waiters.splice(0), error);
+        if (code !== 'store_rejected') {
+          // An outage: whoever waits behind this write learns now too, rather than after the backoff.
+          rejectWaiters(state, state.waiters.splice(0), error);
+          // The failed write may have committed anyway (the connection lost during COMMIT): the retry removes what its senders were refused.
+          state.withdrawn = [...awaited, ...state.withdrawn];
+        }
         // Put the failed write back in front of what came meanwhile (newer versions win, first places kept).
         const merged = new Map(background.map((message) => [message.id, message]));
         for (const [id, message] of state.messages) merged.set(id, message);

@@ -115,6 +115,12 @@ export interface SessionUpdate {
    * after a restart.
    */
   readonly chunks?: readonly ChunkEvent[];
+  /**
+   * Ids of messages whose acknowledging write failed (the sender was refused):
+   * removed if that write was committed after all (a connection lost during
+   * COMMIT), so a refused message does not linger in history.
+   */
+  readonly withdrawn?: readonly string[];
 }
 
 /** One row of the session list. */

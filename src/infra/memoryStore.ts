@@ -113,6 +113,13 @@ export function createMemoryStore(): SessionStore {
       stored.seqReserved = Math.max(stored.seqReserved, update.seqReserved);
       stored.lastActiveAt = Math.max(stored.lastActiveAt, update.lastActiveAt);
       stored.stopped = update.stopped;
+      for (const id of update.withdrawn ?? []) {
+        const entry = stored.messages.get(id);
+        if (!entry) continue;
+        stored.messages.delete(id);
+        stored.ordered.splice(stored.ordered.indexOf(entry), 1);
+        stored.logged.delete(id);
+      }
       for (const message of update.messages) put(stored, message);
       const plan = chunkPlan(update);
       const dropLog = (id: string) => {

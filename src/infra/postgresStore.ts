@@ -30,6 +30,9 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  // A connection lost while checked out emits 'error' on the client: the query in flight rejects anyway.
+  const ignore = () => {};
+  client.on('error', ignore);
   let result: T;
   try {
     await client.query('BEGIN');
@@ -38,9 +41,11 @@ async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promis
   } catch (error) {
     // A connection that timed out may still be busy with the old query: never hand it out again.
     await client.query('ROLLBACK').catch(() => {});
+    client.off('error', ignore);
     client.release(error instanceof Error ? error : new Error(String(error)));
     throw error;
   }
+  client.off('error', ignore);
   client.release();
   return result;
 }
@@ -132,6 +137,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       const present = new Set(touched.rows.map((row) => row.id));
       // Deleted meanwhile: nothing of them is kept (the message insert skips them too).
       const absent = new Set(updates.map((u) => u.sessionId).filter((id) => !present.has(id)));
+      const withdrawn = updates.flatMap((update) => (update.withdrawn ?? []).map((id) => [update.sessionId, id] as const));
+      if (withdrawn.length > 0) {
+        await client.query('DELETE FROM messages m USING unnest($1::text[], $2::text[]) AS w (session_id, id) WHERE m.session_id = w.session_id AND m.id = w.id', [
+          withdrawn.map(([sessionId]) => sessionId),
+          withdrawn.map(([, id]) => id),
+        ]);
+      }
       const rows = updates.flatMap((update) => update.messages.map((message) => messageColumns(update.sessionId, message)));
       if (rows.length > 0) {
         await client.query(

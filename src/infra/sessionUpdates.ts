@@ -84,7 +84,7 @@ export function chunksOfText(
  * Lets a store commit a whole batch with one statement per table.
  */
 export function mergeUpdates(updates: readonly SessionUpdate[]): SessionUpdate[] {
-  const merged = new Map<string, { update: SessionUpdate; messages: Map<string, Message>; chunks: ChunkEvent[] }>();
+  const merged = new Map<string, { update: SessionUpdate; messages: Map<string, Message>; chunks: ChunkEvent[]; withdrawn: string[] }>();
   for (const update of updates) {
     const existing = merged.get(update.sessionId);
     if (!existing) {
@@ -92,6 +92,7 @@ export function mergeUpdates(updates: readonly SessionUpdate[]): SessionUpdate[]
         update,
         messages: new Map(update.messages.map((message) => [message.id, message])),
         chunks: [...(update.chunks ?? [])],
+        withdrawn: [...(update.withdrawn ?? [])],
       });
       continue;
     }
@@ -103,8 +104,9 @@ export function mergeUpdates(updates: readonly SessionUpdate[]): SessionUpdate[]
     };
     for (const message of update.messages) existing.messages.set(message.id, message);
     if (update.chunks) existing.chunks.push(...update.chunks);
+    if (update.withdrawn) existing.withdrawn.push(...update.withdrawn);
   }
-  return [...merged.values()].map(({ update, messages, chunks }) => ({
+  return [...merged.values()].map(({ update, messages, chunks, withdrawn }) => ({
     sessionId: update.sessionId,
     lastSeq: update.lastSeq,
     seqReserved: update.seqReserved,
@@ -112,5 +114,6 @@ export function mergeUpdates(updates: readonly SessionUpdate[]): SessionUpdate[]
     stopped: update.stopped,
     messages: [...messages.values()],
     chunks,
+    ...(withdrawn.length > 0 ? { withdrawn } : {}),
   }));
 }

@@ -96,6 +96,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
        WHERE session_id = @session AND id = @id AND (chunk_next_seq IS NULL OR chunk_next_seq = @first)`,
     ),
     deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
+    deleteMessage: db.prepare('DELETE FROM messages WHERE session_id = ? AND id = ?'),
     firstSessions: db.prepare(
       `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
        ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
@@ -124,6 +125,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
         absent.add(update.sessionId); // deleted meanwhile: nothing to keep
         continue;
       }
+      for (const id of update.withdrawn ?? []) statements.deleteMessage.run(update.sessionId, id);
       for (const message of update.messages) statements.upsertMessage.run(messageColumns(update.sessionId, message));
       const plan = chunkPlan(update);
       for (const messageId of plan.dropMessages) statements.dropLogOf.run(update.sessionId, messageId);
