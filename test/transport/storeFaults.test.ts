@@ -113,6 +113,40 @@ describe.skipIf(!reachable)('PostgreSQL behind a faulty network (real server, TC
     watcher.close();
   });
 
+  it('with the database 30 ms away: acknowledgements wait for the commit, each acceptance comes before any chunk of its reply, queue order holds', async () => {
+    const { proxy, server } = await behindProxy({ simIntervalMs: 10, simChunks: 5 });
+    const { client, sessionId } = await WsClient.session(server.wsUrl);
+    const watcher = await WsClient.open(`${server.wsUrl}?sessionId=${sessionId}`);
+    proxy.delay(30);
+    const started = Date.now();
+    const rest = await api(server.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'over rest' });
+    expect(rest.status).toBe(202);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(30); // at least one round trip to the database
+    for (const text of ['w1', 'w2', 'w3']) client.send(text);
+    await watcher.waitForCount((frame) => frame.type === 'completed', 4, 10_000);
+    const frames = watcher.frames;
+    const accepted = frames.filter((frame) => frame.type === 'accepted');
+    expect(accepted.map((frame) => frame['text'])).toEqual(['over rest', 'w1', 'w2', 'w3']);
+    for (const acceptance of accepted) {
+      const at = frames.indexOf(acceptance);
+      const firstChunk = frames.findIndex((frame) => frame.type === 'chunk' && frame['messageId'] === acceptance['messageId']);
+      expect(firstChunk).toBeGreaterThan(at);
+    }
+    // Replies stream one after another in the order the messages were accepted.
+    const replyOrder = frames.filter((frame) => frame.type === 'completed').map((frame) => frame['messageId']);
+    expect(replyOrder).toEqual(accepted.map((frame) => frame['messageId']));
+    const seqs = frames.filter((frame) => frame.type === 'chunk').map((frame) => Number(frame['seq']));
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    proxy.pass();
+    // Replies are written behind the stream; wait (bounded) for the last one to land.
+    await within(5000, async () => ((await history(server.url, sessionId)).length === 8 ? true : undefined));
+    expect((await history(server.url, sessionId)).map((m) => m['content'])).toEqual([
+      'over rest', expect.stringContaining('over rest'), 'w1', expect.stringContaining('w1'), 'w2', expect.stringContaining('w2'), 'w3', expect.stringContaining('w3'),
+    ]);
+    client.close();
+    watcher.close();
+  });
+
   it('cut mid-batch: every acknowledged message is stored, refused ones are not, and every session serves again', async () => {
     const { proxy, server } = await behindProxy({ simIntervalMs: 0 });
     const ledger = new Ledger();
