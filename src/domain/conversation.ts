@@ -1,48 +1,16 @@
 import { ChatError } from './errors.ts';
 import type { ErrorCode } from './errors.ts';
 import type { GenerationOptions } from './generationOptions.ts';
-import { estimateTokens } from './historyBudget.ts';
 import type { MessageId, SessionId } from './ids.ts';
 import { copyMessage, withoutNul } from './message.ts';
 import type { Message, Turn, Usage } from './message.ts';
 import type { ConversationRecord, SessionDetails, SessionMetadata } from './conversationRecord.ts';
-import { nextUserOrder, recoverUnfinished, SEQ_BLOCK, SEQ_REFILL_BELOW } from './conversationRules.ts';
-import type { ConversationPolicy } from './conversationRules.ts';
+import { ChunkNumbers, SEQ_BLOCK } from './chunkNumbers.ts';
+import { detailsOf, nextUserOrder, recoverUnfinished } from './conversationRules.ts';
+import { HistoryWindow } from './historyWindow.ts';
+import type { Acceptance, Accepted, ChunkRecord, ConversationPolicy, FinalReplyStatus, InProgress, Pending } from './conversationRules.ts';
 
-export type FinalReplyStatus = 'complete' | 'cancelled' | 'failed' | 'interrupted';
-
-/** A user message taken in but not yet stored: it waits for the store before it joins the queue. */
-export interface Acceptance {
-  readonly user: Message;
-  /** The id the reply will stream under (chunk frames carry it). */
-  readonly replyId: MessageId;
-}
-
-/** A stored user message, in the queue. */
-export interface Accepted extends Acceptance {
-  /** 0 when generation starts at once, else the place in the queue. */
-  readonly position: number;
-}
-
-export interface ChunkRecord {
-  readonly messageId: MessageId;
-  readonly seq: number;
-  /** The text as kept (U+0000 replaced). */
-  readonly text: string;
-}
-
-interface Pending {
-  readonly user: Message;
-  readonly replyId: MessageId;
-  readonly options?: GenerationOptions;
-}
-
-/** The reply being generated, the message it answers and that message's settings. */
-export interface InProgress {
-  readonly reply: Message;
-  readonly prompt: Message;
-  readonly options?: GenerationOptions;
-}
+export type { Acceptance, Accepted, ChunkRecord, FinalReplyStatus, InProgress } from './conversationRules.ts';
 
 /**
  * The conversation of one session and its rules: user messages taken in,
@@ -60,12 +28,8 @@ export class Conversation {
   readonly sessionId: SessionId;
   readonly createdAt: number;
   readonly queueLimit: number;
-  readonly #budgetTokens: number;
-  readonly #reserveSeqs: boolean;
-  /** The recent window of history, oldest first: settled messages, then the prompt and reply in flight. */
-  #messages: Message[];
-  /** Estimated tokens of the settled messages in the window. */
-  #windowTokens = 0;
+  readonly #window: HistoryWindow;
+  readonly #numbers: ChunkNumbers;
   /** Taken in, being stored. */
   #awaiting: Pending[] = [];
   #queue: Pending[] = [];
@@ -73,11 +37,6 @@ export class Conversation {
   #prompt: Message | undefined;
   #options: GenerationOptions | undefined;
   #nextOrder: number;
-  #lastSeq: number;
-  /** Highest chunk number known stored as reserved; none above it may go out. */
-  #seqReserved: number;
-  /** The mark the next write raises the reservation to. */
-  #seqTarget: number;
   #lastActiveAt: number;
   #stopped: boolean;
   #details: SessionDetails;
@@ -87,32 +46,19 @@ export class Conversation {
     this.sessionId = record.sessionId;
     this.createdAt = record.createdAt;
     this.queueLimit = policy.queueLimit;
-    this.#budgetTokens = policy.contextBudgetTokens ?? Number.POSITIVE_INFINITY;
-    this.#reserveSeqs = policy.reserveSeqs ?? false;
-    this.#messages = record.messages.map(copyMessage).sort((a, b) => a.order - b.order);
-    this.#nextOrder = nextUserOrder(this.#messages.reduce((highest, message) => Math.max(highest, message.order), 0));
+    const messages = record.messages.map(copyMessage).sort((a, b) => a.order - b.order);
+    this.#nextOrder = nextUserOrder(messages.reduce((highest, message) => Math.max(highest, message.order), 0));
     this.#lastActiveAt = record.lastActiveAt;
     this.#stopped = record.stopped;
     this.#details = detailsOf(record);
-    if (!this.#reserveSeqs) {
-      this.#lastSeq = record.lastSeq;
-      this.#seqReserved = this.#seqTarget = Number.POSITIVE_INFINITY;
-    } else if (restored) {
-      // Any chunk up to the stored mark may have reached a client: go on above it.
-      this.#lastSeq = Math.max(record.lastSeq, record.seqReserved);
-      this.#seqReserved = this.#lastSeq;
-      this.#seqTarget = this.#lastSeq + SEQ_BLOCK;
-    } else {
-      // A new record: its reservation is stored with it, before the session is used.
-      this.#lastSeq = record.lastSeq;
-      this.#seqReserved = this.#seqTarget = record.seqReserved;
-    }
+    const durable = policy.reserveSeqs ?? false;
+    this.#numbers = restored ? ChunkNumbers.restored(durable, record.lastSeq, record.seqReserved) : ChunkNumbers.fresh(durable);
     if (restored) {
-      const recovered = recoverUnfinished(this.#messages, record.lastActiveAt);
+      const recovered = recoverUnfinished(messages, record.lastActiveAt);
       if (recovered.length > 0) this.#recovered = recovered.map(copyMessage);
     }
-    for (const message of this.#messages) this.#windowTokens += estimateTokens(message.content);
-    this.#trim();
+    this.#window = new HistoryWindow(messages, policy.contextBudgetTokens ?? Number.POSITIVE_INFINITY);
+    this.#window.trim([]);
   }
 
   static start(sessionId: SessionId, now: number, policy: ConversationPolicy, details: SessionDetails = {}): Conversation {
@@ -168,22 +114,22 @@ export class Conversation {
   }
 
   get lastSeq(): number {
-    return this.#lastSeq;
+    return this.#numbers.last;
   }
 
   /** The chunk-number mark to store with the next write. */
   get seqReservation(): number {
-    return this.#reserveSeqs ? this.#seqTarget : this.#lastSeq;
+    return this.#numbers.mark;
   }
 
   /** True when the next chunk would pass the stored mark: a reservation must be stored first. */
   get mustReserveSeq(): boolean {
-    return this.#lastSeq + 1 > this.#seqReserved;
+    return this.#numbers.mustReserve;
   }
 
   /** The store has kept `mark` (a `seqReservation` this conversation handed out). */
   confirmSeqReserved(mark: number): void {
-    if (this.#reserveSeqs && mark > this.#seqReserved) this.#seqReserved = mark;
+    this.#numbers.confirm(mark);
   }
 
   get stopped(): boolean {
@@ -249,14 +195,14 @@ export class Conversation {
       updatedAt: now,
       replyTo: next.user.id,
     };
-    this.#messages.push(next.user, reply);
-    this.#windowTokens += estimateTokens(next.user.content);
+    this.#window.push(next.user, true);
+    this.#window.push(reply, false);
     this.#reply = reply;
     this.#prompt = next.user;
     this.#options = next.options;
     this.#lastActiveAt = now;
     // The write that records the start also raises the chunk-number mark.
-    this.#planReservation();
+    this.#numbers.planAhead();
     return this.inProgress();
   }
 
@@ -277,14 +223,12 @@ export class Conversation {
   appendChunk(text: string, now: number): ChunkRecord {
     const reply = this.#reply;
     if (!reply) throw new ChatError('internal_error', 'No reply is being generated.');
-    if (this.mustReserveSeq) throw new ChatError('internal_error', 'Chunk number not reserved in the store yet.');
+    const seq = this.#numbers.next();
     const kept = withoutNul(text);
     reply.content += kept;
     reply.updatedAt = now;
-    this.#lastSeq += 1;
     this.#lastActiveAt = now;
-    this.#planReservation();
-    return { messageId: reply.id, seq: this.#lastSeq, text: kept };
+    return { messageId: reply.id, seq, text: kept };
   }
 
   /** Records the tokens the model reported for the reply in progress. */
@@ -306,8 +250,8 @@ export class Conversation {
     this.#prompt = undefined;
     this.#options = undefined;
     this.#lastActiveAt = now;
-    this.#windowTokens += estimateTokens(reply.content);
-    this.#trim();
+    this.#window.settle(reply);
+    this.#window.trim([]);
     return copyMessage(reply);
   }
 
@@ -318,10 +262,9 @@ export class Conversation {
     for (const { user } of dropped) {
       user.status = 'cancelled';
       user.updatedAt = now;
-      this.#messages.push(user);
-      this.#windowTokens += estimateTokens(user.content);
+      this.#window.push(user, true);
     }
-    this.#trim();
+    this.#window.trim([this.#prompt, this.#reply]);
     return dropped.map(({ user, replyId }) => ({ user: copyMessage(user), replyId }));
   }
 
@@ -334,7 +277,7 @@ export class Conversation {
   /** Prior turns for the model: complete messages before the prompt, in conversation order. */
   context(): Message[] {
     const turns: Message[] = [];
-    for (const message of this.#messages) {
+    for (const message of this.#window.messages) {
       if (message === this.#prompt || message === this.#reply) break;
       if (message.status === 'complete') turns.push(copyMessage(message));
     }
@@ -343,7 +286,7 @@ export class Conversation {
 
   /** The window held in memory, then the queued messages, in conversation order, as copies. */
   history(): Message[] {
-    return [...this.#messages, ...this.#queue.map(({ user }) => user)].map(copyMessage);
+    return [...this.#window.messages, ...this.#queue.map(({ user }) => user)].map(copyMessage);
   }
 
   toRecord(): ConversationRecord {
@@ -351,7 +294,7 @@ export class Conversation {
       sessionId: this.sessionId,
       createdAt: this.createdAt,
       lastActiveAt: this.#lastActiveAt,
-      lastSeq: this.#lastSeq,
+      lastSeq: this.lastSeq,
       seqReserved: this.seqReservation,
       stopped: this.#stopped,
       messages: this.history(),
@@ -365,28 +308,6 @@ export class Conversation {
 
   /** Messages held in memory (the window and the queue). */
   get messageCount(): number {
-    return this.#messages.length + this.#queue.length;
+    return this.#window.length + this.#queue.length;
   }
-
-  #planReservation(): void {
-    if (this.#reserveSeqs && this.#seqTarget - this.#lastSeq < SEQ_REFILL_BELOW) this.#seqTarget = this.#lastSeq + SEQ_BLOCK;
-  }
-
-  // Older turns leave memory once the window passes the context budget
-  // (they are in the store, or in the writer's queue on their way there).
-  #trim(): void {
-    while (this.#windowTokens > this.#budgetTokens && this.#messages.length > 0) {
-      const oldest = this.#messages[0]!;
-      if (oldest === this.#prompt || oldest === this.#reply) break;
-      this.#messages.shift();
-      this.#windowTokens -= estimateTokens(oldest.content);
-    }
-  }
-}
-
-function detailsOf(source: SessionDetails): SessionDetails {
-  return {
-    ...(source.title !== undefined ? { title: source.title } : {}),
-    ...(source.metadata !== undefined ? { metadata: source.metadata } : {}),
-  };
 }

@@ -1,18 +1,7 @@
+import type { SessionDetails } from './conversationRecord.ts';
+import type { GenerationOptions } from './generationOptions.ts';
+import type { MessageId } from './ids.ts';
 import type { Message } from './message.ts';
-
-/**
- * Chunk numbers are reserved in blocks: the store holds a high-water mark
- * (`seqReserved`), no chunk above it goes out, and the mark is raised a block
- * ahead, riding on the writes a streaming reply makes anyway (flushes every
- * `--flush-interval-ms`). A reply waits for a store round trip only when it
- * reaches the mark before such a write landed: after activation, once per
- * block. A re-activated session starts above the mark, skipping at most one
- * block of numbers.
- */
-export const SEQ_BLOCK = 1000;
-
-/** The mark is raised once fewer than this many numbers are left below it. */
-export const SEQ_REFILL_BELOW = SEQ_BLOCK / 2;
 
 /** User messages take even places, their replies the odd one right after. */
 export function nextUserOrder(highestOrder: number): number {
@@ -53,4 +42,47 @@ export function recoverUnfinished(messages: readonly Message[], now: number): Me
     recovered.push(message);
   }
   return recovered;
+}
+
+export type FinalReplyStatus = 'complete' | 'cancelled' | 'failed' | 'interrupted';
+
+/** A user message taken in but not yet stored: it waits for the store before it joins the queue. */
+export interface Acceptance {
+  readonly user: Message;
+  /** The id the reply will stream under (chunk frames carry it). */
+  readonly replyId: MessageId;
+}
+
+/** A stored user message, in the queue. */
+export interface Accepted extends Acceptance {
+  /** 0 when generation starts at once, else the place in the queue. */
+  readonly position: number;
+}
+
+export interface ChunkRecord {
+  readonly messageId: MessageId;
+  readonly seq: number;
+  /** The text as kept (U+0000 replaced). */
+  readonly text: string;
+}
+
+/** A user message taken in (awaiting storage) or queued, with its reply's id and settings. */
+export interface Pending {
+  readonly user: Message;
+  readonly replyId: MessageId;
+  readonly options?: GenerationOptions;
+}
+
+/** The reply being generated, the message it answers and that message's settings. */
+export interface InProgress {
+  readonly reply: Message;
+  readonly prompt: Message;
+  readonly options?: GenerationOptions;
+}
+
+export function detailsOf(source: SessionDetails): SessionDetails {
+  return {
+    ...(source.title !== undefined ? { title: source.title } : {}),
+    ...(source.metadata !== undefined ? { metadata: source.metadata } : {}),
+  };
 }

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSessionRegistry } from '../../src/actors/sessionRegistry.ts';
 import type { SessionRegistry, SessionRegistryOptions } from '../../src/actors/sessionRegistry.ts';
-import { SEQ_BLOCK } from '../../src/domain/conversationRules.ts';
+import { SEQ_BLOCK } from '../../src/domain/chunkNumbers.ts';
 import { createInProcessBus } from '../../src/infra/inProcessBus.ts';
 import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { createMemoryStore } from '../../src/infra/memoryStore.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Conversation } from '../../src/domain/conversation.ts';
 import type { Accepted } from '../../src/domain/conversation.ts';
-import { SEQ_BLOCK } from '../../src/domain/conversationRules.ts';
+import { SEQ_BLOCK } from '../../src/domain/chunkNumbers.ts';
 import { ChatError } from '../../src/domain/errors.ts';
 
 const NOW = 1_000;
