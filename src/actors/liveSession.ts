@@ -7,6 +7,7 @@ import type { GenerationOptions } from '../domain/generationOptions.ts';
 import type { IdGenerator, MessageId, SessionId } from '../domain/ids.ts';
 import { publicMessage } from '../domain/message.ts';
 import type { Message, PublicMessage } from '../domain/message.ts';
+import type { MessagePageQuery } from '../domain/ports.ts';
 import type { SessionDeps } from './sessionMachine.ts';
 import type { SupervisorMachine } from './supervisorMachine.ts';
 
@@ -149,6 +150,16 @@ export class LiveSession {
   /** What memory holds of the history (a recent window and the queue), newest versions, in order. */
   liveMessages(): Message[] {
     return this.#conversation.history();
+  }
+
+  /** A page of history from the store (O(page)), with the live versions of messages still changing. */
+  async messages(query: MessagePageQuery): Promise<{ messages: PublicMessage[]; nextCursor: string | null } | undefined> {
+    this.#deps.health.assertHealthy();
+    const page = await this.#deps.store.listMessages(this.sessionId, query);
+    if (!page) return undefined;
+    // The store is current up to the last flush; the live window is current now (and small).
+    const live = new Map(this.liveMessages().map((message) => [message.id, message]));
+    return { nextCursor: page.nextCursor, messages: page.messages.map((message) => publicMessage(live.get(message.id) ?? message)) };
   }
 
   /**

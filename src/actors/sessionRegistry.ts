@@ -6,11 +6,10 @@ import { ChatError } from '../domain/errors.ts';
 import { isSessionId } from '../domain/ids.ts';
 import type { IdGenerator, SessionId } from '../domain/ids.ts';
 import type { StopReason } from '../domain/events.ts';
-import type { Turn } from '../domain/message.ts';
-import { publicMessage } from '../domain/message.ts';
-import type { PublicMessage } from '../domain/message.ts';
+import type { PublicMessage, Turn } from '../domain/message.ts';
+import { windowFor } from '../domain/conversationRules.ts';
 import type { ConversationPolicy } from '../domain/conversationRules.ts';
-import type { LoadWindow, MessagePageQuery, PageQuery, SessionSummary } from '../domain/ports.ts';
+import type { MessagePageQuery, PageQuery, SessionSummary } from '../domain/ports.ts';
 import { LiveSession } from './liveSession.ts';
 import type { SessionStatus } from './liveSession.ts';
 import type { SessionDeps } from './sessionMachine.ts';
@@ -112,16 +111,9 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   const writer = createStoreWriter({ store, clock, logger, flushIntervalMs: options.flushIntervalMs, flushStreaming: options.flushStreaming });
   const deps: SessionDeps = { bus, store, provider: options.provider, clock, logger, writer, health };
   const budget = options.contextBudgetTokens ?? Number.POSITIVE_INFINITY;
-  const policy: ConversationPolicy = {
-    queueLimit: options.queueLimit ?? 8,
-    contextBudgetTokens: budget,
-    // Chunk numbers need reserving only where something outlives a crash.
-    reserveSeqs: options.store.durable !== false,
-  };
-  // Enough of the newest history to fill the budget (≈ 4 characters a token, at least 5 tokens a message).
-  const window: LoadWindow | undefined = Number.isFinite(budget)
-    ? { maxChars: budget * 4, maxMessages: Math.max(1, Math.ceil(budget / 5)) }
-    : undefined;
+  // Chunk numbers need reserving only where something outlives a crash.
+  const policy: ConversationPolicy = { queueLimit: options.queueLimit ?? 8, contextBudgetTokens: budget, reserveSeqs: options.store.durable !== false };
+  const window = windowFor(budget);
   const ttlMs = options.sessionTtlMs ?? 600_000;
   const sweepMs = options.sweepIntervalMs ?? Math.min(Math.max(Math.floor(ttlMs / 4), 10), 30_000);
   const maxSessions = options.maxSessions ?? Number.POSITIVE_INFINITY;
@@ -302,14 +294,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     },
 
     async listMessages(sessionId, query) {
-      const session = await registry.find(sessionId);
-      if (!session) return undefined;
-      health.assertHealthy();
-      const page = await store.listMessages(session.sessionId, query);
-      if (!page) return undefined;
-      // The store is current up to the last flush; the live window is current now (and small).
-      const live = new Map(session.liveMessages().map((message) => [message.id, message]));
-      return { nextCursor: page.nextCursor, messages: page.messages.map((message) => publicMessage(live.get(message.id) ?? message)) };
+      return (await registry.find(sessionId))?.messages(query);
     },
 
     *live() {

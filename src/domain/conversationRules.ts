@@ -2,6 +2,16 @@ import type { SessionDetails } from './conversationRecord.ts';
 import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId } from './ids.ts';
 import type { Message } from './message.ts';
+import type { LoadWindow } from './ports.ts';
+
+/**
+ * What re-activation loads to fill a context budget: enough of the newest
+ * history (≈ 4 characters a token, at least 5 tokens a message); everything
+ * when there is no budget.
+ */
+export function windowFor(budgetTokens: number): LoadWindow | undefined {
+  return Number.isFinite(budgetTokens) ? { maxChars: budgetTokens * 4, maxMessages: Math.max(1, Math.ceil(budgetTokens / 5)) } : undefined;
+}
 
 /** User messages take even places, their replies the odd one right after. */
 export function nextUserOrder(highestOrder: number): number {
