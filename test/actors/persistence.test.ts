@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createSessionRegistry } from '../../src/actors/sessionRegistry.ts';
 import type { SessionRegistry, SessionRegistryOptions } from '../../src/actors/sessionRegistry.ts';
 import { SEQ_BLOCK } from '../../src/domain/chunkNumbers.ts';
+import type { ChatEvent } from '../../src/domain/events.ts';
 import { createInProcessBus } from '../../src/infra/inProcessBus.ts';
 import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { createMemoryStore } from '../../src/infra/memoryStore.ts';
@@ -14,14 +15,14 @@ const INTERVAL = 100;
 const CHUNKS = 10;
 const FLUSH = 500;
 
-function setup(overrides: Partial<SessionRegistryOptions> = {}) {
+function setup(overrides: Partial<SessionRegistryOptions> = {}, model = { chunks: CHUNKS, intervalMs: INTERVAL }) {
   const clock = new ManualClock();
   const bus = createInProcessBus();
   const store = flaky(createMemoryStore());
   const registry = createSessionRegistry({
     bus,
     store,
-    provider: createSimulatedProvider({ chunks: CHUNKS, intervalMs: INTERVAL, clock }),
+    provider: createSimulatedProvider({ ...model, clock }),
     clock,
     logger: silentLogger,
     ids: sequentialIds(),
@@ -197,5 +198,26 @@ describe('persistence through the store writer', () => {
     await session!.send('again');
     await clock.advance(CHUNKS * INTERVAL);
     expect(seqs).toEqual(Array.from({ length: CHUNKS }, (_, i) => 1001 + i));
+  });
+
+  it('a reply that reaches its stored chunk-number mark while the store is down ends failed (store_unavailable), never past the mark', async () => {
+    const { clock, store, registry, bus } = setup({}, { chunks: SEQ_BLOCK + 10, intervalMs: 1 });
+    const session = await registry.create(); // stored with the first block reserved
+    const events: ChatEvent[] = [];
+    bus.subscribe(session.sessionId, (event) => events.push(event));
+    const accepted = await session.send('a very long reply');
+    store.down = true; // its flushes fail from here on, so the mark is never raised
+    await clock.advance(SEQ_BLOCK + 50);
+    const seqs = events.flatMap((event) => (event.type === 'chunk' ? [event.seq] : []));
+    expect(Math.max(...seqs)).toBe(SEQ_BLOCK);
+    expect(events.find((event) => event.type === 'message.failed')).toMatchObject({ messageId: accepted.replyId, code: 'store_unavailable' });
+    expect(session.status()).toBe('idle'); // the session goes on: no restart was spent on it
+    store.down = false;
+    await clock.advance(300);
+    expect((await session.send('next')).position).toBe(0);
+    await clock.advance(SEQ_BLOCK + 50);
+    const after = events.flatMap((event) => (event.type === 'chunk' ? [event.seq] : []));
+    expect(after.slice(seqs.length)[0]).toBe(SEQ_BLOCK + 1);
+    expect(after.at(-1)).toBe(SEQ_BLOCK + 1 + SEQ_BLOCK + 9);
   });
 });

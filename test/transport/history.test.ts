@@ -125,6 +125,10 @@ describe('a failing store', () => {
     expect((await api(server.url, 'GET', '/api/sessions')).status).toBe(503);
     expect((await api(server.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'also refused' })).status).toBe(503);
     expect((await api(server.url, 'GET', '/readyz')).status).toBe(503);
+    // /v1 sends nothing of a response before the message is stored: a plain HTTP error.
+    const completion = await api(server.url, 'POST', '/v1/chat/completions', { model: 'x', stream: true, messages: [{ role: 'user', content: 'also refused' }] }, { 'x-session-id': sessionId });
+    expect(completion.status).toBe(503);
+    expect((completion.body['error'] as Json)['code']).toBe('store_unavailable');
     expect(client.frames.filter((frame) => frame.type === 'accepted')).toHaveLength(1);
 
     store.down = false;
