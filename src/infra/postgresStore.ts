@@ -4,7 +4,7 @@ import type { ConversationRecord } from '../domain/conversationRecord.ts';
 import type { SessionId } from '../domain/ids.ts';
 import type { LoadWindow, MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
-import { commitUpdates } from './sql/postgresCommit.ts';
+import { commitUpdates, settledInOrder } from './sql/postgresCommit.ts';
 import { POSTGRES_MIGRATIONS } from './sql/postgresMigrations.ts';
 import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary, windowRows } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
@@ -28,10 +28,17 @@ export interface PostgresStoreOptions {
 const MIGRATION_LOCK = 0x11c4a7;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
+// A connection lost while checked out emits 'error' on the client: the query in flight rejects anyway.
+const ignore = () => {};
+
+/** A connection that failed (or timed out, and may still be busy with the old query) is never handed out again. */
+function releaseAfter(client: PoolClient, error: unknown): void {
+  client.off('error', ignore);
+  client.release(error instanceof Error ? error : new Error(String(error)));
+}
+
 async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
-  // A connection lost while checked out emits 'error' on the client: the query in flight rejects anyway.
-  const ignore = () => {};
   client.on('error', ignore);
   let result: T;
   try {
@@ -39,15 +46,36 @@ async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promis
     result = await work(client);
     await client.query('COMMIT');
   } catch (error) {
-    // A connection that timed out may still be busy with the old query: never hand it out again.
     await client.query('ROLLBACK').catch(() => {});
-    client.off('error', ignore);
-    client.release(error instanceof Error ? error : new Error(String(error)));
+    releaseAfter(client, error);
     throw error;
   }
   client.off('error', ignore);
   client.release();
   return result;
+}
+
+/**
+ * One transaction in one round trip: the pool's connections pipeline, so
+ * BEGIN, every statement `work` issues (it must issue them all before it
+ * awaits anything) and COMMIT go out together. A failing statement makes
+ * PostgreSQL turn the COMMIT into a rollback; its error is what rejects.
+ */
+async function inOneRoundTrip<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  client.on('error', ignore);
+  const begin = client.query('BEGIN');
+  const result = work(client);
+  const commit = client.query('COMMIT');
+  const [began, worked, committed] = await Promise.allSettled([begin, result, commit]);
+  const failure = [began, worked, committed].find((outcome) => outcome.status === 'rejected');
+  if (failure) {
+    releaseAfter(client, failure.reason);
+    throw failure.reason;
+  }
+  client.off('error', ignore);
+  client.release();
+  return (worked as PromiseFulfilledResult<T>).value;
 }
 
 /**
@@ -93,6 +121,8 @@ export function createPostgresPool(options: PostgresStoreOptions): Pool {
   const timeoutMs = options.timeoutMs ?? 5_000;
   const pool = new pg.Pool({
     connectionString: options.connectionString,
+    // Queries go out without waiting for the previous answer: a commit is one round trip, not six.
+    pipeline: true,
     max: options.maxConnections ?? 4,
     connectionTimeoutMillis: timeoutMs,
     query_timeout: timeoutMs,
@@ -119,34 +149,40 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     throw error;
   }
 
-  const batcher = createWriteBatcher((updates) => inTransaction(pool, (client) => commitUpdates(client, updates)));
+  // Batches of disjoint sessions commit side by side, leaving one connection for reads.
+  const batcher = createWriteBatcher(
+    (updates) => inOneRoundTrip(pool, (client) => commitUpdates(client, updates)),
+    Math.max(1, (options.maxConnections ?? 4) - 1),
+  );
   let closed = false;
 
   return {
     create: (record: ConversationRecord) =>
       guarded(() =>
-        inTransaction(pool, async (client) => {
-          await client.query(
-            `INSERT INTO sessions (id, created_at, last_active_at, last_seq, seq_reserved, stopped, title, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-            [
-              record.sessionId,
-              record.createdAt,
-              record.lastActiveAt,
-              record.lastSeq,
-              record.seqReserved,
-              record.stopped,
-              record.title ?? null,
-              record.metadata === undefined ? null : JSON.stringify(record.metadata),
-            ],
-          );
-          for (const message of record.messages) {
-            const row = messageColumns(record.sessionId, message);
-            await client.query(
-              `INSERT INTO messages (session_id, id, ord, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-              Object.values(row),
-            );
-          }
+        inOneRoundTrip(pool, (client) => {
+          const statements = [
+            client.query(
+              `INSERT INTO sessions (id, created_at, last_active_at, last_seq, seq_reserved, stopped, title, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+              [
+                record.sessionId,
+                record.createdAt,
+                record.lastActiveAt,
+                record.lastSeq,
+                record.seqReserved,
+                record.stopped,
+                record.title ?? null,
+                record.metadata === undefined ? null : JSON.stringify(record.metadata),
+              ],
+            ),
+            ...record.messages.map((message) =>
+              client.query(
+                `INSERT INTO messages (session_id, id, ord, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+                Object.values(messageColumns(record.sessionId, message)),
+              ),
+            ),
+          ];
+          return settledInOrder(statements).then(() => undefined);
         }),
       ),
 

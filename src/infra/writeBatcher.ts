@@ -23,11 +23,14 @@ interface Waiting {
 const missing = () => new ChatError('session_not_found', 'The session is not stored (deleted meanwhile); nothing was kept.');
 
 /**
- * Group commit: updates arriving while a commit runs (or within the same turn
- * of the event loop) are merged and committed together, one commit at a time
- * in arrival order. Thousands of streaming sessions then cost a few
- * transactions per flush interval, not one each, and no write overtakes an
- * earlier one.
+ * Group commit: updates arriving while commits run (or within the same turn
+ * of the event loop) are merged and committed together, so thousands of
+ * streaming sessions cost a few transactions per flush interval, not one
+ * each. Up to `concurrency` commits run at once (PostgreSQL: one per pooled
+ * connection but one), each holding sessions no other running commit holds:
+ * an update waits for the commit holding its session, so no write overtakes
+ * an earlier one of the same session, and a message's commit need not wait
+ * behind other sessions' batch.
  *
  * A batch the database refuses for its content (U+0000 in PostgreSQL text, a
  * constraint) is committed again update by update, in order, so only the
@@ -35,9 +38,12 @@ const missing = () => new ChatError('session_not_found', 'The session is not sto
  * commits. A failure of the database itself fails the whole batch
  * (`store_unavailable`): nothing in it was kept.
  */
-export function createWriteBatcher(commit: CommitUpdates): WriteBatcher {
+export function createWriteBatcher(commit: CommitUpdates, concurrency = 1): WriteBatcher {
   let queued: Waiting[] = [];
-  let running: Promise<void> | undefined;
+  const running = new Set<Promise<void>>();
+  /** Sessions in a commit now. */
+  const held = new Set<SessionId>();
+  let scheduled = false;
 
   const settle = (waiting: Waiting, absent: ReadonlySet<SessionId>) => {
     if (absent.has(waiting.update.sessionId)) waiting.reject(missing());
@@ -61,41 +67,67 @@ export function createWriteBatcher(commit: CommitUpdates): WriteBatcher {
     }
   };
 
-  const run = async (): Promise<void> => {
-    while (queued.length > 0) {
-      const batch = queued;
-      queued = [];
-      try {
-        const absent = await commit(mergeUpdates(batch.map(({ update }) => update)));
-        for (const waiting of batch) settle(waiting, absent);
-      } catch (error) {
-        if (isContentError(error) && batch.length > 1) await isolate(batch);
-        else {
-          const failure = storeError(error);
-          for (const waiting of batch) waiting.reject(failure);
-        }
+  const runBatch = async (batch: readonly Waiting[]): Promise<void> => {
+    try {
+      const absent = await commit(mergeUpdates(batch.map(({ update }) => update)));
+      for (const waiting of batch) settle(waiting, absent);
+    } catch (error) {
+      if (isContentError(error) && batch.length > 1) await isolate(batch);
+      else {
+        const failure = storeError(error);
+        for (const waiting of batch) waiting.reject(failure);
       }
     }
   };
 
-  const start = () => {
-    running ??= new Promise<void>((resolve) => setImmediate(resolve))
-      .then(run)
-      .finally(() => {
-        running = undefined;
-        if (queued.length > 0) start();
+  /** Starts commits while there is room: each takes every queued update whose session no running commit holds. */
+  const pump = () => {
+    while (running.size < concurrency && queued.length > 0) {
+      const batch: Waiting[] = [];
+      const rest: Waiting[] = [];
+      const taken = new Set<SessionId>();
+      for (const waiting of queued) {
+        const sessionId = waiting.update.sessionId;
+        if (held.has(sessionId)) rest.push(waiting);
+        else {
+          batch.push(waiting);
+          taken.add(sessionId);
+        }
+      }
+      if (batch.length === 0) return;
+      queued = rest;
+      for (const sessionId of taken) held.add(sessionId);
+      const done: Promise<void> = runBatch(batch).finally(() => {
+        for (const sessionId of taken) held.delete(sessionId);
+        running.delete(done);
+        pump();
       });
+      running.add(done);
+    }
+  };
+
+  // Within one turn of the event loop, updates gather into one batch.
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      pump();
+    });
   };
 
   return {
     save(update) {
       return new Promise<void>((resolve, reject) => {
         queued.push({ update, resolve, reject });
-        start();
+        schedule();
       });
     },
     async drain() {
-      while (running) await running;
+      while (running.size > 0 || queued.length > 0 || scheduled) {
+        if (running.size > 0) await Promise.race(running);
+        else await new Promise((resolve) => setImmediate(resolve));
+      }
     },
   };
 }
