@@ -19,6 +19,13 @@ export interface StoreWriterOptions {
    * reply.
    */
   flushStreaming?: boolean;
+  /**
+   * Lifecycle changes (a reply started or finished) wait this long for others
+   * of the session (default 10 ms): a short reply's start and end then go as
+   * one write, and often with the next message's commit, instead of each
+   * holding the session's one write in flight.
+   */
+  lifecycleDelayMs?: number;
   /** First delay before retrying a failed background write; doubles up to `retryMaxMs` (defaults 100 ms, 5 s). */
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -76,6 +83,8 @@ interface PendingState {
   /** The session's own fields (stopped, counters) changed. */
   touched: boolean;
   flushTimer: unknown;
+  /** When the flush timer fires. */
+  flushAt: number;
   retryTimer: unknown;
   inFlight: boolean;
   failures: number;
@@ -90,6 +99,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
   const retryBaseMs = options.retryBaseMs ?? 100;
   const retryMaxMs = options.retryMaxMs ?? 5000;
   const maxPendingChunks = options.maxPendingChunks ?? 1000;
+  const lifecycleDelayMs = options.lifecycleDelayMs ?? 10;
   const states = new Map<SessionId, PendingState>();
   let closing = false;
   let onIdle: (() => void) | undefined;
@@ -105,6 +115,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
         withdrawn: [],
         touched: false,
         flushTimer: undefined,
+        flushAt: 0,
         retryTimer: undefined,
         inFlight: false,
         failures: 0,
@@ -139,12 +150,19 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     }
   };
 
-  const scheduleFlush = (state: PendingState) => {
-    if (state.flushTimer !== undefined || state.inFlight || state.retryTimer !== undefined) return;
+  /** A write within `delayMs` (an earlier one already planned stands); none while one is in flight or retrying. */
+  const scheduleFlush = (state: PendingState, delayMs = flushIntervalMs) => {
+    if (state.inFlight || state.retryTimer !== undefined) return;
+    const due = clock.now() + (closing ? 0 : delayMs);
+    if (state.flushTimer !== undefined) {
+      if (state.flushAt <= due) return;
+      clock.clearTimeout(state.flushTimer);
+    }
+    state.flushAt = due;
     state.flushTimer = clock.setTimeout(() => {
       state.flushTimer = undefined;
       write(state);
-    }, closing ? 0 : flushIntervalMs);
+    }, due - clock.now());
   };
 
   const write = (state: PendingState): void => {
@@ -186,7 +204,8 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
         conversation.confirmSeqReserved(update.seqReserved);
         for (const waiter of waiters) waiter.resolve();
         if (!current(state)) return;
-        if (state.touched || state.messages.size > 0 || state.waiters.length > 0 || state.withdrawn.length > 0) write(state);
+        if (state.waiters.length > 0) write(state);
+        else if (state.touched || state.messages.size > 0 || state.withdrawn.length > 0) scheduleFlush(state, lifecycleDelayMs);
         else if (state.chunks.length > 0) scheduleFlush(state);
         else release(state);
       },
@@ -262,7 +281,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
       const state = stateOf(conversation);
       for (const message of messages) state.messages.set(message.id, copyMessage(message));
       state.touched = true;
-      write(state);
+      scheduleFlush(state, lifecycleDelayMs);
     },
 
     commit: awaitWrite,

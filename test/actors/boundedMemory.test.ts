@@ -106,6 +106,15 @@ describe('memory per session is bounded by the context budget, not by the length
     const done = ended(bus, SESSION);
     await session.send('newest question');
     await done;
+    // Right away the reply may not be written yet: the page still shows it, one over the limit.
+    const early = await session.view(50);
+    expect(early.messages.at(-1)).toMatchObject({ role: 'assistant', status: 'complete' });
+    expect(early.messages.length).toBeGreaterThanOrEqual(50);
+    expect(early.messages.length).toBeLessThanOrEqual(51);
+    const deadline = Date.now() + 2000;
+    while ((await inner.load(SESSION, { maxMessages: 1, maxChars: 1 }))?.messages[0]?.status !== 'complete' && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
     const view = await session.view(50);
     expect(view.messages).toHaveLength(50);
     expect(view.messages.at(-2)?.content).toBe('newest question');

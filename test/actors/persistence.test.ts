@@ -44,7 +44,9 @@ describe('persistence through the store writer', () => {
     const { clock, store, registry } = setup();
     const session = await registry.create();
     const accepted = await session.send('hi');
-    await clock.advance(0);
+    // Stored when accepted (the send waited for it), then the start within the lifecycle delay (10 ms).
+    expect((await store.load(session.sessionId))?.messages.map((m) => [m.role, m.status])).toEqual([['user', 'queued']]);
+    await clock.advance(10);
     // Accepted and started: the prompt is answered and the reply exists, empty, as streaming.
     let stored = await store.load(session.sessionId);
     expect(stored?.messages.map((m) => [m.role, m.status, m.content])).toEqual([
@@ -55,7 +57,7 @@ describe('persistence through the store writer', () => {
     expect(writesAtStart).toBeLessThanOrEqual(2);
 
     // Chunks at 100, 200, …; the first schedules a flush 500 ms later (at 600, just before chunk 6).
-    await clock.advance(550);
+    await clock.advance(540);
     stored = await store.load(session.sessionId);
     expect(stored?.messages[1]?.content).toBe('');
     await clock.advance(100);
@@ -187,7 +189,7 @@ describe('persistence through the store writer', () => {
       ['u2', 'cancelled', 'waiting'],
     ]);
     expect(session!.summary().lastSeq).toBe(1000);
-    await clock.advance(0);
+    await clock.advance(10);
     const stored = await store.load(sessionId);
     expect(stored?.messages.map((m) => m.status)).toEqual(['complete', 'interrupted', 'cancelled']);
     expect(stored?.seqReserved).toBe(1000 + SEQ_BLOCK);

@@ -78,7 +78,8 @@ describe('session actor', () => {
     expect(session.cancel()).toEqual([first.replyId, queued.replyId]);
     await settle();
     expect(provider.aborted).toEqual([first.replyId]);
-    expect(clock.pendingTimers).toBe(2); // only the registry's sweep and store-health timers are left
+    // Only the registry's sweep, the store-health probe and the cancelled reply's pending write are left.
+    expect(clock.pendingTimers).toBe(3);
     await clock.advance(10 * INTERVAL);
     expect(chunksOf(events, first.replyId)).toHaveLength(2);
     const cancelled = events.filter((event) => event.type === 'message.cancelled').map((event) => event.messageId);
