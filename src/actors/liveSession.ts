@@ -152,14 +152,27 @@ export class LiveSession {
     return this.#conversation.history();
   }
 
-  /** A page of history from the store (O(page)), with the live versions of messages still changing. */
+  /**
+   * A page of history from the store (O(page)), with the live versions of
+   * messages still changing; the page that ends the history (the last one
+   * oldest first, the first one newest first) also shows the newest messages
+   * not written yet (a reply that just started), as watchers saw them.
+   */
   async messages(query: MessagePageQuery): Promise<{ messages: PublicMessage[]; nextCursor: string | null } | undefined> {
     this.#deps.health.assertHealthy();
     const page = await this.#deps.store.listMessages(this.sessionId, query);
     if (!page) return undefined;
     // The store is current up to the last flush; the live window is current now (and small).
     const live = new Map(this.liveMessages().map((message) => [message.id, message]));
-    return { nextCursor: page.nextCursor, messages: page.messages.map((message) => publicMessage(live.get(message.id) ?? message)) };
+    const stored = page.messages.map((message) => live.get(message.id) ?? message);
+    const descending = query.order === 'desc';
+    const endsHistory = descending ? query.cursor === undefined : page.nextCursor === null && (stored.length > 0 || query.cursor === undefined);
+    if (!endsHistory) return { nextCursor: page.nextCursor, messages: stored.map(publicMessage) };
+    const newest = stored.reduce((highest, message) => Math.max(highest, message.order), Number.NEGATIVE_INFINITY);
+    const ids = new Set(stored.map((message) => message.id));
+    const unwritten = [...live.values()].filter((message) => message.order > newest && !ids.has(message.id));
+    const messages = descending ? [...unwritten.reverse(), ...stored] : [...stored, ...unwritten];
+    return { nextCursor: page.nextCursor, messages: messages.map(publicMessage) };
   }
 
   /**

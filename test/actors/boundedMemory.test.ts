@@ -111,6 +111,12 @@ describe('memory per session is bounded by the context budget, not by the length
     expect(early.messages.at(-1)).toMatchObject({ role: 'assistant', status: 'complete' });
     expect(early.messages.length).toBeGreaterThanOrEqual(50);
     expect(early.messages.length).toBeLessThanOrEqual(51);
+    // So does the page of …/messages that ends the history, either way.
+    expect((await registry.listMessages(SESSION, { limit: 2, order: 'desc' }))?.messages[0]).toMatchObject({ role: 'assistant', status: 'complete' });
+    let last = await registry.listMessages(SESSION, { limit: 200 });
+    expect(last?.nextCursor).toBeNull();
+    expect(last?.messages.at(-1)).toMatchObject({ role: 'assistant', status: 'complete' });
+    last = undefined;
     const deadline = Date.now() + 2000;
     while ((await inner.load(SESSION, { maxMessages: 1, maxChars: 1 }))?.messages[0]?.status !== 'complete' && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 5));
