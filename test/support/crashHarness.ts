@@ -73,7 +73,7 @@ async function json(url: string, init?: RequestInit): Promise<{ status: number; 
 
 export async function runCrashHarness(options: CrashRunOptions): Promise<CrashReport> {
   const random = seededRandom(options.seed);
-  const [minLive, maxLive] = options.liveMs ?? [150, 700];
+  const [minLive, maxLive] = options.liveMs ?? [120, 500];
   const log = options.log ?? (() => {});
   const acked: Acked[] = [];
   /** Per session: seq → the reply it was seen for. */
