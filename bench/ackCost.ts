@@ -67,7 +67,10 @@ async function startServer(root: string, args: string[]): Promise<{ port: number
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let output = '';
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // never leave a server behind
+      reject(new Error(`server did not start:\n${output}`));
+    }, 30_000);
     const onData = (data: Buffer) => {
       output += data.toString();
       const line = output.split('\n').find((text) => text.includes('"llm-chat listening"'));
