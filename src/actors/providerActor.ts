@@ -42,6 +42,14 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
     ...(current.options ? { options: current.options } : {}),
     ...(requested !== undefined ? { model: requested } : {}),
   };
+  // No chunk goes out numbered above the mark the store holds. The mark is
+  // raised ahead by the writes the reply makes anyway; the stream waits for
+  // the store only when it reaches the mark first (after activation, or
+  // faster than the flush interval), never per chunk.
+  const reserved = async (): Promise<boolean> => {
+    await deps.writer.reserveSeqs(conversation);
+    return !signal.aborted;
+  };
   // The model's name rides on the reply's first output, so a /v1 client can name it in its first frame.
   let model: string | undefined;
   let announced = false;
@@ -51,13 +59,13 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
     return { model };
   };
   const publish = (text: string, last: boolean, logprobs?: ProviderChunk['logprobs']) => {
-    const { messageId, seq } = conversation.appendChunk(text, deps.clock.now());
+    const { messageId, seq, text: kept } = conversation.appendChunk(text, deps.clock.now());
     const chunk = {
       type: 'chunk',
       sessionId: conversation.sessionId,
       messageId,
       seq,
-      chunk: text,
+      chunk: kept,
       is_last: last,
       ...modelOnce(),
       ...(logprobs ? { logprobs } : {}),
@@ -76,18 +84,29 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
     if (piece.finishReason) conversation.recordFinishReason(piece.finishReason);
     if (piece.toolCalls?.length) {
       // Text before the calls goes first; the `is_last` chunk stays the reply's last event.
-      if (piece.text !== '') publish(piece.text, false, piece.logprobs);
+      if (piece.text !== '') {
+        if (conversation.mustReserveSeq && !(await reserved())) return;
+        publish(piece.text, false, piece.logprobs);
+      }
       conversation.appendToolCalls(piece.toolCalls, deps.clock.now());
       deps.bus.publish({ type: 'message.tool_calls', sessionId: conversation.sessionId, messageId: current.reply.id, toolCalls: piece.toolCalls, ...modelOnce() });
-      if (piece.last) publish('', true);
-    } else if (piece.text !== '' || piece.last) publish(piece.text, piece.last, piece.logprobs);
+      if (piece.last) {
+        if (conversation.mustReserveSeq && !(await reserved())) return;
+        publish('', true);
+      }
+    } else if (piece.text !== '' || piece.last) {
+      if (conversation.mustReserveSeq && !(await reserved())) return;
+      publish(piece.text, piece.last, piece.logprobs);
+    }
     if (piece.last) {
       ended = true;
       break;
     }
   }
   // A stream that just stops still owes its watchers an `is_last` chunk.
-  if (!ended && !signal.aborted) publish('', true);
+  if (ended || signal.aborted) return;
+  if (conversation.mustReserveSeq && !(await reserved())) return;
+  publish('', true);
 });
 
 function turnOf(message: Message): Turn {

@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   'cancelled',
   'unauthorized',
   'store_unavailable',
+  'store_rejected',
   'model_not_found',
   'budget_exceeded',
 ] as const;
@@ -44,6 +45,7 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   cancelled: 'The reply was cancelled.',
   unauthorized: 'A valid admin token is required.',
   store_unavailable: 'Storage is unavailable right now; try again shortly.',
+  store_rejected: 'The store refused this content (for instance a character it cannot keep); nothing of it was kept.',
   model_not_found: 'No model with this name; GET /v1/models lists them.',
   budget_exceeded: "This key has used its tokens for today; try again after the budget resets.",
 };

@@ -40,6 +40,13 @@ export interface ToolCall {
 
 export interface Message {
   readonly id: MessageId;
+  /**
+   * The message's place in its conversation, unique in the session: a user
+   * message takes an even number when it is accepted, its reply the odd one
+   * right after it, so history reads q1 a1 q2 a2 … however replies and
+   * queued messages interleave in time. Stores page by it; never sent.
+   */
+  readonly order: number;
   readonly role: Role;
   /** The text (for content given as parts: the text parts joined). */
   content: string;
@@ -69,6 +76,19 @@ export interface Turn {
   readonly parts?: readonly ContentPart[];
   readonly toolCalls?: readonly ToolCall[];
   readonly toolCallId?: string;
+}
+
+/** A message as clients see it: everything but the internal ordering key. */
+export type PublicMessage = Omit<Message, 'order'>;
+
+export function publicMessage(message: Message): PublicMessage {
+  const { order: _order, ...rest } = message;
+  return rest;
+}
+
+/** Replaces U+0000, which PostgreSQL cannot keep in text, by U+FFFD (same length, so chunk offsets hold). */
+export function withoutNul(text: string): string {
+  return text.includes('\0') ? text.replaceAll('\0', '\uFFFD') : text;
 }
 
 /** A plain copy, safe to hand outside the entity that owns the message (parts and tool calls are immutable values). */

@@ -35,13 +35,15 @@ const hasMedia = (parts: readonly ContentPart[] | undefined) => parts?.some((par
  * the conversation so far): the model's server would refuse them anyway,
  * with less to go on.
  */
-export function inputMessages(input: UserInput, ids: InputIds, now: number, history: readonly Message[]): Message[] {
+export function inputMessages(input: UserInput, ids: InputIds, now: number, firstOrder: number, history: readonly Message[]): Message[] {
   const results = input.toolResults ?? [];
   const hasUser = input.text.trim() !== '' || hasMedia(input.parts);
   if (!hasUser && results.length === 0) throw new ChatError('bad_request', 'The message text must not be empty.');
   if (results.length > 0) checkToolResults(results, history);
+  // Each takes an even place (as user messages do): the reply's is the odd one after the last.
   const messages: Message[] = results.map((result, index) => ({
     id: ids.toolResults?.[index] ?? `${ids.user}-tool-${index}`,
+    order: firstOrder + 2 * index,
     role: 'tool',
     content: result.content,
     toolCallId: result.toolCallId,
@@ -53,6 +55,7 @@ export function inputMessages(input: UserInput, ids: InputIds, now: number, hist
   if (hasUser) {
     messages.push({
       id: ids.user,
+      order: firstOrder + 2 * results.length,
       role: 'user',
       content: input.text,
       ...(input.parts ? { parts: input.parts } : {}),

@@ -79,6 +79,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
     if (request.socket.destroyed) finish();
     try {
       if (finished) return;
+      // Nothing of the response starts before the message is committed.
       const accepted = await session.send(chat.input, chat.options);
       follower.track(accepted.replyId);
       const reply = { id: `chatcmpl-${accepted.replyId}`, created: Math.floor(clock.now() / 1000), model: chat.model ?? session.model ?? models.defaultModel };

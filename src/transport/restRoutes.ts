@@ -19,6 +19,7 @@ const pageParams = z.object({
   cursor: z.string().min(1).max(200).optional(),
   order: z.enum(['asc', 'desc']).default('asc'),
 });
+const viewParams = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) });
 
 function pageOf(request: Request) {
   const parsed = pageParams.safeParse(request.query);
@@ -67,8 +68,10 @@ export function createRestRoutes(registry: SessionRegistry, admission: Admission
   });
 
   router.get('/sessions/:sessionId', async (request: Request, response: Response) => {
+    const parsed = viewParams.safeParse(request.query);
+    if (!parsed.success) throw new ChatError('bad_request', 'Expected limit 1–200.');
     const session = await sessionOf(registry, request);
-    response.json(session.view());
+    response.json(await session.view(parsed.data.limit));
   });
 
   router.post('/sessions/:sessionId/messages', async (request: Request, response: Response) => {
@@ -77,6 +80,7 @@ export function createRestRoutes(registry: SessionRegistry, admission: Admission
     checkModel(models, parsed.data.model);
     const session = await sessionOf(registry, request);
     await admission.admitMessage(session.sessionId);
+    // 202 only once the message is committed to the store.
     const accepted = await session.send(parsed.data.text, parsed.data.model !== undefined ? { model: parsed.data.model } : undefined);
     response.status(202).json({ messageId: accepted.replyId, userMessageId: accepted.user.id, position: accepted.position });
   });

@@ -165,6 +165,7 @@ export class WsConnection implements BufferedStream {
       if (frame.type === 'message') {
         checkModel(this.#shared.models, frame.model);
         await this.#shared.admission.admitMessage(sessionId);
+        // The `accepted` frame goes out (to every watcher) once the message is committed.
         await session.send(frame.text, frame.model !== undefined ? { model: frame.model } : undefined);
       } else {
         session.cancel();
