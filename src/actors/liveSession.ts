@@ -77,6 +77,11 @@ export class LiveSession {
     return accepted;
   }
 
+  /** The API key id the session belongs to; undefined when made without one (`--auth none`). */
+  get owner(): string | undefined {
+    return this.#conversation.owner;
+  }
+
   /** Stops the reply in progress and drops queued messages; returns the reply ids cancelled. */
   cancel(): MessageId[] {
     const pending = this.#conversation.pendingReplyIds();

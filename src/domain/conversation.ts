@@ -114,6 +114,11 @@ export class Conversation {
     return this.#details.metadata;
   }
 
+  /** The API key id the session belongs to; undefined when made without one. */
+  get owner(): string | undefined {
+    return this.#details.owner;
+  }
+
   /** Messages that restoring changed (a reply interrupted, waiting messages cancelled), once. */
   takeRecovered(): Message[] {
     const recovered = this.#recovered ?? [];
@@ -304,5 +309,6 @@ function detailsOf(source: SessionDetails): SessionDetails {
   return {
     ...(source.title !== undefined ? { title: source.title } : {}),
     ...(source.metadata !== undefined ? { metadata: source.metadata } : {}),
+    ...(source.owner !== undefined ? { owner: source.owner } : {}),
   };
 }

@@ -1,3 +1,4 @@
+import type { KeyStore } from './apiKeys.ts';
 import type { ConversationRecord, SessionMetadata } from './conversationRecord.ts';
 import type { ChatEvent, ChunkEvent } from './events.ts';
 import type { GenerationOptions } from './generationOptions.ts';
@@ -133,6 +134,11 @@ export interface PageQuery {
   readonly cursor?: string;
 }
 
+export interface SessionPageQuery extends PageQuery {
+  /** Only the sessions of this owner (a key id); absent: every session. */
+  readonly owner?: string;
+}
+
 export interface MessagePageQuery extends PageQuery {
   /** `asc`: oldest first (default); `desc`: newest first. */
   readonly order?: 'asc' | 'desc';
@@ -168,8 +174,12 @@ export interface SessionStore {
   /** Resolves when the store is reachable; rejects otherwise (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
-  /** Sessions, newest created first. */
-  listSessions(query: PageQuery): Promise<SessionPage>;
+  /** Sessions, newest created first (only `query.owner`'s when given). */
+  listSessions(query: SessionPageQuery): Promise<SessionPage>;
+  /** Up to `limit` ids of sessions with no activity since `before` (retention), oldest activity first. */
+  idleSessions(before: number, limit: number): Promise<SessionId[]>;
+  /** The API keys kept in the same database; absent in stores that keep none (the server then keeps keys in memory). */
+  readonly keys?: KeyStore;
   /** A page of one session's messages; undefined when there is no such session. */
   listMessages(sessionId: SessionId, query: MessagePageQuery): Promise<MessagePage | undefined>;
   /** Stored chunks with seq > afterSeq (of replies not yet finished), oldest first. */

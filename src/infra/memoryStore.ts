@@ -3,7 +3,8 @@ import type { ChunkEvent } from '../domain/events.ts';
 import type { SessionId } from '../domain/ids.ts';
 import { copyMessage } from '../domain/message.ts';
 import type { Message } from '../domain/message.ts';
-import type { MessagePageQuery, PageQuery, SessionStore, SessionSummary, SessionUpdate } from '../domain/ports.ts';
+import type { MessagePageQuery, SessionPageQuery, SessionStore, SessionSummary, SessionUpdate } from '../domain/ports.ts';
+import { createMemoryKeyStore } from './memoryKeyStore.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
 import { chunkPlan, chunksOfText } from './sessionUpdates.ts';
 
@@ -53,6 +54,7 @@ export function createMemoryStore(): SessionStore {
 
   return {
     durable: false,
+    keys: createMemoryKeyStore(),
 
     async create(record: ConversationRecord) {
       const { messages, lastSeq, lastActiveAt, stopped, ...rest } = record;
@@ -125,9 +127,10 @@ export function createMemoryStore(): SessionStore {
       sessions.clear();
     },
 
-    async listSessions(query: PageQuery) {
+    async listSessions(query: SessionPageQuery) {
       const after = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor);
       const ordered = [...sessions.entries()]
+        .filter(([, stored]) => query.owner === undefined || stored.record.owner === query.owner)
         .map(([sessionId, stored]) => ({ sessionId, createdAt: stored.record.createdAt, stored }))
         .sort((a, b) => b.createdAt - a.createdAt || (a.sessionId < b.sessionId ? 1 : a.sessionId > b.sessionId ? -1 : 0))
         .filter(
@@ -158,6 +161,14 @@ export function createMemoryStore(): SessionStore {
         messages: page.map(({ message }) => copyMessage(message)),
         nextCursor: rest.length > query.limit && last ? encodeMessageCursor(last.position) : null,
       };
+    },
+
+    async idleSessions(before: number, limit: number) {
+      return [...sessions.entries()]
+        .filter(([, stored]) => stored.lastActiveAt < before)
+        .sort(([, a], [, b]) => a.lastActiveAt - b.lastActiveAt)
+        .slice(0, limit)
+        .map(([sessionId]) => sessionId);
     },
 
     async chunksAfter(sessionId: SessionId, afterSeq: number) {

@@ -3,12 +3,13 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ConversationRecord } from '../domain/conversationRecord.ts';
 import type { SessionId } from '../domain/ids.ts';
-import type { MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
+import type { MessagePageQuery, SessionPageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
 import { chunkPlan } from './sessionUpdates.ts';
 import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { SQLITE_MIGRATIONS } from './sql/sqliteMigrations.ts';
+import { createSqliteKeyStore } from './sqliteKeyStore.ts';
 import { guarded } from './storeErrors.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
 
@@ -55,8 +56,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
 
   const statements = {
     insertSession: db.prepare(
-      `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata)
-       VALUES (@id, @created_at, @last_active_at, @last_seq, @stopped, @title, @metadata)`,
+      `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata, owner_key_id)
+       VALUES (@id, @created_at, @last_active_at, @last_seq, @stopped, @title, @metadata, @owner_key_id)`,
     ),
     session: db.prepare('SELECT * FROM sessions WHERE id = ?'),
     history: db.prepare('SELECT * FROM messages WHERE session_id = ? ORDER BY position'),
@@ -91,6 +92,15 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
       `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
        WHERE (s.created_at, s.id) < (?, ?) ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
     ),
+    firstOwnSessions: db.prepare(
+      `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
+       WHERE s.owner_key_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
+    ),
+    nextOwnSessions: db.prepare(
+      `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
+       WHERE s.owner_key_id = ? AND (s.created_at, s.id) < (?, ?) ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
+    ),
+    idle: db.prepare('SELECT id FROM sessions WHERE last_active_at < ? ORDER BY last_active_at LIMIT ?'),
     messagesAsc: db.prepare('SELECT * FROM messages WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?'),
     messagesDesc: db.prepare('SELECT * FROM messages WHERE session_id = ? AND position < ? ORDER BY position DESC LIMIT ?'),
     chunkLogs: db.prepare('SELECT id, content, chunk_first_seq, chunk_lengths FROM messages WHERE session_id = ? AND chunk_lengths IS NOT NULL'),
@@ -125,6 +135,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
   let closed = false;
 
   return {
+    keys: createSqliteKeyStore(db),
+
     create: (record: ConversationRecord) =>
       guarded(() => {
         db.transaction(() => {
@@ -136,6 +148,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
             stopped: record.stopped ? 1 : 0,
             title: record.title ?? null,
             metadata: record.metadata === undefined ? null : JSON.stringify(record.metadata),
+            owner_key_id: record.owner ?? null,
           });
           for (const message of record.messages) statements.upsertMessage.run(messageColumns(record.sessionId, message));
         })();
@@ -166,13 +179,18 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
       db.close();
     },
 
-    listSessions: (query: PageQuery) =>
+    listSessions: (query: SessionPageQuery) =>
       guarded(() => {
         const after = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor);
+        const { owner } = query;
         const rows = (
-          after === undefined
-            ? statements.firstSessions.all(query.limit + 1)
-            : statements.nextSessions.all(after.createdAt, after.sessionId, query.limit + 1)
+          owner === undefined
+            ? after === undefined
+              ? statements.firstSessions.all(query.limit + 1)
+              : statements.nextSessions.all(after.createdAt, after.sessionId, query.limit + 1)
+            : after === undefined
+              ? statements.firstOwnSessions.all(owner, query.limit + 1)
+              : statements.nextOwnSessions.all(owner, after.createdAt, after.sessionId, query.limit + 1)
         ) as SessionRow[];
         const page = rows.slice(0, query.limit).map(toSummary);
         const last = page[page.length - 1];
@@ -187,6 +205,9 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
         const rows = (descending ? statements.messagesDesc : statements.messagesAsc).all(sessionId, from, query.limit + 1) as MessageRow[];
         return messagePage(rows, query.limit, toMessage);
       }),
+
+    idleSessions: (before: number, limit: number) =>
+      guarded(() => (statements.idle.all(before, limit) as { id: string }[]).map((row) => row.id)),
 
     chunksAfter: (sessionId: SessionId, afterSeq: number) =>
       guarded(() => chunksOfRows(sessionId, statements.chunkLogs.all(sessionId) as ChunkLogRow[], afterSeq)),

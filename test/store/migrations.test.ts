@@ -11,6 +11,9 @@ import { migrateSqlite, openSqliteStore } from '../../src/infra/sqliteStore.ts';
 import { dropSchemas, postgresReachable, TEST_DATABASE_URL, uniqueSchema } from '../support/postgres.ts';
 
 const LATEST = SQLITE_MIGRATIONS.at(-1)!.version;
+// Versions are numbered by task and may have gaps (3 and 4 came from parallel work): the step before the last.
+const PREVIOUS = SQLITE_MIGRATIONS.at(-2)!.version;
+const PG_PREVIOUS = POSTGRES_MIGRATIONS.at(-2)!.version;
 const directory = mkdtempSync(join(tmpdir(), 'llm-chat-migrations-'));
 let files = 0;
 const tempFile = () => join(directory, `db-${++files}.sqlite`);
@@ -32,7 +35,7 @@ describe('SQLite migrations', () => {
   it('upgrade a database from the previous version with its data intact', async () => {
     const path = tempFile();
     const db = new Database(path);
-    expect(migrateSqlite(db, SQLITE_MIGRATIONS, LATEST - 1)).toBe(LATEST - 1);
+    expect(migrateSqlite(db, SQLITE_MIGRATIONS, PREVIOUS)).toBe(PREVIOUS);
     db.prepare('INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped) VALUES (?, 1, 2, 5, 0)').run(V1_SESSION);
     db.prepare(
       `INSERT INTO messages (session_id, id, role, content, status, created_at, updated_at) VALUES
@@ -59,6 +62,23 @@ describe('SQLite migrations', () => {
     expect((await store.chunksAfter(V1_SESSION, 0)).map((chunk) => chunk.seq)).toEqual([6]);
     expect((await store.load(V1_SESSION))?.messages[2]?.usage).toEqual({ inputTokens: 1, outputTokens: 2 });
     await store.close();
+  });
+
+  it('apply a step numbered below the newest applied one (a gap filled by a later merge), keeping the rest', () => {
+    const db = new Database(tempFile());
+    const withoutTwo = SQLITE_MIGRATIONS.filter((migration) => migration.version !== 2 && migration.version <= 2).concat({
+      version: 5,
+      name: 'a later step that touches nothing',
+      sql: 'CREATE TABLE later_step (id INTEGER)',
+    });
+    expect(migrateSqlite(db, withoutTwo)).toBe(5);
+    // A newer build knows version 2 as well: it is applied although 5 already is.
+    const all = [...SQLITE_MIGRATIONS.filter((migration) => migration.version <= 2), withoutTwo.at(-1)!];
+    expect(migrateSqlite(db, all)).toBe(5);
+    const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[];
+    expect(versions.map((row) => row.version)).toEqual([1, 2, 5]);
+    expect(() => db.prepare('SELECT input_tokens FROM messages').all()).not.toThrow();
+    db.close();
   });
 
   it('refuse a database written by a newer version (migrations only go forward)', () => {
@@ -98,7 +118,7 @@ describe.skipIf(!reachable)('PostgreSQL migrations (real local server)', () => {
 
   it('upgrade a schema from the previous version with its data intact', async () => {
     const name = schema();
-    const old = await openPostgresStore({ connectionString: TEST_DATABASE_URL, schema: name, migrateTo: LATEST - 1 });
+    const old = await openPostgresStore({ connectionString: TEST_DATABASE_URL, schema: name, migrateTo: PG_PREVIOUS });
     await old.close();
     const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
     await client.connect();

@@ -36,6 +36,7 @@ export function flaky(inner: SessionStore): FlakyStore {
     close: () => inner.close(),
     listSessions: (query) => gate(() => inner.listSessions(query)),
     listMessages: (sessionId, query) => gate(() => inner.listMessages(sessionId, query)),
+    idleSessions: (before, limit) => gate(() => inner.idleSessions(before, limit)),
     chunksAfter: (sessionId, afterSeq) => gate(() => inner.chunksAfter(sessionId, afterSeq)),
   };
 }

@@ -18,6 +18,8 @@ export interface SessionRow {
   stopped: number | boolean;
   title: string | null;
   metadata: string | SessionMetadata | null;
+  /** Since schema version 4. */
+  owner_key_id?: string | null;
   message_count?: number | string;
 }
 
@@ -76,6 +78,7 @@ export function toRecord(row: SessionRow, messages: readonly MessageRow[]): Conv
     stopped: Boolean(row.stopped),
     messages: messages.map(toMessage),
     ...details(row),
+    ...(row.owner_key_id ? { owner: row.owner_key_id } : {}),
   };
 }
 
