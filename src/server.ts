@@ -4,13 +4,18 @@ import type { Server } from 'node:http';
 import type { CircuitBreaker } from './actors/circuitBreaker.ts';
 import type { InspectionEvent, Observer } from 'xstate';
 import { createInspectionHub } from './actors/inspectionHub.ts';
+import { createKeyRing } from './actors/keyRing.ts';
+import type { KeyRing } from './actors/keyRing.ts';
+import { startRetentionSweeper } from './actors/retentionSweeper.ts';
 import type { InspectionHub } from './actors/inspectionHub.ts';
 import { createSessionRegistry } from './actors/sessionRegistry.ts';
 import type { SessionRegistry } from './actors/sessionRegistry.ts';
 import type { ModelOptions } from './model.ts';
+import type { KeyStore, ResolvedLimits } from './domain/apiKeys.ts';
 import type { IdGenerator } from './domain/ids.ts';
 import type { Clock, EventBus, Logger, SessionStore } from './domain/ports.ts';
 import { createInProcessBus } from './infra/inProcessBus.ts';
+import { createMemoryKeyStore } from './infra/memoryKeyStore.ts';
 import { createMemoryStore } from './infra/memoryStore.ts';
 import { createPinoLogger } from './infra/pinoLogger.ts';
 import { createPrometheusMetrics } from './infra/prometheusMetrics.ts';
@@ -23,7 +28,16 @@ import { defaultMaxConnections } from './infra/fileLimit.ts';
 import { createAdmission } from './transport/admission.ts';
 import type { Admission, RejectReason } from './transport/admission.ts';
 import { createModel } from './model.ts';
+import { createAdminRoutes } from './transport/adminRoutes.ts';
+import { createAuthenticator } from './transport/authenticate.ts';
+import type { AuthMode } from './transport/authenticate.ts';
+import { createAuthRoutes } from './transport/authRoutes.ts';
+import { createCallerSessions } from './transport/callerSessions.ts';
+import { createClientLimits } from './transport/clientLimits.ts';
 import { createHttpApp } from './transport/httpApp.ts';
+import { createKeyConnections } from './transport/keyConnections.ts';
+import { createOriginPolicy } from './transport/origins.ts';
+import { createSseAccess } from './transport/sseAccess.ts';
 import { createOpenAiRoutes } from './transport/openAiRoutes.ts';
 import { createStatusRoute } from './transport/statusRoute.ts';
 import { createInspectorRoutes } from './transport/inspectorRoutes.ts';
@@ -32,7 +46,32 @@ import { createWebPages } from './transport/webPages.ts';
 import { createSseStreams } from './transport/sseRoute.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
 
+/** Who may use the server, and how much. */
+export interface AuthOptions {
+  /** `keys` (the default): every request needs an API key; `none`: anyone may use every session (as before keys). */
+  mode: AuthMode;
+  /** Guards `/admin/keys`; without it there is no admin API (keys can still be made with `--new-key`). */
+  adminToken?: string;
+  /** Browser origins allowed besides the server's own (WebSocket upgrades, the cookie, keys in URLs). */
+  allowedOrigins?: readonly string[];
+  /** Each key's limits unless it has its own (0 = no limit). */
+  keyLimits?: Partial<ResolvedLimits>;
+  /** How long a key that authenticated is trusted without asking the store (default 1 s; a revocation by another node takes this long). */
+  keyCacheMs?: number;
+  /** Where keys live (default: the session store's, else memory). */
+  keyStore?: KeyStore;
+}
+
+/** Each key's limits unless it has its own, and unless the `--key-*` flags say otherwise. */
+export const DEFAULT_KEY_LIMITS: ResolvedLimits = { messagesPerMinute: 600, liveSessions: 10_000, connections: 10_000, sessionsPerMinute: 600 };
+
 export interface ChatServerOptions extends ModelOptions {
+  /** API keys (default `{ mode: 'keys' }`: every request needs one). */
+  auth?: AuthOptions;
+  /** New connections (and requests without a valid key) an IP may make above `connRatePerIp`, per minute (default 1,000). */
+  connBurstPerIp?: number;
+  /** Delete sessions with no activity for this many days (default 0 = keep forever). */
+  retentionDays?: number;
   queueLimit?: number;
   sessionTtlMs?: number;
   restartIntensity?: number;
@@ -79,6 +118,8 @@ export interface ChatServer {
   readonly registry: SessionRegistry;
   readonly bus: EventBus;
   readonly admission: Admission;
+  /** API keys, when `auth.mode` is `keys`. */
+  readonly keys: KeyRing | undefined;
   /** The model's circuit breaker (its state is on `GET /api/status`). */
   readonly breaker: CircuitBreaker;
   /** The inspector's watch hub, when the inspector is on. */
@@ -141,11 +182,48 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   });
   const admission = createAdmission({
     maxConnections: options.maxConnections || defaultMaxConnections(),
-    connectionsPerIpPerSecond: options.connRatePerIp,
+    // Per-IP rates (with their burst) are the client limits' below: they count only traffic without a valid key.
+    connectionsPerIpPerSecond: 0,
     messagesPerSessionPerMinute: options.messagesPerMinute,
     shedLagMs: options.shedLagMs,
     onReject: options.onReject,
   });
+  const authOptions: AuthOptions = options.auth ?? { mode: 'keys' };
+  const keyRing =
+    authOptions.mode === 'keys'
+      ? createKeyRing({
+          store: authOptions.keyStore ?? store.keys ?? createMemoryKeyStore(),
+          clock,
+          logger,
+          ...(authOptions.keyCacheMs !== undefined ? { cacheMs: authOptions.keyCacheMs } : {}),
+        })
+      : undefined;
+  const limits = createClientLimits({ perIpPerSecond: options.connRatePerIp, perIpBurst: options.connBurstPerIp });
+  const origins = createOriginPolicy(authOptions.allowedOrigins);
+  const auth = createAuthenticator({
+    mode: authOptions.mode,
+    ring: keyRing,
+    limits,
+    origins,
+    defaultLimits: { ...DEFAULT_KEY_LIMITS, ...authOptions.keyLimits },
+  });
+  const keyConnections = createKeyConnections();
+  const unwatchRevocations = keyRing?.onRevoked((keyId) => {
+    const closed = keyConnections.revoke(keyId);
+    if (closed > 0) logger.info({ keyId, closed }, 'closed the connections of a revoked key');
+  });
+  // A key revoked by another node sharing the database: its connections here close within about this long.
+  const revocationCheck = keyRing
+    ? setInterval(() => {
+        keyRing.checkRevoked(keyConnections.keyIds()).catch((error: unknown) => logger.warn({ err: String(error) }, 'could not check keys for revocation'));
+      }, authOptions.keyCacheMs ?? 1000)
+    : undefined;
+  revocationCheck?.unref();
+  const sessions = createCallerSessions({ registry, admission, limits });
+  const retention =
+    options.retentionDays && options.retentionDays > 0
+      ? startRetentionSweeper({ store, registry, clock, logger, retentionDays: options.retentionDays })
+      : undefined;
   const sse = createSseStreams({
     registry,
     bus,
@@ -163,6 +241,15 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     bus,
     logger,
     admission,
+    sessions,
+    origins,
+    keyConnections,
+    identify: async (request) => {
+      const caller = await auth.identify(request, { query: true });
+      // Under --auth none every new socket counts against its address.
+      if (caller.keyId === undefined) await limits.admitUnknown(request.socket.remoteAddress ?? 'unknown');
+      return caller;
+    },
     maxFrameBytes: options.maxFrameBytes,
     maxBufferedBytes: options.maxBufferedBytes,
     onSlowConsumer: () => {
@@ -194,10 +281,24 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     : undefined;
   const inspector =
     inspectorOptions && inspection
-      ? createInspectorRoutes({ registry, hub: inspection, logger, adminToken: inspectorOptions.adminToken, maxBufferedBytes: options.maxBufferedBytes })
+      ? createInspectorRoutes({
+          registry,
+          hub: inspection,
+          logger,
+          adminToken: inspectorOptions.adminToken,
+          maxBufferedBytes: options.maxBufferedBytes,
+          ...(keyRing ? { keyNames: (ids: readonly string[]) => keyRing.names(ids) } : {}),
+        })
       : undefined;
+  const admin = keyRing && authOptions.adminToken ? createAdminRoutes({ ring: keyRing, logger, adminToken: authOptions.adminToken, maxBodyBytes: options.maxBodyBytes }) : undefined;
   const openAi = createOpenAiRoutes({
     registry,
+    auth,
+    sessions,
+    admission,
+    keyConnections,
+    maxBufferedBytes: options.maxBufferedBytes,
+    onSlowConsumer: () => metrics?.slowConsumer('http'),
     bus,
     clock,
     logger,
@@ -207,15 +308,18 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   });
   const status = createStatusRoute({ registry, provider: { name: provider.name, model: model.name, breaker: () => breaker.status() } });
   const app = createHttpApp({
-    registry,
+    sessions,
+    auth,
     sse,
-    admission,
+    sseAccess: createSseAccess({ auth, sessions, limits, keyConnections }),
+    authRoutes: createAuthRoutes({ auth }),
     logger,
     maxBodyBytes: options.maxBodyBytes,
     routers: [
       { path: '/api', router: status },
       { path: '/v1', router: openAi },
       { path: '/', router: createWebPages() },
+      ...(admin ? [{ path: '/', router: admin }] : []),
       ...(inspector ? [{ path: '/', router: inspector.router }] : []),
       { path: '/', router: ops },
     ],
@@ -232,6 +336,9 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const shutdown = (deadlineMs: number): Promise<void> => {
     closing ??= (async () => {
       shuttingDown = true;
+      retention?.stop();
+      if (revocationCheck) clearInterval(revocationCheck);
+      unwatchRevocations?.();
       const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeIdleConnections();
       const notice = JSON.stringify({ type: 'shutdown', deadlineMs });
@@ -261,6 +368,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     registry,
     bus,
     admission,
+    keys: keyRing,
     breaker,
     inspection,
     get shuttingDown() {

@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   'cancelled',
   'unauthorized',
   'store_unavailable',
+  'forbidden',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -40,8 +41,9 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   upstream_timeout: "The model's server took too long to answer.",
   upstream_unavailable: "The model's server is unavailable (too many recent failures); try again later.",
   cancelled: 'The reply was cancelled.',
-  unauthorized: 'A valid admin token is required.',
+  unauthorized: 'A valid API key is required.',
   store_unavailable: 'Storage is unavailable right now; try again shortly.',
+  forbidden: 'Requests from this origin are not allowed.',
 };
 
 /**

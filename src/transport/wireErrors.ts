@@ -24,6 +24,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   cancelled: 499,
   unauthorized: 401,
   store_unavailable: 503,
+  forbidden: 403,
 };
 
 /** WebSocket close codes we use (4000–4999 are ours by RFC 6455). */
@@ -33,6 +34,7 @@ export const WS_CLOSE = {
   tooBig: 1009,
   internalError: 1011,
   tryAgainLater: 1013,
+  unauthorized: 4401,
   sessionNotFound: 4404,
   sessionDeleted: 4410,
 } as const;

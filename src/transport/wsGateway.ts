@@ -5,6 +5,10 @@ import type { WebSocket } from 'ws';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import type { EventBus, Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
+import type { Caller } from './authenticate.ts';
+import type { CallerSessions } from './callerSessions.ts';
+import type { KeyConnections } from './keyConnections.ts';
+import type { OriginPolicy } from './origins.ts';
 import { WsConnection } from './wsConnection.ts';
 import type { WsShared } from './wsConnection.ts';
 import { WS_CLOSE, toWireError, wsErrorFrame } from './wireErrors.ts';
@@ -14,6 +18,13 @@ export interface WsGatewayOptions {
   bus: EventBus;
   logger: Logger;
   admission: Admission;
+  sessions: CallerSessions;
+  /** Who opens the socket (throws `unauthorized`, `rate_limited`, …: an error frame, then close 4401 or 1013). */
+  identify: (request: IncomingMessage) => Promise<Caller>;
+  /** Browser pages of other origins get a plain `403` on the upgrade. */
+  origins: OriginPolicy;
+  /** Counts each key's sockets and closes them when it is revoked. */
+  keyConnections: KeyConnections;
   /** Largest client frame in bytes (default 64 KiB); larger ones close with 1009. */
   maxFrameBytes?: number;
   /** A socket whose unsent bytes pass this is closed with 1013 (default 1 MiB). */
@@ -45,6 +56,7 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     bus: options.bus,
     logger: options.logger,
     admission,
+    sessions: options.sessions,
     maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024,
     onSlowConsumer: options.onSlowConsumer,
     onClientError: options.onClientError,
@@ -57,7 +69,35 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     const wire = toWireError(error);
     options.onClientError?.(wire.code);
     socket.send(wsErrorFrame(wire));
-    socket.close(WS_CLOSE.tryAgainLater, wire.code);
+    socket.close(wire.code === 'unauthorized' ? WS_CLOSE.unauthorized : WS_CLOSE.tryAgainLater, wire.code);
+  };
+
+  // Who it is, then whether this node and this key have room for one more socket.
+  const admit = async (request: IncomingMessage, socket: Duplex) => {
+    const caller = await options.identify(request);
+    const release = await admission.admitConnection(request.socket.remoteAddress ?? 'unknown');
+    let connection: WsConnection | undefined;
+    let revoked = false;
+    let untrack: () => void;
+    try {
+      untrack = options.keyConnections.open(caller, () => {
+        revoked = true;
+        connection?.revoke();
+      });
+    } catch (error) {
+      release();
+      throw error;
+    }
+    // The raw socket closes on every path, a handshake that never completes included.
+    socket.once('close', untrack);
+    const bind = (websocket: WebSocket) => {
+      connection = new WsConnection(shared, websocket, request.url ?? '/', () => {
+        release();
+        untrack();
+      }, caller);
+      if (revoked) connection.revoke();
+    };
+    return { release: () => (release(), untrack()), bind };
   };
 
   return {
@@ -68,10 +108,14 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
-      admission.admitConnection(request.socket.remoteAddress ?? 'unknown').then(
-        (release) => {
+      if (!options.origins.allows(request)) {
+        socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      admit(request, socket).then(
+        ({ release, bind }) => {
           if (socket.destroyed) return release();
-          server.handleUpgrade(request, socket, head, (websocket) => new WsConnection(shared, websocket, requestUrl, release));
+          server.handleUpgrade(request, socket, head, bind);
         },
         (error: unknown) => {
           if (socket.destroyed) return;

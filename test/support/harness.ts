@@ -12,9 +12,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** A real server on a free loopback port. */
+/** A real server on a free loopback port; without API keys (`auth: { mode: 'none' }`) unless the test asks for them. */
 export async function startServer(options: ChatServerOptions = {}): Promise<RunningServer> {
-  const server = createChatServer({ simIntervalMs: 0, logger: silentLogger, ...options });
+  const server = createChatServer({ simIntervalMs: 0, logger: silentLogger, auth: { mode: 'none' }, ...options });
   const { port } = await server.listen(0, '127.0.0.1');
   return { server, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws`, close: () => server.close() };
 }
