@@ -18,6 +18,7 @@ import { createInProcessBus } from './infra/inProcessBus.ts';
 import { createMemoryKeyStore } from './infra/memoryKeyStore.ts';
 import { createMemoryStore } from './infra/memoryStore.ts';
 import { createPinoLogger } from './infra/pinoLogger.ts';
+import { redactSecrets } from './infra/redactingLogger.ts';
 import { createPrometheusMetrics } from './infra/prometheusMetrics.ts';
 import { trackStore } from './infra/trackedStore.ts';
 import type { StoreOperation } from './infra/trackedStore.ts';
@@ -142,7 +143,8 @@ export interface ChatServer {
 /** The composition root used by `main.ts` and by tests. */
 export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const clock = options.clock ?? systemClock;
-  const logger = options.logger ?? createPinoLogger();
+  // API keys and `access_token` never reach a log line whole, whoever writes it.
+  const logger = redactSecrets(options.logger ?? createPinoLogger());
   let shuttingDown = false;
   // Metrics are created after the store; the hook looks them up when a failure happens.
   let countStoreError: ((operation: StoreOperation) => void) | undefined;

@@ -125,6 +125,8 @@ export interface SessionSummary {
   readonly messageCount: number;
   readonly title?: string;
   readonly metadata?: SessionMetadata;
+  /** The first words (at most 80 characters) of the first user message, when there is one: what a list shows without a title. */
+  readonly preview?: string;
 }
 
 export interface PageQuery {

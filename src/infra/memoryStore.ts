@@ -7,6 +7,7 @@ import type { MessagePageQuery, SessionPageQuery, SessionStore, SessionSummary, 
 import { createMemoryKeyStore } from './memoryKeyStore.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
 import { chunkPlan, chunksOfText } from './sessionUpdates.ts';
+import { PREVIEW_CHARS } from './sql/rows.ts';
 
 interface StoredMessage {
   message: Message;
@@ -42,7 +43,15 @@ export function createMemoryStore(): SessionStore {
     else stored.messages.set(message.id, { message: copyMessage(message), position: nextPosition++ });
   };
 
-  const summary = (sessionId: SessionId, stored: StoredSession): SessionSummary => ({
+  const previewOf = (stored: StoredSession): string | undefined => {
+    for (const { message } of stored.messages.values()) {
+      // By characters, as the SQL stores' substr counts them (never half a surrogate pair).
+      if (message.role === 'user') return Array.from(message.content.slice(0, 2 * PREVIEW_CHARS)).slice(0, PREVIEW_CHARS).join('');
+    }
+    return undefined;
+  };
+
+  const summary = (sessionId: SessionId, stored: StoredSession, preview = previewOf(stored)): SessionSummary => ({
     sessionId,
     createdAt: stored.record.createdAt,
     lastActiveAt: stored.lastActiveAt,
@@ -50,6 +59,7 @@ export function createMemoryStore(): SessionStore {
     messageCount: stored.messages.size,
     ...(stored.record.title !== undefined ? { title: stored.record.title } : {}),
     ...(stored.record.metadata !== undefined ? { metadata: structuredClone(stored.record.metadata) } : {}),
+    ...(preview ? { preview } : {}),
   });
 
   return {

@@ -6,7 +6,7 @@ import type { MessagePageQuery, SessionPageQuery, SessionStore, SessionUpdate } 
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
 import { chunkPlan } from './sessionUpdates.ts';
 import { POSTGRES_MIGRATIONS } from './sql/postgresMigrations.ts';
-import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
+import { chunksOfRows, messageColumns, newerSchemaError, PREVIEW_CHARS, toMessage, toRecord, toSummary } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { createPostgresKeyStore } from './postgresKeyStore.ts';
 import { guarded } from './storeErrors.ts';
@@ -96,7 +96,9 @@ export function createPostgresPool(options: PostgresStoreOptions): Pool {
   return pool;
 }
 
-const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count`;
+// The count and the first words of the first user message ride on the history index (session_id, position).
+const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count,
+  (SELECT substr(m.content, 1, ${PREVIEW_CHARS}) FROM messages m WHERE m.session_id = s.id AND m.role = 'user' ORDER BY m.position LIMIT 1) AS preview`;
 
 /**
  * PostgreSQL, for several nodes sharing one database. Writes are

@@ -6,7 +6,7 @@ import type { SessionId } from '../domain/ids.ts';
 import type { MessagePageQuery, SessionPageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
 import { chunkPlan } from './sessionUpdates.ts';
-import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
+import { chunksOfRows, messageColumns, newerSchemaError, PREVIEW_CHARS, toMessage, toRecord, toSummary } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { SQLITE_MIGRATIONS } from './sql/sqliteMigrations.ts';
 import { createSqliteKeyStore } from './sqliteKeyStore.ts';
@@ -19,6 +19,10 @@ export interface SqliteStoreOptions {
   /** How long a writer waits for another process's lock, in ms (default 5 s). */
   busyTimeoutMs?: number;
 }
+
+// The count and the first words of the first user message ride on the history index (session_id, position).
+const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count,
+  (SELECT substr(m.content, 1, ${PREVIEW_CHARS}) FROM messages m WHERE m.session_id = s.id AND m.role = 'user' ORDER BY m.position LIMIT 1) AS preview`;
 
 /** Applies the missing migrations in one IMMEDIATE transaction (a write lock across processes). */
 export function migrateSqlite(db: Database.Database, migrations: readonly Migration[] = SQLITE_MIGRATIONS, upTo = Infinity): number {
@@ -85,19 +89,19 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     ),
     deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
     firstSessions: db.prepare(
-      `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
+      `SELECT ${SESSION_COLUMNS} FROM sessions s
        ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
     ),
     nextSessions: db.prepare(
-      `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
+      `SELECT ${SESSION_COLUMNS} FROM sessions s
        WHERE (s.created_at, s.id) < (?, ?) ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
     ),
     firstOwnSessions: db.prepare(
-      `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
+      `SELECT ${SESSION_COLUMNS} FROM sessions s
        WHERE s.owner_key_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
     ),
     nextOwnSessions: db.prepare(
-      `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
+      `SELECT ${SESSION_COLUMNS} FROM sessions s
        WHERE s.owner_key_id = ? AND (s.created_at, s.id) < (?, ?) ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
     ),
     idle: db.prepare('SELECT id FROM sessions WHERE last_active_at < ? ORDER BY last_active_at LIMIT ?'),

@@ -58,6 +58,25 @@ export function describeOwnershipContract(name: string, open: () => Promise<Sess
       expect((await store.listSessions({ limit: 10 })).sessions).toHaveLength(8);
     });
 
+    it('lists each session with the first words of its first user message', async () => {
+      const long = `${'word '.repeat(30)}✓ end`;
+      await store.create(record(1, { messages: [{ id: 'a1', role: 'assistant', content: 'greeting', status: 'complete', createdAt: T0, updatedAt: T0 }] }));
+      await store.create(record(2));
+      await store.save({
+        sessionId: sid(2),
+        lastSeq: 0,
+        lastActiveAt: T0 + 5,
+        stopped: false,
+        messages: [
+          { id: 'u1', role: 'user', content: long, status: 'complete', createdAt: T0, updatedAt: T0 },
+          { id: 'u2', role: 'user', content: 'second', status: 'complete', createdAt: T0, updatedAt: T0 },
+        ],
+      });
+      const { sessions } = await store.listSessions({ limit: 10 });
+      expect(sessions.find((session) => session.sessionId === sid(2))?.preview).toBe(long.slice(0, 80));
+      expect(sessions.find((session) => session.sessionId === sid(1))).not.toHaveProperty('preview');
+    });
+
     it('finds sessions idle since a time, oldest activity first, a bounded batch at a time', async () => {
       for (let n = 1; n <= 5; n += 1) await store.create(record(n, { lastActiveAt: T0 + 100 * n }));
       expect(await store.idleSessions(T0 + 350, 10)).toEqual([sid(1), sid(2), sid(3)]);

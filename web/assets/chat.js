@@ -1,7 +1,9 @@
-// The llm-chat page: one session over WebSocket, history over REST.
-// Plain JavaScript modules, no build step.
+// The llm-chat page: one session over WebSocket, history over REST, the
+// signed-in key's conversations beside it. Plain JavaScript modules, no build step.
 
+import { createConversationList } from './conversationList.js';
 import { createMessageList } from './messageList.js';
+import { signIn, signInAgain, signOut } from './signIn.js';
 
 const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
 const RETRY_MAX_MS = 10_000;
@@ -14,6 +16,7 @@ const stopButton = $('stop');
 const connection = $('connection');
 const notice = $('notice');
 const messages = createMessageList(log, $('empty'), () => refreshControls());
+const conversations = createConversationList(openSession, () => unauthorized());
 
 const state = {
   sessionId: undefined,
@@ -23,6 +26,8 @@ const state = {
   retryTimer: undefined,
   /** True once the session can take no more messages (stopped for good, deleted). */
   ended: false,
+  /** False while the key is not (or no longer) accepted: nothing reconnects until signed in again. */
+  signedIn: false,
 };
 
 function sessionFromUrl() {
@@ -33,6 +38,7 @@ function sessionFromUrl() {
 function setSession(id) {
   state.sessionId = id;
   $('session-id').textContent = id ?? '';
+  conversations.select(id);
   // The id lives in the fragment: it is never sent to a server or a referrer.
   history.replaceState(null, '', id ? `#session=${id}` : location.pathname);
 }
@@ -58,6 +64,7 @@ function refreshControls() {
 /** Loads the stored conversation; false when the session does not exist. */
 async function loadHistory(id) {
   const response = await fetch(`/api/sessions/${id}`, { headers: { accept: 'application/json' } });
+  if (response.status === 401) throw new Unauthorized();
   if (response.status === 404) return false;
   if (!response.ok) throw new Error(`history: HTTP ${response.status}`);
   const view = await response.json();
@@ -80,6 +87,8 @@ function handleFrame(frame) {
       refreshControls();
       break;
     case 'accepted':
+      // A first message gives a new conversation its words in the list.
+      if (!conversations.knows(frame.sessionId)) conversations.refresh();
       messages.link(frame.messageId, frame.userMessageId);
       messages.upsert({ id: frame.userMessageId, role: 'user', content: frame.text, status: frame.position > 0 ? 'queued' : 'complete' });
       messages.upsert({ id: frame.messageId, role: 'assistant', content: '', status: frame.position > 0 ? 'queued' : 'streaming' });
@@ -144,6 +153,9 @@ function connect() {
 
 function onClose(code) {
   switch (code) {
+    case 4401:
+      unauthorized();
+      return;
     case 4404:
       showNotice('That chat no longer exists. A new one was started.');
       messages.clear();
@@ -177,8 +189,27 @@ function scheduleReconnect() {
   state.retryTimer = setTimeout(resume, delay);
 }
 
+class Unauthorized extends Error {}
+
+/** The key is no longer accepted (revoked, cookie expired): stop everything and ask for one. */
+async function unauthorized() {
+  if (!state.signedIn) return;
+  state.signedIn = false;
+  clearTimeout(state.retryTimer);
+  const old = state.socket;
+  state.socket = undefined;
+  old?.close(1000);
+  setConnection('closed', 'Signed out');
+  showNotice('');
+  await signInAgain();
+  state.signedIn = true;
+  conversations.refresh();
+  resume();
+}
+
 /** (Re)attaches: history first (the truth, whatever was missed), then the live stream after its last chunk. */
 async function resume() {
+  if (!state.signedIn) return;
   try {
     if (state.sessionId) {
       const found = await loadHistory(state.sessionId);
@@ -188,9 +219,27 @@ async function resume() {
       }
     }
     connect();
-  } catch {
-    scheduleReconnect();
+  } catch (error) {
+    if (error instanceof Unauthorized) unauthorized();
+    else scheduleReconnect();
   }
+}
+
+/** Opens one of the caller's conversations from the list. */
+function openSession(id) {
+  if (id === state.sessionId) return;
+  const old = state.socket;
+  state.socket = undefined;
+  old?.close(1000);
+  clearTimeout(state.retryTimer);
+  messages.clear();
+  showNotice('');
+  setSession(id);
+  state.lastSeq = 0;
+  state.ended = false;
+  state.retries = 0;
+  refreshControls();
+  resume();
 }
 
 // ---- user actions ----------------------------------------------------------
@@ -208,6 +257,10 @@ async function send(text) {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ text }),
   });
+  if (response.status === 401) {
+    unauthorized();
+    throw new Error('Sign in to send.');
+  }
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     throw new Error(body.error?.message ?? `HTTP ${response.status}`);
@@ -256,23 +309,43 @@ $('new-chat').addEventListener('click', () => {
   state.ended = false;
   state.retries = 0;
   refreshControls();
-  connect();
+  if (state.signedIn) connect();
   input.focus();
+});
+
+$('sign-out').addEventListener('click', () => {
+  signOut().finally(() => location.reload());
 });
 
 // Back online: do not wait for the backoff.
 window.addEventListener('online', () => {
-  if (!state.socket && !state.ended) resume();
+  if (!state.socket && !state.ended && state.signedIn) resume();
 });
 
 window.addEventListener('hashchange', () => {
   const id = sessionFromUrl();
-  if (id && id !== state.sessionId) location.reload();
+  // A pasted sign-in link (#key=…) is exchanged by a fresh start.
+  if ((id && id !== state.sessionId) || new URLSearchParams(location.hash.slice(1)).has('key')) location.reload();
 });
 
 // ---- start -----------------------------------------------------------------
 
-setSession(sessionFromUrl());
-refreshControls();
-resume();
-input.focus();
+async function start() {
+  // Signing in first also takes a `#key=` out of the fragment before anything else reads it.
+  const me = await signIn();
+  state.signedIn = true;
+  if (me.auth === 'keys') {
+    $('who').textContent = me.name;
+    $('sign-out').hidden = false;
+  }
+  setSession(sessionFromUrl());
+  refreshControls();
+  conversations.refresh();
+  resume();
+  input.focus();
+}
+
+start().catch((error) => {
+  setConnection('closed', 'Unavailable');
+  showNotice(`Could not start: ${error.message}. Reload to try again.`);
+});

@@ -21,7 +21,12 @@ export interface SessionRow {
   /** Since schema version 4. */
   owner_key_id?: string | null;
   message_count?: number | string;
+  /** The first characters of the first user message (lists only). */
+  preview?: string | null;
 }
+
+/** How much of the first user message a session list shows. */
+export const PREVIEW_CHARS = 80;
 
 export interface MessageRow {
   position: number | string;
@@ -90,6 +95,7 @@ export function toSummary(row: SessionRow): SessionSummary {
     stopped: Boolean(row.stopped),
     messageCount: Number(row.message_count ?? 0),
     ...details(row),
+    ...(row.preview ? { preview: row.preview } : {}),
   };
 }
 
