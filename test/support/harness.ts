@@ -69,8 +69,8 @@ export class WsClient {
     });
   }
 
-  static async open(url: string): Promise<WsClient> {
-    const socket = new WebSocket(url);
+  static async open(url: string, options?: WebSocket.ClientOptions): Promise<WsClient> {
+    const socket = new WebSocket(url, options);
     const client = new WsClient(socket);
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
@@ -80,8 +80,8 @@ export class WsClient {
   }
 
   /** Opens a new session and waits for the `session` frame; returns the client and its id. */
-  static async session(wsUrl: string): Promise<{ client: WsClient; sessionId: string }> {
-    const client = await WsClient.open(wsUrl);
+  static async session(wsUrl: string, options?: WebSocket.ClientOptions): Promise<{ client: WsClient; sessionId: string }> {
+    const client = await WsClient.open(wsUrl, options);
     const frame = await client.waitFor((f) => f.type === 'session');
     return { client, sessionId: String(frame['sessionId']) };
   }
