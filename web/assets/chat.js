@@ -201,7 +201,7 @@ async function unauthorized() {
   old?.close(1000);
   setConnection('closed', 'Signed out');
   showNotice('');
-  await signInAgain();
+  showSignedIn(await signInAgain());
   state.signedIn = true;
   conversations.refresh();
   resume();
@@ -330,14 +330,15 @@ window.addEventListener('hashchange', () => {
 
 // ---- start -----------------------------------------------------------------
 
+function showSignedIn(me) {
+  $('who').textContent = me.auth === 'keys' ? me.name : '';
+  $('sign-out').hidden = me.auth !== 'keys';
+}
+
 async function start() {
   // Signing in first also takes a `#key=` out of the fragment before anything else reads it.
-  const me = await signIn();
+  showSignedIn(await signIn());
   state.signedIn = true;
-  if (me.auth === 'keys') {
-    $('who').textContent = me.name;
-    $('sign-out').hidden = false;
-  }
   setSession(sessionFromUrl());
   refreshControls();
   conversations.refresh();
