@@ -83,11 +83,11 @@ async function main(): Promise<void> {
   const address = await server.listen(config.port, config.host);
   const base = browsableBase(address);
   if (server.keys) await ensureFirstKey(server.keys, logger, base);
-  const model = config.llmProvider === 'openai' ? { provider: 'openai', model: config.llmModel, baseUrl: config.llmBaseUrl } : { provider: 'simulated' };
-  logger.info({ url: address.url, ...model, store: kind, storeAt: where, auth }, 'llm-chat listening');
   if (auth === 'none' && !isLoopback(address.host)) {
     logger.warn({ host: address.host }, '--auth none on an address other hosts can reach: anyone who reaches this port can read and use every session and spend the model');
   }
+  const model = config.llmProvider === 'openai' ? { provider: 'openai', model: config.llmModel, baseUrl: config.llmBaseUrl } : { provider: 'simulated' };
+  logger.info({ url: address.url, ...model, store: kind, storeAt: where, auth }, 'llm-chat listening');
 
   if (adminToken) {
     if (configuredToken) logger.info({ ...(inspector ? { inspector: `${base}/inspector` } : {}), admin: `${base}/admin/keys` }, 'admin token from configuration');
