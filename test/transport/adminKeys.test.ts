@@ -77,7 +77,8 @@ describe('the admin API /admin/keys', () => {
   it('answers only to the admin token: 401 without it, with a wrong one, or with an API key', async () => {
     running = await startServer({ auth: { mode: 'keys', adminToken: ADMIN_TOKEN } });
     const key = String((await api(running.url, 'POST', '/admin/keys', { name: 'k' }, admin())).body['key']);
-    for (const headers of [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: `Bearer ${key}` }, { cookie: `llm_chat_key=${key}` }]) {
+    const offered: Record<string, string>[] = [{}, { authorization: 'Bearer wrong-token-wrong-token' }, { authorization: `Bearer ${key}` }, { cookie: `llm_chat_key=${key}` }];
+    for (const headers of offered) {
       for (const [method, path, body] of [
         ['GET', '/admin/keys', undefined],
         ['POST', '/admin/keys', { name: 'sneaky' }],

@@ -101,7 +101,7 @@ describe('REST', () => {
 });
 
 describe('WebSocket', () => {
-  const refusedWith = async (url: string, options?: ConstructorParameters<typeof WsClient.open>[1]) => {
+  const refusedWith = async (url: string, options?: Parameters<typeof WsClient.open>[1]) => {
     const client = await WsClient.open(url, options);
     const closed = await client.closed();
     return { frames: client.frames, code: closed.code };

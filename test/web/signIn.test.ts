@@ -61,7 +61,7 @@ describe.skipIf(!available)('signing in on the chat page (headless chromium)', (
     await chat.waitForSelector('#connection[data-state="open"]');
     expect(new URL(chat.url()).hash).toMatch(/^#session=[\w-]{22}$/);
     expect(chat.url()).not.toContain(key.key);
-    expect(await chat.evaluate(() => document.cookie)).toBe('');
+    expect(await chat.evaluate('document.cookie')).toBe('');
     const [cookie] = await browser.context.cookies(running.url);
     expect(cookie).toMatchObject({ name: 'llm_chat_key', httpOnly: true, sameSite: 'Strict' });
     await expect(chat.locator('#who').textContent()).resolves.toBe('alice');
