@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Child, ServerUnderTest } from './processes.ts';
+import { runAuthCost } from './authCost.ts';
 import { createScenarios } from './scenarios.ts';
 import { formatNumber, table } from './stats.ts';
 import type { Row } from './stats.ts';
@@ -18,6 +19,9 @@ Scenarios (--scenario, comma-separated; default all):
   stream    N WebSocket sessions stream --messages replies at once (5 chunks x 400 ms)
   saturate  --saturate-sessions sessions, 0 ms interval, messages back to back: chunks/s
   churn     in-process: create, answer and passivate N sessions; RSS before vs after
+  auth      what an API-key check costs: µs per check (cached, each store, a wrong key,
+            --auth none), and GET /api/sessions/:id per second with --auth none vs keys
+            (not in the default set: npm run bench -- --scenario auth)
 
 Options:
   --actors N              sessions for 'actors' (default 100000)
@@ -28,6 +32,10 @@ Options:
                           sessions stream concurrently); 0 = all in the same instant
   --saturate-sessions N   (default 200)        --duration-seconds S (default 10)
   --churn N               sessions for 'churn' (default 1000000)
+  --auth-checks N         checks per case for 'auth' (default 200000)
+  --auth-seconds S        load per mode for 'auth' (default 10)   --auth-concurrency N (default 32)
+  --auth-postgres URL     also time a key lookup in PostgreSQL (a throw-away schema), e.g.
+                          postgres://postgres@127.0.0.1:5432/test
   --rate R                new connections per second (default 1000)
   --per-generator N       connections per generator process (default 9000)
   --url URL               load a server that is already running (loopback only, e.g.
@@ -54,6 +62,10 @@ const { values } = parseArgs({
     'saturate-sessions': { type: 'string', default: '200' },
     'duration-seconds': { type: 'string', default: '10' },
     churn: { type: 'string', default: '1000000' },
+    'auth-checks': { type: 'string', default: '200000' },
+    'auth-seconds': { type: 'string', default: '10' },
+    'auth-concurrency': { type: 'string', default: '32' },
+    'auth-postgres': { type: 'string' },
     rate: { type: 'string', default: '1000' },
     'per-generator': { type: 'string', default: '9000' },
     quick: { type: 'boolean', default: false },
@@ -81,6 +93,10 @@ const config = {
   saturateSessions: int('saturate-sessions', 100),
   durationSeconds: int('duration-seconds', 5),
   churn: int('churn', 50_000),
+  authChecks: int('auth-checks', 20_000),
+  authSeconds: int('auth-seconds', 3),
+  authConcurrency: Number(values['auth-concurrency']),
+  authPostgres: values['auth-postgres'],
   rate: Number(values.rate),
   perGenerator: Number(values['per-generator']),
   baseline: !values['no-baseline'] && values.url === undefined,
@@ -193,6 +209,22 @@ async function main() {
       { figure: `churn: ${formatNumber(churn['sessions']!)} sessions (sessions/s)`, ours: formatNumber(churn['sessionsPerSecond']!) },
       { figure: 'churn: RSS before → after (MB)', ours: `${formatNumber(churn['rssBeforeMB']!)} → ${formatNumber(churn['rssAfterMB']!)}`, ratio: `${churn['rssGrowthPercent']! >= 0 ? '+' : ''}${formatNumber(churn['rssGrowthPercent']!)}%`, target: '≤ +10%', verdict: verdict(churn['rssGrowthPercent']! <= 10) },
       { figure: 'churn: heap before → after (MB)', ours: `${formatNumber(churn['heapBeforeMB']!)} → ${formatNumber(churn['heapAfterMB']!)}` },
+    );
+  }
+
+  if (config.scenarios.has('auth')) {
+    const auth = await runAuthCost(
+      { checks: config.authChecks, seconds: config.authSeconds, concurrency: config.authConcurrency, postgresUrl: config.authPostgres },
+      log,
+    );
+    results['auth'] = auth;
+    for (const [name, micros] of Object.entries(auth.microsecondsPerCheck)) {
+      rows.push({ figure: `auth: µs per check, ${name}`, ours: formatNumber(micros, 2) });
+    }
+    const { none, keys } = auth.requestsPerSecond;
+    rows.push(
+      { figure: 'auth: GET /api/sessions/:id per second, --auth keys vs none', ours: `${formatNumber(keys)} vs ${formatNumber(none)}`, ratio: ratio(keys, none), target: '≥ 0.9×', verdict: verdict(keys >= 0.9 * none) },
+      { figure: 'auth: latency p50 / p99 (ms), keys vs none', ours: `${formatNumber(auth.latencyMs.keys.p50, 2)} / ${formatNumber(auth.latencyMs.keys.p99, 2)} vs ${formatNumber(auth.latencyMs.none.p50, 2)} / ${formatNumber(auth.latencyMs.none.p99, 2)}` },
     );
   }
 
