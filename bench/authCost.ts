@@ -48,7 +48,7 @@ export interface AuthCostResult {
 const fakeRequest = (authorization: string | undefined): IncomingMessage =>
   ({ headers: { host: 'bench.local', ...(authorization ? { authorization } : {}) }, url: '/api/sessions', socket: { remoteAddress: '127.0.0.9' } }) as unknown as IncomingMessage;
 
-/** µs per `identify` call, run one after another (as the event loop would). */
+/** µs per `identify` call, run one after another (as the event loop would); the median of five rounds. */
 async function perCheck(mode: AuthMode, keys: KeyStore, offered: 'valid' | 'wrong', cacheMs: number, checks: number): Promise<number> {
   const ring = createKeyRing({ store: keys, clock: systemClock, logger: silentLogger, cacheMs });
   const { key } = await ring.create({ name: 'bench' });
@@ -62,9 +62,14 @@ async function perCheck(mode: AuthMode, keys: KeyStore, offered: 'valid' | 'wron
   const presented = fakeRequest(`Bearer ${offered === 'valid' ? key : `llmc_${'b'.repeat(43)}`}`);
   const once = () => auth.identify(presented).catch(() => undefined);
   for (let i = 0; i < Math.min(5000, checks); i += 1) await once();
-  const started = process.hrtime.bigint();
-  for (let i = 0; i < checks; i += 1) await once();
-  return Number(process.hrtime.bigint() - started) / 1000 / checks;
+  const rounds: number[] = [];
+  const perRound = Math.max(1, Math.floor(checks / 5));
+  for (let round = 0; round < 5; round += 1) {
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < perRound; i += 1) await once();
+    rounds.push(Number(process.hrtime.bigint() - started) / 1000 / perRound);
+  }
+  return percentile(rounds, 50);
 }
 
 async function hammer(port: number, path: string, headers: Record<string, string>, seconds: number, concurrency: number) {
@@ -154,9 +159,15 @@ export async function runAuthCost(config: AuthCostConfig, log: (line: string) =>
     for (const store of stores) await store.close();
     rmSync(directory, { recursive: true, force: true });
   }
-  log(`auth: GET /api/sessions/:id for ${config.seconds} s per mode, ${config.concurrency} requests in flight`);
-  const none = await requestRate('none', config.seconds, config.concurrency);
-  const keys = await requestRate('keys', config.seconds, config.concurrency);
+  log(`auth: GET /api/sessions/:id for ${config.seconds} s per mode and round, ${config.concurrency} requests in flight, modes alternated over 3 rounds`);
+  const runs: Record<AuthMode, Awaited<ReturnType<typeof requestRate>>[]> = { none: [], keys: [] };
+  for (let round = 0; round < 3; round += 1) {
+    for (const mode of round % 2 === 0 ? (['none', 'keys'] as const) : (['keys', 'none'] as const)) runs[mode].push(await requestRate(mode, config.seconds, config.concurrency));
+  }
+  // The median round of each mode, by rate.
+  const median = (list: Awaited<ReturnType<typeof requestRate>>[]) => [...list].sort((a, b) => a.perSecond - b.perSecond)[Math.floor(list.length / 2)]!;
+  const none = median(runs.none);
+  const keys = median(runs.keys);
   return {
     microsecondsPerCheck: micro,
     requestsPerSecond: { none: none.perSecond, keys: keys.perSecond },
