@@ -2,6 +2,7 @@
 // signed-in key's conversations beside it. Plain JavaScript modules, no build step.
 
 import { createConversationList } from './conversationList.js';
+import { applyFrame } from './frames.js';
 import { createMessageList } from './messageList.js';
 import { signIn, signInAgain, signOut } from './signIn.js';
 
@@ -78,57 +79,23 @@ async function loadHistory(id) {
 
 // ---- the socket ------------------------------------------------------------
 
-function handleFrame(frame) {
-  switch (frame.type) {
-    case 'session':
-      setSession(frame.sessionId);
-      setConnection('open', 'Connected');
-      state.retries = 0;
-      refreshControls();
-      break;
-    case 'accepted':
-      // A first message gives a new conversation its words in the list.
-      if (!conversations.knows(frame.sessionId)) conversations.refresh();
-      messages.link(frame.messageId, frame.userMessageId);
-      messages.upsert({ id: frame.userMessageId, role: 'user', content: frame.text, status: frame.position > 0 ? 'queued' : 'complete' });
-      messages.upsert({ id: frame.messageId, role: 'assistant', content: '', status: frame.position > 0 ? 'queued' : 'streaming' });
-      break;
-    case 'chunk': {
-      if (frame.seq <= state.lastSeq) break; // already shown (history or an earlier connection)
-      state.lastSeq = frame.seq;
-      const reply = messages.get(frame.messageId) ?? { id: frame.messageId, role: 'assistant', content: '' };
-      messages.settlePrompt(frame.messageId, 'complete');
-      messages.upsert({ ...reply, content: reply.content + frame.chunk, status: frame.is_last ? 'complete' : 'streaming' });
-      break;
-    }
-    case 'completed':
-      messages.finish(frame.messageId, 'complete');
-      break;
-    case 'cancelled':
-      messages.finish(frame.messageId, 'cancelled');
-      break;
-    case 'interrupted':
-      messages.finish(frame.messageId, 'interrupted');
-      break;
-    case 'error':
-      if (frame.messageId) {
-        const reply = messages.get(frame.messageId);
-        if (reply) messages.upsert({ ...reply, status: 'failed', errorMessage: frame.message });
-      } else showNotice(frame.message);
-      break;
-    case 'restarted':
-      showNotice('The model failed and the session was restarted; your history is kept.');
-      break;
-    case 'shutdown':
-      setConnection('draining', 'Server restarting…');
-      break;
-    case 'stopped':
-      if (frame.reason === 'shutdown') setConnection('draining', 'Server restarting…');
-      break;
-    default:
-      break; // newer servers may send more; ignore what we do not know
-  }
-}
+// What the frames do to this page (frames.js holds the message-level ones).
+const framePage = {
+  messages,
+  state,
+  onSession(id) {
+    setSession(id);
+    setConnection('open', 'Connected');
+    state.retries = 0;
+    refreshControls();
+  },
+  // A first message gives a new conversation its words in the list.
+  onAccepted(sessionId) {
+    if (!conversations.knows(sessionId)) conversations.refresh();
+  },
+  notice: (text) => showNotice(text),
+  connection: (kind, text) => setConnection(kind, text),
+};
 
 function connect() {
   clearTimeout(state.retryTimer);
@@ -139,7 +106,7 @@ function connect() {
   state.socket = socket;
   socket.addEventListener('message', (event) => {
     try {
-      handleFrame(JSON.parse(event.data));
+      applyFrame(JSON.parse(event.data), framePage);
     } catch (error) {
       console.error('bad frame', error);
     }
