@@ -4,18 +4,19 @@ import type { Server } from 'node:http';
 import type { CircuitBreaker } from './actors/circuitBreaker.ts';
 import type { InspectionEvent, Observer } from 'xstate';
 import { createInspectionHub } from './actors/inspectionHub.ts';
-import { createKeyRing } from './actors/keyRing.ts';
 import type { KeyRing } from './actors/keyRing.ts';
 import { startRetentionSweeper } from './actors/retentionSweeper.ts';
 import type { InspectionHub } from './actors/inspectionHub.ts';
+import { createAccess } from './access.ts';
+import type { AuthOptions } from './access.ts';
+export { DEFAULT_KEY_LIMITS } from './access.ts';
+export type { AuthOptions } from './access.ts';
 import { createSessionRegistry } from './actors/sessionRegistry.ts';
 import type { SessionRegistry } from './actors/sessionRegistry.ts';
 import type { ModelOptions } from './model.ts';
-import type { KeyStore, ResolvedLimits } from './domain/apiKeys.ts';
 import type { IdGenerator } from './domain/ids.ts';
 import type { Clock, EventBus, Logger, SessionStore } from './domain/ports.ts';
 import { createInProcessBus } from './infra/inProcessBus.ts';
-import { createMemoryKeyStore } from './infra/memoryKeyStore.ts';
 import { createMemoryStore } from './infra/memoryStore.ts';
 import { createPinoLogger } from './infra/pinoLogger.ts';
 import { redactSecrets } from './infra/redactingLogger.ts';
@@ -30,14 +31,8 @@ import { createAdmission } from './transport/admission.ts';
 import type { Admission, RejectReason } from './transport/admission.ts';
 import { createModel } from './model.ts';
 import { createAdminRoutes } from './transport/adminRoutes.ts';
-import { createAuthenticator } from './transport/authenticate.ts';
-import type { AuthMode } from './transport/authenticate.ts';
 import { createAuthRoutes } from './transport/authRoutes.ts';
-import { createCallerSessions } from './transport/callerSessions.ts';
-import { createClientLimits } from './transport/clientLimits.ts';
 import { createHttpApp } from './transport/httpApp.ts';
-import { createKeyConnections } from './transport/keyConnections.ts';
-import { createOriginPolicy } from './transport/origins.ts';
 import { createSseAccess } from './transport/sseAccess.ts';
 import { createOpenAiRoutes } from './transport/openAiRoutes.ts';
 import { createStatusRoute } from './transport/statusRoute.ts';
@@ -46,25 +41,6 @@ import { createOpsRoutes } from './transport/opsRoutes.ts';
 import { createWebPages } from './transport/webPages.ts';
 import { createSseStreams } from './transport/sseRoute.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
-
-/** Who may use the server, and how much. */
-export interface AuthOptions {
-  /** `keys` (the default): every request needs an API key; `none`: anyone may use every session (as before keys). */
-  mode: AuthMode;
-  /** Guards `/admin/keys`; without it there is no admin API (keys can still be made with `--new-key`). */
-  adminToken?: string;
-  /** Browser origins allowed besides the server's own (WebSocket upgrades, the cookie, keys in URLs). */
-  allowedOrigins?: readonly string[];
-  /** Each key's limits unless it has its own (0 = no limit). */
-  keyLimits?: Partial<ResolvedLimits>;
-  /** How long a key that authenticated is trusted without asking the store (default 1 s; a revocation by another node takes this long). */
-  keyCacheMs?: number;
-  /** Where keys live (default: the session store's, else memory). */
-  keyStore?: KeyStore;
-}
-
-/** Each key's limits unless it has its own, and unless the `--key-*` flags say otherwise. */
-export const DEFAULT_KEY_LIMITS: ResolvedLimits = { messagesPerMinute: 600, liveSessions: 10_000, connections: 10_000, sessionsPerMinute: 600 };
 
 export interface ChatServerOptions extends ModelOptions {
   /** API keys (default `{ mode: 'keys' }`: every request needs one). */
@@ -191,37 +167,17 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     onReject: options.onReject,
   });
   const authOptions: AuthOptions = options.auth ?? { mode: 'keys' };
-  const keyRing =
-    authOptions.mode === 'keys'
-      ? createKeyRing({
-          store: authOptions.keyStore ?? store.keys ?? createMemoryKeyStore(),
-          clock,
-          logger,
-          ...(authOptions.keyCacheMs !== undefined ? { cacheMs: authOptions.keyCacheMs } : {}),
-        })
-      : undefined;
-  const limits = createClientLimits({ perIpPerSecond: options.connRatePerIp, perIpBurst: options.connBurstPerIp });
-  const origins = createOriginPolicy(authOptions.allowedOrigins);
-  const auth = createAuthenticator({
-    mode: authOptions.mode,
-    ring: keyRing,
-    limits,
-    origins,
-    defaultLimits: { ...DEFAULT_KEY_LIMITS, ...authOptions.keyLimits },
+  const access = createAccess({
+    auth: authOptions,
+    store,
+    registry,
+    admission,
+    clock,
+    logger,
+    connRatePerIp: options.connRatePerIp,
+    connBurstPerIp: options.connBurstPerIp,
   });
-  const keyConnections = createKeyConnections();
-  const unwatchRevocations = keyRing?.onRevoked((keyId) => {
-    const closed = keyConnections.revoke(keyId);
-    if (closed > 0) logger.info({ keyId, closed }, 'closed the connections of a revoked key');
-  });
-  // A key revoked by another node sharing the database: its connections here close within about this long.
-  const revocationCheck = keyRing
-    ? setInterval(() => {
-        keyRing.checkRevoked(keyConnections.keyIds()).catch((error: unknown) => logger.warn({ err: String(error) }, 'could not check keys for revocation'));
-      }, authOptions.keyCacheMs ?? 1000)
-    : undefined;
-  revocationCheck?.unref();
-  const sessions = createCallerSessions({ registry, admission, limits });
+  const { keyRing, auth, limits, origins, keyConnections, sessions } = access;
   const retention =
     options.retentionDays && options.retentionDays > 0
       ? startRetentionSweeper({ store, registry, clock, logger, retentionDays: options.retentionDays })
@@ -246,12 +202,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     sessions,
     origins,
     keyConnections,
-    identify: async (request) => {
-      const caller = await auth.identify(request, { query: true });
-      // Under --auth none every new socket counts against its address.
-      if (caller.keyId === undefined) await limits.admitUnknown(request.socket.remoteAddress ?? 'unknown');
-      return caller;
-    },
+    identify: (request) => access.identifySocket(request),
     maxFrameBytes: options.maxFrameBytes,
     maxBufferedBytes: options.maxBufferedBytes,
     onSlowConsumer: () => {
@@ -339,8 +290,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     closing ??= (async () => {
       shuttingDown = true;
       retention?.stop();
-      if (revocationCheck) clearInterval(revocationCheck);
-      unwatchRevocations?.();
+      access.close();
       const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeIdleConnections();
       const notice = JSON.stringify({ type: 'shutdown', deadlineMs });
