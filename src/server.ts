@@ -71,7 +71,7 @@ export interface ChatServerOptions extends ModelOptions {
   shedLagMs?: number;
   /** Observers for refusals and slow consumers (metrics). */
   onReject?: (reason: RejectReason) => void;
-  onSlowConsumer?: (transport: 'ws' | 'sse') => void;
+  onSlowConsumer?: (transport: 'ws' | 'sse' | 'http') => void;
   /** On `shutdown()`: how long replies in flight may finish before they are interrupted (default 10 s). */
   shutdownDeadlineMs?: number;
   /** Serve Prometheus metrics at `GET /metrics` (default true). */
@@ -251,7 +251,10 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     admission,
     keyConnections,
     maxBufferedBytes: options.maxBufferedBytes,
-    onSlowConsumer: () => metrics?.slowConsumer('http'),
+    onSlowConsumer: () => {
+      options.onSlowConsumer?.('http');
+      metrics?.slowConsumer('http');
+    },
     bus,
     clock,
     logger,

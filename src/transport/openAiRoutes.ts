@@ -13,6 +13,7 @@ import type { KeyConnections } from './keyConnections.ts';
 import { followReply } from './followReply.ts';
 import type { ReplyFollower } from './followReply.ts';
 import { openAiErrorFor, toOpenAiError } from './openAiErrors.ts';
+import { httpErrorHeaders, toWireError } from './wireErrors.ts';
 import { parseChatRequest } from './openAiRequest.ts';
 import type { ChatRequest } from './openAiRequest.ts';
 
@@ -139,7 +140,8 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
       response.end();
       return;
     }
-    response.status(status).json(body);
+    // Retry-After with `rate_limited` and `overloaded`, as on every other surface (the SDK honours it).
+    response.status(status).set(httpErrorHeaders(toWireError(error))).json(body);
   });
   return router;
 }
