@@ -83,7 +83,7 @@ export function createAccess(options: AccessOptions): Access {
   const revocationCheck = keyRing
     ? setInterval(() => {
         keyRing.checkRevoked(keyConnections.keyIds()).catch((error: unknown) => logger.warn({ err: String(error) }, 'could not check keys for revocation'));
-      }, authOptions.keyCacheMs ?? 1000)
+      }, Math.max(100, authOptions.keyCacheMs ?? 1000))
     : undefined;
   revocationCheck?.unref();
 

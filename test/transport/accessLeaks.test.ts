@@ -2,6 +2,9 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { KeyStore } from '../../src/domain/apiKeys.ts';
+import { ChatError } from '../../src/domain/errors.ts';
+import { createMemoryKeyStore } from '../../src/infra/memoryKeyStore.ts';
 import { api, SseClient, startServer, WsClient } from '../support/harness.ts';
 import type { RunningServer } from '../support/harness.ts';
 import { ADMIN_TOKEN, createKey } from '../support/keys.ts';
@@ -134,5 +137,28 @@ describe('/v1 under the node’s rules', () => {
     }
     const refused = await api(running.url, 'POST', '/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }] });
     expect([refused.status, (refused.body['error'] as { code: string }).code]).toEqual([503, 'overloaded']);
+  });
+});
+
+describe('a key store that fails', () => {
+  it('answers store_unavailable on every surface (never a crash, never a pass), and recovers when the store does', async () => {
+    const keys = createMemoryKeyStore();
+    let down = false;
+    const failing: KeyStore = { ...keys, findByHash: (hash) => (down ? Promise.reject(new ChatError('store_unavailable')) : keys.findByHash(hash)) };
+    running = await startServer({ auth: { mode: 'keys', adminToken: ADMIN_TOKEN, keyStore: failing, keyCacheMs: 0 } });
+    const key = await createKey(running.url, 'k');
+    const sessionId = String((await api(running.url, 'POST', '/api/sessions', {}, key.headers)).body['sessionId']);
+    down = true;
+    const rest = await api(running.url, 'GET', `/api/sessions/${sessionId}`, undefined, key.headers);
+    expect([rest.status, (rest.body['error'] as { code: string }).code]).toEqual([503, 'store_unavailable']);
+    expect((await api(running.url, 'GET', `/sse/${sessionId}`, undefined, key.headers)).status).toBe(503);
+    const v1 = await api(running.url, 'POST', '/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }] }, key.headers);
+    expect([v1.status, (v1.body['error'] as { code: string }).code]).toEqual([503, 'store_unavailable']);
+    const socket = await WsClient.open(running.wsUrl, { headers: key.headers });
+    expect((await socket.closed()).code).toBe(1013);
+    expect(socket.frames[0]).toMatchObject({ type: 'error', code: 'store_unavailable' });
+    expect(running.server.admission.connections).toBe(0);
+    down = false;
+    expect((await api(running.url, 'GET', `/api/sessions/${sessionId}`, undefined, key.headers)).status).toBe(200);
   });
 });
