@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Child, ServerUnderTest } from './processes.ts';
+import { runAbuse } from './abuse.ts';
 import { runAuthCost } from './authCost.ts';
 import { createScenarios } from './scenarios.ts';
 import { formatNumber, table } from './stats.ts';
@@ -19,6 +20,8 @@ Scenarios (--scenario, comma-separated; default all):
   stream    N WebSocket sessions stream --messages replies at once (5 chunks x 400 ms)
   saturate  --saturate-sessions sessions, 0 ms interval, messages back to back: chunks/s
   churn     in-process: create, answer and passivate N sessions; RSS before vs after
+  abuse     malformed upgrades, early hang-ups, half-open peers and slow consumers at a child
+            server, then fuzzing of every surface; slots held after (must be 0), cases run
   auth      what an API-key check costs: µs per check (cached, each store, a wrong key,
             --auth none), and GET /api/sessions/:id per second with --auth none vs keys
             (not in the default set: npm run bench -- --scenario auth)
@@ -32,6 +35,9 @@ Options:
                           sessions stream concurrently); 0 = all in the same instant
   --saturate-sessions N   (default 200)        --duration-seconds S (default 10)
   --churn N               sessions for 'churn' (default 1000000)
+  --abuse N               malformed upgrades and early hang-ups for 'abuse' (default 10000)
+  --half-open N           half-open peers (default 200)   --slow-consumers N (default 20)
+  --fuzz-runs N           fuzz cases per surface (default: FUZZ_RUNS, else 5000)
   --auth-checks N         checks per case for 'auth' (default 200000)
   --auth-seconds S        load per mode for 'auth' (default 10)   --auth-concurrency N (default 32)
   --auth-postgres URL     also time a key lookup in PostgreSQL (a throw-away schema), e.g.
@@ -52,7 +58,7 @@ so no address runs out of its ~28k ephemeral ports; a process here may hold at m
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: 'string', default: 'actors,idle,stream,saturate,churn' },
+    scenario: { type: 'string', default: 'actors,idle,stream,saturate,churn,abuse' },
     actors: { type: 'string', default: '100000' },
     'idle-sessions': { type: 'string', default: '19000' },
     'hold-seconds': { type: 'string', default: '60' },
@@ -62,6 +68,10 @@ const { values } = parseArgs({
     'saturate-sessions': { type: 'string', default: '200' },
     'duration-seconds': { type: 'string', default: '10' },
     churn: { type: 'string', default: '1000000' },
+    abuse: { type: 'string', default: '10000' },
+    'half-open': { type: 'string', default: '200' },
+    'slow-consumers': { type: 'string', default: '20' },
+    'fuzz-runs': { type: 'string', default: process.env['FUZZ_RUNS'] ?? '5000' },
     'auth-checks': { type: 'string', default: '200000' },
     'auth-seconds': { type: 'string', default: '10' },
     'auth-concurrency': { type: 'string', default: '32' },
@@ -93,6 +103,7 @@ const config = {
   saturateSessions: int('saturate-sessions', 100),
   durationSeconds: int('duration-seconds', 5),
   churn: int('churn', 50_000),
+  abuse: { abuse: int('abuse', 2_000), halfOpen: int('half-open', 50), slowConsumers: int('slow-consumers', 10), fuzzRuns: int('fuzz-runs', 1_000) },
   authChecks: int('auth-checks', 20_000),
   authSeconds: int('auth-seconds', 3),
   authConcurrency: Number(values['auth-concurrency']),
@@ -209,6 +220,21 @@ async function main() {
       { figure: `churn: ${formatNumber(churn['sessions']!)} sessions (sessions/s)`, ours: formatNumber(churn['sessionsPerSecond']!) },
       { figure: 'churn: RSS before → after (MB)', ours: `${formatNumber(churn['rssBeforeMB']!)} → ${formatNumber(churn['rssAfterMB']!)}`, ratio: `${churn['rssGrowthPercent']! >= 0 ? '+' : ''}${formatNumber(churn['rssGrowthPercent']!)}%`, target: '≤ +10%', verdict: verdict(churn['rssGrowthPercent']! <= 10) },
       { figure: 'churn: heap before → after (MB)', ours: `${formatNumber(churn['heapBeforeMB']!)} → ${formatNumber(churn['heapAfterMB']!)}` },
+    );
+  }
+
+  if (config.scenarios.has('abuse')) {
+    const abuse = await runAbuse(config.abuse, log);
+    results['abuse'] = abuse;
+    const held = abuse.heldAfter;
+    const clean = held.slots === 0 && held.ws === 0 && held.wsTracked === 0 && held.sse === 0 && held.bufferedBytes === 0;
+    rows.push(
+      { figure: `abuse: ${formatNumber(abuse.abused)} malformed upgrades / hang-ups: slots, sockets, streams, bytes held after`, ours: `${held.slots}, ${held.ws}, ${held.sse}, ${held.bufferedBytes}`, target: '0', verdict: verdict(clean) },
+      { figure: `abuse: half-open peers dropped by ping (of ${config.abuse.halfOpen})`, ours: `${abuse.halfOpenDropped}`, target: `${config.abuse.halfOpen}`, verdict: verdict(abuse.halfOpenDropped === config.abuse.halfOpen) },
+      { figure: `abuse: slow consumers closed 1013 (of ${config.abuse.slowConsumers})`, ours: `${abuse.slowConsumersClosed}`, target: `${config.abuse.slowConsumers}`, verdict: verdict(abuse.slowConsumersClosed === config.abuse.slowConsumers) },
+      { figure: 'abuse: time until the edge held nothing (s)', ours: formatNumber(abuse.drainSeconds, 1) },
+      { figure: 'abuse: fuzz cases passed, REST / WS / v1', ours: `${abuse.fuzzCases.rest} / ${abuse.fuzzCases.ws} / ${abuse.fuzzCases.v1}`, target: `${config.abuse.fuzzRuns} each`, verdict: verdict(Object.values(abuse.fuzzCases).every((cases) => cases === config.abuse.fuzzRuns)) },
+      { figure: 'abuse: server heap after GC, before → after fuzzing (MB)', ours: `${formatNumber(abuse.heapBeforeMB, 1)} → ${formatNumber(abuse.heapAfterMB, 1)}`, target: '≤ +10%', verdict: verdict(abuse.heapAfterMB <= abuse.heapBeforeMB * 1.1) },
     );
   }
 

@@ -4,6 +4,7 @@ import { ChatError } from '../domain/errors.ts';
 import type { Logger } from '../domain/ports.ts';
 import type { Authenticator } from './authenticate.ts';
 import type { CallerSessions } from './callerSessions.ts';
+import { rejectHostileInput } from './inputRules.ts';
 import { requestContext, requestLogger } from './requestContext.ts';
 import { createRestRoutes } from './restRoutes.ts';
 import type { SseStreams } from './sseRoute.ts';
@@ -36,8 +37,9 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   app.get('/healthz', (_request, response) => {
     response.json({ status: 'ok' });
   });
-  app.get('/sse/:sessionId', options.sseAccess, sse.handler);
-  app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }));
+  // Hostile input first (nothing is looked up for it), then who is asking.
+  app.get('/sse/:sessionId', rejectHostileInput, options.sseAccess, sse.handler);
+  app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), rejectHostileInput);
   if (options.authRoutes) app.use('/api', options.authRoutes);
   app.use('/api', auth.guard(), createRestRoutes(sessions));
   for (const { path, router } of options.routers ?? []) app.use(path, router);

@@ -14,6 +14,7 @@ import { followReply } from './followReply.ts';
 import type { ReplyFollower } from './followReply.ts';
 import { openAiErrorFor, toOpenAiError } from './openAiErrors.ts';
 import { httpErrorHeaders, toWireError } from './wireErrors.ts';
+import { rejectHostileInput } from './inputRules.ts';
 import { parseChatRequest } from './openAiRequest.ts';
 import type { ChatRequest } from './openAiRequest.ts';
 
@@ -60,7 +61,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
   const router = Router();
   // The key first (an OpenAI-shaped 401 before anything else is read), then the body.
   router.use(options.auth.guard());
-  router.use(express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }));
+  router.use(express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), rejectHostileInput);
 
   const modelJson = { id: model, object: 'model', created: startedAt, owned_by: 'llm-chat' };
   router.get('/models', (_request: Request, response: Response) => {

@@ -9,6 +9,8 @@ import type { Caller } from './authenticate.ts';
 import type { CallerSessions } from './callerSessions.ts';
 import type { KeyConnections } from './keyConnections.ts';
 import type { OriginPolicy } from './origins.ts';
+import type { BufferBudget } from './bufferBudget.ts';
+import { closeGracefully } from './closeGracefully.ts';
 import { WsConnection } from './wsConnection.ts';
 import type { WsShared } from './wsConnection.ts';
 import { WS_CLOSE, toWireError, wsErrorFrame } from './wireErrors.ts';
@@ -25,10 +27,16 @@ export interface WsGatewayOptions {
   origins: OriginPolicy;
   /** Counts each key's sockets and closes them when it is revoked. */
   keyConnections: KeyConnections;
+  /** The node-wide budget of unsent bytes (shared with SSE). */
+  budget: BufferBudget;
   /** Largest client frame in bytes (default 64 KiB); larger ones close with 1009. */
   maxFrameBytes?: number;
   /** A socket whose unsent bytes pass this is closed with 1013 (default 1 MiB). */
   maxBufferedBytes?: number;
+  /** Every open socket is pinged this often; one that has not answered the previous ping is dropped (default 30 s; 0 = never). */
+  pingIntervalMs?: number;
+  /** How long a close handshake may take before the socket is dropped (default 2 s). */
+  closeGraceMs?: number;
   /** Called when a slow consumer is dropped. */
   onSlowConsumer?: () => void;
   /** Told of every error frame sent to a client (metrics). */
@@ -38,10 +46,18 @@ export interface WsGatewayOptions {
 export interface WsGateway {
   /** Takes an HTTP upgrade for `/ws`; refuses any other path. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Open sockets (ws's own client set, refused ones included while they close). */
   readonly connectionCount: number;
+  /** Connections the gateway tracks (pinged, attached or attaching to a session). */
+  readonly attachedCount: number;
   /** Sends one text frame to every open socket (the shutdown notice). */
   broadcast(text: string): void;
-  close(code?: number, reason?: string): void;
+  /**
+   * Closes every socket with `code`; a peer that has not finished the close
+   * handshake within `graceMs` (default: the gateway's close grace) is
+   * dropped. Resolves once every socket is closed.
+   */
+  close(options?: { code?: number; reason?: string; graceMs?: number }): Promise<void>;
 }
 
 /**
@@ -51,17 +67,32 @@ export interface WsGateway {
  */
 export function createWsGateway(options: WsGatewayOptions): WsGateway {
   const { admission } = options;
+  const closeGraceMs = options.closeGraceMs ?? 2000;
+  const connections = new Set<WsConnection>();
   const shared: WsShared = {
     registry: options.registry,
     bus: options.bus,
     logger: options.logger,
     admission,
     sessions: options.sessions,
+    budget: options.budget,
+    closeGraceMs,
     maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024,
     onSlowConsumer: options.onSlowConsumer,
     onClientError: options.onClientError,
+    onClosed: (connection) => connections.delete(connection),
   };
   const server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024 });
+
+  // One timer pings every socket (a timer per socket would cost memory per idle connection).
+  const pingIntervalMs = options.pingIntervalMs ?? 30_000;
+  const pinger =
+    pingIntervalMs > 0
+      ? setInterval(() => {
+          for (const connection of connections) connection.heartbeat();
+        }, pingIntervalMs)
+      : undefined;
+  pinger?.unref();
 
   // A refused client still completes the handshake: a browser cannot read an
   // HTTP 503 body on a failed upgrade, but it can read an error frame.
@@ -69,35 +100,33 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     const wire = toWireError(error);
     options.onClientError?.(wire.code);
     socket.send(wsErrorFrame(wire));
-    socket.close(wire.code === 'unauthorized' ? WS_CLOSE.unauthorized : WS_CLOSE.tryAgainLater, wire.code);
+    void closeGracefully(socket, wire.code === 'unauthorized' ? WS_CLOSE.unauthorized : WS_CLOSE.tryAgainLater, wire.code, closeGraceMs);
   };
 
   // Who it is, then whether this node and this key have room for one more socket.
-  const admit = async (request: IncomingMessage, socket: Duplex) => {
+  const admit = async (request: IncomingMessage) => {
     const caller = await options.identify(request);
-    const release = await admission.admitConnection(request.socket.remoteAddress ?? 'unknown');
-    let connection: WsConnection | undefined;
-    let revoked = false;
+    const releaseSlot = await admission.admitConnection(request.socket.remoteAddress ?? 'unknown');
+    // Revoked before the handshake ends: the connection is told as soon as it exists.
+    const holder: { connection?: WsConnection; revoked: boolean } = { revoked: false };
     let untrack: () => void;
     try {
       untrack = options.keyConnections.open(caller, () => {
-        revoked = true;
-        connection?.revoke();
+        holder.revoked = true;
+        holder.connection?.revoke();
       });
     } catch (error) {
-      release();
+      releaseSlot();
       throw error;
     }
-    // The raw socket closes on every path, a handshake that never completes included.
-    socket.once('close', untrack);
-    const bind = (websocket: WebSocket) => {
-      connection = new WsConnection(shared, websocket, request.url ?? '/', () => {
-        release();
+    return {
+      caller,
+      holder,
+      release: () => {
+        releaseSlot();
         untrack();
-      }, caller);
-      if (revoked) connection.revoke();
+      },
     };
-    return { release: () => (release(), untrack()), bind };
   };
 
   return {
@@ -112,13 +141,27 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
         socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
-      admit(request, socket).then(
-        ({ release, bind }) => {
-          if (socket.destroyed) return release();
-          server.handleUpgrade(request, socket, head, bind);
+      // The slots (the node's and the key's) follow the TCP socket, whatever
+      // happens to the handshake: ws answers a malformed one (400) itself and
+      // never calls back, and the peer may hang up while admission is decided.
+      let gone = false;
+      const onGone = () => (gone = true);
+      socket.once('close', onGone);
+      admit(request).then(
+        ({ caller, holder, release }) => {
+          socket.off('close', onGone);
+          if (gone || socket.destroyed) return release();
+          socket.once('close', release);
+          server.handleUpgrade(request, socket, head, (websocket) => {
+            const connection = new WsConnection(shared, websocket, requestUrl, caller);
+            holder.connection = connection;
+            connections.add(connection);
+            if (holder.revoked) connection.revoke();
+          });
         },
         (error: unknown) => {
-          if (socket.destroyed) return;
+          socket.off('close', onGone);
+          if (gone || socket.destroyed) return;
           server.handleUpgrade(request, socket, head, (websocket) => refuse(websocket, error));
         },
       );
@@ -126,11 +169,15 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     get connectionCount() {
       return server.clients.size;
     },
+    get attachedCount() {
+      return connections.size;
+    },
     broadcast(text) {
       for (const client of server.clients) if (client.readyState === client.OPEN) client.send(text);
     },
-    close(code = WS_CLOSE.goingAway, reason = 'server shutting down') {
-      for (const client of server.clients) client.close(code, reason);
+    async close({ code = WS_CLOSE.goingAway, reason = 'server shutting down', graceMs = closeGraceMs } = {}) {
+      if (pinger) clearInterval(pinger);
+      await Promise.all([...server.clients].map((client) => closeGracefully(client, code, reason, graceMs)));
       server.close();
     },
   };

@@ -127,7 +127,8 @@ describe.skipIf(!available)('signing in on the chat page (headless chromium)', (
     expect(outcome.sse).toMatch(/^sse error/);
     expect(outcome.ws).toBe('ws closed 1006'); // the upgrade got 403
     expect(outcome.read).toBe('fetch blocked'); // no CORS: the page cannot read an answer
-    expect(running.server.admission.connections).toBe(before);
+    // Nothing was admitted for it (the earlier page's socket may still be closing: fewer is fine).
+    expect(running.server.admission.connections).toBeLessThanOrEqual(before);
     await other.close();
   });
 

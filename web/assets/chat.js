@@ -25,6 +25,8 @@ const state = {
   socket: undefined,
   retries: 0,
   retryTimer: undefined,
+  /** The server's hint (an error frame's retryAfterMs) for the next reconnect. */
+  retryAfterMs: 0,
   /** True once the session can take no more messages (stopped for good, deleted). */
   ended: false,
   /** False while the key is not (or no longer) accepted: nothing reconnects until signed in again. */
@@ -87,6 +89,7 @@ const framePage = {
     setSession(id);
     setConnection('open', 'Connected');
     state.retries = 0;
+    state.retryAfterMs = 0;
     refreshControls();
   },
   // A first message gives a new conversation its words in the list.
@@ -136,6 +139,10 @@ function onClose(code) {
     case 1011:
       end('This chat was stopped after repeated failures. Start a new chat to go on.');
       return;
+    case 1013:
+      // Try again later (server full, rate limited, too slow a reader, storage briefly unavailable): never final.
+      scheduleReconnect(state.retryAfterMs);
+      return;
     default:
       scheduleReconnect();
   }
@@ -148,10 +155,12 @@ function end(text) {
   refreshControls();
 }
 
-function scheduleReconnect() {
+function scheduleReconnect(atLeastMs = 0) {
   state.retries += 1;
-  // Exponential backoff with jitter, so a restarted server is not stampeded.
-  const delay = Math.min(RETRY_MAX_MS, 250 * 2 ** Math.min(state.retries, 6)) * (0.5 + Math.random() / 2);
+  // Exponential backoff with jitter, so a restarted server is not stampeded; never sooner than the server asked.
+  const backoff = Math.min(RETRY_MAX_MS, 250 * 2 ** Math.min(state.retries, 6)) * (0.5 + Math.random() / 2);
+  const delay = Math.max(backoff, Math.min(atLeastMs, RETRY_MAX_MS));
+  state.retryAfterMs = 0;
   setConnection('reconnecting', `Reconnecting in ${Math.ceil(delay / 1000)} s…`);
   state.retryTimer = setTimeout(resume, delay);
 }

@@ -3,7 +3,7 @@
 
 /**
  * @param {object} frame a server frame (docs/protocol.md)
- * @param {{ messages: ReturnType<typeof import('./messageList.js').createMessageList>, state: { lastSeq: number },
+ * @param {{ messages: ReturnType<typeof import('./messageList.js').createMessageList>, state: { lastSeq: number, retryAfterMs: number },
  *   onSession(id: string): void, onAccepted(sessionId: string): void, notice(text: string): void, connection(kind: string, text: string): void }} page
  */
 export function applyFrame(frame, page) {
@@ -36,6 +36,8 @@ export function applyFrame(frame, page) {
       messages.finish(frame.messageId, 'interrupted');
       break;
     case 'error':
+      // A refusal's hint (1013 with retryAfterMs) paces the next reconnect.
+      if (frame.retryAfterMs) state.retryAfterMs = frame.retryAfterMs;
       if (frame.messageId) {
         const reply = messages.get(frame.messageId);
         if (reply) messages.upsert({ ...reply, status: 'failed', errorMessage: frame.message });
