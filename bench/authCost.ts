@@ -42,6 +42,8 @@ export interface AuthCostConfig {
 export interface AuthCostResult {
   microsecondsPerCheck: Record<string, number>;
   requestsPerSecond: { none: number; keys: number };
+  /** Server CPU (user + system) per request. */
+  cpuMicrosPerRequest: { none: number; keys: number };
   latencyMs: { none: { p50: number; p99: number }; keys: { p50: number; p99: number } };
 }
 
@@ -99,7 +101,7 @@ async function hammer(port: number, path: string, headers: Record<string, string
   await Promise.all(Array.from({ length: concurrency }, loop));
   const elapsed = (performance.now() - started) / 1000;
   agent.destroy();
-  return { perSecond: done / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  return { perSecond: done / elapsed, requests: done, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
 /** One server process per mode; a session with some history; keep-alive clients reading it. */
@@ -120,7 +122,11 @@ async function requestRate(mode: AuthMode, seconds: number, concurrency: number)
       await fetch(`${base}/api/sessions/${sessionId}/messages`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify({ text }) });
     }
     await hammer(server.port, `/api/sessions/${sessionId}`, headers, Math.min(1, seconds), concurrency); // warm up
-    return await hammer(server.port, `/api/sessions/${sessionId}`, headers, seconds, concurrency);
+    // Server CPU per request holds up better than the rate on a machine other work also loads.
+    const before = await server.stats();
+    const result = await hammer(server.port, `/api/sessions/${sessionId}`, headers, seconds, concurrency);
+    const after = await server.stats();
+    return { ...result, cpuMicrosPerRequest: ((after.cpuMs - before.cpuMs) * 1000) / result.requests };
   } finally {
     await server.stop();
   }
@@ -171,6 +177,7 @@ export async function runAuthCost(config: AuthCostConfig, log: (line: string) =>
   return {
     microsecondsPerCheck: micro,
     requestsPerSecond: { none: none.perSecond, keys: keys.perSecond },
+    cpuMicrosPerRequest: { none: percentile(runs.none.map((run) => run.cpuMicrosPerRequest), 50), keys: percentile(runs.keys.map((run) => run.cpuMicrosPerRequest), 50) },
     latencyMs: { none: { p50: none.p50, p99: none.p99 }, keys: { p50: keys.p50, p99: keys.p99 } },
   };
 }
