@@ -33,7 +33,7 @@ export function trackStore(store: SessionStore, options: TrackedStoreOptions = {
     ...(store.durable === undefined ? {} : { durable: store.durable }),
     ...(store.keys === undefined ? {} : { keys: store.keys }),
     create: (record) => track('create', () => store.create(record)),
-    load: (sessionId) => track('load', () => store.load(sessionId)),
+    load: (sessionId, window) => track('load', () => store.load(sessionId, window)),
     save: (update) => track('save', () => store.save(update)),
     delete: (sessionId) => track('delete', () => store.delete(sessionId)),
     ping: () => track('ping', () => store.ping()),
