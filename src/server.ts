@@ -3,7 +3,13 @@ import type { Server } from 'node:http';
 import type { CircuitBreaker } from './actors/circuitBreaker.ts';
 import type { InspectionEvent, Observer } from 'xstate';
 import { createInspectionHub } from './actors/inspectionHub.ts';
+import type { KeyRing } from './actors/keyRing.ts';
+import { startRetentionSweeper } from './actors/retentionSweeper.ts';
 import type { InspectionHub } from './actors/inspectionHub.ts';
+import { createAccess } from './access.ts';
+import type { AuthOptions } from './access.ts';
+export { DEFAULT_KEY_LIMITS } from './access.ts';
+export type { AuthOptions } from './access.ts';
 import { createSessionRegistry } from './actors/sessionRegistry.ts';
 import { createStoreHealth } from './actors/storeHealth.ts';
 import type { SessionRegistry } from './actors/sessionRegistry.ts';
@@ -13,6 +19,7 @@ import type { Clock, EventBus, Logger, SessionStore } from './domain/ports.ts';
 import { createInProcessBus } from './infra/inProcessBus.ts';
 import { createMemoryStore } from './infra/memoryStore.ts';
 import { createPinoLogger } from './infra/pinoLogger.ts';
+import { redactSecrets } from './infra/redactingLogger.ts';
 import { createPrometheusMetrics } from './infra/prometheusMetrics.ts';
 import { trackStore } from './infra/trackedStore.ts';
 import type { StoreOperation } from './infra/trackedStore.ts';
@@ -25,8 +32,16 @@ import { createBufferBudget } from './transport/bufferBudget.ts';
 import type { Admission, RejectReason } from './transport/admission.ts';
 import { countTokens } from './infra/tokenizer.ts';
 import { createModels } from './model.ts';
+import { createTokenLedger } from './actors/tokenLedger.ts';
+import { recordUsage } from './actors/usageRecorder.ts';
+import type { Usage } from './domain/message.ts';
+import { createMemoryUsageStore } from './infra/memoryUsageStore.ts';
+import { createAdminUsageRoutes, createUsageRoutes } from './transport/usageRoutes.ts';
 import type { ModelCatalog } from './model.ts';
+import { createAdminRoutes } from './transport/adminRoutes.ts';
+import { createAuthRoutes } from './transport/authRoutes.ts';
 import { createHttpApp } from './transport/httpApp.ts';
+import { createSseAccess } from './transport/sseAccess.ts';
 import { createOpenAiRoutes } from './transport/openAiRoutes.ts';
 import { createStatusRoute } from './transport/statusRoute.ts';
 import { createInspectorRoutes } from './transport/inspectorRoutes.ts';
@@ -37,6 +52,12 @@ import { listen } from './transport/listen.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
 
 export interface ChatServerOptions extends ModelOptions {
+  /** API keys (default `{ mode: 'keys' }`: every request needs one). */
+  auth?: AuthOptions;
+  /** New connections (and requests without a valid key) an IP may make above `connRatePerIp`, per minute (default 1,000). */
+  connBurstPerIp?: number;
+  /** Delete sessions with no activity for this many days (default 0 = keep forever). */
+  retentionDays?: number;
   queueLimit?: number;
   sessionTtlMs?: number;
   restartIntensity?: number;
@@ -46,6 +67,8 @@ export interface ChatServerOptions extends ModelOptions {
   maxBodyBytes?: number;
   /** Largest `/v1` request body (default 16 MiB: images and audio come inline). */
   maxV1BodyBytes?: number;
+  /** Spent tokens are written to the store this often (default 1 s). */
+  usageFlushMs?: number;
   maxBufferedBytes?: number;
   /** Unsent bytes over all WebSocket and SSE connections; past it the heaviest are closed first (default 256 MiB). */
   maxBufferedTotalBytes?: number;
@@ -69,7 +92,7 @@ export interface ChatServerOptions extends ModelOptions {
   shedLagMs?: number;
   /** Observers for refusals and slow consumers (metrics). */
   onReject?: (reason: RejectReason) => void;
-  onSlowConsumer?: (transport: 'ws' | 'sse') => void;
+  onSlowConsumer?: (transport: 'ws' | 'sse' | 'http') => void;
   /** On `shutdown()`: how long replies in flight may finish before they are interrupted (default 10 s). */
   shutdownDeadlineMs?: number;
   /** Serve Prometheus metrics at `GET /metrics` (default true). */
@@ -93,6 +116,8 @@ export interface ChatServer {
   readonly registry: SessionRegistry;
   readonly bus: EventBus;
   readonly admission: Admission;
+  /** API keys, when `auth.mode` is `keys`. */
+  readonly keys: KeyRing | undefined;
   /** The default model's circuit breaker (every model's state is on `GET /api/status`). */
   readonly breaker: CircuitBreaker;
   /** The models clients may name. */
@@ -122,7 +147,8 @@ const SHUTDOWN_CLOSE_GRACE_MS = 400;
 /** The composition root used by `main.ts` and by tests. */
 export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const clock = options.clock ?? systemClock;
-  const logger = options.logger ?? createPinoLogger();
+  // API keys and `access_token` never reach a log line whole, whoever writes it.
+  const logger = redactSecrets(options.logger ?? createPinoLogger());
   let shuttingDown = false;
   // Metrics are created after the store; the hook looks them up when a failure happens.
   let countStoreError: ((operation: StoreOperation) => void) | undefined;
@@ -170,11 +196,56 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   });
   const admission = createAdmission({
     maxConnections: options.maxConnections || defaultMaxConnections(),
-    connectionsPerIpPerSecond: options.connRatePerIp,
+    // Per-IP rates (with their burst) are the client limits' below: they count only traffic without a valid key.
+    connectionsPerIpPerSecond: 0,
     messagesPerSessionPerMinute: options.messagesPerMinute,
     shedLagMs: options.shedLagMs,
     onReject: options.onReject,
   });
+  const authOptions: AuthOptions = options.auth ?? { mode: 'keys' };
+  // Tokens spent per key, day and model: budgets, /api/usage, /admin/usage, llm_chat_tokens_total.
+  const ledger = createTokenLedger({
+    store: store.usage ?? createMemoryUsageStore(),
+    clock,
+    logger,
+    ...(options.usageFlushMs !== undefined ? { flushMs: options.usageFlushMs } : {}),
+    onRecord: (keyId, model, usage) => countTokensOf(keyId, model, usage),
+  });
+  const access = createAccess({
+    auth: authOptions,
+    store,
+    registry,
+    health,
+    admission,
+    clock,
+    logger,
+    models: models.catalog,
+    ledger,
+    connRatePerIp: options.connRatePerIp,
+    connBurstPerIp: options.connBurstPerIp,
+  });
+  const { keyRing, auth, limits, origins, keyConnections, sessions } = access;
+  const stopRecording = recordUsage({ bus, ledger, ownerOf: (sessionId) => registry.peek(sessionId)?.owner, defaultModel: models.catalog.defaultModel });
+  // Metrics name a key by its name (never its secret), looked up once a minute at most.
+  const keyNames = new Map<string, { name: string; at: number }>();
+  const countTokensOf = (keyId: string, model: string, usage: Usage) => {
+    if (!metrics) return;
+    const known = keyNames.get(keyId);
+    if (keyId === '' || !keyRing) return metrics.tokens('', model, usage);
+    if (known && clock.now() - known.at < 60_000) return metrics.tokens(known.name, model, usage);
+    keyRing.names([keyId]).then(
+      (names) => {
+        const name = names.get(keyId) ?? known?.name ?? 'unknown';
+        keyNames.set(keyId, { name, at: clock.now() });
+        metrics?.tokens(name, model, usage);
+      },
+      () => metrics?.tokens(known?.name ?? 'unknown', model, usage),
+    );
+  };
+  const retention =
+    options.retentionDays && options.retentionDays > 0
+      ? startRetentionSweeper({ store, registry, clock, logger, retentionDays: options.retentionDays })
+      : undefined;
   const budget = createBufferBudget({
     maxTotalBytes: options.maxBufferedTotalBytes,
     onShed: (bytes) => logger.warn({ bytes, heldBytes: budget.heldBytes }, 'node buffer budget exceeded: closing the heaviest consumer'),
@@ -197,7 +268,10 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     bus,
     logger,
     admission,
-    models: models.catalog,
+    sessions,
+    origins,
+    keyConnections,
+    identify: (request) => access.identifySocket(request),
     budget,
     pingIntervalMs: options.wsPingMs,
     closeGraceMs: options.wsCloseGraceMs,
@@ -233,29 +307,51 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     : undefined;
   const inspector =
     inspectorOptions && inspection
-      ? createInspectorRoutes({ registry, hub: inspection, logger, adminToken: inspectorOptions.adminToken, maxBufferedBytes: options.maxBufferedBytes })
+      ? createInspectorRoutes({
+          registry,
+          hub: inspection,
+          logger,
+          adminToken: inspectorOptions.adminToken,
+          maxBufferedBytes: options.maxBufferedBytes,
+          ...(keyRing ? { keyNames: (ids: readonly string[]) => keyRing.names(ids) } : {}),
+        })
       : undefined;
+  const admin = keyRing && authOptions.adminToken ? createAdminRoutes({ ring: keyRing, logger, adminToken: authOptions.adminToken, maxBodyBytes: options.maxBodyBytes }) : undefined;
   const openAi = createOpenAiRoutes({
     registry,
+    auth,
+    sessions,
+    admission,
+    keyConnections,
+    maxBufferedBytes: options.maxBufferedBytes,
+    onSlowConsumer: () => {
+      options.onSlowConsumer?.('http');
+      metrics?.slowConsumer('http');
+    },
     bus,
     clock,
     logger,
-    models: models.catalog,
     maxBodyBytes: options.maxV1BodyBytes,
     heartbeatMs: options.heartbeatMs,
   });
   const status = createStatusRoute({ registry, models });
   const app = createHttpApp({
-    registry,
+    sessions,
+    auth,
     sse,
-    admission,
+    sseAccess: createSseAccess({ auth, sessions, limits, keyConnections }),
+    authRoutes: createAuthRoutes({ auth }),
     logger,
-    models: models.catalog,
     maxBodyBytes: options.maxBodyBytes,
     routers: [
       { path: '/api', router: status },
+      { path: '/api', router: createUsageRoutes({ ledger, auth, clock }) },
       { path: '/v1', router: openAi },
       { path: '/', router: createWebPages() },
+      ...(admin ? [{ path: '/', router: admin }] : []),
+      ...(keyRing && authOptions.adminToken
+        ? [{ path: '/', router: createAdminUsageRoutes({ ledger, clock, adminToken: authOptions.adminToken, keyNames: (ids) => keyRing.names(ids) }) }]
+        : []),
       ...(inspector ? [{ path: '/', router: inspector.router }] : []),
       { path: '/', router: ops },
     ],
@@ -272,6 +368,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const shutdown = (deadlineMs: number): Promise<void> => {
     closing ??= (async () => {
       shuttingDown = true;
+      retention?.stop();
+      access.close();
       const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeIdleConnections();
       const notice = JSON.stringify({ type: 'shutdown', deadlineMs });
@@ -280,6 +378,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       const drained = await registry.drain(deadlineMs); // each session's watchers get `stopped`
       if (deadlineMs > 0) logger.info({ ...drained }, 'sessions drained');
       await registry.close(); // flushes the store writer (bounded wait)
+      stopRecording();
+      await ledger.close();
       // A peer that never answers the close handshake must not hold the exit (ws alone waits 30 s).
       const closingSockets = ws.close({ graceMs: SHUTDOWN_CLOSE_GRACE_MS });
       sse.close();
@@ -304,6 +404,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     registry,
     bus,
     admission,
+    keys: keyRing,
     breaker,
     models: models.catalog,
     inspection,

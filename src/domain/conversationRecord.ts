@@ -10,6 +10,8 @@ export type SessionMetadata = { readonly [key: string]: JsonValue };
 export interface SessionDetails {
   readonly title?: string;
   readonly metadata?: SessionMetadata;
+  /** The id of the API key that created the session; absent when it was made without one (`--auth none`). */
+  readonly owner?: string;
   /** The model (by its configured name) this session answers with unless a message names another. */
   readonly model?: string;
 }
@@ -32,5 +34,6 @@ export interface ConversationRecord {
   readonly messages: readonly Message[];
   readonly title?: string;
   readonly metadata?: SessionMetadata;
+  readonly owner?: string;
   readonly model?: string;
 }

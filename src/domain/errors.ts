@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   'unauthorized',
   'store_unavailable',
   'store_rejected',
+  'forbidden',
   'model_not_found',
   'budget_exceeded',
 ] as const;
@@ -43,9 +44,10 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   upstream_timeout: "The model's server took too long to answer.",
   upstream_unavailable: "The model's server is unavailable (too many recent failures); try again later.",
   cancelled: 'The reply was cancelled.',
-  unauthorized: 'A valid admin token is required.',
+  unauthorized: 'A valid API key is required.',
   store_unavailable: 'Storage is unavailable right now; try again shortly.',
   store_rejected: 'The store refused this content (for instance a character it cannot keep); nothing of it was kept.',
+  forbidden: 'Requests from this origin are not allowed.',
   model_not_found: 'No model with this name; GET /v1/models lists them.',
   budget_exceeded: "This key has used its tokens for today; try again after the budget resets.",
 };

@@ -29,6 +29,8 @@ export interface ChatMetrics {
   clientError(transport: Transport, code: string): void;
   passivated(count: number): void;
   storeError(operation: StoreOperation): void;
+  /** A finished reply's tokens, by the key's name (never its secret or id) and the model that answered. */
+  tokens(keyName: string, model: string, usage: { inputTokens: number; outputTokens: number }): void;
   close(): void;
 }
 
@@ -119,6 +121,12 @@ export function createPrometheusMetrics(sources: MetricsSources): ChatMetrics {
     buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120],
     registers,
   });
+  const tokens = new Counter({
+    name: 'llm_chat_tokens_total',
+    help: 'Tokens of finished replies, by API key name (empty without keys), model and direction (input, output).',
+    labelNames: ['key', 'model', 'direction'] as const,
+    registers,
+  });
   const restarts = new Counter({ name: 'llm_chat_supervisor_restarts_total', help: 'Session actors restarted by their supervisor.', registers });
   const slow = new Counter({
     name: 'llm_chat_backpressure_disconnects_total',
@@ -203,6 +211,10 @@ export function createPrometheusMetrics(sources: MetricsSources): ChatMetrics {
     },
     storeError(operation) {
       storeErrors.inc({ operation });
+    },
+    tokens(keyName, model, usage) {
+      if (usage.inputTokens > 0) tokens.inc({ key: keyName, model, direction: 'input' }, usage.inputTokens);
+      if (usage.outputTokens > 0) tokens.inc({ key: keyName, model, direction: 'output' }, usage.outputTokens);
     },
     close() {
       unsubscribe();

@@ -91,7 +91,7 @@ export async function streamReply(
   response: Response,
   follower: ReplyFollower,
   reply: ReplyIds,
-  options: { includeUsage: boolean; heartbeatMs: number },
+  options: { includeUsage: boolean; heartbeatMs: number; maxBufferedBytes: number; onSlowConsumer: () => void },
 ): Promise<void> {
   const withUsage = options.includeUsage ? { usage: null } : {};
   const frame = (choices: unknown[], extra: Record<string, unknown> = withUsage) =>
@@ -99,7 +99,13 @@ export async function streamReply(
   const delta = (content: Record<string, unknown>, finishReason: string | null = null, logprobs: readonly JsonValue[] | undefined = undefined) =>
     frame([{ index: 0, delta: content, logprobs: logprobs ? { content: logprobs, refusal: null } : null, finish_reason: finishReason }]);
   const write = (text: string) => {
-    if (!response.writableEnded && !response.destroyed) response.write(text);
+    if (response.writableEnded || response.destroyed) return;
+    response.write(text);
+    // A reader that stopped reading is cut off, as on WebSocket and SSE; the follower then stops.
+    if (response.writableLength > options.maxBufferedBytes) {
+      options.onSlowConsumer();
+      response.destroy();
+    }
   };
   const open = () => {
     if (response.headersSent) return;

@@ -4,21 +4,32 @@ import type { LiveSession } from '../actors/liveSession.ts';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { Clock, EventBus, Logger } from '../domain/ports.ts';
-import type { ModelCatalog } from '../model.ts';
+import type { Admission } from './admission.ts';
+import { callerOf } from './authenticate.ts';
+import type { Authenticator, Caller } from './authenticate.ts';
+import type { CallerSessions } from './callerSessions.ts';
+import type { KeyConnections } from './keyConnections.ts';
 import { followReply } from './followReply.ts';
 import { rejectHostileInput } from './inputRules.ts';
-import { toOpenAiError } from './openAiErrors.ts';
+import { openAiErrorFor, toOpenAiError } from './openAiErrors.ts';
 import { answerReply, streamReply } from './openAiReply.ts';
 import { parseChatRequest } from './openAiRequest.ts';
 import { httpErrorHeaders, toWireError } from './wireErrors.ts';
 
 export interface OpenAiRoutesOptions {
   registry: SessionRegistry;
+  /** The same rules as every other surface: the caller's key and sessions, its limits and models, load shedding. */
+  auth: Authenticator;
+  sessions: CallerSessions;
+  /** A streamed response holds a connection: the node's cap and the key's `connections`. */
+  admission: Admission;
+  keyConnections: KeyConnections;
+  /** A streamed response whose unsent bytes pass this is cut off (default 1 MiB). */
+  maxBufferedBytes?: number;
+  onSlowConsumer?: () => void;
   bus: EventBus;
   clock: Clock;
   logger: Logger;
-  /** The configured models: `/v1/models` lists them, a request's `model` picks one. */
-  models: ModelCatalog;
   /** Largest request body (default 16 MiB: images and audio come inline). */
   maxBodyBytes?: number;
   /** While a streamed reply waits (queue, slow first token), a comment line goes out this often (default 15 s). */
@@ -34,41 +45,48 @@ export interface OpenAiRoutesOptions {
  * watchers see the reply over WebSocket and SSE.
  */
 export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
-  const { registry, bus, clock, logger, models } = options;
+  const { registry, bus, clock, logger, sessions, admission, keyConnections } = options;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
+  const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
   const startedAt = Math.floor(clock.now() / 1000);
   const router = Router();
+  // The key first (an OpenAI-shaped 401 before anything else is read), then the body.
+  router.use(options.auth.guard());
   router.use(express.json({ limit: options.maxBodyBytes ?? 16 * 1024 * 1024 }), rejectHostileInput);
 
+  // A key sees the models it may use (`limits.models`); the others do not exist for it.
   const modelJson = (id: string) => ({ id, object: 'model', created: startedAt, owned_by: 'llm-chat' });
   router.get('/models', (_request: Request, response: Response) => {
-    response.json({ object: 'list', data: models.names.map(modelJson) });
+    response.json({ object: 'list', data: sessions.models(callerOf(response)).map(modelJson) });
   });
   router.get('/models/:model', (request: Request, response: Response) => {
     const name = String(request.params['model']);
-    if (!models.has(name)) throw new ChatError('model_not_found');
+    sessions.checkModel(callerOf(response), name);
     response.json(modelJson(name));
   });
 
   router.post('/chat/completions', async (request: Request, response: Response) => {
+    const caller = callerOf(response);
     const chat = parseChatRequest(request.body);
-    if (chat.model !== undefined && !models.has(chat.model)) throw new ChatError('model_not_found', `No model named "${chat.model}"; GET /v1/models lists them.`);
+    if (chat.model !== undefined) sessions.checkModel(caller, chat.model);
     const named = request.get('x-session-id');
     let session: LiveSession | undefined;
     if (named !== undefined) {
-      session = await registry.find(named);
-      if (!session) throw new ChatError('session_not_found');
+      // Another key's session is answered exactly as a missing one.
+      session = await sessions.find(caller, named);
       response.setHeader('X-Session-Id', session.sessionId);
     } else {
-      session = await registry.create({ history: chat.history });
+      session = await sessions.create(caller, { history: chat.history }, { ephemeral: true });
     }
     const ephemeral = named === undefined;
     const sessionId = session.sessionId;
     const follower = followReply(bus, sessionId);
     let finished = false;
+    let releaseConnection = () => {};
     const finish = () => {
       if (finished) return;
       finished = true;
+      releaseConnection();
       follower.stop();
       // An ephemeral session has no other watcher and is never reused: deleting
       // it also cancels a generation nobody will read. A named one goes on.
@@ -79,26 +97,56 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
     if (request.socket.destroyed) finish();
     try {
       if (finished) return;
+      if (chat.stream) releaseConnection = await holdConnection(request, response, caller);
       // Nothing of the response starts before the message is committed.
-      const accepted = await session.send(chat.input, chat.options);
+      const accepted = await sessions.send(caller, session, chat.input, chat.options);
       follower.track(accepted.replyId);
-      const reply = { id: `chatcmpl-${accepted.replyId}`, created: Math.floor(clock.now() / 1000), model: chat.model ?? session.model ?? models.defaultModel };
-      if (chat.stream) await streamReply(response, follower, reply, { includeUsage: chat.includeUsage, heartbeatMs });
-      else await answerReply(response, follower, reply);
+      const reply = { id: `chatcmpl-${accepted.replyId}`, created: Math.floor(clock.now() / 1000), model: chat.model ?? sessions.modelOf(session, caller) };
+      if (chat.stream) {
+        await streamReply(response, follower, reply, { includeUsage: chat.includeUsage, heartbeatMs, maxBufferedBytes, onSlowConsumer: slowConsumer(response) });
+      } else await answerReply(response, follower, reply);
     } finally {
       finish();
     }
   });
 
+  /** A streamed reply is a connection like a WebSocket's: it takes a slot of the node and of the key, until it ends. */
+  const holdConnection = async (request: Request, response: Response, caller: Caller) => {
+    const release = await admission.admitConnection(request.socket.remoteAddress ?? 'unknown');
+    try {
+      const untrack = keyConnections.open(caller, () => revokeStream(response));
+      return () => {
+        release();
+        untrack();
+      };
+    } catch (error) {
+      release();
+      throw error;
+    }
+  };
+  const slowConsumer = (response: Response) => () => {
+    options.onSlowConsumer?.();
+    logger.warn({ buffered: response.writableLength }, 'closing slow /v1 stream consumer');
+  };
+
   router.use((_request: Request, _response: Response, next: NextFunction) => next(new ChatError('not_found')));
   router.use((error: unknown, request: Request, response: Response, _next: NextFunction) => {
     const { status, body, internal } = toOpenAiError(error);
-    if (internal) logger.error({ method: request.method, path: request.originalUrl, err: String(error) }, 'request failed');
+    if (internal) logger.error({ method: request.method, path: request.path, err: String(error) }, 'request failed');
     if (response.headersSent) {
       response.end();
       return;
     }
+    // Retry-After with `rate_limited`, `budget_exceeded` and `overloaded`, as on every other surface (the SDK honours it).
     response.status(status).set(httpErrorHeaders(toWireError(error))).json(body);
   });
   return router;
+}
+
+/** The key of a streamed reply was revoked: an error frame (or a 401 before any), then the end. */
+function revokeStream(response: Response): void {
+  if (response.writableEnded) return;
+  const { status, body } = openAiErrorFor('unauthorized', 'This API key was revoked.');
+  if (response.headersSent) response.end(`data: ${JSON.stringify(body)}\n\n`);
+  else response.status(status).json(body);
 }
