@@ -17,15 +17,20 @@ export interface ClientConnection {
   terminate(): void;
 }
 
-/** Told of every reply chunk: whether it is the reply's last. */
-export type ChunkListener = (isLast: boolean) => void;
-
-/** Opens one connection; resolves once the server's `session` frame came, or with why it failed. */
-export function openClient(kind: ClientKind, url: string, localAddress: string, onChunk: ChunkListener): Promise<ClientConnection | string> {
-  return kind === 'socketio' ? openSocketIo(url, localAddress, onChunk) : openWs(url, localAddress, onChunk);
+/** Told of every reply chunk (whether it is the reply's last), and of every error frame's code. */
+export interface FrameListener {
+  chunk(isLast: boolean): void;
+  error(code: string): void;
 }
 
-function openWs(url: string, localAddress: string, onChunk: ChunkListener): Promise<ClientConnection | string> {
+const ERROR_CODE = /"code":"([a-z_]+)"/;
+
+/** Opens one connection; resolves once the server's `session` frame came, or with why it failed. */
+export function openClient(kind: ClientKind, url: string, localAddress: string, listener: FrameListener): Promise<ClientConnection | string> {
+  return kind === 'socketio' ? openSocketIo(url, localAddress, listener) : openWs(url, localAddress, listener);
+}
+
+function openWs(url: string, localAddress: string, listener: FrameListener): Promise<ClientConnection | string> {
   return new Promise((resolve) => {
     const socket = new WebSocket(url, { localAddress, perMessageDeflate: false, handshakeTimeout: 30_000 });
     const connection: ClientConnection = {
@@ -47,14 +52,15 @@ function openWs(url: string, localAddress: string, onChunk: ChunkListener): Prom
         settle(text.startsWith('{"type":"session"') ? connection : text.slice(0, 80));
         return;
       }
-      if (text.startsWith('{"type":"chunk"')) onChunk(text.includes('"is_last":true'));
+      if (text.startsWith('{"type":"chunk"')) listener.chunk(text.includes('"is_last":true'));
+      else if (text.startsWith('{"type":"error"')) listener.error(ERROR_CODE.exec(text)?.[1] ?? 'unknown');
     });
     socket.on('error', (error: NodeJS.ErrnoException) => settle(error.code ?? error.message));
     socket.on('close', (code) => settle(`close ${code}`));
   });
 }
 
-function openSocketIo(url: string, localAddress: string, onChunk: ChunkListener): Promise<ClientConnection | string> {
+function openSocketIo(url: string, localAddress: string, listener: FrameListener): Promise<ClientConnection | string> {
   const target = new URL(url);
   return new Promise((resolve) => {
     // forceNew: without it every io() to one URL shares a single connection.
@@ -81,12 +87,13 @@ function openSocketIo(url: string, localAddress: string, onChunk: ChunkListener)
       settled = true;
       resolve(result);
     };
-    socket.on('message', (frame: { type?: string; is_last?: boolean }) => {
+    socket.on('message', (frame: { type?: string; is_last?: boolean; code?: string }) => {
       if (!settled) {
         settle(frame.type === 'session' ? connection : String(frame.type));
         return;
       }
-      if (frame.type === 'chunk') onChunk(frame.is_last === true);
+      if (frame.type === 'chunk') listener.chunk(frame.is_last === true);
+      else if (frame.type === 'error') listener.error(String(frame.code));
     });
     socket.on('connect_error', (error: Error) => settle(error.message));
     socket.on('disconnect', (reason) => settle(`disconnect ${reason}`));

@@ -25,12 +25,19 @@ const connections: Connection[] = [];
 const send = (message: unknown) => process.send?.(message);
 const now = () => performance.now();
 
+/** Error frames received since the last report, by code (e.g. `overloaded`). */
+let errorFrames: Record<string, number> = {};
 let chunkListener: ((connection: Connection, isLast: boolean) => void) | undefined;
 
 async function open(command: Extract<Command, { type: 'connect' }>): Promise<Connection | string> {
   let connection: Connection | undefined;
-  const client = await openClient(command.client, command.url, command.localAddress, (isLast) => {
-    if (connection) chunkListener?.(connection, isLast);
+  const client = await openClient(command.client, command.url, command.localAddress, {
+    chunk: (isLast) => {
+      if (connection) chunkListener?.(connection, isLast);
+    },
+    error: (code) => {
+      errorFrames[code] = (errorFrames[code] ?? 0) + 1;
+    },
   });
   if (typeof client === 'string') return client;
   connection = { client, sentAt: 0, chunksOfMessage: 0, messagesLeft: 0 };
@@ -110,8 +117,11 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
   });
   clearInterval(progress);
   chunkListener = undefined;
+  const errors = errorFrames;
+  errorFrames = {};
   send({
     type: 'streamed',
+    errors,
     completed,
     expected,
     chunks,

@@ -104,6 +104,16 @@ export interface ServerUnderTest {
 }
 
 /**
+ * With BENCH_CPU_PROF_DIR set (`--cpu-prof DIR`), each server writes V8 CPU
+ * profiles into DIR/<kind>/ when it stops (one per thread; the main thread's
+ * is the largest).
+ */
+function profileFlags(kind: ServerKind): string[] {
+  const dir = process.env['BENCH_CPU_PROF_DIR'];
+  return dir ? ['--cpu-prof', '--cpu-prof-dir', join(dir, kind)] : [];
+}
+
+/**
  * Starts a server in a process of its own. llm-chat's SQLite file goes in a
  * temporary directory made here and removed when the server stops (even if
  * it had to be killed), so a run leaves nothing behind.
@@ -121,7 +131,7 @@ export async function startServer(kind: ServerKind, options: Record<string, unkn
       ...(dataDir ? { BENCH_DATA_DIR: dataDir } : {}),
       BENCH_OPTIONS: JSON.stringify(options),
     },
-    nodeFlags: SERVER_NODE_FLAGS,
+    nodeFlags: [...SERVER_NODE_FLAGS, ...profileFlags(kind)],
   });
   let ready: Message;
   try {

@@ -52,6 +52,7 @@ Options:
   --quick                 small sizes: a smoke run in a couple of minutes
   --no-baseline           skip the peer runs (bare ws, Socket.IO)
   --json                  print the results as JSON
+  --cpu-prof DIR          each server process writes a V8 CPU profile into DIR when it stops
   --max-seconds S         stop everything after S seconds (default 1800)
 
 Connections come from 127.0.0.2, 127.0.0.3, ... (one address per generator process),
@@ -83,6 +84,7 @@ const { values } = parseArgs({
     url: { type: 'string' },
     'no-baseline': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
     'max-seconds': { type: 'string', default: '1800' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -91,6 +93,8 @@ if (values.help) {
   process.stdout.write(HELP);
   process.exit(0);
 }
+
+if (values['cpu-prof']) process.env['BENCH_CPU_PROF_DIR'] = values['cpu-prof'];
 
 const int = (name: keyof typeof values, quick: number) => (values.quick ? quick : Number(values[name]));
 const config = {

@@ -115,6 +115,7 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
     connRatePerIp: 0, // the load comes from a handful of loopback addresses
     messagesPerMinute: 0,
     maxSessions: 0,
+    ...(process.env['BENCH_NOSHED'] ? { shedLagMs: 0 } : {}),
     ...extra,
   });
 
@@ -168,6 +169,11 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
     if (Object.keys(fleet.errors).length > 0) log(`${kind}: connection errors ${JSON.stringify(fleet.errors)}`);
     await closeFleet(fleet);
     await server.stop();
+    const errorFrames: Record<string, number> = {};
+    for (const result of results) {
+      for (const [code, count] of Object.entries(result['errors'] as Record<string, number>)) errorFrames[code] = (errorFrames[code] ?? 0) + count;
+    }
+    if (Object.keys(errorFrames).length > 0) log(`${kind}: error frames ${JSON.stringify(errorFrames)}`);
     const ttfc = summarize(results.flatMap((result) => result['ttfc'] as number[]));
     const full = summarize(results.flatMap((result) => result['full'] as number[]));
     const lateness = summarize(results.flatMap((result) => result['lateness'] as number[]));
