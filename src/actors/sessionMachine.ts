@@ -1,4 +1,4 @@
-import { setup } from 'xstate';
+import { and, setup } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
 import { ChatError, isChatError, isUpstreamFailure } from '../domain/errors.ts';
 import type { ErrorCode } from '../domain/errors.ts';
@@ -35,6 +35,7 @@ export type SessionEvent =
 
 /** The generation in progress, owned by the session actor (one holder per actor). */
 interface GenerationSlot {
+  /** Set while the task runs: leaving `generating` then aborts it. */
   controller: AbortController | undefined;
 }
 
@@ -95,19 +96,21 @@ export const sessionMachine = setup({
   },
   actions: {
     startGeneration: ({ context, self }) => {
+      const slot = context.generation;
       const controller = new AbortController();
-      context.generation.controller = controller;
+      slot.controller = controller;
       // A stopped actor runs no exit action: its end aborts the task instead.
       const ended = self.subscribe({ complete: () => controller.abort(), error: () => controller.abort() });
+      const settle = (event: SessionEvent) => {
+        ended.unsubscribe();
+        if (controller.signal.aborted) return;
+        // Settled: nothing left to abort (an abort makes a DOMException, a measured cost per reply).
+        if (slot.controller === controller) slot.controller = undefined;
+        self.send(event);
+      };
       runGeneration(context.conversation, context.deps, controller.signal).then(
-        () => {
-          ended.unsubscribe();
-          if (!controller.signal.aborted) self.send({ type: 'generation.done' });
-        },
-        (error: unknown) => {
-          ended.unsubscribe();
-          if (!controller.signal.aborted) self.send({ type: 'generation.failed', error });
-        },
+        () => settle({ type: 'generation.done' }),
+        (error: unknown) => settle({ type: 'generation.failed', error }),
       );
     },
     stopGeneration: ({ context }) => {
@@ -152,20 +155,27 @@ export const sessionMachine = setup({
 }).createMachine({
   id: 'session',
   context: ({ input }) => ({ ...input, generation: { controller: undefined } }),
-  initial: 'idle',
+  // The supervisor spawns this actor when there is work and lets it end when
+  // there is none, so an idle session costs one actor, not two; it starts
+  // generating at once (no eventless step through an idle state: each
+  // microstep is a measured cost per reply).
+  initial: 'generating',
   states: {
-    idle: {
-      // The supervisor spawns this actor when there is work and lets it end
-      // when there is none, so an idle session costs one actor, not two.
-      always: [{ guard: 'hasQueued', target: 'generating' }, { target: 'done' }],
-    },
     generating: {
       entry: 'startGeneration',
       exit: 'stopGeneration',
       on: {
-        'generation.done': { target: 'idle', actions: 'completeReply' },
-        'generation.failed': [{ guard: 'upstreamFailed', target: 'idle', actions: 'failReply' }, { actions: 'crash' }],
-        cancel: { target: 'idle', actions: 'cancelAll' },
+        'generation.done': [
+          { guard: 'hasQueued', target: 'generating', reenter: true, actions: 'completeReply' },
+          { target: 'done', actions: 'completeReply' },
+        ],
+        'generation.failed': [
+          { guard: and(['upstreamFailed', 'hasQueued']), target: 'generating', reenter: true, actions: 'failReply' },
+          { guard: 'upstreamFailed', target: 'done', actions: 'failReply' },
+          { actions: 'crash' },
+        ],
+        // A cancel drops the queue too: nothing is left to do.
+        cancel: { target: 'done', actions: 'cancelAll' },
       },
     },
     done: { type: 'final' },
