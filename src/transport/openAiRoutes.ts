@@ -5,6 +5,7 @@ import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { Usage } from '../domain/message.ts';
 import type { Clock, EventBus, Logger } from '../domain/ports.ts';
+import { corkForThisTick } from './corkedSocket.ts';
 import { followReply } from './followReply.ts';
 import type { ReplyFollower } from './followReply.ts';
 import { openAiErrorFor, toOpenAiError } from './openAiErrors.ts';
@@ -148,7 +149,9 @@ async function streamReply(response: Response, follower: ReplyFollower, chat: Ch
   const delta = (content: Record<string, unknown>, finishReason: string | null = null) =>
     frame([{ index: 0, delta: content, logprobs: null, finish_reason: finishReason }]);
   const write = (text: string) => {
-    if (!response.writableEnded && !response.destroyed) response.write(text);
+    if (response.writableEnded || response.destroyed) return;
+    corkForThisTick(response);
+    response.write(text);
   };
   const open = () => {
     if (response.headersSent) return;

@@ -5,6 +5,7 @@ import type { ChatEvent } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
 import { sseEvent } from './frames.ts';
 import type { Admission } from './admission.ts';
+import { corkForThisTick } from './corkedSocket.ts';
 import { requestLogger } from './requestContext.ts';
 import { parseSeq } from './resumePosition.ts';
 import { watchSession } from './watchSession.ts';
@@ -80,7 +81,9 @@ export function createSseStreams(options: SseOptions): SseStreams {
     const deliver = (event: ChatEvent) => {
       if (ended) return;
       const text = sseEvent(event);
-      if (text !== null) response.write(text);
+      if (text === null) return;
+      corkForThisTick(response);
+      response.write(text);
       if (response.writableLength > maxBufferedBytes) {
         options.onSlowConsumer?.();
         requestLogger(response, logger).warn({ sessionId, buffered: response.writableLength }, 'closing slow SSE consumer');

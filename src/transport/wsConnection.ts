@@ -5,6 +5,7 @@ import type { ChatEvent, StopReason } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
 import { parseClientFrame } from './clientFrames.ts';
+import { corkWebSocketForThisTick } from './corkedSocket.ts';
 import { frameJson } from './frames.ts';
 import { newRequestId } from './requestContext.ts';
 import { parseSeq } from './resumePosition.ts';
@@ -132,6 +133,7 @@ export class WsConnection {
   #sendText(text: string): void {
     const socket = this.#socket;
     if (socket.readyState !== socket.OPEN) return;
+    corkWebSocketForThisTick(socket);
     socket.send(text);
     if (socket.bufferedAmount > this.#shared.maxBufferedBytes) {
       this.#shared.onSlowConsumer?.();
