@@ -46,9 +46,20 @@ export interface SessionListItem extends SessionSummary {
   readonly status: SessionStatus;
 }
 
+export interface CreateOptions extends SessionDetails {
+  /** Earlier turns the session starts from. */
+  history?: readonly Turn[];
+  /**
+   * Never stored: no session row, no message rows (an ephemeral `/v1`
+   * request, removed when it ends, that nobody else can name). Its events
+   * and its usage still go on the bus (metrics count them).
+   */
+  ephemeral?: boolean;
+}
+
 export interface SessionRegistry {
-  /** Creates and activates a new session, optionally starting from earlier turns (stored first: throws `store_unavailable` when the store fails). */
-  create(options?: SessionDetails & { history?: readonly Turn[] }): Promise<LiveSession>;
+  /** Creates and activates a new session, optionally starting from earlier turns (stored first unless ephemeral: throws `store_unavailable` when the store fails). */
+  create(options?: CreateOptions): Promise<LiveSession>;
   /** Sessions from the store, newest first. */
   listSessions(query: PageQuery): Promise<{ sessions: SessionListItem[]; nextCursor: string | null }>;
   /** A page of a session's history from the store, with live versions of messages still changing; undefined if none. */
@@ -91,7 +102,16 @@ interface Entry {
  */
 export function createSessionRegistry(options: SessionRegistryOptions): SessionRegistry {
   const { ids, clock, logger, bus, store } = options;
-  const writer = createStoreWriter({ store, clock, logger, flushIntervalMs: options.flushIntervalMs, flushStreaming: options.flushStreaming });
+  // Sessions that are never written (see CreateOptions.ephemeral).
+  const ephemeral = new Set<SessionId>();
+  const writer = createStoreWriter({
+    store,
+    clock,
+    logger,
+    flushIntervalMs: options.flushIntervalMs,
+    flushStreaming: options.flushStreaming,
+    stored: (sessionId) => !ephemeral.has(sessionId),
+  });
   const deps: SessionDeps = { bus, store, provider: options.provider, clock, logger, writer };
   const queueLimit = options.queueLimit ?? 8;
   const ttlMs = options.sessionTtlMs ?? 600_000;
@@ -170,12 +190,14 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       admit();
       const now = clock.now();
       const sessionId = ids.sessionId();
-      const { history = [], ...details } = options;
+      const { history = [], ephemeral: unstored = false, ...details } = options;
       const conversation =
         history.length === 0
           ? Conversation.start(sessionId, now, queueLimit, details)
           : Conversation.seeded(sessionId, now, queueLimit, details, history, ids.messageId);
-      await store.create(conversation.toRecord());
+      // An ephemeral session's rows would be written only to be deleted when its request ends.
+      if (unstored) ephemeral.add(sessionId);
+      else await store.create(conversation.toRecord());
       return activate(conversation, false);
     },
 
@@ -209,6 +231,10 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       const entry = entries.get(sessionId);
       if (entry) stopEntry(sessionId, entry, 'deleted');
       writer.forget(sessionId);
+      if (ephemeral.delete(sessionId)) {
+        bus.forget(sessionId);
+        return entry !== undefined;
+      }
       const existed = await store.delete(sessionId);
       if (!entry && existed) bus.publish({ type: 'session.stopped', sessionId, reason: 'deleted' });
       bus.forget(sessionId);

@@ -23,6 +23,8 @@ export interface StoreWriterOptions {
   retryMaxMs?: number;
   /** Chunks held for the store's resume log per session while it cannot be written (default 1,000). */
   maxPendingChunks?: number;
+  /** False for a session that is never written (an ephemeral one); default: every session is. */
+  stored?: (sessionId: SessionId) => boolean;
 }
 
 /**
@@ -70,6 +72,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
   const retryBaseMs = options.retryBaseMs ?? 100;
   const retryMaxMs = options.retryMaxMs ?? 5000;
   const maxPendingChunks = options.maxPendingChunks ?? 1000;
+  const stored = options.stored ?? (() => true);
   const states = new Map<SessionId, PendingState>();
   let failing = false;
   let closing = false;
@@ -175,6 +178,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
 
   return {
     save(conversation, messages) {
+      if (!stored(conversation.sessionId)) return;
       const state = stateOf(conversation);
       for (const message of messages) state.messages.set(message.id, copyMessage(message));
       state.touched = true;
@@ -182,7 +186,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     },
 
     chunk(conversation, chunk) {
-      if (!flushStreaming) return;
+      if (!flushStreaming || !stored(conversation.sessionId)) return;
       const state = stateOf(conversation);
       state.chunks.push(chunk);
       if (state.chunks.length > maxPendingChunks) state.chunks.shift();

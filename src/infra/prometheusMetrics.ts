@@ -98,6 +98,12 @@ export function createPrometheusMetrics(sources: MetricsSources): ChatMetrics {
     buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120],
     registers,
   });
+  const tokens = new Counter({
+    name: 'llm_chat_tokens_total',
+    help: 'Tokens of completed replies as the model reported them, by kind (input, output); ephemeral /v1 requests included.',
+    labelNames: ['kind'] as const,
+    registers,
+  });
   const restarts = new Counter({ name: 'llm_chat_supervisor_restarts_total', help: 'Session actors restarted by their supervisor.', registers });
   const slow = new Counter({
     name: 'llm_chat_backpressure_disconnects_total',
@@ -122,6 +128,7 @@ export function createPrometheusMetrics(sources: MetricsSources): ChatMetrics {
 
   for (const outcome of ['complete', 'cancelled', 'failed', 'interrupted']) messages.inc({ outcome }, 0);
   for (const transport of ['ws', 'sse']) slow.inc({ transport }, 0);
+  for (const kind of ['input', 'output']) tokens.inc({ kind }, 0);
 
   const timings = createReplyTimings(sources.clock, {
     firstChunk: (seconds) => firstChunk.observe(seconds),
@@ -147,6 +154,10 @@ export function createPrometheusMetrics(sources: MetricsSources): ChatMetrics {
         break;
       case 'message.completed':
         messages.inc({ outcome: 'complete' });
+        if (event.usage) {
+          tokens.inc({ kind: 'input' }, event.usage.inputTokens);
+          tokens.inc({ kind: 'output' }, event.usage.outputTokens);
+        }
         break;
       case 'message.cancelled':
         messages.inc({ outcome: 'cancelled' });

@@ -63,7 +63,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
       if (!session) throw new ChatError('session_not_found');
       response.setHeader('X-Session-Id', session.sessionId);
     } else {
-      session = await registry.create({ history: chat.history });
+      session = await registry.create({ history: chat.history, ephemeral: true });
     }
     const ephemeral = named === undefined;
     const sessionId = session.sessionId;
