@@ -48,7 +48,29 @@ const areaOf = (node: ProfileNode) => {
   return node.callFrame.url ? 'other JS' : 'native';
 };
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { top: { type: 'string', default: '25' } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { top: { type: 'string', default: '25' }, inclusive: { type: 'string', default: '0' } },
+});
+
+/** Time spent in each function and everything it called (each sample counted once per function on its stack). */
+function inclusiveTimes(profile: Profile, selfUs: Map<number, number>): Map<string, number> {
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parent.set(child, node.id);
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const totals = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const node = byId.get(at)!;
+      const name = `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.replace(/^.*\/(node_modules\/)?/, '')}:${node.callFrame.lineNumber + 1}`;
+      if (seen.has(name) || node.callFrame.functionName === '(root)' || node.callFrame.functionName === '(idle)') continue;
+      seen.add(name);
+      totals.set(name, (totals.get(name) ?? 0) + us);
+    }
+  }
+  return totals;
+}
 for (const file of positionals) {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
@@ -73,5 +95,12 @@ for (const file of positionals) {
   process.stdout.write('  top functions (self time):\n');
   for (const [name, us] of [...functions].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) {
     process.stdout.write(`    ${pct(us)}  ${name}\n`);
+  }
+  const inclusive = Number(values.inclusive);
+  if (inclusive > 0) {
+    process.stdout.write('  top functions (inclusive time):\n');
+    for (const [name, us] of [...inclusiveTimes(profile, selfUs)].sort((a, b) => b[1] - a[1]).slice(0, inclusive)) {
+      process.stdout.write(`    ${pct(us)}  ${name}\n`);
+    }
   }
 }
