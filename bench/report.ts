@@ -75,7 +75,7 @@ export function burstReport(runs: Partial<Record<ServerKind, Figures>>, sessions
 export function sustainedRows(ours: Figures, base: Figures | undefined): Row[] {
   return [
     {
-      figure: `sustained: ${formatNumber(ours['sessions']!)} sessions × 2 replies complete`,
+      figure: `sustained: ${ours['sessions']} sessions × 2 replies complete`,
       ours: `${ours['completed']}/${ours['expected']}`,
       baseline: base ? `${base['completed']}/${base['expected']} (bare ws)` : '',
       target: 'all',
