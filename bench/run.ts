@@ -6,12 +6,13 @@
  * time. `npm run bench -- --help` lists the options.
  */
 import { parseArgs } from 'node:util';
+import { runAbuse } from './abuse.ts';
 import { gatewayScenario } from './gateway.ts';
 import type { Child, ServerKind, ServerUnderTest } from './processes.ts';
-import { actorRows, burstReport, churnRows, gatewayRows, idleRows, saturateRows, streamRows, sustainedRows } from './report.ts';
+import { actorRows, burstReport, churnRows, gatewayRows, idleRows, saturateRows, streamRows, sustainedRows, verdict } from './report.ts';
 import type { Figures } from './report.ts';
 import { createScenarios } from './scenarios.ts';
-import { table } from './stats.ts';
+import { formatNumber, table } from './stats.ts';
 import type { Row } from './stats.ts';
 
 const HELP = `npm run bench -- [options]
@@ -32,6 +33,9 @@ Scenarios (--scenario, comma-separated; default burst,sustained,saturate,gateway
   idle       hold N WebSocket sessions for --hold-seconds; memory per connection
   stream     N WebSocket sessions stream --messages replies each (5 chunks x 400 ms)
   churn      in-process: create, answer and passivate N sessions; RSS before vs after
+  abuse      (not in the default set) malformed upgrades, early hang-ups, half-open peers and
+             slow consumers at a child server, then fuzzing of every surface; slots held after
+             (must be 0), cases run
 
 Options:
   --burst-sessions N      (default 5000)       --burst-peers LIST (default all four:
@@ -45,6 +49,9 @@ Options:
                           (default 2000: one reply's length); 0 = all in the same instant
   --saturate-sessions N   (default 200)        --duration-seconds S (default 10)
   --churn N               sessions for 'churn' (default 1000000)
+  --abuse N               malformed upgrades and early hang-ups for 'abuse' (default 10000)
+  --half-open N           half-open peers (default 200)   --slow-consumers N (default 20)
+  --fuzz-runs N           fuzz cases per surface (default: FUZZ_RUNS, else 5000)
   --rate R                new connections per second (default 1000)
   --per-generator N       connections per generator process (default 9000)
   --url URL               load a server that is already running (loopback only, e.g.
@@ -78,6 +85,10 @@ const { values } = parseArgs({
     'saturate-sessions': { type: 'string', default: '200' },
     'duration-seconds': { type: 'string', default: '10' },
     churn: { type: 'string', default: '1000000' },
+    abuse: { type: 'string', default: '10000' },
+    'half-open': { type: 'string', default: '200' },
+    'slow-consumers': { type: 'string', default: '20' },
+    'fuzz-runs': { type: 'string', default: process.env['FUZZ_RUNS'] ?? '5000' },
     rate: { type: 'string', default: '1000' },
     'per-generator': { type: 'string', default: '9000' },
     quick: { type: 'boolean', default: false },
@@ -113,6 +124,7 @@ const config = {
   saturateSessions: int('saturate-sessions', 100),
   durationSeconds: int('duration-seconds', 5),
   churn: int('churn', 50_000),
+  abuse: { abuse: int('abuse', 2_000), halfOpen: int('half-open', 50), slowConsumers: int('slow-consumers', 10), fuzzRuns: int('fuzz-runs', 1_000) },
   rate: Number(values.rate),
   perGenerator: Number(values['per-generator']),
   baseline: !values['no-baseline'] && values.url === undefined,
@@ -211,6 +223,21 @@ async function main() {
     const churn = await scenarios.inProcess('churn', config.churn);
     results['churn'] = churn;
     rows.push(...churnRows(churn));
+  }
+
+  if (config.scenarios.has('abuse')) {
+    const abuse = await runAbuse(config.abuse, log);
+    results['abuse'] = abuse;
+    const held = abuse.heldAfter;
+    const clean = held.slots === 0 && held.ws === 0 && held.wsTracked === 0 && held.sse === 0 && held.bufferedBytes === 0;
+    rows.push(
+      { figure: `abuse: ${formatNumber(abuse.abused)} malformed upgrades / hang-ups: slots, sockets, streams, bytes held after`, ours: `${held.slots}, ${held.ws}, ${held.sse}, ${held.bufferedBytes}`, target: '0', verdict: verdict(clean) },
+      { figure: `abuse: half-open peers dropped by ping (of ${config.abuse.halfOpen})`, ours: `${abuse.halfOpenDropped}`, target: `${config.abuse.halfOpen}`, verdict: verdict(abuse.halfOpenDropped === config.abuse.halfOpen) },
+      { figure: `abuse: slow consumers closed 1013 (of ${config.abuse.slowConsumers})`, ours: `${abuse.slowConsumersClosed}`, target: `${config.abuse.slowConsumers}`, verdict: verdict(abuse.slowConsumersClosed === config.abuse.slowConsumers) },
+      { figure: 'abuse: time until the edge held nothing (s)', ours: formatNumber(abuse.drainSeconds, 1) },
+      { figure: 'abuse: fuzz cases passed, REST / WS / v1', ours: `${abuse.fuzzCases.rest} / ${abuse.fuzzCases.ws} / ${abuse.fuzzCases.v1}`, target: `${config.abuse.fuzzRuns} each`, verdict: verdict(Object.values(abuse.fuzzCases).every((cases) => cases === config.abuse.fuzzRuns)) },
+      { figure: 'abuse: server heap after GC, before → after fuzzing (MB)', ours: `${formatNumber(abuse.heapBeforeMB, 1)} → ${formatNumber(abuse.heapAfterMB, 1)}`, target: '≤ +10%', verdict: verdict(abuse.heapAfterMB <= abuse.heapBeforeMB * 1.1) },
+    );
   }
 
   if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
