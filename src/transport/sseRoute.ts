@@ -5,7 +5,6 @@ import type { ChatEvent } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
 import { sseEvent } from './frames.ts';
 import type { Admission } from './admission.ts';
-import { corkForThisTick } from './corkedSocket.ts';
 import type { BufferBudget, BufferedStream } from './bufferBudget.ts';
 import { requestLogger } from './requestContext.ts';
 import { parseSeq } from './resumePosition.ts';
@@ -109,10 +108,7 @@ export function createSseStreams(options: SseOptions): SseStreams {
       const deliver = (event: ChatEvent) => {
         if (ended) return;
         const text = sseEvent(event);
-        if (text !== null) {
-          corkForThisTick(response);
-          response.write(text);
-        }
+        if (text !== null) response.write(text);
         const buffered = response.writableLength;
         if (buffered > maxBufferedBytes) return cutOff('closing slow SSE consumer');
         budget.note(stream, buffered);

@@ -183,14 +183,22 @@ export class WsConnection implements BufferedStream {
   #sendText(text: string): void {
     const socket = this.#socket;
     if (socket.readyState !== socket.OPEN) return;
-    corkWebSocketForThisTick(socket);
+    const flushFollows = corkWebSocketForThisTick(socket, this);
     socket.send(text);
-    const buffered = socket.bufferedAmount;
+    // Corked, the frame is still in the socket's buffer: it is measured once this turn's frames are out.
+    if (!flushFollows) this.flushed();
+  }
+
+  /** After a write (or this turn's corked writes): too much unsent closes the connection; the node-wide budget hears the rest. */
+  flushed(): void {
+    if (this.#closed) return;
+    const buffered = this.#socket.bufferedAmount;
     if (buffered > this.#shared.maxBufferedBytes) {
       this.#shared.budget.forget(this);
       this.#closeSlow('closing slow websocket consumer');
     } else this.#shared.budget.note(this, buffered);
   }
+
 
   #sendError(error: unknown): void {
     const wire = toWireError(error);
