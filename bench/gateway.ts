@@ -47,6 +47,7 @@ export async function gatewayScenario(
     connRatePerIp: 0,
     messagesPerMinute: 0,
     maxSessions: 0,
+    shedLagMs: 0,
     llmProvider: 'openai',
     llmBaseUrl: `http://127.0.0.1:${upstreamPort}/v1`,
     llmModel: 'fake-model',
