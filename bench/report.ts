@@ -154,6 +154,7 @@ export function gatewayRows(results: readonly GatewayResult[]): Row[] {
 export function actorRows(actors: Figures): Row[] {
   return [
     { figure: `actors: ${formatNumber(actors['sessions']!)} sessions activated (s)`, ours: n(actors['activationSeconds'], 2), target: '≤ 6 s', verdict: verdict(actors['activationSeconds']! <= 6) },
+    { figure: 'actors: CPU time of that activation (s)', ours: n(actors['activationCpuSeconds'], 2) },
     { figure: 'actors: heap per idle session (KB)', ours: n(actors['heapPerSessionKB'], 2), target: '≤ 7 KB', verdict: verdict(actors['heapPerSessionKB']! <= 7) },
     { figure: 'actors: RSS per idle session (KB)', ours: n(actors['rssPerSessionKB'], 2) },
     {
