@@ -199,7 +199,6 @@ export class WsConnection implements BufferedStream {
     } else this.#shared.budget.note(this, buffered);
   }
 
-
   #sendError(error: unknown): void {
     const wire = toWireError(error);
     this.#shared.onClientError?.(wire.code);
