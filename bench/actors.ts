@@ -137,7 +137,7 @@ async function churn(total: number, batch: number) {
       sessions.map(
         (session) =>
           new Promise<void>((resolve) => {
-            session.send('churn');
+            session.send('churn').catch((error: unknown) => process.stderr.write(`churn: ${String(error)}\n`));
             const poll = () => (session.busy ? setImmediate(poll) : resolve());
             poll();
           }),

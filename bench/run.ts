@@ -7,6 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { runAbuse } from './abuse.ts';
+import { runFaults } from './faults.ts';
 import { gatewayScenario } from './gateway.ts';
 import type { Child, ServerKind, ServerUnderTest } from './processes.ts';
 import { actorRows, burstReport, churnRows, gatewayRows, idleRows, saturateRows, streamRows, sustainedRows, verdict } from './report.ts';
@@ -36,6 +37,9 @@ Scenarios (--scenario, comma-separated; default burst,sustained,saturate,gateway
   abuse      (not in the default set) malformed upgrades, early hang-ups, half-open peers and
              slow consumers at a child server, then fuzzing of every surface; slots held after
              (must be 0), cases run
+  faults     (not in the default set) 'abuse', then the crash harness with --kills SIGKILLs,
+             then what durable acknowledgement costs: messages accepted/s and p99 time to 202
+             on SQLite and PostgreSQL
 
 Options:
   --burst-sessions N      (default 5000)       --burst-peers LIST (default all four:
@@ -52,6 +56,10 @@ Options:
   --abuse N               malformed upgrades and early hang-ups for 'abuse' (default 10000)
   --half-open N           half-open peers (default 200)   --slow-consumers N (default 20)
   --fuzz-runs N           fuzz cases per surface (default: FUZZ_RUNS, else 5000)
+  --kills N               'faults': SIGKILLs of the crash harness (default 30)   --seed S (default 20261201)
+  --ack-clients N         'faults': sessions posting back to back (default 50)   --ack-seconds S (default 10)
+  --before-root DIR       'faults': also measure the checkout in DIR (e.g. the write-behind version)
+  --database-url URL      'faults': PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test)
   --rate R                new connections per second (default 1000)
   --per-generator N       connections per generator process (default 9000)
   --url URL               load a server that is already running (loopback only, e.g.
@@ -89,6 +97,12 @@ const { values } = parseArgs({
     'half-open': { type: 'string', default: '200' },
     'slow-consumers': { type: 'string', default: '20' },
     'fuzz-runs': { type: 'string', default: process.env['FUZZ_RUNS'] ?? '5000' },
+    kills: { type: 'string', default: '30' },
+    seed: { type: 'string', default: '20261201' },
+    'ack-clients': { type: 'string', default: '50' },
+    'ack-seconds': { type: 'string', default: '10' },
+    'before-root': { type: 'string' },
+    'database-url': { type: 'string', default: process.env['LLM_CHAT_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' },
     rate: { type: 'string', default: '1000' },
     'per-generator': { type: 'string', default: '9000' },
     quick: { type: 'boolean', default: false },
@@ -109,7 +123,8 @@ if (values['cpu-prof']) process.env['BENCH_CPU_PROF_DIR'] = values['cpu-prof'];
 
 const int = (name: keyof typeof values, quick: number) => (values.quick ? quick : Number(values[name]));
 const config = {
-  scenarios: new Set(String(values.scenario).split(',')),
+  // `faults` is issue 10's whole figure set: the edge's abuse part and the crash/durability part.
+  scenarios: new Set(String(values.scenario).split(',').flatMap((name) => (name === 'faults' ? ['abuse', 'faults'] : [name]))),
   actors: int('actors', 10_000),
   idleSessions: int('idle-sessions', 2_000),
   holdSeconds: int('hold-seconds', 5),
@@ -238,6 +253,22 @@ async function main() {
       { figure: 'abuse: fuzz cases passed, REST / WS / v1', ours: `${abuse.fuzzCases.rest} / ${abuse.fuzzCases.ws} / ${abuse.fuzzCases.v1}`, target: `${config.abuse.fuzzRuns} each`, verdict: verdict(Object.values(abuse.fuzzCases).every((cases) => cases === config.abuse.fuzzRuns)) },
       { figure: 'abuse: server heap after GC, before → after fuzzing (MB)', ours: `${formatNumber(abuse.heapBeforeMB, 1)} → ${formatNumber(abuse.heapAfterMB, 1)}`, target: '≤ +10%', verdict: verdict(abuse.heapAfterMB <= abuse.heapBeforeMB * 1.1) },
     );
+  }
+
+  if (config.scenarios.has('faults')) {
+    const faults = await runFaults(
+      {
+        kills: int('kills', 10),
+        seed: Number(values.seed),
+        ackClients: int('ack-clients', 20),
+        ackSeconds: int('ack-seconds', 3),
+        databaseUrl: String(values['database-url']),
+        beforeRoot: values['before-root'],
+      },
+      log,
+    );
+    results['faults'] = faults.results;
+    rows.push(...faults.rows);
   }
 
   if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

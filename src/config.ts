@@ -22,6 +22,7 @@ export interface Config {
   maxBufferedTotalBytes: number;
   wsPingMs: number;
   replayLogSize: number;
+  replayLogBytes: number;
   heartbeatMs: number;
   maxSessions: number;
   maxConnections: number;
@@ -57,6 +58,7 @@ export interface Config {
   databaseUrl: string;
   dataDir: string;
   flushIntervalMs: number;
+  storeTimeoutMs: number;
 }
 
 /** `auto`: PostgreSQL when the database URL is a postgres:// one, else SQLite. */
@@ -102,6 +104,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxBufferedTotalBytes', flag: 'max-buffered-total-bytes', env: 'MAX_BUFFERED_TOTAL_BYTES', kind: 'int', default: 268_435_456, min: 1, help: 'unsent bytes over all connections; past it the connections holding the most are closed first (1013)' },
   { key: 'wsPingMs', flag: 'ws-ping-ms', env: 'WS_PING_MS', kind: 'int', default: 30_000, min: 0, help: 'WebSocket ping interval; a peer that has not answered by the next ping is dropped (0: never ping)' },
   { key: 'replayLogSize', flag: 'replay-log-size', env: 'REPLAY_LOG_SIZE', kind: 'int', default: 1000, min: 0, help: 'recent chunks kept per session for resume' },
+  { key: 'replayLogBytes', flag: 'replay-log-bytes', env: 'REPLAY_LOG_BYTES', kind: 'int', default: 1_048_576, min: 0, help: 'and at most this many bytes of their text per session (2 bytes a UTF-16 unit; the newest chunk always kept)' },
   { key: 'heartbeatMs', flag: 'heartbeat-ms', env: 'HEARTBEAT_MS', kind: 'int', default: 15_000, min: 1, help: 'SSE comment heartbeat interval' },
   { key: 'maxSessions', flag: 'max-sessions', env: 'MAX_SESSIONS', kind: 'int', default: 100_000, min: 0, help: 'most active sessions on this node, 0 for no limit (beyond: overloaded)' },
   { key: 'maxConnections', flag: 'max-connections', env: 'MAX_CONNECTIONS', kind: 'int', default: 0, min: 0, help: 'open WS+SSE connections, 0 for the open-file limit less 2% (beyond: overloaded)' },
@@ -137,6 +140,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'databaseUrl', flag: 'database-url', env: 'DATABASE_URL', kind: 'string', default: '', help: 'postgres://user:password@host:5432/db, or a SQLite file path (default <data-dir>/llm-chat.sqlite)' },
   { key: 'dataDir', flag: 'data-dir', env: 'DATA_DIR', kind: 'string', default: './data', help: 'directory of the SQLite database file' },
   { key: 'flushIntervalMs', flag: 'flush-interval-ms', env: 'FLUSH_INTERVAL_MS', kind: 'int', default: 500, min: 10, help: 'how often a streaming reply is written to the store (what a crash can lose)' },
+  { key: 'storeTimeoutMs', flag: 'store-timeout-ms', env: 'STORE_TIMEOUT_MS', kind: 'int', default: 5000, min: 100, help: 'PostgreSQL: a query or connection with no answer in this long fails (store_unavailable); the longest a message waits for its acknowledgement' },
 ];
 
 export class ConfigError extends Error {

@@ -5,6 +5,7 @@ import type { InspectionEvent, Observer } from 'xstate';
 import { createInspectionHub } from './actors/inspectionHub.ts';
 import type { InspectionHub } from './actors/inspectionHub.ts';
 import { createSessionRegistry } from './actors/sessionRegistry.ts';
+import { createStoreHealth } from './actors/storeHealth.ts';
 import type { SessionRegistry } from './actors/sessionRegistry.ts';
 import type { ModelOptions } from './model.ts';
 import type { IdGenerator } from './domain/ids.ts';
@@ -49,6 +50,8 @@ export interface ChatServerOptions extends ModelOptions {
   /** How long a WebSocket close handshake may take before the socket is dropped (default 2 s). */
   wsCloseGraceMs?: number;
   replayLogSize?: number;
+  /** Bytes of chunk text kept per session for resume (default 1 MiB). */
+  replayLogBytes?: number;
   heartbeatMs?: number;
   /** Most active sessions (default 100,000; 0 = no limit). */
   maxSessions?: number;
@@ -122,6 +125,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     options.bus ??
       createInProcessBus({
         replayLogSize: options.replayLogSize ?? 1000,
+        replayLogBytes: options.replayLogBytes ?? 1024 * 1024,
         onListenerError: (error, event) => logger.error({ sessionId: event.sessionId, err: String(error) }, 'bus listener failed'),
       }),
     store,
@@ -129,14 +133,19 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   );
   const model = createModel(options, clock, logger);
   const { provider, breaker } = model;
+  // One view of whether the store takes work, from its own answers: sessions and /readyz share it.
+  const health = createStoreHealth({ ping: () => store.ping(), clock, logger });
 
   const registry = createSessionRegistry({
     bus,
     store,
+    health,
     provider,
     clock,
     logger,
     ids: options.ids ?? randomIds,
+    // What a model may be sent is what a session keeps in memory; the rest is paged from the store.
+    contextBudgetTokens: options.historyBudgetTokens ?? 3000,
     queueLimit: options.queueLimit ?? 8,
     sessionTtlMs: options.sessionTtlMs ?? 600_000,
     maxSessions: options.maxSessions === 0 ? undefined : (options.maxSessions ?? 100_000),
@@ -202,7 +211,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
           liveSessions: () => registry.activeCount,
         });
   countStoreError = (operation) => metrics?.storeError(operation);
-  const ops = createOpsRoutes({ store, shuttingDown: () => shuttingDown, metrics });
+  const ops = createOpsRoutes({ health, shuttingDown: () => shuttingDown, metrics });
   const inspectorOptions = options.inspector;
   const inspection = inspectorOptions
     ? createInspectionHub({
@@ -272,6 +281,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       metrics?.close();
       admission.close();
       breaker.stop();
+      health.close();
       await store.settled();
       await bus.close();
       await store.close();

@@ -6,19 +6,31 @@ import { ChatError } from '../domain/errors.ts';
 import { isSessionId } from '../domain/ids.ts';
 import type { IdGenerator, SessionId } from '../domain/ids.ts';
 import type { StopReason } from '../domain/events.ts';
-import type { Turn } from '../domain/message.ts';
-import type { MessagePage, MessagePageQuery, PageQuery, SessionSummary } from '../domain/ports.ts';
+import type { PublicMessage, Turn } from '../domain/message.ts';
+import { windowFor } from '../domain/conversationRules.ts';
+import type { ConversationPolicy } from '../domain/conversationRules.ts';
+import type { MessagePageQuery, PageQuery, SessionSummary } from '../domain/ports.ts';
 import { LiveSession } from './liveSession.ts';
 import type { SessionStatus } from './liveSession.ts';
 import type { SessionDeps } from './sessionMachine.ts';
 import { drainSessions } from './drainSessions.ts';
 import type { DrainResult } from './drainSessions.ts';
+import { createStoreHealth, reportingTo } from './storeHealth.ts';
+import type { StoreHealth } from './storeHealth.ts';
 import { createStoreWriter } from './storeWriter.ts';
 import { DEFAULT_RESTART_POLICY, supervisorMachine } from './supervisorMachine.ts';
 import type { RestartPolicy } from './supervisorMachine.ts';
 
-export interface SessionRegistryOptions extends Omit<SessionDeps, 'writer'> {
+export interface SessionRegistryOptions extends Omit<SessionDeps, 'writer' | 'health'> {
   ids: IdGenerator;
+  /** The store's health (default: one made here, probing `store.ping`, closed with the registry). */
+  health?: StoreHealth;
+  /**
+   * Estimated tokens of earlier turns a request may carry (the model's history
+   * budget): a session holds that much of its history in memory, the rest
+   * stays in the store. Default: no limit.
+   */
+  contextBudgetTokens?: number;
   /** How often a streaming reply's text is written to the store (default 500 ms). */
   flushIntervalMs?: number;
   /** Write streaming replies before they end (default true; see StoreWriterOptions). */
@@ -63,10 +75,13 @@ export interface SessionRegistry {
   /** Sessions from the store, newest first. */
   listSessions(query: PageQuery): Promise<{ sessions: SessionListItem[]; nextCursor: string | null }>;
   /** A page of a session's history from the store, with live versions of messages still changing; undefined if none. */
-  listMessages(sessionId: string, query: MessagePageQuery): Promise<MessagePage | undefined>;
+  listMessages(sessionId: string, query: MessagePageQuery): Promise<{ messages: PublicMessage[]; nextCursor: string | null } | undefined>;
   /** The session with this id, re-activated from the store if needed; undefined if none. */
   find(sessionId: string): Promise<LiveSession | undefined>;
-  /** Deletes a session everywhere; its watchers are told. False when there was none. */
+  /**
+   * Deletes a session everywhere; its watchers are told. False when there was
+   * none. The store goes first: when it fails, the session is left as it was.
+   */
   remove(sessionId: string): Promise<boolean>;
   /** Passivates actors idle past the TTL now; returns how many. */
   passivateIdle(): number;
@@ -101,7 +116,9 @@ interface Entry {
  * sweep interval.
  */
 export function createSessionRegistry(options: SessionRegistryOptions): SessionRegistry {
-  const { ids, clock, logger, bus, store } = options;
+  const { ids, clock, logger, bus } = options;
+  const health = options.health ?? createStoreHealth({ ping: () => options.store.ping(), clock, logger });
+  const store = reportingTo(health, options.store);
   // Sessions that are never written (see CreateOptions.ephemeral).
   const ephemeral = new Set<SessionId>();
   const writer = createStoreWriter({
@@ -112,12 +129,17 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     flushStreaming: options.flushStreaming,
     stored: (sessionId) => !ephemeral.has(sessionId),
   });
-  const deps: SessionDeps = { bus, store, provider: options.provider, clock, logger, writer };
-  const queueLimit = options.queueLimit ?? 8;
+  const deps: SessionDeps = { bus, store, provider: options.provider, clock, logger, writer, health };
+  const budget = options.contextBudgetTokens ?? Number.POSITIVE_INFINITY;
+  // Chunk numbers need reserving only where something outlives a crash.
+  const policy: ConversationPolicy = { queueLimit: options.queueLimit ?? 8, contextBudgetTokens: budget, reserveSeqs: options.store.durable !== false };
+  // An ephemeral session outlives nothing: none of its chunk numbers is ever stored.
+  const ephemeralPolicy: ConversationPolicy = { ...policy, reserveSeqs: false };
+  const window = windowFor(budget);
   const ttlMs = options.sessionTtlMs ?? 600_000;
   const sweepMs = options.sweepIntervalMs ?? Math.min(Math.max(Math.floor(ttlMs / 4), 10), 30_000);
   const maxSessions = options.maxSessions ?? Number.POSITIVE_INFINITY;
-  const policy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
+  const restartPolicy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
   const entries = new Map<SessionId, Entry>();
   const activating = new Map<SessionId, Promise<LiveSession | undefined>>();
   let sweepTimer: unknown;
@@ -136,13 +158,15 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   const activate = (conversation: Conversation, resumed: boolean): LiveSession => {
     const sessionId = conversation.sessionId;
     const actor = createActor(supervisorMachine, {
-      input: { conversation, deps, policy },
+      input: { conversation, deps, policy: restartPolicy },
       clock,
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });
     const session = new LiveSession(actor, conversation, deps, ids, admission);
+    // A session stopped for any reason leaves nothing behind: its entry, and its replay log on this node.
     const forgetIfCurrent = () => {
       if (entries.get(sessionId)?.session === session) entries.delete(sessionId);
+      if (!entries.has(sessionId) && !activating.has(sessionId)) bus.forget(sessionId);
     };
     actor.subscribe({
       complete: forgetIfCurrent,
@@ -188,13 +212,14 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   const registry: SessionRegistry = {
     async create(options = {}) {
       admit();
+      health.assertHealthy();
       const now = clock.now();
       const sessionId = ids.sessionId();
       const { history = [], ephemeral: unstored = false, ...details } = options;
       const conversation =
         history.length === 0
-          ? Conversation.start(sessionId, now, queueLimit, details)
-          : Conversation.seeded(sessionId, now, queueLimit, details, history, ids.messageId);
+          ? Conversation.start(sessionId, now, unstored ? ephemeralPolicy : policy, details)
+          : Conversation.seeded(sessionId, now, unstored ? ephemeralPolicy : policy, details, history, ids.messageId);
       // An ephemeral session's rows would be written only to be deleted when its request ends.
       if (unstored) ephemeral.add(sessionId);
       else await store.create(conversation.toRecord());
@@ -210,36 +235,47 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       }
       const pending = activating.get(sessionId);
       if (pending) return pending;
-      const activation = (async () => {
-        try {
-          const record = await store.load(sessionId);
-          if (!record) return undefined;
-          const again = entries.get(sessionId);
-          if (again) return again.session;
-          admit();
-          return activate(Conversation.restore(record, queueLimit), true);
-        } finally {
-          activating.delete(sessionId);
-        }
-      })();
+      health.assertHealthy();
+      const load = async () => {
+        const record = await store.load(sessionId, window);
+        if (!record) return undefined;
+        const again = entries.get(sessionId);
+        if (again) return again.session;
+        admit();
+        return activate(Conversation.restore(record, policy), true);
+      };
+      // `.finally` runs after `set` below even when `load` fails at once: a
+      // failed activation must never stay in the map and answer every later find.
+      const activation: Promise<LiveSession | undefined> = load().finally(() => {
+        if (activating.get(sessionId) === activation) activating.delete(sessionId);
+      });
       activating.set(sessionId, activation);
       return activation;
     },
 
     async remove(sessionId) {
       if (!isSessionId(sessionId)) return false;
-      const entry = entries.get(sessionId);
-      if (entry) stopEntry(sessionId, entry, 'deleted');
-      writer.forget(sessionId);
       if (ephemeral.delete(sessionId)) {
+        // Never stored: nothing to delete there, whatever the store's health.
+        const entry = entries.get(sessionId);
+        if (entry) stopEntry(sessionId, entry, 'deleted');
+        writer.forget(sessionId);
         bus.forget(sessionId);
         return entry !== undefined;
       }
+      health.assertHealthy();
+      // Nothing changes here until the store has deleted it: a failure leaves the session as it was.
       const existed = await store.delete(sessionId);
+      // One being activated meanwhile (loaded before the delete) is stopped with the rest.
+      await activating.get(sessionId)?.catch(() => undefined);
+      const entry = entries.get(sessionId);
+      if (entry) stopEntry(sessionId, entry, 'deleted');
+      writer.forget(sessionId);
       if (!entry && existed) bus.publish({ type: 'session.stopped', sessionId, reason: 'deleted' });
       bus.forget(sessionId);
       return existed || entry !== undefined;
     },
+
 
     passivateIdle() {
       const cutoff = clock.now() - ttlMs;
@@ -276,9 +312,11 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       for (const [sessionId, entry] of [...entries]) stopEntry(sessionId, entry, 'shutdown');
       const unwritten = await writer.close(options.closeWriteTimeoutMs ?? 5000);
       if (unwritten > 0) logger.error({ sessions: unwritten }, 'store unreachable at shutdown: recent changes of these sessions were not written');
+      if (!options.health) health.close();
     },
 
     async listSessions(query) {
+      health.assertHealthy();
       const page = await store.listSessions(query);
       return {
         sessions: page.sessions.map((summary) => ({
@@ -290,13 +328,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     },
 
     async listMessages(sessionId, query) {
-      const session = await registry.find(sessionId);
-      if (!session) return undefined;
-      const page = await store.listMessages(session.sessionId, query);
-      if (!page) return undefined;
-      // The store is current up to the last flush; the live conversation is current now.
-      const live = new Map(session.view().messages.map((message) => [message.id, message]));
-      return { ...page, messages: page.messages.map((message) => live.get(message.id) ?? message) };
+      return (await registry.find(sessionId))?.messages(query);
     },
 
     *live() {

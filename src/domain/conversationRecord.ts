@@ -19,7 +19,14 @@ export interface ConversationRecord {
   readonly lastActiveAt: number;
   /** Sequence number of the last chunk streamed; the resume position. */
   readonly lastSeq: number;
+  /**
+   * The high-water mark of chunk numbers: no chunk numbered above it was
+   * ever sent. Written before chunks past it go out, so after any crash the
+   * session goes on from here without reusing a number a client saw.
+   */
+  readonly seqReserved: number;
   readonly stopped: boolean;
+  /** Oldest first (by `order`): all of them, or a recent window and every unfinished one (see SessionStore.load). */
   readonly messages: readonly Message[];
   readonly title?: string;
   readonly metadata?: SessionMetadata;

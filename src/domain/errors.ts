@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   'cancelled',
   'unauthorized',
   'store_unavailable',
+  'store_rejected',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -42,6 +43,7 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   cancelled: 'The reply was cancelled.',
   unauthorized: 'A valid admin token is required.',
   store_unavailable: 'Storage is unavailable right now; try again shortly.',
+  store_rejected: 'The store refused this content (for instance a character it cannot keep); nothing of it was kept.',
 };
 
 /**

@@ -104,6 +104,8 @@ export interface EventBus {
 export interface SessionUpdate {
   readonly sessionId: SessionId;
   readonly lastSeq: number;
+  /** The chunk-number high-water mark to keep (it never goes down). */
+  readonly seqReserved: number;
   readonly lastActiveAt: number;
   readonly stopped: boolean;
   readonly messages: readonly Message[];
@@ -113,6 +115,12 @@ export interface SessionUpdate {
    * after a restart.
    */
   readonly chunks?: readonly ChunkEvent[];
+  /**
+   * Ids of messages whose acknowledging write failed (the sender was refused):
+   * removed if that write was committed after all (a connection lost during
+   * COMMIT), so a refused message does not linger in history.
+   */
+  readonly withdrawn?: readonly string[];
 }
 
 /** One row of the session list. */
@@ -151,26 +159,44 @@ export interface MessagePage {
 
 // ---- store --------------------------------------------------------------------
 
+/** How much of a session's history `load` brings back: the newest messages, within both bounds. */
+export interface LoadWindow {
+  readonly maxMessages: number;
+  /** Characters of content; the newest message always comes, whatever its size. */
+  readonly maxChars: number;
+}
+
 /**
  * Durable home of conversations. The live session writes through it at
  * lifecycle points (message accepted, reply started, periodic flushes of the
  * reply streaming, reply finished), never per chunk. Failures reject with
- * ChatError `store_unavailable`; a malformed cursor with `bad_request`.
+ * ChatError `store_unavailable` (the store did not answer, or failed), or
+ * `store_rejected` (it refused the content: that write can never succeed);
+ * a malformed cursor with `bad_request`.
  */
 export interface SessionStore {
   create(record: ConversationRecord): Promise<void>;
-  load(sessionId: SessionId): Promise<ConversationRecord | undefined>;
-  /** Upserts the given messages (by id) and the session's counters. */
+  /**
+   * The session's record, messages oldest first (by `order`). With a window,
+   * only its newest messages within the window, plus every unfinished one
+   * (queued, streaming) however old: what re-activation needs, bounded.
+   */
+  load(sessionId: SessionId, window?: LoadWindow): Promise<ConversationRecord | undefined>;
+  /**
+   * Upserts the given messages (by id) and the session's counters; resolves
+   * once committed. Rejects with `session_not_found` when the session is not
+   * (or no longer) stored: nothing was kept.
+   */
   save(update: SessionUpdate): Promise<void>;
   delete(sessionId: SessionId): Promise<boolean>;
   /** False for a store that keeps nothing past the process (memory): there is no crash to write ahead for. */
   readonly durable?: boolean;
-  /** Resolves when the store is reachable; rejects otherwise (readiness). */
+  /** Resolves when the store answers and can take writes; rejects otherwise (health probes, readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
   /** Sessions, newest created first. */
   listSessions(query: PageQuery): Promise<SessionPage>;
-  /** A page of one session's messages; undefined when there is no such session. */
+  /** A page of one session's messages in conversation order; undefined when there is no such session. */
   listMessages(sessionId: SessionId, query: MessagePageQuery): Promise<MessagePage | undefined>;
   /** Stored chunks with seq > afterSeq (of replies not yet finished), oldest first. */
   chunksAfter(sessionId: SessionId, afterSeq: number): Promise<readonly ChunkEvent[]>;

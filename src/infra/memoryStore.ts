@@ -3,24 +3,26 @@ import type { ChunkEvent } from '../domain/events.ts';
 import type { SessionId } from '../domain/ids.ts';
 import { copyMessage } from '../domain/message.ts';
 import type { Message } from '../domain/message.ts';
-import type { MessagePageQuery, PageQuery, SessionStore, SessionSummary, SessionUpdate } from '../domain/ports.ts';
+import { ChatError } from '../domain/errors.ts';
+import type { LoadWindow, MessagePageQuery, PageQuery, SessionStore, SessionSummary, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
 import { chunkPlan, chunksOfText } from './sessionUpdates.ts';
 
 interface StoredMessage {
   message: Message;
-  /** Place in history: the order of first write, as the SQL stores keep it. */
-  position: number;
   /** The chunk log of a reply still streaming (see sessionUpdates.ts). */
   log?: { firstSeq: number; nextSeq: number; lengths: number[] };
 }
 
 interface StoredSession {
-  record: Omit<ConversationRecord, 'messages' | 'lastSeq' | 'lastActiveAt' | 'stopped'>;
+  record: Omit<ConversationRecord, 'messages' | 'lastSeq' | 'seqReserved' | 'lastActiveAt' | 'stopped'>;
   lastActiveAt: number;
   lastSeq: number;
+  seqReserved: number;
   stopped: boolean;
   messages: Map<string, StoredMessage>;
+  /** The same messages in conversation order (by `order`), for paging in O(log n + page). */
+  ordered: StoredMessage[];
   /** Ids of the messages that have a chunk log (at most a few), so a save never walks the whole history. */
   logged: Set<string>;
 }
@@ -33,12 +35,17 @@ interface StoredSession {
  */
 export function createMemoryStore(): SessionStore {
   const sessions = new Map<SessionId, StoredSession>();
-  let nextPosition = 1;
 
   const put = (stored: StoredSession, message: Message) => {
     const existing = stored.messages.get(message.id);
-    if (existing) existing.message = copyMessage(message);
-    else stored.messages.set(message.id, { message: copyMessage(message), position: nextPosition++ });
+    if (existing) {
+      existing.message = copyMessage(message);
+      return;
+    }
+    const entry: StoredMessage = { message: copyMessage(message) };
+    stored.messages.set(message.id, entry);
+    // Usually the newest; a reply lands right after its question, before messages queued meanwhile.
+    stored.ordered.splice(firstAfter(stored.ordered, message.order), 0, entry);
   };
 
   const summary = (sessionId: SessionId, stored: StoredSession): SessionSummary => ({
@@ -55,7 +62,7 @@ export function createMemoryStore(): SessionStore {
     durable: false,
 
     async create(record: ConversationRecord) {
-      const { messages, lastSeq, lastActiveAt, stopped, ...rest } = record;
+      const { messages, lastSeq, seqReserved, lastActiveAt, stopped, ...rest } = record;
       // A shallow copy, and a deep one of the metadata only: structuredClone
       // of every record was a measured share of activating 100,000 sessions.
       const { metadata, ...plain } = rest;
@@ -63,34 +70,56 @@ export function createMemoryStore(): SessionStore {
         record: metadata === undefined ? { ...plain } : { ...plain, metadata: structuredClone(metadata) },
         lastActiveAt,
         lastSeq,
+        seqReserved,
         stopped,
         messages: new Map(),
+        ordered: [],
         logged: new Set(),
       };
       for (const message of messages) put(stored, message);
       sessions.set(record.sessionId, stored);
     },
 
-    async load(sessionId: SessionId) {
+    async load(sessionId: SessionId, window?: LoadWindow) {
       const stored = sessions.get(sessionId);
       if (!stored) return undefined;
+      let entries = stored.ordered;
+      if (window !== undefined) {
+        let start = entries.length;
+        let chars = 0;
+        while (start > 0 && (start === entries.length || (entries.length - start < window.maxMessages && chars < window.maxChars))) {
+          start -= 1;
+          chars += entries[start]!.message.content.length;
+        }
+        const unfinished = entries.slice(0, start).filter(({ message }) => message.status === 'queued' || message.status === 'streaming');
+        entries = [...unfinished, ...entries.slice(start)];
+      }
       return {
         ...stored.record,
         ...(stored.record.metadata !== undefined ? { metadata: structuredClone(stored.record.metadata) } : {}),
         sessionId,
         lastActiveAt: stored.lastActiveAt,
         lastSeq: stored.lastSeq,
+        seqReserved: stored.seqReserved,
         stopped: stored.stopped,
-        messages: [...stored.messages.values()].map(({ message }) => copyMessage(message)),
+        messages: entries.map(({ message }) => copyMessage(message)),
       };
     },
 
     async save(update: SessionUpdate) {
       const stored = sessions.get(update.sessionId);
-      if (!stored) return; // deleted meanwhile: nothing to keep
+      if (!stored) throw new ChatError('session_not_found', 'The session is not stored (deleted meanwhile); nothing was kept.');
       stored.lastSeq = Math.max(stored.lastSeq, update.lastSeq);
+      stored.seqReserved = Math.max(stored.seqReserved, update.seqReserved);
       stored.lastActiveAt = Math.max(stored.lastActiveAt, update.lastActiveAt);
       stored.stopped = update.stopped;
+      for (const id of update.withdrawn ?? []) {
+        const entry = stored.messages.get(id);
+        if (!entry) continue;
+        stored.messages.delete(id);
+        stored.ordered.splice(stored.ordered.indexOf(entry), 1);
+        stored.logged.delete(id);
+      }
       for (const message of update.messages) put(stored, message);
       const plan = chunkPlan(update);
       const dropLog = (id: string) => {
@@ -149,14 +178,22 @@ export function createMemoryStore(): SessionStore {
       if (!stored) return undefined;
       const descending = query.order === 'desc';
       const from = query.cursor === undefined ? undefined : decodeMessageCursor(query.cursor);
-      let all = [...stored.messages.values()];
-      if (descending) all = all.reverse();
-      const rest = from === undefined ? all : all.filter(({ position }) => (descending ? position < from : position > from));
-      const page = rest.slice(0, query.limit);
+      const { ordered } = stored;
+      let page: StoredMessage[];
+      let more: boolean;
+      if (descending) {
+        const end = from === undefined ? ordered.length : firstAfter(ordered, from - 1);
+        page = ordered.slice(Math.max(0, end - query.limit), end).reverse();
+        more = end > query.limit;
+      } else {
+        const start = from === undefined ? 0 : firstAfter(ordered, from);
+        page = ordered.slice(start, start + query.limit);
+        more = ordered.length - start > query.limit;
+      }
       const last = page[page.length - 1];
       return {
         messages: page.map(({ message }) => copyMessage(message)),
-        nextCursor: rest.length > query.limit && last ? encodeMessageCursor(last.position) : null,
+        nextCursor: more && last ? encodeMessageCursor(last.message.order) : null,
       };
     },
 
@@ -164,10 +201,23 @@ export function createMemoryStore(): SessionStore {
       const stored = sessions.get(sessionId);
       if (!stored) return [];
       const chunks: ChunkEvent[] = [];
-      for (const { message, log } of stored.messages.values()) {
+      for (const id of stored.logged) {
+        const { message, log } = stored.messages.get(id)!;
         if (log) chunks.push(...chunksOfText(sessionId, message.id, message.content, log.firstSeq, log.lengths, afterSeq));
       }
       return chunks.sort((a, b) => a.seq - b.seq);
     },
   };
+}
+
+/** Index of the first entry whose order is greater than `order` (binary search). */
+function firstAfter(ordered: readonly StoredMessage[], order: number): number {
+  let low = 0;
+  let high = ordered.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (ordered[middle]!.message.order <= order) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }

@@ -83,7 +83,8 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
     if (request.socket.destroyed) finish();
     try {
       if (finished) return;
-      const accepted = session.send(chat.prompt, chat.options);
+      // Nothing of the response starts before the message is committed.
+      const accepted = await session.send(chat.prompt, chat.options);
       follower.track(accepted.replyId);
       const reply = { id: `chatcmpl-${accepted.replyId}`, created: Math.floor(clock.now() / 1000), model };
       if (chat.stream) await streamReply(response, follower, chat, reply, heartbeatMs);

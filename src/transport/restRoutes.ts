@@ -15,6 +15,7 @@ const pageParams = z.object({
   cursor: z.string().min(1).max(200).optional(),
   order: z.enum(['asc', 'desc']).default('asc'),
 });
+const viewParams = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) });
 
 function pageOf(request: Request) {
   const parsed = pageParams.safeParse(request.query);
@@ -58,8 +59,10 @@ export function createRestRoutes(registry: SessionRegistry, admission: Admission
   });
 
   router.get('/sessions/:sessionId', async (request: Request, response: Response) => {
+    const parsed = viewParams.safeParse(request.query);
+    if (!parsed.success) throw new ChatError('bad_request', 'Expected limit 1–200.');
     const session = await sessionOf(registry, request);
-    response.json(session.view());
+    response.json(await session.view(parsed.data.limit));
   });
 
   router.post('/sessions/:sessionId/messages', async (request: Request, response: Response) => {
@@ -67,7 +70,8 @@ export function createRestRoutes(registry: SessionRegistry, admission: Admission
     if (!parsed.success) throw new ChatError('bad_request', 'Expected a JSON body {"text": "…"}.');
     const session = await sessionOf(registry, request);
     await admission.admitMessage(session.sessionId);
-    const accepted = session.send(parsed.data.text);
+    // 202 only once the message is committed to the store.
+    const accepted = await session.send(parsed.data.text);
     response.status(202).json({ messageId: accepted.replyId, userMessageId: accepted.user.id, position: accepted.position });
   });
 

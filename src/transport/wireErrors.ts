@@ -24,6 +24,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   cancelled: 499,
   unauthorized: 401,
   store_unavailable: 503,
+  // The content, not the server, is the problem: resending it unchanged fails again.
+  store_rejected: 422,
 };
 
 /** WebSocket close codes we use (4000–4999 are ours by RFC 6455). */

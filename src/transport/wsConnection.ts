@@ -162,6 +162,7 @@ export class WsConnection implements BufferedStream {
       if (!session) throw new ChatError('session_not_found');
       if (frame.type === 'message') {
         await this.#shared.admission.admitMessage(sessionId);
+        // The `accepted` frame goes out (to every watcher) once the message is committed.
         await session.send(frame.text);
       } else {
         session.cancel();

@@ -1,4 +1,4 @@
 import { createMemoryStore } from '../../src/infra/memoryStore.ts';
 import { describeStoreContract } from './storeContract.ts';
 
-describeStoreContract('memory', async () => createMemoryStore());
+describeStoreContract('memory', async () => createMemoryStore(), { refusesDuplicateOrder: false });

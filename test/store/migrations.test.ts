@@ -43,22 +43,40 @@ describe('SQLite migrations', () => {
     const store = openSqliteStore({ path });
     const loaded = await store.load(V1_SESSION);
     expect(loaded?.lastSeq).toBe(5);
+    // Rows written before the chunk-number mark existed get the old safety margin, once.
+    expect(loaded?.seqReserved).toBe(5 + 1_000_000);
     expect(loaded?.messages.map((m) => [m.id, m.content, m.usage])).toEqual([
       ['u1', 'hello', undefined],
       ['r1', 'hi there', undefined],
     ]);
+    // The old order (of writing) becomes the conversation order.
+    expect(loaded!.messages[0]!.order).toBeLessThan(loaded!.messages[1]!.order);
     // What the new version added works on the old data.
     await store.save({
       sessionId: V1_SESSION,
       lastSeq: 6,
+      seqReserved: 2_000_000,
       lastActiveAt: 3,
       stopped: false,
-      messages: [{ id: 'r2', role: 'assistant', content: 'x', status: 'streaming', createdAt: 3, updatedAt: 3, usage: { inputTokens: 1, outputTokens: 2 } }],
+      messages: [
+        { id: 'r2', order: loaded!.messages[1]!.order + 2, role: 'assistant', content: 'x', status: 'streaming', createdAt: 3, updatedAt: 3, usage: { inputTokens: 1, outputTokens: 2 } },
+      ],
       chunks: [{ type: 'chunk', sessionId: V1_SESSION, messageId: 'r2', seq: 6, chunk: 'x', is_last: false }],
     });
     expect((await store.chunksAfter(V1_SESSION, 0)).map((chunk) => chunk.seq)).toEqual([6]);
     expect((await store.load(V1_SESSION))?.messages[2]?.usage).toEqual({ inputTokens: 1, outputTokens: 2 });
     await store.close();
+  });
+
+  it('apply a step missing below a later one (steps are numbered by the change that made them)', () => {
+    const db = new Database(tempFile());
+    const step = (version: number) => ({ version, name: `step ${version}`, sql: `CREATE TABLE step_${version} (id INTEGER)` });
+    expect(migrateSqlite(db, [step(1), step(2), step(5)])).toBe(5);
+    expect(migrateSqlite(db, [step(1), step(2), step(3), step(5)])).toBe(5);
+    const versions = db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[];
+    expect(versions.map((row) => row.version)).toEqual([1, 2, 3, 5]);
+    expect(db.prepare("SELECT name FROM sqlite_master WHERE name = 'step_3'").get()).toBeDefined();
+    db.close();
   });
 
   it('refuse a database written by a newer version (migrations only go forward)', () => {
@@ -119,12 +137,15 @@ describe.skipIf(!reachable)('PostgreSQL migrations (real local server)', () => {
         ['u1', 'hello', undefined],
         ['r1', 'hi there', undefined],
       ]);
+      expect(loaded?.seqReserved).toBe(5 + 1_000_000);
+      expect(loaded!.messages[0]!.order).toBeLessThan(loaded!.messages[1]!.order);
       await store.save({
         sessionId: V1_SESSION,
         lastSeq: 6,
+        seqReserved: 2_000_000,
         lastActiveAt: 3,
         stopped: false,
-        messages: [{ id: 'r2', role: 'assistant', content: 'x', status: 'streaming', createdAt: 3, updatedAt: 3 }],
+        messages: [{ id: 'r2', order: loaded!.messages[1]!.order + 2, role: 'assistant', content: 'x', status: 'streaming', createdAt: 3, updatedAt: 3 }],
         chunks: [{ type: 'chunk', sessionId: V1_SESSION, messageId: 'r2', seq: 6, chunk: 'x', is_last: false }],
       });
       expect((await store.chunksAfter(V1_SESSION, 0)).map((chunk) => chunk.seq)).toEqual([6]);

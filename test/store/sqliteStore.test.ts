@@ -9,4 +9,4 @@ const directory = mkdtempSync(join(tmpdir(), 'llm-chat-sqlite-'));
 let count = 0;
 afterAll(() => rmSync(directory, { recursive: true, force: true }));
 
-describeStoreContract('sqlite', async () => openSqliteStore({ path: join(directory, `contract-${++count}.sqlite`) }));
+describeStoreContract('sqlite', async () => openSqliteStore({ path: join(directory, `contract-${++count}.sqlite`) }), { refusesDuplicateOrder: true });

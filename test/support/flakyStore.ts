@@ -25,7 +25,7 @@ export function flaky(inner: SessionStore): FlakyStore {
     },
     saved,
     create: (record) => gate(() => inner.create(record)),
-    load: (sessionId) => gate(() => inner.load(sessionId)),
+    load: (sessionId, window) => gate(() => inner.load(sessionId, window)),
     save: (update) =>
       gate(() => {
         saved.push(structuredClone(update));

@@ -2,7 +2,8 @@ import type { Migration } from './rows.ts';
 
 /**
  * PostgreSQL schema, forward only. Never edit a released step: add a new one.
- * Times are epoch milliseconds; `position` keeps messages in history order.
+ * Times are epoch milliseconds; `ord` keeps messages in conversation order
+ * (`position` is the order of first write, kept for nothing else since version 3).
  */
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   {
@@ -47,6 +48,24 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE messages ADD COLUMN chunk_next_seq BIGINT;
       ALTER TABLE messages ADD COLUMN chunk_lengths TEXT;
       CREATE INDEX messages_chunk_log ON messages (session_id) WHERE chunk_lengths IS NOT NULL;
+    `,
+  },
+  {
+    version: 3,
+    name: 'conversation order and the chunk-number high-water mark',
+    sql: `
+      -- No chunk numbered above seq_reserved was ever sent; a restarted session goes on above it.
+      -- Rows from earlier versions get their old safety margin once (they had no mark).
+      ALTER TABLE sessions ADD COLUMN seq_reserved BIGINT NOT NULL DEFAULT 0;
+      UPDATE sessions SET seq_reserved = last_seq + 1000000;
+      -- A message's place in its conversation (a reply right after its question); history pages by it.
+      ALTER TABLE messages ADD COLUMN ord BIGINT;
+      UPDATE messages SET ord = position * 2;
+      ALTER TABLE messages ALTER COLUMN ord SET NOT NULL;
+      CREATE UNIQUE INDEX messages_order ON messages (session_id, ord);
+      DROP INDEX messages_history;
+      -- Re-activation loads a recent window plus whatever was left unfinished, however old.
+      CREATE INDEX messages_unfinished ON messages (session_id) WHERE status IN ('queued', 'streaming');
     `,
   },
 ];
