@@ -61,7 +61,8 @@ function post(agent: Agent, port: number, path: string, body: unknown): Promise<
 async function startServer(root: string, args: string[]): Promise<{ port: number; stop: () => Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--port', '0', '--host', '127.0.0.1', '--log-format', 'json', ...args], {
     cwd: root,
-    env: { ...process.env, DATABASE_URL: '' },
+    // AUTH by environment, not flag: a --before-root checkout older than API keys ignores it instead of refusing to start.
+    env: { ...process.env, DATABASE_URL: '', AUTH: 'none' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -123,6 +123,9 @@ function externalStore(): SessionStore {
     async listMessages() {
       return undefined;
     },
+    async idleSessions() {
+      return [];
+    },
     async chunksAfter() {
       return [];
     },

@@ -8,9 +8,10 @@
 import { parseArgs } from 'node:util';
 import { runAbuse } from './abuse.ts';
 import { runFaults } from './faults.ts';
+import { runAuthCost } from './authCost.ts';
 import { gatewayScenario } from './gateway.ts';
 import type { Child, ServerKind, ServerUnderTest } from './processes.ts';
-import { actorRows, burstReport, churnRows, gatewayRows, idleRows, saturateRows, streamRows, sustainedRows, verdict } from './report.ts';
+import { actorRows, burstReport, churnRows, gatewayRows, idleRows, ratio, saturateRows, streamRows, sustainedRows, verdict } from './report.ts';
 import type { Figures } from './report.ts';
 import { createScenarios } from './scenarios.ts';
 import { formatNumber, table } from './stats.ts';
@@ -40,6 +41,9 @@ Scenarios (--scenario, comma-separated; default burst,sustained,saturate,gateway
   faults     (not in the default set) 'abuse', then the crash harness with --kills SIGKILLs,
              then what durable acknowledgement costs: messages accepted/s and p99 time to 202
              on SQLite and PostgreSQL
+  auth       (not in the default set) what an API-key check costs: µs per check (cached, each
+             store, a wrong key, --auth none), and GET /api/sessions/:id per second with
+             --auth none vs keys
 
 Options:
   --burst-sessions N      (default 5000)       --burst-peers LIST (default all four:
@@ -60,6 +64,10 @@ Options:
   --ack-clients N         'faults': sessions posting back to back (default 50)   --ack-seconds S (default 10)
   --before-root DIR       'faults': also measure the checkout in DIR (e.g. the write-behind version)
   --database-url URL      'faults': PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test)
+  --auth-checks N         checks per case for 'auth' (default 200000)
+  --auth-seconds S        load per mode for 'auth' (default 10)   --auth-concurrency N (default 32)
+  --auth-postgres URL     also time a key lookup in PostgreSQL (a throw-away schema), e.g.
+                          postgres://postgres@127.0.0.1:5432/test
   --rate R                new connections per second (default 1000)
   --per-generator N       connections per generator process (default 9000)
   --url URL               load a server that is already running (loopback only, e.g.
@@ -103,6 +111,10 @@ const { values } = parseArgs({
     'ack-seconds': { type: 'string', default: '10' },
     'before-root': { type: 'string' },
     'database-url': { type: 'string', default: process.env['LLM_CHAT_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' },
+    'auth-checks': { type: 'string', default: '200000' },
+    'auth-seconds': { type: 'string', default: '10' },
+    'auth-concurrency': { type: 'string', default: '32' },
+    'auth-postgres': { type: 'string' },
     rate: { type: 'string', default: '1000' },
     'per-generator': { type: 'string', default: '9000' },
     quick: { type: 'boolean', default: false },
@@ -140,6 +152,10 @@ const config = {
   durationSeconds: int('duration-seconds', 5),
   churn: int('churn', 50_000),
   abuse: { abuse: int('abuse', 2_000), halfOpen: int('half-open', 50), slowConsumers: int('slow-consumers', 10), fuzzRuns: int('fuzz-runs', 1_000) },
+  authChecks: int('auth-checks', 20_000),
+  authSeconds: int('auth-seconds', 3),
+  authConcurrency: Number(values['auth-concurrency']),
+  authPostgres: values['auth-postgres'],
   rate: Number(values.rate),
   perGenerator: Number(values['per-generator']),
   baseline: !values['no-baseline'] && values.url === undefined,
@@ -269,6 +285,23 @@ async function main() {
     );
     results['faults'] = faults.results;
     rows.push(...faults.rows);
+  }
+
+  if (config.scenarios.has('auth')) {
+    const auth = await runAuthCost(
+      { checks: config.authChecks, seconds: config.authSeconds, concurrency: config.authConcurrency, postgresUrl: config.authPostgres },
+      log,
+    );
+    results['auth'] = auth;
+    for (const [name, micros] of Object.entries(auth.microsecondsPerCheck)) {
+      rows.push({ figure: `auth: µs per check, ${name}`, ours: formatNumber(micros, 2) });
+    }
+    const { none, keys } = auth.requestsPerSecond;
+    rows.push(
+      { figure: 'auth: GET /api/sessions/:id per second, --auth keys vs none', ours: `${formatNumber(keys)} vs ${formatNumber(none)}`, ratio: ratio(keys, none) },
+      { figure: 'auth: server CPU per request (µs), keys vs none', ours: `${formatNumber(auth.cpuMicrosPerRequest.keys)} vs ${formatNumber(auth.cpuMicrosPerRequest.none)}`, ratio: ratio(auth.cpuMicrosPerRequest.keys, auth.cpuMicrosPerRequest.none) },
+      { figure: 'auth: latency p50 / p99 (ms), keys vs none', ours: `${formatNumber(auth.latencyMs.keys.p50, 2)} / ${formatNumber(auth.latencyMs.keys.p99, 2)} vs ${formatNumber(auth.latencyMs.none.p50, 2)} / ${formatNumber(auth.latencyMs.none.p99, 2)}` },
+    );
   }
 
   if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

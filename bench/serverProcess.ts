@@ -54,7 +54,8 @@ if (kind === 'baseline') {
   const dataDir = process.env['BENCH_DATA_DIR'];
   if (storeKind === 'sqlite' && !dataDir) throw new Error('BENCH_DATA_DIR is needed for the sqlite store');
   const { store } = await openStore({ storeKind, databaseUrl: '', dataDir: dataDir ?? '' });
-  const server = createChatServer({ ...options, store, logger: silentLogger });
+  // No API keys: the load figures are the hot path's (bench/authCost.ts prices the keys).
+  const server = createChatServer({ auth: { mode: 'none' }, ...options, store, logger: silentLogger });
   port = (await server.listen(0, '127.0.0.1')).port;
   activeSessions = () => server.registry.activeCount;
   close = () => server.close();

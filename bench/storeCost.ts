@@ -78,6 +78,7 @@ async function run(kind: string, round: number): Promise<Result | undefined> {
   const store = await open(kind, round);
   if (!store) return undefined;
   const server = createChatServer({
+    auth: { mode: 'none' },
     store,
     simChunks: chunks,
     simIntervalMs: intervalMs,

@@ -3,7 +3,13 @@ import type { Server } from 'node:http';
 import type { CircuitBreaker } from './actors/circuitBreaker.ts';
 import type { InspectionEvent, Observer } from 'xstate';
 import { createInspectionHub } from './actors/inspectionHub.ts';
+import type { KeyRing } from './actors/keyRing.ts';
+import { startRetentionSweeper } from './actors/retentionSweeper.ts';
 import type { InspectionHub } from './actors/inspectionHub.ts';
+import { createAccess } from './access.ts';
+import type { AuthOptions } from './access.ts';
+export { DEFAULT_KEY_LIMITS } from './access.ts';
+export type { AuthOptions } from './access.ts';
 import { createSessionRegistry } from './actors/sessionRegistry.ts';
 import { createStoreHealth } from './actors/storeHealth.ts';
 import type { SessionRegistry } from './actors/sessionRegistry.ts';
@@ -13,6 +19,7 @@ import type { Clock, EventBus, Logger, SessionStore } from './domain/ports.ts';
 import { createInProcessBus } from './infra/inProcessBus.ts';
 import { createMemoryStore } from './infra/memoryStore.ts';
 import { createPinoLogger } from './infra/pinoLogger.ts';
+import { redactSecrets } from './infra/redactingLogger.ts';
 import { createPrometheusMetrics } from './infra/prometheusMetrics.ts';
 import { trackStore } from './infra/trackedStore.ts';
 import type { StoreOperation } from './infra/trackedStore.ts';
@@ -24,7 +31,10 @@ import { createAdmission } from './transport/admission.ts';
 import { createBufferBudget } from './transport/bufferBudget.ts';
 import type { Admission, RejectReason } from './transport/admission.ts';
 import { createModel } from './model.ts';
+import { createAdminRoutes } from './transport/adminRoutes.ts';
+import { createAuthRoutes } from './transport/authRoutes.ts';
 import { createHttpApp } from './transport/httpApp.ts';
+import { createSseAccess } from './transport/sseAccess.ts';
 import { createOpenAiRoutes } from './transport/openAiRoutes.ts';
 import { createStatusRoute } from './transport/statusRoute.ts';
 import { createInspectorRoutes } from './transport/inspectorRoutes.ts';
@@ -35,6 +45,12 @@ import { listen } from './transport/listen.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
 
 export interface ChatServerOptions extends ModelOptions {
+  /** API keys (default `{ mode: 'keys' }`: every request needs one). */
+  auth?: AuthOptions;
+  /** New connections (and requests without a valid key) an IP may make above `connRatePerIp`, per minute (default 1,000). */
+  connBurstPerIp?: number;
+  /** Delete sessions with no activity for this many days (default 0 = keep forever). */
+  retentionDays?: number;
   queueLimit?: number;
   sessionTtlMs?: number;
   restartIntensity?: number;
@@ -65,7 +81,7 @@ export interface ChatServerOptions extends ModelOptions {
   shedLagMs?: number;
   /** Observers for refusals and slow consumers (metrics). */
   onReject?: (reason: RejectReason) => void;
-  onSlowConsumer?: (transport: 'ws' | 'sse') => void;
+  onSlowConsumer?: (transport: 'ws' | 'sse' | 'http') => void;
   /** On `shutdown()`: how long replies in flight may finish before they are interrupted (default 10 s). */
   shutdownDeadlineMs?: number;
   /** Serve Prometheus metrics at `GET /metrics` (default true). */
@@ -89,6 +105,8 @@ export interface ChatServer {
   readonly registry: SessionRegistry;
   readonly bus: EventBus;
   readonly admission: Admission;
+  /** API keys, when `auth.mode` is `keys`. */
+  readonly keys: KeyRing | undefined;
   /** The model's circuit breaker (its state is on `GET /api/status`). */
   readonly breaker: CircuitBreaker;
   /** The inspector's watch hub, when the inspector is on. */
@@ -116,7 +134,8 @@ const SHUTDOWN_CLOSE_GRACE_MS = 400;
 /** The composition root used by `main.ts` and by tests. */
 export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const clock = options.clock ?? systemClock;
-  const logger = options.logger ?? createPinoLogger();
+  // API keys and `access_token` never reach a log line whole, whoever writes it.
+  const logger = redactSecrets(options.logger ?? createPinoLogger());
   let shuttingDown = false;
   // Metrics are created after the store; the hook looks them up when a failure happens.
   let countStoreError: ((operation: StoreOperation) => void) | undefined;
@@ -162,11 +181,29 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   });
   const admission = createAdmission({
     maxConnections: options.maxConnections || defaultMaxConnections(),
-    connectionsPerIpPerSecond: options.connRatePerIp,
+    // Per-IP rates (with their burst) are the client limits' below: they count only traffic without a valid key.
+    connectionsPerIpPerSecond: 0,
     messagesPerSessionPerMinute: options.messagesPerMinute,
     shedLagMs: options.shedLagMs,
     onReject: options.onReject,
   });
+  const authOptions: AuthOptions = options.auth ?? { mode: 'keys' };
+  const access = createAccess({
+    auth: authOptions,
+    store,
+    registry,
+    health,
+    admission,
+    clock,
+    logger,
+    connRatePerIp: options.connRatePerIp,
+    connBurstPerIp: options.connBurstPerIp,
+  });
+  const { keyRing, auth, limits, origins, keyConnections, sessions } = access;
+  const retention =
+    options.retentionDays && options.retentionDays > 0
+      ? startRetentionSweeper({ store, registry, clock, logger, retentionDays: options.retentionDays })
+      : undefined;
   const budget = createBufferBudget({
     maxTotalBytes: options.maxBufferedTotalBytes,
     onShed: (bytes) => logger.warn({ bytes, heldBytes: budget.heldBytes }, 'node buffer budget exceeded: closing the heaviest consumer'),
@@ -189,6 +226,10 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     bus,
     logger,
     admission,
+    sessions,
+    origins,
+    keyConnections,
+    identify: (request) => access.identifySocket(request),
     budget,
     pingIntervalMs: options.wsPingMs,
     closeGraceMs: options.wsCloseGraceMs,
@@ -224,10 +265,27 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     : undefined;
   const inspector =
     inspectorOptions && inspection
-      ? createInspectorRoutes({ registry, hub: inspection, logger, adminToken: inspectorOptions.adminToken, maxBufferedBytes: options.maxBufferedBytes })
+      ? createInspectorRoutes({
+          registry,
+          hub: inspection,
+          logger,
+          adminToken: inspectorOptions.adminToken,
+          maxBufferedBytes: options.maxBufferedBytes,
+          ...(keyRing ? { keyNames: (ids: readonly string[]) => keyRing.names(ids) } : {}),
+        })
       : undefined;
+  const admin = keyRing && authOptions.adminToken ? createAdminRoutes({ ring: keyRing, logger, adminToken: authOptions.adminToken, maxBodyBytes: options.maxBodyBytes }) : undefined;
   const openAi = createOpenAiRoutes({
     registry,
+    auth,
+    sessions,
+    admission,
+    keyConnections,
+    maxBufferedBytes: options.maxBufferedBytes,
+    onSlowConsumer: () => {
+      options.onSlowConsumer?.('http');
+      metrics?.slowConsumer('http');
+    },
     bus,
     clock,
     logger,
@@ -237,15 +295,18 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   });
   const status = createStatusRoute({ registry, provider: { name: provider.name, model: model.name, breaker: () => breaker.status() } });
   const app = createHttpApp({
-    registry,
+    sessions,
+    auth,
     sse,
-    admission,
+    sseAccess: createSseAccess({ auth, sessions, limits, keyConnections }),
+    authRoutes: createAuthRoutes({ auth }),
     logger,
     maxBodyBytes: options.maxBodyBytes,
     routers: [
       { path: '/api', router: status },
       { path: '/v1', router: openAi },
       { path: '/', router: createWebPages() },
+      ...(admin ? [{ path: '/', router: admin }] : []),
       ...(inspector ? [{ path: '/', router: inspector.router }] : []),
       { path: '/', router: ops },
     ],
@@ -262,6 +323,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const shutdown = (deadlineMs: number): Promise<void> => {
     closing ??= (async () => {
       shuttingDown = true;
+      retention?.stop();
+      access.close();
       const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeIdleConnections();
       const notice = JSON.stringify({ type: 'shutdown', deadlineMs });
@@ -294,6 +357,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     registry,
     bus,
     admission,
+    keys: keyRing,
     breaker,
     inspection,
     edge: () => ({ slots: admission.connections, ws: ws.connectionCount, wsTracked: ws.attachedCount, sse: sse.streamCount, bufferedBytes: budget.heldBytes }),

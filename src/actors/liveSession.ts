@@ -102,6 +102,11 @@ export class LiveSession {
     return accepted;
   }
 
+  /** The API key id the session belongs to; undefined when made without one (`--auth none`). */
+  get owner(): string | undefined {
+    return this.#conversation.owner;
+  }
+
   #accepting(): boolean {
     return this.#admission?.accepting !== false;
   }

@@ -1,4 +1,5 @@
 import { ChatError, isChatError } from '../domain/errors.ts';
+import type { KeyStore } from '../domain/apiKeys.ts';
 import type { Clock, Logger, SessionStore } from '../domain/ports.ts';
 
 /**
@@ -118,7 +119,47 @@ function isOutage(error: unknown): boolean {
  * reads that find sessions already known).
  */
 export function reportingTo(health: StoreHealth, store: SessionStore): SessionStore {
-  const watch = <T>(promise: Promise<T>, proves = false): Promise<T> =>
+  const watch = watcherFor(health);
+  return {
+    ...(store.durable === undefined ? {} : { durable: store.durable }),
+    ...(store.keys === undefined ? {} : { keys: keysReportingTo(health, store.keys) }),
+    create: (record) => watch(store.create(record), true),
+    load: (sessionId, window) => watch(store.load(sessionId, window)),
+    save: (update) => watch(store.save(update), true),
+    delete: (sessionId) => watch(store.delete(sessionId), true),
+    ping: () => store.ping(),
+    close: () => store.close(),
+    listSessions: (query) => watch(store.listSessions(query)),
+    listMessages: (sessionId, query) => watch(store.listMessages(sessionId, query)),
+    idleSessions: (before, limit) => watch(store.idleSessions(before, limit)),
+    chunksAfter: (sessionId, afterSeq) => watch(store.chunksAfter(sessionId, afterSeq)),
+  };
+}
+
+/**
+ * The keys a session store keeps in its own database, with every answer
+ * reported to that store's `health`: a key lookup that finds the database
+ * gone takes it down for sessions too, and a committed key write proves it up.
+ * Nothing is refused here: a key already cached still authenticates during
+ * an outage, and the key ring answers `store_unavailable` for the rest.
+ */
+export function keysReportingTo(health: StoreHealth, keys: KeyStore): KeyStore {
+  const watch = watcherFor(health);
+  return {
+    create: (key) => watch(keys.create(key), true),
+    findByHash: (hash) => watch(keys.findByHash(hash)),
+    findByIds: (ids) => watch(keys.findByIds(ids)),
+    listActive: () => watch(keys.listActive()),
+    update: (id, change) => watch(keys.update(id, change), true),
+    revoke: (id, at) => watch(keys.revoke(id, at), true),
+    touch: (id, at) => watch(keys.touch(id, at), true),
+    hasActive: () => watch(keys.hasActive()),
+  };
+}
+
+/** Reports a promise's outcome to `health`: outages take it down; `proves` (a committed write) brings it up. */
+function watcherFor(health: StoreHealth) {
+  return <T>(promise: Promise<T>, proves = false): Promise<T> =>
     promise.then(
       (value) => {
         if (proves) health.answered();
@@ -129,16 +170,4 @@ export function reportingTo(health: StoreHealth, store: SessionStore): SessionSt
         throw error;
       },
     );
-  return {
-    ...(store.durable === undefined ? {} : { durable: store.durable }),
-    create: (record) => watch(store.create(record), true),
-    load: (sessionId, window) => watch(store.load(sessionId, window)),
-    save: (update) => watch(store.save(update), true),
-    delete: (sessionId) => watch(store.delete(sessionId), true),
-    ping: () => store.ping(),
-    close: () => store.close(),
-    listSessions: (query) => watch(store.listSessions(query)),
-    listMessages: (sessionId, query) => watch(store.listMessages(sessionId, query)),
-    chunksAfter: (sessionId, afterSeq) => watch(store.chunksAfter(sessionId, afterSeq)),
-  };
 }

@@ -106,6 +106,11 @@ export class Conversation {
     return this.#details.metadata;
   }
 
+  /** The API key id the session belongs to; undefined when made without one. */
+  get owner(): string | undefined {
+    return this.#details.owner;
+  }
+
   /** Messages that restoring changed (a reply interrupted, waiting messages cancelled), once. */
   takeRecovered(): Message[] {
     const recovered = this.#recovered ?? [];

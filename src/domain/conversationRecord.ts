@@ -10,6 +10,8 @@ export type SessionMetadata = { readonly [key: string]: JsonValue };
 export interface SessionDetails {
   readonly title?: string;
   readonly metadata?: SessionMetadata;
+  /** The id of the API key that created the session; absent when it was made without one (`--auth none`). */
+  readonly owner?: string;
 }
 
 /** What a store keeps of a session, and what re-activation restores from. */
@@ -30,4 +32,5 @@ export interface ConversationRecord {
   readonly messages: readonly Message[];
   readonly title?: string;
   readonly metadata?: SessionMetadata;
+  readonly owner?: string;
 }

@@ -94,5 +94,6 @@ export function detailsOf(source: SessionDetails): SessionDetails {
   return {
     ...(source.title !== undefined ? { title: source.title } : {}),
     ...(source.metadata !== undefined ? { metadata: source.metadata } : {}),
+    ...(source.owner !== undefined ? { owner: source.owner } : {}),
   };
 }

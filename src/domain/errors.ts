@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   'unauthorized',
   'store_unavailable',
   'store_rejected',
+  'forbidden',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -41,9 +42,10 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   upstream_timeout: "The model's server took too long to answer.",
   upstream_unavailable: "The model's server is unavailable (too many recent failures); try again later.",
   cancelled: 'The reply was cancelled.',
-  unauthorized: 'A valid admin token is required.',
+  unauthorized: 'A valid API key is required.',
   store_unavailable: 'Storage is unavailable right now; try again shortly.',
   store_rejected: 'The store refused this content (for instance a character it cannot keep); nothing of it was kept.',
+  forbidden: 'Requests from this origin are not allowed.',
 };
 
 /**

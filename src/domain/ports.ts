@@ -1,3 +1,4 @@
+import type { KeyStore } from './apiKeys.ts';
 import type { ConversationRecord, SessionMetadata } from './conversationRecord.ts';
 import type { ChatEvent, ChunkEvent } from './events.ts';
 import type { GenerationOptions } from './generationOptions.ts';
@@ -132,6 +133,8 @@ export interface SessionSummary {
   readonly messageCount: number;
   readonly title?: string;
   readonly metadata?: SessionMetadata;
+  /** The first words (at most 80 characters) of the first user message, when there is one: what a list shows without a title. */
+  readonly preview?: string;
 }
 
 export interface PageQuery {
@@ -139,6 +142,11 @@ export interface PageQuery {
   readonly limit: number;
   /** `nextCursor` of the previous page; opaque to callers. */
   readonly cursor?: string;
+}
+
+export interface SessionPageQuery extends PageQuery {
+  /** Only the sessions of this owner (a key id); absent: every session. */
+  readonly owner?: string;
 }
 
 export interface MessagePageQuery extends PageQuery {
@@ -194,8 +202,12 @@ export interface SessionStore {
   /** Resolves when the store answers and can take writes; rejects otherwise (health probes, readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
-  /** Sessions, newest created first. */
-  listSessions(query: PageQuery): Promise<SessionPage>;
+  /** Sessions, newest created first (only `query.owner`'s when given). */
+  listSessions(query: SessionPageQuery): Promise<SessionPage>;
+  /** Up to `limit` ids of sessions with no activity since `before` (retention), oldest activity first. */
+  idleSessions(before: number, limit: number): Promise<SessionId[]>;
+  /** The API keys kept in the same database; absent in stores that keep none (the server then keeps keys in memory). */
+  readonly keys?: KeyStore;
   /** A page of one session's messages in conversation order; undefined when there is no such session. */
   listMessages(sessionId: SessionId, query: MessagePageQuery): Promise<MessagePage | undefined>;
   /** Stored chunks with seq > afterSeq (of replies not yet finished), oldest first. */

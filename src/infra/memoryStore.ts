@@ -4,9 +4,11 @@ import type { SessionId } from '../domain/ids.ts';
 import { copyMessage } from '../domain/message.ts';
 import type { Message } from '../domain/message.ts';
 import { ChatError } from '../domain/errors.ts';
-import type { LoadWindow, MessagePageQuery, PageQuery, SessionStore, SessionSummary, SessionUpdate } from '../domain/ports.ts';
+import type { LoadWindow, MessagePageQuery, SessionPageQuery, SessionStore, SessionSummary, SessionUpdate } from '../domain/ports.ts';
+import { createMemoryKeyStore } from './memoryKeyStore.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
 import { chunkPlan, chunksOfText } from './sessionUpdates.ts';
+import { PREVIEW_CHARS } from './sql/rows.ts';
 
 interface StoredMessage {
   message: Message;
@@ -48,7 +50,15 @@ export function createMemoryStore(): SessionStore {
     stored.ordered.splice(firstAfter(stored.ordered, message.order), 0, entry);
   };
 
-  const summary = (sessionId: SessionId, stored: StoredSession): SessionSummary => ({
+  const previewOf = (stored: StoredSession): string | undefined => {
+    for (const { message } of stored.ordered) {
+      // By characters, as the SQL stores' substr counts them (never half a surrogate pair).
+      if (message.role === 'user') return Array.from(message.content.slice(0, 2 * PREVIEW_CHARS)).slice(0, PREVIEW_CHARS).join('');
+    }
+    return undefined;
+  };
+
+  const summary = (sessionId: SessionId, stored: StoredSession, preview = previewOf(stored)): SessionSummary => ({
     sessionId,
     createdAt: stored.record.createdAt,
     lastActiveAt: stored.lastActiveAt,
@@ -56,10 +66,12 @@ export function createMemoryStore(): SessionStore {
     messageCount: stored.messages.size,
     ...(stored.record.title !== undefined ? { title: stored.record.title } : {}),
     ...(stored.record.metadata !== undefined ? { metadata: structuredClone(stored.record.metadata) } : {}),
+    ...(preview ? { preview } : {}),
   });
 
   return {
     durable: false,
+    keys: createMemoryKeyStore(),
 
     async create(record: ConversationRecord) {
       const { messages, lastSeq, seqReserved, lastActiveAt, stopped, ...rest } = record;
@@ -154,9 +166,10 @@ export function createMemoryStore(): SessionStore {
       sessions.clear();
     },
 
-    async listSessions(query: PageQuery) {
+    async listSessions(query: SessionPageQuery) {
       const after = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor);
       const ordered = [...sessions.entries()]
+        .filter(([, stored]) => query.owner === undefined || stored.record.owner === query.owner)
         .map(([sessionId, stored]) => ({ sessionId, createdAt: stored.record.createdAt, stored }))
         .sort((a, b) => b.createdAt - a.createdAt || (a.sessionId < b.sessionId ? 1 : a.sessionId > b.sessionId ? -1 : 0))
         .filter(
@@ -195,6 +208,14 @@ export function createMemoryStore(): SessionStore {
         messages: page.map(({ message }) => copyMessage(message)),
         nextCursor: more && last ? encodeMessageCursor(last.message.order) : null,
       };
+    },
+
+    async idleSessions(before: number, limit: number) {
+      return [...sessions.entries()]
+        .filter(([, stored]) => stored.lastActiveAt < before)
+        .sort(([, a], [, b]) => a.lastActiveAt - b.lastActiveAt)
+        .slice(0, limit)
+        .map(([sessionId]) => sessionId);
     },
 
     async chunksAfter(sessionId: SessionId, afterSeq: number) {

@@ -2,12 +2,13 @@ import pg from 'pg';
 import type { Pool, PoolClient } from 'pg';
 import type { ConversationRecord } from '../domain/conversationRecord.ts';
 import type { SessionId } from '../domain/ids.ts';
-import type { LoadWindow, MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
+import type { LoadWindow, MessagePageQuery, SessionPageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
 import { commitUpdates, settledInOrder } from './sql/postgresCommit.ts';
 import { POSTGRES_MIGRATIONS } from './sql/postgresMigrations.ts';
-import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary, windowRows } from './sql/rows.ts';
+import { chunksOfRows, messageColumns, newerSchemaError, PREVIEW_CHARS, toMessage, toRecord, toSummary, windowRows } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
+import { createPostgresKeyStore } from './postgresKeyStore.ts';
 import { guarded } from './storeErrors.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
 
@@ -133,7 +134,9 @@ export function createPostgresPool(options: PostgresStoreOptions): Pool {
   return pool;
 }
 
-const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count`;
+// The count and the first words of the first user message (in conversation order) ride on the order index (session_id, ord).
+const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count,
+  (SELECT substr(m.content, 1, ${PREVIEW_CHARS}) FROM messages m WHERE m.session_id = s.id AND m.role = 'user' ORDER BY m.ord LIMIT 1) AS preview`;
 
 /**
  * PostgreSQL, for several nodes sharing one database. Writes are
@@ -157,12 +160,15 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   let closed = false;
 
   return {
+    keys: createPostgresKeyStore(pool),
+
     create: (record: ConversationRecord) =>
       guarded(() =>
         inOneRoundTrip(pool, (client) => {
           const statements = [
             client.query(
-              `INSERT INTO sessions (id, created_at, last_active_at, last_seq, seq_reserved, stopped, title, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+              `INSERT INTO sessions (id, created_at, last_active_at, last_seq, seq_reserved, stopped, title, metadata, owner_key_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
               [
                 record.sessionId,
                 record.createdAt,
@@ -172,6 +178,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
                 record.stopped,
                 record.title ?? null,
                 record.metadata === undefined ? null : JSON.stringify(record.metadata),
+                record.owner ?? null,
               ],
             ),
             ...record.messages.map((message) =>
@@ -233,18 +240,21 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       await pool.end();
     },
 
-    listSessions: (query: PageQuery) =>
+    listSessions: (query: SessionPageQuery) =>
       guarded(async () => {
         const after = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor);
+        // $1 is the owner or null (every session): one plan per shape, the owner index when it is set.
         const { rows } =
           after === undefined
-            ? await pool.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions s ORDER BY s.created_at DESC, s.id DESC LIMIT $1`, [
-                query.limit + 1,
-              ])
+            ? await pool.query<SessionRow>(
+                `SELECT ${SESSION_COLUMNS} FROM sessions s WHERE ($1::text IS NULL OR s.owner_key_id = $1)
+                 ORDER BY s.created_at DESC, s.id DESC LIMIT $2`,
+                [query.owner ?? null, query.limit + 1],
+              )
             : await pool.query<SessionRow>(
-                `SELECT ${SESSION_COLUMNS} FROM sessions s WHERE (s.created_at, s.id) < ($1::bigint, $2::text)
-                 ORDER BY s.created_at DESC, s.id DESC LIMIT $3`,
-                [after.createdAt, after.sessionId, query.limit + 1],
+                `SELECT ${SESSION_COLUMNS} FROM sessions s WHERE ($1::text IS NULL OR s.owner_key_id = $1)
+                 AND (s.created_at, s.id) < ($2::bigint, $3::text) ORDER BY s.created_at DESC, s.id DESC LIMIT $4`,
+                [query.owner ?? null, after.createdAt, after.sessionId, query.limit + 1],
               );
         const page = rows.slice(0, query.limit).map(toSummary);
         const last = page[page.length - 1];
@@ -264,6 +274,15 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           [sessionId, from, query.limit + 1],
         );
         return messagePage(rows, query.limit, toMessage);
+      }),
+
+    idleSessions: (before: number, limit: number) =>
+      guarded(async () => {
+        const { rows } = await pool.query<{ id: string }>('SELECT id FROM sessions WHERE last_active_at < $1 ORDER BY last_active_at LIMIT $2', [
+          before,
+          limit,
+        ]);
+        return rows.map((row) => row.id);
       }),
 
     chunksAfter: (sessionId: SessionId, afterSeq: number) =>

@@ -3,12 +3,13 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ConversationRecord } from '../domain/conversationRecord.ts';
 import type { SessionId } from '../domain/ids.ts';
-import type { LoadWindow, MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
+import type { LoadWindow, MessagePageQuery, SessionPageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
 import { chunkPlan } from './sessionUpdates.ts';
-import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary, windowRows } from './sql/rows.ts';
+import { chunksOfRows, messageColumns, newerSchemaError, PREVIEW_CHARS, toMessage, toRecord, toSummary, windowRows } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { SQLITE_MIGRATIONS } from './sql/sqliteMigrations.ts';
+import { createSqliteKeyStore } from './sqliteKeyStore.ts';
 import { guarded } from './storeErrors.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
 
@@ -22,6 +23,10 @@ export interface SqliteStoreOptions {
    */
   busyTimeoutMs?: number;
 }
+
+// The count and the first words of the first user message (in conversation order) ride on the order index (session_id, ord).
+const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count,
+  (SELECT substr(m.content, 1, ${PREVIEW_CHARS}) FROM messages m WHERE m.session_id = s.id AND m.role = 'user' ORDER BY m.ord LIMIT 1) AS preview`;
 
 /** Applies the missing migrations in one IMMEDIATE transaction (a write lock across processes). */
 export function migrateSqlite(db: Database.Database, migrations: readonly Migration[] = SQLITE_MIGRATIONS, upTo = Infinity): number {
@@ -65,8 +70,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
 
   const statements = {
     insertSession: db.prepare(
-      `INSERT INTO sessions (id, created_at, last_active_at, last_seq, seq_reserved, stopped, title, metadata)
-       VALUES (@id, @created_at, @last_active_at, @last_seq, @seq_reserved, @stopped, @title, @metadata)`,
+      `INSERT INTO sessions (id, created_at, last_active_at, last_seq, seq_reserved, stopped, title, metadata, owner_key_id)
+       VALUES (@id, @created_at, @last_active_at, @last_seq, @seq_reserved, @stopped, @title, @metadata, @owner_key_id)`,
     ),
     session: db.prepare('SELECT * FROM sessions WHERE id = ?'),
     history: db.prepare('SELECT * FROM messages WHERE session_id = ? ORDER BY ord'),
@@ -98,13 +103,22 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
     deleteMessage: db.prepare('DELETE FROM messages WHERE session_id = ? AND id = ?'),
     firstSessions: db.prepare(
-      `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
+      `SELECT ${SESSION_COLUMNS} FROM sessions s
        ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
     ),
     nextSessions: db.prepare(
-      `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
+      `SELECT ${SESSION_COLUMNS} FROM sessions s
        WHERE (s.created_at, s.id) < (?, ?) ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
     ),
+    firstOwnSessions: db.prepare(
+      `SELECT ${SESSION_COLUMNS} FROM sessions s
+       WHERE s.owner_key_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
+    ),
+    nextOwnSessions: db.prepare(
+      `SELECT ${SESSION_COLUMNS} FROM sessions s
+       WHERE s.owner_key_id = ? AND (s.created_at, s.id) < (?, ?) ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
+    ),
+    idle: db.prepare('SELECT id FROM sessions WHERE last_active_at < ? ORDER BY last_active_at LIMIT ?'),
     messagesAsc: db.prepare('SELECT * FROM messages WHERE session_id = ? AND ord > ? ORDER BY ord LIMIT ?'),
     messagesDesc: db.prepare('SELECT * FROM messages WHERE session_id = ? AND ord < ? ORDER BY ord DESC LIMIT ?'),
     chunkLogs: db.prepare('SELECT id, content, chunk_first_seq, chunk_lengths FROM messages WHERE session_id = ? AND chunk_lengths IS NOT NULL'),
@@ -155,6 +169,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
         );
 
   return {
+    keys: createSqliteKeyStore(db),
+
     create: (record: ConversationRecord) =>
       guarded(() => {
         db.transaction(() => {
@@ -167,6 +183,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
             stopped: record.stopped ? 1 : 0,
             title: record.title ?? null,
             metadata: record.metadata === undefined ? null : JSON.stringify(record.metadata),
+            owner_key_id: record.owner ?? null,
           });
           for (const message of record.messages) statements.upsertMessage.run(messageColumns(record.sessionId, message));
         })();
@@ -203,13 +220,18 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
       db.close();
     },
 
-    listSessions: (query: PageQuery) =>
+    listSessions: (query: SessionPageQuery) =>
       guarded(() => {
         const after = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor);
+        const { owner } = query;
         const rows = (
-          after === undefined
-            ? statements.firstSessions.all(query.limit + 1)
-            : statements.nextSessions.all(after.createdAt, after.sessionId, query.limit + 1)
+          owner === undefined
+            ? after === undefined
+              ? statements.firstSessions.all(query.limit + 1)
+              : statements.nextSessions.all(after.createdAt, after.sessionId, query.limit + 1)
+            : after === undefined
+              ? statements.firstOwnSessions.all(owner, query.limit + 1)
+              : statements.nextOwnSessions.all(owner, after.createdAt, after.sessionId, query.limit + 1)
         ) as SessionRow[];
         const page = rows.slice(0, query.limit).map(toSummary);
         const last = page[page.length - 1];
@@ -224,6 +246,9 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
         const rows = (descending ? statements.messagesDesc : statements.messagesAsc).all(sessionId, from, query.limit + 1) as MessageRow[];
         return messagePage(rows, query.limit, toMessage);
       }),
+
+    idleSessions: (before: number, limit: number) =>
+      guarded(() => (statements.idle.all(before, limit) as { id: string }[]).map((row) => row.id)),
 
     chunksAfter: (sessionId: SessionId, afterSeq: number) =>
       guarded(() => chunksOfRows(sessionId, statements.chunkLogs.all(sessionId) as ChunkLogRow[], afterSeq)),

@@ -26,6 +26,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   store_unavailable: 503,
   // The content, not the server, is the problem: resending it unchanged fails again.
   store_rejected: 422,
+  forbidden: 403,
 };
 
 /** WebSocket close codes we use (4000–4999 are ours by RFC 6455). */
@@ -35,6 +36,7 @@ export const WS_CLOSE = {
   tooBig: 1009,
   internalError: 1011,
   tryAgainLater: 1013,
+  unauthorized: 4401,
   sessionNotFound: 4404,
   sessionDeleted: 4410,
 } as const;

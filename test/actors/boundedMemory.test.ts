@@ -14,12 +14,18 @@ import { openSqliteStore } from '../../src/infra/sqliteStore.ts';
 import { systemClock } from '../../src/infra/systemClock.ts';
 import { failingOn } from '../support/scriptedProvider.ts';
 import { sequentialIds } from '../support/sequentialIds.ts';
+import { api, startServer } from '../support/harness.ts';
+import type { RunningServer } from '../support/harness.ts';
 
 const directory = mkdtempSync(join(tmpdir(), 'llm-chat-bounded-'));
 let files = 0;
 const registries: SessionRegistry[] = [];
 afterEach(async () => {
   for (const registry of registries.splice(0)) await registry.close();
+});
+const servers: RunningServer[] = [];
+afterEach(async () => {
+  for (const server of servers.splice(0)) await server.close();
 });
 afterAll(() => rmSync(directory, { recursive: true, force: true }));
 
@@ -97,6 +103,28 @@ describe('memory per session is bounded by the context budget, not by the length
     }
     expect(session.liveMessages().reduce((chars, message) => chars + message.content.length, 0)).toBeLessThanOrEqual(BUDGET * 4 + 1100);
     expect(session.summary().messageCount).toBeLessThan(20);
+  });
+
+  it('holds on a real server too: the store as the server wraps it (metrics, shutdown flush, health) still loads only the window', async () => {
+    const inner = openSqliteStore({ path: join(directory, `db-${++files}.sqlite`) });
+    const loads: { window: LoadWindow | undefined; messages: number }[] = [];
+    const store: SessionStore = {
+      ...inner,
+      load: async (sessionId, window) => {
+        const record = await inner.load(sessionId, window);
+        loads.push({ window, messages: record?.messages.length ?? 0 });
+        return record;
+      },
+    };
+    await inner.create({ sessionId: SESSION, createdAt: 0, lastActiveAt: 0, lastSeq: 0, seqReserved: 0, stopped: false, messages: longHistory(400) });
+    const running = await startServer({ store, historyBudgetTokens: BUDGET });
+    servers.push(running);
+    const view = await api(running.url, 'GET', `/api/sessions/${SESSION}?limit=2`);
+    expect(view.status).toBe(200);
+    expect(loads).toHaveLength(1);
+    expect(loads[0]!.window).toBeDefined();
+    expect(loads[0]!.messages).toBeLessThanOrEqual(6);
+    expect(running.server.registry.peek(SESSION)!.liveMessages().length).toBeLessThanOrEqual(5);
   });
 
   it('GET /api/sessions/:id shape: the latest page with a cursor to older ones; paging crosses the window boundary without gap or repeat', async () => {

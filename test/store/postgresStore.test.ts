@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Message } from '../../src/domain/message.ts';
 import { openPostgresStore } from '../../src/infra/postgresStore.ts';
 import { dropSchemas, postgresReachable, TEST_DATABASE_URL, uniqueSchema } from '../support/postgres.ts';
+import { describeOwnershipContract } from './ownershipContract.ts';
 import { describeStoreContract } from './storeContract.ts';
 
 const reachable = await postgresReachable();
@@ -42,5 +43,10 @@ describe.skipIf(!reachable)('PostgreSQL (real local server, a schema per store)'
     } finally {
       await store.close();
     }
+  });
+  describeOwnershipContract('postgres', async () => {
+    const schema = uniqueSchema();
+    schemas.push(schema);
+    return openPostgresStore({ connectionString: TEST_DATABASE_URL, schema });
   });
 });

@@ -199,6 +199,7 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
         messageCount: 2,
         title: 'twelve',
         metadata: { a: 1 },
+        preview: 'x',
       });
       expect(first.nextCursor).toBeNull();
     });

@@ -15,13 +15,16 @@ function recorded(inner: SessionStore): SessionStore & { writes: string[] } {
   const writes: string[] = [];
   return {
     writes,
+    ...(inner.durable === undefined ? {} : { durable: inner.durable }),
+    ...(inner.keys === undefined ? {} : { keys: inner.keys }),
     create: (record) => (writes.push(`create ${record.sessionId}`), inner.create(record)),
     save: (update) => (writes.push(`save ${update.sessionId}`), inner.save(update)),
     delete: (sessionId) => (writes.push(`delete ${sessionId}`), inner.delete(sessionId)),
-    load: (sessionId) => inner.load(sessionId),
+    load: (sessionId, window) => inner.load(sessionId, window),
     ping: () => inner.ping(),
     close: () => inner.close(),
     listSessions: (query) => inner.listSessions(query),
+    idleSessions: (before, limit) => inner.idleSessions(before, limit),
     listMessages: (sessionId, query) => inner.listMessages(sessionId, query),
     chunksAfter: (sessionId, afterSeq) => inner.chunksAfter(sessionId, afterSeq),
   };

@@ -67,13 +67,15 @@ describe('GET /metrics', () => {
         name: 'fails',
         async *stream() {
           yield { text: 'partial', last: false };
+          await new Promise((resolve) => setTimeout(resolve, 300));
           throw new Error('upstream broke');
         },
       },
     });
     const sessionId = String((await api(running.url, 'POST', '/api/sessions')).body['sessionId']);
-    expect((await api(running.url, 'POST', '/api/sessions')).status).toBe(503);
     await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'a' });
+    // The only session is busy, so none can be passivated to make room.
+    expect((await api(running.url, 'POST', '/api/sessions')).status).toBe(503);
     const second = await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'b' });
     const { text } = await scrape(running.url);
     expect(sample(text, 'llm_chat_rate_limit_rejections_total{code="overloaded"}')).toBe(1);

@@ -14,7 +14,11 @@ import { systemClock } from '../../src/infra/systemClock.ts';
 import { randomIds } from '../../src/infra/randomIds.ts';
 import { startFaultProxy } from '../support/faultProxy.ts';
 import type { FaultProxy } from '../support/faultProxy.ts';
+import { createMemoryStore } from '../../src/infra/memoryStore.ts';
+import { flaky } from '../support/flakyStore.ts';
 import { api, startServer, WsClient } from '../support/harness.ts';
+import { ADMIN_TOKEN, createKey } from '../support/keys.ts';
+import { ManualClock } from '../support/manualClock.ts';
 import type { Json, RunningServer } from '../support/harness.ts';
 import { dropSchemas, postgresReachable, TEST_DATABASE_URL, uniqueSchema } from '../support/postgres.ts';
 
@@ -274,5 +278,30 @@ describe('SQLite with its file locked by another process', () => {
     expect(texts).toEqual(['before', 'after']);
     expect((await api(server.url, 'GET', '/readyz')).status).toBe(200);
     watcher.close();
+  });
+});
+
+describe('API keys kept in the store’s own database', () => {
+  it('a key lookup that finds the database gone tells the sessions’ health at once; the next probe that answers brings both back', async () => {
+    const store = flaky(createMemoryStore());
+    // The health's probes run on this clock: only the key lookup below can have taken the store down.
+    const clock = new ManualClock();
+    const server = await startServer({ store, clock, auth: { mode: 'keys', adminToken: ADMIN_TOKEN }, simIntervalMs: 0 });
+    servers.push(server);
+    const known = await createKey(server.url, 'known');
+    expect((await api(server.url, 'GET', '/api/sessions', undefined, known.headers)).status).toBe(200); // now cached
+    const fresh = await createKey(server.url, 'fresh');
+    store.down = true;
+    const refused = await api(server.url, 'GET', '/api/sessions', undefined, fresh.headers);
+    expect([refused.status, (refused.body['error'] as Json)['code']]).toEqual([503, 'store_unavailable']);
+    store.down = false;
+    // The store answers again, but the sessions learnt from the key lookup that it went away: refused without asking it.
+    const before = store.saved.length;
+    const meanwhile = await api(server.url, 'POST', '/api/sessions', {}, known.headers);
+    expect([meanwhile.status, (meanwhile.body['error'] as Json)['code']]).toEqual([503, 'store_unavailable']);
+    expect(store.saved.length).toBe(before);
+    await clock.advance(300); // one recovery probe
+    expect((await api(server.url, 'POST', '/api/sessions', {}, known.headers)).status).toBe(201);
+    expect((await api(server.url, 'GET', '/api/sessions', undefined, fresh.headers)).status).toBe(200);
   });
 });

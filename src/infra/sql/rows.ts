@@ -19,8 +19,15 @@ export interface SessionRow {
   stopped: number | boolean;
   title: string | null;
   metadata: string | SessionMetadata | null;
+  /** Since schema version 4. */
+  owner_key_id?: string | null;
   message_count?: number | string;
+  /** The first characters of the first user message (lists only). */
+  preview?: string | null;
 }
+
+/** How much of the first user message a session list shows. */
+export const PREVIEW_CHARS = 80;
 
 export interface MessageRow {
   ord: number | string;
@@ -79,6 +86,7 @@ export function toRecord(row: SessionRow, messages: readonly MessageRow[]): Conv
     stopped: Boolean(row.stopped),
     messages: messages.map(toMessage).sort((a, b) => a.order - b.order),
     ...details(row),
+    ...(row.owner_key_id ? { owner: row.owner_key_id } : {}),
   };
 }
 
@@ -90,6 +98,7 @@ export function toSummary(row: SessionRow): SessionSummary {
     stopped: Boolean(row.stopped),
     messageCount: Number(row.message_count ?? 0),
     ...details(row),
+    ...(row.preview ? { preview: row.preview } : {}),
   };
 }
 

@@ -67,4 +67,26 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX messages_unfinished ON messages (session_id) WHERE status IN ('queued', 'streaming');
     `,
   },
+  {
+    // A database made by a build that had version 4 before version 3 gets 3 afterwards: the runner applies whichever steps it lacks.
+    version: 4,
+    name: 'api keys and session owners',
+    sql: `
+      -- Keys are stored hashed (SHA-256 of a 256-bit random key): the key itself is shown once and kept nowhere.
+      -- A revoked key stays (revoked_at set) so the sessions it made still show whose they were.
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        limits TEXT NOT NULL DEFAULT '{}',
+        created_at INTEGER NOT NULL,
+        last_used_at INTEGER,
+        revoked_at INTEGER
+      );
+      ALTER TABLE sessions ADD COLUMN owner_key_id TEXT;
+      -- A key's sessions, newest first (GET /api/sessions), and the retention sweep's oldest activity first.
+      CREATE INDEX sessions_by_owner ON sessions (owner_key_id, created_at DESC, id DESC);
+      CREATE INDEX sessions_idle ON sessions (last_active_at);
+    `,
+  },
 ];
