@@ -107,7 +107,18 @@ export function createPrometheusMetrics(sources: MetricsSources): ChatMetrics {
     labelNames: ['outcome'] as const,
     registers,
   });
-  const chunks = new Counter({ name: 'llm_chat_chunks_sent_total', help: 'Reply chunks streamed (once per chunk, whatever the number of watchers).', registers });
+  // Chunks are counted in a plain number and handed to the counter when it is
+  // collected: an inc() per chunk was a measured share of the bus's cost.
+  let chunksSinceCollect = 0;
+  new Counter({
+    name: 'llm_chat_chunks_sent_total',
+    help: 'Reply chunks streamed (once per chunk, whatever the number of watchers).',
+    registers,
+    collect() {
+      this.inc(chunksSinceCollect);
+      chunksSinceCollect = 0;
+    },
+  });
   const firstChunk = new Histogram({
     name: 'llm_chat_time_to_first_chunk_seconds',
     help: "From a message's acceptance to its reply's first chunk, queueing included.",
@@ -160,7 +171,7 @@ export function createPrometheusMetrics(sources: MetricsSources): ChatMetrics {
   const count = (event: ChatEvent) => {
     switch (event.type) {
       case 'chunk':
-        chunks.inc();
+        chunksSinceCollect += 1;
         break;
       case 'message.accepted':
         accepted.inc();
@@ -175,6 +186,7 @@ export function createPrometheusMetrics(sources: MetricsSources): ChatMetrics {
         restarts.inc();
         break;
       case 'message.completed':
+        // (its tokens are counted by the ledger, which knows the key: see tokens())
         messages.inc({ outcome: 'complete' });
         break;
       case 'message.cancelled':

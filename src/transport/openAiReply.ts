@@ -2,6 +2,7 @@ import type { Response } from 'express';
 import type { JsonValue } from '../domain/conversationRecord.ts';
 import type { ToolCall, Usage } from '../domain/message.ts';
 import type { ToolCallDelta } from '../domain/toolCalls.ts';
+import { corkForThisTick } from './corkedSocket.ts';
 import type { ReplyFollower } from './followReply.ts';
 import { openAiErrorFor } from './openAiErrors.ts';
 import { httpErrorHeaders } from './wireErrors.ts';
@@ -100,8 +101,10 @@ export async function streamReply(
     frame([{ index: 0, delta: content, logprobs: logprobs ? { content: logprobs, refusal: null } : null, finish_reason: finishReason }]);
   const write = (text: string) => {
     if (response.writableEnded || response.destroyed) return;
+    corkForThisTick(response);
     response.write(text);
     // A reader that stopped reading is cut off, as on WebSocket and SSE; the follower then stops.
+    // (Corked until the end of this turn: what is counted here is at most this turn's frames more.)
     if (response.writableLength > options.maxBufferedBytes) {
       options.onSlowConsumer();
       response.destroy();
