@@ -32,11 +32,7 @@ import { createBufferBudget } from './transport/bufferBudget.ts';
 import type { Admission, RejectReason } from './transport/admission.ts';
 import { countTokens } from './infra/tokenizer.ts';
 import { createModels } from './model.ts';
-import { createTokenLedger } from './actors/tokenLedger.ts';
-import { recordUsage } from './actors/usageRecorder.ts';
-import type { Usage } from './domain/message.ts';
-import { createMemoryUsageStore } from './infra/memoryUsageStore.ts';
-import { createAdminUsageRoutes, createUsageRoutes } from './transport/usageRoutes.ts';
+import { createUsage } from './usage.ts';
 import type { ModelCatalog } from './model.ts';
 import { createAdminRoutes } from './transport/adminRoutes.ts';
 import { createAuthRoutes } from './transport/authRoutes.ts';
@@ -204,13 +200,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   });
   const authOptions: AuthOptions = options.auth ?? { mode: 'keys' };
   // Tokens spent per key, day and model: budgets, /api/usage, /admin/usage, llm_chat_tokens_total.
-  const ledger = createTokenLedger({
-    store: store.usage ?? createMemoryUsageStore(),
-    clock,
-    logger,
-    ...(options.usageFlushMs !== undefined ? { flushMs: options.usageFlushMs } : {}),
-    onRecord: (keyId, model, usage) => countTokensOf(keyId, model, usage),
-  });
+  const usage = createUsage({ store, bus, clock, logger, flushMs: options.usageFlushMs, defaultModel: models.catalog.defaultModel });
   const access = createAccess({
     auth: authOptions,
     store,
@@ -220,28 +210,12 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     clock,
     logger,
     models: models.catalog,
-    ledger,
+    ledger: usage.ledger,
     connRatePerIp: options.connRatePerIp,
     connBurstPerIp: options.connBurstPerIp,
   });
   const { keyRing, auth, limits, origins, keyConnections, sessions } = access;
-  const stopRecording = recordUsage({ bus, ledger, ownerOf: (sessionId) => registry.peek(sessionId)?.owner, defaultModel: models.catalog.defaultModel });
-  // Metrics name a key by its name (never its secret), looked up once a minute at most.
-  const keyNames = new Map<string, { name: string; at: number }>();
-  const countTokensOf = (keyId: string, model: string, usage: Usage) => {
-    if (!metrics) return;
-    const known = keyNames.get(keyId);
-    if (keyId === '' || !keyRing) return metrics.tokens('', model, usage);
-    if (known && clock.now() - known.at < 60_000) return metrics.tokens(known.name, model, usage);
-    keyRing.names([keyId]).then(
-      (names) => {
-        const name = names.get(keyId) ?? known?.name ?? 'unknown';
-        keyNames.set(keyId, { name, at: clock.now() });
-        metrics?.tokens(name, model, usage);
-      },
-      () => metrics?.tokens(known?.name ?? 'unknown', model, usage),
-    );
-  };
+  usage.start({ registry, keyRing, metrics: () => metrics });
   const retention =
     options.retentionDays && options.retentionDays > 0
       ? startRetentionSweeper({ store, registry, clock, logger, retentionDays: options.retentionDays })
@@ -335,6 +309,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     heartbeatMs: options.heartbeatMs,
   });
   const status = createStatusRoute({ registry, models });
+  const adminUsage = usage.adminRoutes(keyRing, authOptions.adminToken);
   const app = createHttpApp({
     sessions,
     auth,
@@ -345,13 +320,11 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     maxBodyBytes: options.maxBodyBytes,
     routers: [
       { path: '/api', router: status },
-      { path: '/api', router: createUsageRoutes({ ledger, auth, clock }) },
+      { path: '/api', router: usage.routes(auth) },
       { path: '/v1', router: openAi },
       { path: '/', router: createWebPages() },
       ...(admin ? [{ path: '/', router: admin }] : []),
-      ...(keyRing && authOptions.adminToken
-        ? [{ path: '/', router: createAdminUsageRoutes({ ledger, clock, adminToken: authOptions.adminToken, keyNames: (ids) => keyRing.names(ids) }) }]
-        : []),
+      ...(adminUsage ? [{ path: '/', router: adminUsage }] : []),
       ...(inspector ? [{ path: '/', router: inspector.router }] : []),
       { path: '/', router: ops },
     ],
@@ -378,8 +351,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       const drained = await registry.drain(deadlineMs); // each session's watchers get `stopped`
       if (deadlineMs > 0) logger.info({ ...drained }, 'sessions drained');
       await registry.close(); // flushes the store writer (bounded wait)
-      stopRecording();
-      await ledger.close();
+      await usage.close();
       // A peer that never answers the close handshake must not hold the exit (ws alone waits 30 s).
       const closingSockets = ws.close({ graceMs: SHUTDOWN_CLOSE_GRACE_MS });
       sse.close();
