@@ -38,6 +38,8 @@ export interface SessionRegistryOptions extends Omit<SessionDeps, 'writer'> {
   onPassivated?: (count: number) => void;
   /** An inspection observer given to every session's actor system (e.g. Stately's inspector); costly. */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+  /** Told whenever a session leaves this node's registry (passivated, stopped, deleted, evicted): its lease may go. */
+  onReleased?: (sessionId: SessionId) => void;
 }
 
 /** A session in the list: what the store keeps, with its live status on this node. */
@@ -48,7 +50,7 @@ export interface SessionListItem extends SessionSummary {
 
 export interface SessionRegistry {
   /** Creates and activates a new session, optionally starting from earlier turns (stored first: throws `store_unavailable` when the store fails). */
-  create(options?: SessionDetails & { history?: readonly Turn[] }): Promise<LiveSession>;
+  create(options?: SessionDetails & { history?: readonly Turn[]; sessionId?: SessionId }): Promise<LiveSession>;
   /** Sessions from the store, newest first. */
   listSessions(query: PageQuery): Promise<{ sessions: SessionListItem[]; nextCursor: string | null }>;
   /** A page of a session's history from the store, with live versions of messages still changing; undefined if none. */
@@ -59,6 +61,14 @@ export interface SessionRegistry {
   remove(sessionId: string): Promise<boolean>;
   /** Passivates actors idle past the TTL now; returns how many. */
   passivateIdle(): number;
+  /**
+   * Takes a session off this node: with a reason, as a stop (its watchers are
+   * told, a reply in flight ends as the reason says); without one, quietly, as
+   * a passivation (another node has taken it over and speaks for it now).
+   */
+  evict(sessionId: string, reason?: StopReason): void;
+  /** True while some change of this session is not yet in the store. */
+  pendingWrites(sessionId: string): boolean;
   /** Number of active (not passivated) sessions. */
   readonly activeCount: number;
   /** Stops every actor (reason `shutdown`) and the sweeper. */
@@ -122,7 +132,9 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     });
     const session = new LiveSession(actor, conversation, deps, ids, admission);
     const forgetIfCurrent = () => {
-      if (entries.get(sessionId)?.session === session) entries.delete(sessionId);
+      if (entries.get(sessionId)?.session !== session) return;
+      entries.delete(sessionId);
+      options.onReleased?.(sessionId);
     };
     actor.subscribe({
       complete: forgetIfCurrent,
@@ -144,6 +156,10 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     }
     actor.start();
     bus.publish({ type: 'session.started', sessionId, resumed });
+    // Watchers still attached (on any node) learn that the reply they were following will not go on.
+    for (const message of recovered) {
+      if (message.role === 'assistant' && message.status === 'interrupted') bus.publish({ type: 'message.interrupted', sessionId, messageId: message.id });
+    }
     return session;
   };
 
@@ -155,6 +171,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   const stopEntry = (sessionId: SessionId, entry: Entry, reason: StopReason) => {
     entries.delete(sessionId);
     if (entry.session.actor.getSnapshot().status === 'active') entry.session.actor.send({ type: 'stop', reason });
+    options.onReleased?.(sessionId);
   };
 
   const scheduleSweep = () => {
@@ -169,8 +186,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     async create(options = {}) {
       admit();
       const now = clock.now();
-      const sessionId = ids.sessionId();
-      const { history = [], ...details } = options;
+      const { history = [], sessionId = ids.sessionId(), ...details } = options;
       const conversation =
         history.length === 0
           ? Conversation.start(sessionId, now, queueLimit, details)
@@ -231,6 +247,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
         entries.delete(sessionId);
         entry.session.actor.stop();
         bus.forget(sessionId);
+        options.onReleased?.(sessionId);
         passivated += 1;
       }
       if (passivated > 0) {
@@ -238,6 +255,26 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
         options.onPassivated?.(passivated);
       }
       return passivated;
+    },
+
+    evict(sessionId, reason) {
+      if (!isSessionId(sessionId)) return;
+      const entry = entries.get(sessionId);
+      if (!entry) return;
+      if (reason) {
+        stopEntry(sessionId, entry, reason);
+        return;
+      }
+      entries.delete(sessionId);
+      entry.session.actor.stop();
+      bus.forget(sessionId);
+      // Its unwritten changes would be refused by the fence anyway: the new owner's history wins.
+      writer.forget(sessionId);
+      options.onReleased?.(sessionId);
+    },
+
+    pendingWrites(sessionId) {
+      return isSessionId(sessionId) && writer.pending(sessionId);
     },
 
     get activeCount() {

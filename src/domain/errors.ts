@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   'cancelled',
   'unauthorized',
   'store_unavailable',
+  'unavailable',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -42,6 +43,7 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   cancelled: 'The reply was cancelled.',
   unauthorized: 'A valid admin token is required.',
   store_unavailable: 'Storage is unavailable right now; try again shortly.',
+  unavailable: 'The cluster is unreachable from this node right now; try again shortly.',
 };
 
 /**

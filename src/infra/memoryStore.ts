@@ -3,6 +3,7 @@ import type { ChunkEvent } from '../domain/events.ts';
 import type { SessionId } from '../domain/ids.ts';
 import { copyMessage } from '../domain/message.ts';
 import type { Message } from '../domain/message.ts';
+import { FencedWriteError } from '../domain/ownership.ts';
 import type { MessagePageQuery, PageQuery, SessionStore, SessionSummary, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeMessageCursor, encodeSessionCursor } from './pageCursor.ts';
 import { chunkPlan, chunksOfText } from './sessionUpdates.ts';
@@ -23,6 +24,8 @@ interface StoredSession {
   messages: Map<string, StoredMessage>;
   /** Ids of the messages that have a chunk log (at most a few), so a save never walks the whole history. */
   logged: Set<string>;
+  /** The newest fencing token that claimed or wrote this session (0: none). */
+  fence: number;
 }
 
 /**
@@ -66,6 +69,7 @@ export function createMemoryStore(): SessionStore {
         stopped,
         messages: new Map(),
         logged: new Set(),
+        fence: 0,
       };
       for (const message of messages) put(stored, message);
       sessions.set(record.sessionId, stored);
@@ -88,6 +92,10 @@ export function createMemoryStore(): SessionStore {
     async save(update: SessionUpdate) {
       const stored = sessions.get(update.sessionId);
       if (!stored) return; // deleted meanwhile: nothing to keep
+      if (update.fence !== undefined) {
+        if (update.fence < stored.fence) throw new FencedWriteError(update.sessionId);
+        stored.fence = update.fence;
+      }
       stored.lastSeq = Math.max(stored.lastSeq, update.lastSeq);
       stored.lastActiveAt = Math.max(stored.lastActiveAt, update.lastActiveAt);
       stored.stopped = update.stopped;
@@ -117,6 +125,14 @@ export function createMemoryStore(): SessionStore {
 
     async delete(sessionId: SessionId) {
       return sessions.delete(sessionId);
+    },
+
+    async claim(sessionId: SessionId, token: number) {
+      const stored = sessions.get(sessionId);
+      if (!stored) return undefined;
+      if (token <= stored.fence) return { claimed: false, fence: stored.fence };
+      stored.fence = token;
+      return { claimed: true, fence: token };
     },
 
     async ping() {},

@@ -111,15 +111,28 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     throw error;
   }
 
-  const commit = (updates: readonly SessionUpdate[]) =>
+  const commit = (all: readonly SessionUpdate[]) =>
     inTransaction(pool, async (client) => {
-      await client.query(
+      // A fenced update applies only while no newer token has claimed its session (and raises the stored
+      // token); the row lock taken here orders it against a concurrent claim.
+      const touched = await client.query<{ id: string }>(
         `UPDATE sessions AS s SET last_seq = GREATEST(s.last_seq, u.last_seq),
-           last_active_at = GREATEST(s.last_active_at, u.last_active_at), stopped = u.stopped
-         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::boolean[]) AS u (id, last_seq, last_active_at, stopped)
-         WHERE s.id = u.id`,
-        [updates.map((u) => u.sessionId), updates.map((u) => u.lastSeq), updates.map((u) => u.lastActiveAt), updates.map((u) => u.stopped)],
+           last_active_at = GREATEST(s.last_active_at, u.last_active_at), stopped = u.stopped,
+           fence = GREATEST(s.fence, COALESCE(u.fence, 0))
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::boolean[], $5::bigint[]) AS u (id, last_seq, last_active_at, stopped, fence)
+         WHERE s.id = u.id AND s.fence <= COALESCE(u.fence, s.fence)
+         RETURNING s.id`,
+        [all.map((u) => u.sessionId), all.map((u) => u.lastSeq), all.map((u) => u.lastActiveAt), all.map((u) => u.stopped), all.map((u) => u.fence ?? null)],
       );
+      const applied = new Set(touched.rows.map((row) => row.id));
+      const fenced = new Set<SessionId>();
+      const refused = all.filter((u) => !applied.has(u.sessionId) && u.fence !== undefined).map((u) => u.sessionId);
+      if (refused.length > 0) {
+        // Not applied: deleted meanwhile (nothing to keep) or claimed by a newer owner (refused).
+        const { rows } = await client.query<{ id: string }>('SELECT id FROM sessions WHERE id = ANY($1::text[])', [refused]);
+        for (const row of rows) fenced.add(row.id);
+      }
+      const updates = all.filter((u) => !fenced.has(u.sessionId));
       const rows = updates.flatMap((update) => update.messages.map((message) => messageColumns(update.sessionId, message)));
       if (rows.length > 0) {
         await client.query(
@@ -175,6 +188,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           ],
         );
       }
+      return fenced;
     });
   const batcher = createWriteBatcher(commit);
   let closed = false;
@@ -219,6 +233,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
 
     delete: (sessionId: SessionId) =>
       guarded(async () => ((await pool.query('DELETE FROM sessions WHERE id = $1', [sessionId])).rowCount ?? 0) > 0),
+
+    claim: (sessionId: SessionId, token: number) =>
+      guarded(async () => {
+        const updated = await pool.query<{ fence: string }>('UPDATE sessions SET fence = $2 WHERE id = $1 AND fence < $2 RETURNING fence', [
+          sessionId,
+          token,
+        ]);
+        if (updated.rows[0]) return { claimed: true, fence: Number(updated.rows[0].fence) };
+        const current = await pool.query<{ fence: string }>('SELECT fence FROM sessions WHERE id = $1', [sessionId]);
+        return current.rows[0] ? { claimed: false, fence: Number(current.rows[0].fence) } : undefined;
+      }),
 
     ping: () =>
       guarded(async () => {

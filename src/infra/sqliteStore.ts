@@ -60,10 +60,14 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     ),
     session: db.prepare('SELECT * FROM sessions WHERE id = ?'),
     history: db.prepare('SELECT * FROM messages WHERE session_id = ? ORDER BY position'),
+    // A fenced update (@fence set) applies only while no newer token has claimed the session, and raises the stored one.
     touchSession: db.prepare(
-      `UPDATE sessions SET last_seq = max(last_seq, @last_seq), last_active_at = max(last_active_at, @last_active_at), stopped = @stopped
-       WHERE id = @id`,
+      `UPDATE sessions SET last_seq = max(last_seq, @last_seq), last_active_at = max(last_active_at, @last_active_at), stopped = @stopped,
+         fence = max(fence, coalesce(@fence, 0))
+       WHERE id = @id AND fence <= coalesce(@fence, fence)`,
     ),
+    claim: db.prepare('UPDATE sessions SET fence = @token WHERE id = @id AND fence < @token'),
+    fenceOf: db.prepare('SELECT fence FROM sessions WHERE id = ?'),
     upsertMessage: db.prepare(
       `INSERT INTO messages (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
        VALUES (@session_id, @id, @role, @content, @status, @reply_to, @error_code, @input_tokens, @output_tokens, @created_at, @updated_at)
@@ -98,14 +102,20 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
   };
 
   const commit = db.transaction((updates: readonly SessionUpdate[]) => {
+    const fenced = new Set<SessionId>();
     for (const update of updates) {
       const touched = statements.touchSession.run({
         id: update.sessionId,
         last_seq: update.lastSeq,
         last_active_at: update.lastActiveAt,
         stopped: update.stopped ? 1 : 0,
+        fence: update.fence ?? null,
       });
-      if (touched.changes === 0) continue; // deleted meanwhile: nothing to keep
+      if (touched.changes === 0) {
+        // Deleted meanwhile (nothing to keep), or claimed by a newer owner (refused).
+        if (update.fence !== undefined && statements.fenceOf.get(update.sessionId)) fenced.add(update.sessionId);
+        continue;
+      }
       for (const message of update.messages) statements.upsertMessage.run(messageColumns(update.sessionId, message));
       const plan = chunkPlan(update);
       for (const messageId of plan.dropMessages) statements.dropLogOf.run(update.sessionId, messageId);
@@ -120,6 +130,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
         });
       }
     }
+    return fenced;
   });
   const batcher = createWriteBatcher(async (updates) => commit(updates));
   let closed = false;
@@ -151,6 +162,14 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     save: (update: SessionUpdate) => batcher.save(update),
 
     delete: (sessionId: SessionId) => guarded(() => statements.deleteSession.run(sessionId).changes > 0),
+
+    claim: (sessionId: SessionId, token: number) =>
+      guarded(() => {
+        // One statement, and SQLite serialises writers across processes: a claim and a fenced write never interleave.
+        const claimed = statements.claim.run({ id: sessionId, token }).changes > 0;
+        const row = statements.fenceOf.get(sessionId) as { fence: number } | undefined;
+        return row ? { claimed, fence: Number(row.fence) } : undefined;
+      }),
 
     ping: () =>
       guarded(() => {

@@ -1,3 +1,5 @@
+import type { SessionId } from '../domain/ids.ts';
+import { FencedWriteError } from '../domain/ownership.ts';
 import type { SessionUpdate } from '../domain/ports.ts';
 import { storeError } from './storeErrors.ts';
 import { mergeUpdates } from './sessionUpdates.ts';
@@ -24,7 +26,14 @@ interface Waiting {
  * transactions per flush interval, not one each, and no write overtakes an
  * earlier one.
  */
-export function createWriteBatcher(commit: (updates: readonly SessionUpdate[]) => Promise<void>): WriteBatcher {
+/**
+ * A commit applies what it can; it may return the sessions whose updates it
+ * refused because a newer fencing token claimed them (their savers get
+ * FencedWriteError, the rest of the batch is committed).
+ */
+export type BatchCommit = (updates: readonly SessionUpdate[]) => Promise<ReadonlySet<SessionId> | void>;
+
+export function createWriteBatcher(commit: BatchCommit): WriteBatcher {
   let queued: Waiting[] = [];
   let running: Promise<void> | undefined;
   let failing = false;
@@ -34,9 +43,12 @@ export function createWriteBatcher(commit: (updates: readonly SessionUpdate[]) =
       const batch = queued;
       queued = [];
       try {
-        await commit(mergeUpdates(batch.map(({ update }) => update)));
+        const fenced = await commit(mergeUpdates(batch.map(({ update }) => update)));
         failing = false;
-        for (const waiting of batch) waiting.resolve();
+        for (const waiting of batch) {
+          if (fenced?.has(waiting.update.sessionId)) waiting.reject(new FencedWriteError(waiting.update.sessionId));
+          else waiting.resolve();
+        }
       } catch (error) {
         failing = true;
         const failure = storeError(error);

@@ -24,6 +24,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   cancelled: 499,
   unauthorized: 401,
   store_unavailable: 503,
+  unavailable: 503,
 };
 
 /** WebSocket close codes we use (4000–4999 are ours by RFC 6455). */

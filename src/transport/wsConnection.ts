@@ -28,6 +28,7 @@ const CLOSE_FOR_STOP: Record<StopReason, [number, string]> = {
   restart_limit: [WS_CLOSE.internalError, 'session stopped'],
   crashed: [WS_CLOSE.internalError, 'session stopped'],
   shutdown: [WS_CLOSE.goingAway, 'server shutting down'],
+  unavailable: [WS_CLOSE.tryAgainLater, 'cluster unavailable'],
 };
 
 const CLOSE_FOR_REFUSAL: Partial<Record<string, number>> = {

@@ -49,4 +49,13 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX messages_chunk_log ON messages (session_id) WHERE chunk_lengths IS NOT NULL;
     `,
   },
+  {
+    version: 6,
+    name: 'fencing token of the session owner',
+    sql: `
+      -- The newest lease token that claimed the session (many nodes, see src/cluster): writes with an
+      -- older one are refused, so a node that lost its lease cannot overwrite the new owner's history.
+      ALTER TABLE sessions ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
+    `,
+  },
 ];
