@@ -55,6 +55,10 @@ export interface Config {
   databaseUrl: string;
   dataDir: string;
   flushIntervalMs: number;
+  redisUrl: string;
+  workers: number;
+  leaseMs: number;
+  nodeId: string;
 }
 
 /** `auto`: PostgreSQL when the database URL is a postgres:// one, else SQLite. */
@@ -133,6 +137,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'databaseUrl', flag: 'database-url', env: 'DATABASE_URL', kind: 'string', default: '', help: 'postgres://user:password@host:5432/db, or a SQLite file path (default <data-dir>/llm-chat.sqlite)' },
   { key: 'dataDir', flag: 'data-dir', env: 'DATA_DIR', kind: 'string', default: './data', help: 'directory of the SQLite database file' },
   { key: 'flushIntervalMs', flag: 'flush-interval-ms', env: 'FLUSH_INTERVAL_MS', kind: 'int', default: 500, min: 10, help: 'how often a streaming reply is written to the store (what a crash can lose)' },
+  { key: 'redisUrl', flag: 'redis-url', env: 'REDIS_URL', kind: 'string', default: '', help: 'redis://host:6379: many nodes share the bus, session ownership and the limits through it (empty: one node, all in process)' },
+  { key: 'workers', flag: 'workers', env: 'WORKERS', kind: 'int', default: 1, min: 0, help: 'worker processes sharing the port (node:cluster); 0 = one per core; more than 1 needs --redis-url' },
+  { key: 'leaseMs', flag: 'lease-ms', env: 'LEASE_MS', kind: 'int', default: 5000, min: 200, help: "with --redis-url: a session owner's lease; a dead node's sessions move after about this long" },
+  { key: 'nodeId', flag: 'node-id', env: 'NODE_ID', kind: 'string', default: '', help: 'with --redis-url: this node\'s name in the cluster (default host-pid-random; letters, digits, . _ -)' },
 ];
 
 export class ConfigError extends Error {
@@ -183,6 +191,20 @@ function validate(config: Config): void {
   }
   if (config.adminToken !== '' && config.adminToken.length < 16) {
     throw new ConfigError('--admin-token (ADMIN_TOKEN) must be at least 16 characters; leave it empty to have one generated');
+  }
+  if (config.workers !== 1 && config.redisUrl === '') {
+    throw new ConfigError(
+      `--workers ${config.workers} needs --redis-url (REDIS_URL): worker processes share sessions, events and limits through Redis`,
+    );
+  }
+  if (config.redisUrl !== '' && !/^rediss?:\/\/./.test(config.redisUrl)) {
+    throw new ConfigError(`--redis-url (REDIS_URL) must be a redis:// or rediss:// URL; got "${config.redisUrl}"`);
+  }
+  if (config.workers !== 1 && config.storeKind === 'memory') {
+    throw new ConfigError('--store memory cannot be shared by several worker processes (each would keep its own history); use sqlite or postgres');
+  }
+  if (config.nodeId !== '' && !/^[A-Za-z0-9._-]{1,64}$/.test(config.nodeId)) {
+    throw new ConfigError(`--node-id (NODE_ID) may hold letters, digits, ".", "_" and "-" (at most 64); got "${config.nodeId}"`);
   }
   if (config.inspectStately !== '' && !/^wss?:\/\/./.test(config.inspectStately)) {
     throw new ConfigError(`--inspect-stately (INSPECT_STATELY) must be a ws:// or wss:// URL; got "${config.inspectStately}"`);

@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import cluster from 'node:cluster';
+import { hostname } from 'node:os';
+import { openClusterNode, StoreMismatchError } from './cluster/clusterNode.ts';
+import type { ClusterNode } from './cluster/clusterNode.ts';
+import { storeIdentity } from './cluster/storeIdentity.ts';
+import { announceListening, runWorkers } from './cluster/workers.ts';
 import { ConfigError, helpText, loadConfig } from './config.ts';
+import { redactedRedisUrl } from './infra/redisConnection.ts';
+import { systemClock } from './infra/systemClock.ts';
 import { openStore } from './infra/openStore.ts';
 import { createPinoLogger } from './infra/pinoLogger.ts';
 import { connectStately } from './infra/statelyInspector.ts';
@@ -21,14 +29,56 @@ async function main(): Promise<void> {
     return;
   }
   const { config } = parsed;
-  const { inspector, adminToken: configuredToken, inspectRedact, inspectStately, logFormat, ...settings } = config;
+  const { inspector, adminToken: configuredToken, inspectRedact, inspectStately, logFormat, redisUrl, workers, leaseMs, nodeId: configuredNodeId, ...settings } = config;
   const logger = createPinoLogger({ level: config.logLevel, format: logFormat });
+  if (workers !== 1 && cluster.isPrimary) {
+    // One token for every worker: the inspector may be served by any of them.
+    const sharedToken = inspector ? configuredToken || randomBytes(24).toString('base64url') : '';
+    if (inspector && !configuredToken) process.env['ADMIN_TOKEN'] = sharedToken;
+    runWorkers({
+      count: workers,
+      logger,
+      onListening: (url, count) => {
+        logger.info({ url, workers: count, redis: redactedRedisUrl(redisUrl) }, 'llm-chat listening');
+        if (inspector && !configuredToken) {
+          const port = new URL(url).port;
+          logger.info({ inspector: `http://localhost:${port}/inspector#token=${sharedToken}` }, 'inspector ready (admin token generated for this run)');
+        }
+      },
+    });
+    return;
+  }
   // The inspector is never served without a token: one is made when none is configured.
   const adminToken = inspector ? configuredToken || randomBytes(24).toString('base64url') : undefined;
   const stately = inspectStately ? await connectStately(inspectStately, logger) : undefined;
   const { store, kind, where } = await openStore(config);
+  let clusterNode: ClusterNode | undefined;
+  if (redisUrl !== '') {
+    const nodeId = configuredNodeId || `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    try {
+      clusterNode = await openClusterNode({
+        redisUrl,
+        nodeId,
+        leaseMs,
+        clock: systemClock,
+        logger,
+        replayLogSize: config.replayLogSize,
+        logTtlMs: config.sessionTtlMs,
+        storeIdentity: storeIdentity(kind, where, nodeId, config.databaseUrl),
+      });
+    } catch (error) {
+      await store.close().catch(() => {});
+      if (error instanceof StoreMismatchError) {
+        process.stderr.write(`llm-chat: ${error.message}\n`);
+        process.exit(2);
+      }
+      throw error;
+    }
+    logger.info({ node: nodeId, redis: redactedRedisUrl(redisUrl), leaseMs }, 'joined the cluster');
+  }
   const server = createChatServer({
     ...settings,
+    ...(clusterNode ? { cluster: clusterNode } : {}),
     store,
     logger,
     inspector: adminToken ? { adminToken, redact: inspectRedact } : undefined,
@@ -36,7 +86,10 @@ async function main(): Promise<void> {
   });
   const address = await server.listen(config.port, config.host);
   const model = config.llmProvider === 'openai' ? { provider: 'openai', model: config.llmModel, baseUrl: config.llmBaseUrl } : { provider: 'simulated' };
-  logger.info({ url: address.url, ...model, store: kind, storeAt: where }, 'llm-chat listening');
+  if (cluster.isWorker) {
+    logger.info({ url: address.url, ...model, store: kind, storeAt: where, node: clusterNode?.nodeId }, 'worker listening');
+    announceListening(address.url);
+  } else logger.info({ url: address.url, ...model, store: kind, storeAt: where, ...(clusterNode ? { node: clusterNode.nodeId } : {}) }, 'llm-chat listening');
 
   if (adminToken) {
     // 0.0.0.0 and :: are not addresses a browser can open.

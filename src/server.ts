@@ -7,6 +7,9 @@ import { createInspectionHub } from './actors/inspectionHub.ts';
 import type { InspectionHub } from './actors/inspectionHub.ts';
 import { createSessionRegistry } from './actors/sessionRegistry.ts';
 import type { SessionRegistry } from './actors/sessionRegistry.ts';
+import type { Sessions } from './actors/sessions.ts';
+import type { ClusterNode } from './cluster/clusterNode.ts';
+import type { ClusterSessions } from './cluster/clusterSessions.ts';
 import type { ModelOptions } from './model.ts';
 import type { IdGenerator } from './domain/ids.ts';
 import type { Clock, EventBus, Logger, SessionStore } from './domain/ports.ts';
@@ -23,6 +26,7 @@ import { defaultMaxConnections } from './infra/fileLimit.ts';
 import { createAdmission } from './transport/admission.ts';
 import type { Admission, RejectReason } from './transport/admission.ts';
 import { createModel } from './model.ts';
+import { ChatError } from './domain/errors.ts';
 import { createHttpApp } from './transport/httpApp.ts';
 import { createOpenAiRoutes } from './transport/openAiRoutes.ts';
 import { createStatusRoute } from './transport/statusRoute.ts';
@@ -66,6 +70,12 @@ export interface ChatServerOptions extends ModelOptions {
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** How often a streaming reply's text is written to the store (default 500 ms). */
   flushIntervalMs?: number;
+  /**
+   * This node's part in a cluster (Redis): the bus, session ownership by
+   * lease and routing of commands to the owner. Absent: one node, all in
+   * process. `listen()` attaches it.
+   */
+  cluster?: ClusterNode;
   /** Ports and collaborators; each defaults to the embedded implementation. */
   store?: SessionStore;
   bus?: EventBus;
@@ -77,6 +87,8 @@ export interface ChatServerOptions extends ModelOptions {
 export interface ChatServer {
   readonly http: Server;
   readonly registry: SessionRegistry;
+  /** What the transports use: the registry on one node, the cluster's router across nodes. */
+  readonly sessions: Sessions;
   readonly bus: EventBus;
   readonly admission: Admission;
   /** The model's circuit breaker (its state is on `GET /api/status`). */
@@ -105,9 +117,12 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   let shuttingDown = false;
   // Metrics are created after the store; the hook looks them up when a failure happens.
   let countStoreError: ((operation: StoreOperation) => void) | undefined;
-  const store = trackStore(options.store ?? createMemoryStore(), { onError: (operation) => countStoreError?.(operation) });
+  const cluster = options.cluster;
+  const rawStore = options.store ?? createMemoryStore();
+  const store = trackStore(cluster ? cluster.fence(rawStore) : rawStore, { onError: (operation) => countStoreError?.(operation) });
   const bus = withStoredReplay(
     options.bus ??
+      cluster?.bus ??
       createInProcessBus({
         replayLogSize: options.replayLogSize ?? 1000,
         onListenerError: (error, event) => logger.error({ sessionId: event.sessionId, err: String(error) }, 'bus listener failed'),
@@ -129,6 +144,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     sessionTtlMs: options.sessionTtlMs ?? 600_000,
     maxSessions: options.maxSessions === 0 ? undefined : (options.maxSessions ?? 100_000),
     onPassivated: (count) => metrics?.passivated(count),
+    onReleased: (sessionId) => clustered?.released(sessionId),
     ...(options.inspect ? { inspect: options.inspect } : {}),
     flushIntervalMs: options.flushIntervalMs,
     // A store that dies with the process (memory) gains nothing from mid-reply flushes.
@@ -139,6 +155,21 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       ...(options.restartBackoffMs !== undefined ? { backoffBaseMs: options.restartBackoffMs } : {}),
     },
   });
+  // Across nodes, transports reach sessions through the cluster (attached at listen()).
+  let clustered: ClusterSessions | undefined;
+  const sessions: Sessions = cluster
+    ? {
+        create: (details) => attachedCluster().create(details),
+        find: (sessionId) => attachedCluster().find(sessionId),
+        remove: (sessionId) => attachedCluster().remove(sessionId),
+        listSessions: (query) => attachedCluster().listSessions(query),
+        listMessages: (sessionId, query) => attachedCluster().listMessages(sessionId, query),
+      }
+    : registry;
+  const attachedCluster = (): ClusterSessions => {
+    if (!clustered) throw new ChatError('unavailable', 'This node has not joined its cluster yet.');
+    return clustered;
+  };
   const admission = createAdmission({
     maxConnections: options.maxConnections || defaultMaxConnections(),
     connectionsPerIpPerSecond: options.connRatePerIp,
@@ -147,7 +178,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     onReject: options.onReject,
   });
   const sse = createSseStreams({
-    registry,
+    registry: sessions,
     bus,
     logger,
     admission,
@@ -159,7 +190,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     },
   });
   const ws = createWsGateway({
-    registry,
+    registry: sessions,
     bus,
     logger,
     admission,
@@ -181,7 +212,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
           liveSessions: () => registry.activeCount,
         });
   countStoreError = (operation) => metrics?.storeError(operation);
-  const ops = createOpsRoutes({ store, shuttingDown: () => shuttingDown, metrics });
+  const ops = createOpsRoutes({ store, shuttingDown: () => shuttingDown, metrics, ...(cluster ? { redis: cluster } : {}) });
   const inspectorOptions = options.inspector;
   const inspection = inspectorOptions
     ? createInspectionHub({
@@ -197,7 +228,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       ? createInspectorRoutes({ registry, hub: inspection, logger, adminToken: inspectorOptions.adminToken, maxBufferedBytes: options.maxBufferedBytes })
       : undefined;
   const openAi = createOpenAiRoutes({
-    registry,
+    registry: sessions,
     bus,
     clock,
     logger,
@@ -207,7 +238,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   });
   const status = createStatusRoute({ registry, provider: { name: provider.name, model: model.name, breaker: () => breaker.status() } });
   const app = createHttpApp({
-    registry,
+    registry: sessions,
     sse,
     admission,
     logger,
@@ -240,6 +271,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       const drained = await registry.drain(deadlineMs); // each session's watchers get `stopped`
       if (deadlineMs > 0) logger.info({ ...drained }, 'sessions drained');
       await registry.close(); // flushes the store writer (bounded wait)
+      // Leases go only now: the last writes carried their tokens, and the next owner loads after them.
+      await cluster?.close();
       ws.close();
       sse.close();
       inspector?.close();
@@ -259,6 +292,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   return {
     http,
     registry,
+    sessions,
     bus,
     admission,
     breaker,
@@ -266,7 +300,15 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     get shuttingDown() {
       return shuttingDown;
     },
-    listen(port = 8080, host = '0.0.0.0') {
+    async listen(port = 8080, host = '0.0.0.0') {
+      if (cluster && !clustered) {
+        clustered = await cluster.attach({
+          registry,
+          store,
+          ids: options.ids ?? randomIds,
+          describe: () => ({ sessions: registry.activeCount, connections: ws.connectionCount + sse.streamCount, pid: process.pid }),
+        });
+      }
       return new Promise((resolve, reject) => {
         http.once('error', reject);
         // A deep accept queue (capped by net.core.somaxconn) rides out bursts of new connections.

@@ -39,6 +39,7 @@ export function trackStore(store: SessionStore, options: TrackedStoreOptions = {
     listSessions: (query) => track('list', () => store.listSessions(query)),
     listMessages: (sessionId, query) => track('list', () => store.listMessages(sessionId, query)),
     chunksAfter: (sessionId, afterSeq) => track('load', () => store.chunksAfter(sessionId, afterSeq)),
+    ...(store.claim ? { claim: (sessionId: string, token: number) => track('save', () => store.claim!(sessionId, token)) } : {}),
     close: () => store.close(),
     async settled() {
       while (pending.size > 0) await Promise.allSettled([...pending]);

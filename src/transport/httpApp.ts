@@ -1,6 +1,6 @@
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
-import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import type { Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
@@ -10,7 +10,7 @@ import type { SseStreams } from './sseRoute.ts';
 import { httpErrorBody, httpErrorHeaders, isInternal, toWireError } from './wireErrors.ts';
 
 export interface HttpAppOptions {
-  registry: SessionRegistry;
+  registry: Sessions;
   sse: SseStreams;
   admission: Admission;
   logger: Logger;

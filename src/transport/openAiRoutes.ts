@@ -1,7 +1,6 @@
 import express, { Router } from 'express';
 import type { NextFunction, Request, Response } from 'express';
-import type { LiveSession } from '../actors/liveSession.ts';
-import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import type { SessionHandle, Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { Usage } from '../domain/message.ts';
 import type { Clock, EventBus, Logger } from '../domain/ports.ts';
@@ -12,7 +11,7 @@ import { parseChatRequest } from './openAiRequest.ts';
 import type { ChatRequest } from './openAiRequest.ts';
 
 export interface OpenAiRoutesOptions {
-  registry: SessionRegistry;
+  registry: Sessions;
   bus: EventBus;
   clock: Clock;
   logger: Logger;
@@ -56,7 +55,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
   router.post('/chat/completions', async (request: Request, response: Response) => {
     const chat = parseChatRequest(request.body);
     const named = request.get('x-session-id');
-    let session: LiveSession | undefined;
+    let session: SessionHandle | undefined;
     if (named !== undefined) {
       session = await registry.find(named);
       if (!session) throw new ChatError('session_not_found');
@@ -80,8 +79,10 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
     // A client gone while the session was being found or created asks for nothing.
     if (request.socket.destroyed) finish();
     try {
+      // Across nodes the follower's subscription is asynchronous: it must be live before the reply can start.
+      await bus.ready?.(sessionId);
       if (finished) return;
-      const accepted = session.send(chat.prompt, chat.options);
+      const accepted = await session.send(chat.prompt, chat.options);
       follower.track(accepted.replyId);
       const reply = { id: `chatcmpl-${accepted.replyId}`, created: Math.floor(clock.now() / 1000), model };
       if (chat.stream) await streamReply(response, follower, chat, reply, heartbeatMs);

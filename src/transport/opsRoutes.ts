@@ -10,6 +10,8 @@ export interface OpsRoutesOptions {
   metrics?: { contentType: string; render(): Promise<string> };
   /** How long `/readyz` waits for the store (default 2 s). */
   storeTimeoutMs?: number;
+  /** Many nodes: Redis must answer too. */
+  redis?: { ping(): Promise<void> };
 }
 
 function within<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -36,6 +38,14 @@ export function createOpsRoutes(options: OpsRoutesOptions): Router {
     } catch {
       response.status(503).json({ status: 'unavailable', reason: 'store_unreachable' });
       return;
+    }
+    if (options.redis) {
+      try {
+        await within(options.redis.ping(), storeTimeoutMs);
+      } catch {
+        response.status(503).json({ status: 'unavailable', reason: 'redis_unreachable' });
+        return;
+      }
     }
     response.json({ status: 'ready' });
   });

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import type { Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { Admission } from './admission.ts';
 
@@ -22,14 +22,14 @@ function pageOf(request: Request) {
   return parsed.data;
 }
 
-async function sessionOf(registry: SessionRegistry, request: Request) {
+async function sessionOf(registry: Sessions, request: Request) {
   const session = await registry.find(String(request.params['sessionId']));
   if (!session) throw new ChatError('session_not_found');
   return session;
 }
 
 /** The REST API under `/api`. Errors are thrown and mapped by the app's error handler. */
-export function createRestRoutes(registry: SessionRegistry, admission: Admission): Router {
+export function createRestRoutes(registry: Sessions, admission: Admission): Router {
   const router = Router();
 
   router.post('/sessions', async (request: Request, response: Response) => {
@@ -59,7 +59,7 @@ export function createRestRoutes(registry: SessionRegistry, admission: Admission
 
   router.get('/sessions/:sessionId', async (request: Request, response: Response) => {
     const session = await sessionOf(registry, request);
-    response.json(session.view());
+    response.json(await session.view());
   });
 
   router.post('/sessions/:sessionId/messages', async (request: Request, response: Response) => {
@@ -67,13 +67,13 @@ export function createRestRoutes(registry: SessionRegistry, admission: Admission
     if (!parsed.success) throw new ChatError('bad_request', 'Expected a JSON body {"text": "…"}.');
     const session = await sessionOf(registry, request);
     await admission.admitMessage(session.sessionId);
-    const accepted = session.send(parsed.data.text);
+    const accepted = await session.send(parsed.data.text);
     response.status(202).json({ messageId: accepted.replyId, userMessageId: accepted.user.id, position: accepted.position });
   });
 
   router.post('/sessions/:sessionId/cancel', async (request: Request, response: Response) => {
     const session = await sessionOf(registry, request);
-    response.json({ cancelled: session.cancel() });
+    response.json({ cancelled: await session.cancel() });
   });
 
   router.delete('/sessions/:sessionId', async (request: Request, response: Response) => {

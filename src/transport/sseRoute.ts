@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import type { Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { ChatEvent } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
@@ -10,7 +10,7 @@ import { parseSeq } from './resumePosition.ts';
 import { watchSession } from './watchSession.ts';
 
 export interface SseOptions {
-  registry: SessionRegistry;
+  registry: Sessions;
   bus: EventBus;
   logger: Logger;
   admission: Admission;
@@ -57,15 +57,19 @@ export function createSseStreams(options: SseOptions): SseStreams {
     if (!session) throw new ChatError('session_not_found');
     const release = await admission.admitConnection(request.socket.remoteAddress ?? 'unknown');
 
-    // writeHead, not express's set(): that would append "; charset=utf-8".
-    response.writeHead(200, {
-      'Content-Type': 'text/event-stream',
-      'Cache-Control': 'no-cache',
-      Connection: 'keep-alive',
-      'X-Accel-Buffering': 'no',
-    });
-    response.flushHeaders();
-    response.write(`retry: ${retryMs}\n\n`);
+    // Sent once the subscription is live (across nodes it is asynchronous), so nothing after them is missed.
+    const writeHeaders = () => {
+      // writeHead, not express's set(): that would append "; charset=utf-8".
+      response.writeHead(200, {
+        'Content-Type': 'text/event-stream',
+        'Cache-Control': 'no-cache',
+        Connection: 'keep-alive',
+        'X-Accel-Buffering': 'no',
+      });
+      response.flushHeaders();
+      response.write(`retry: ${retryMs}\n\n`);
+      open.add(response);
+    };
 
     let unsubscribe: Unsubscribe | undefined;
     let ended = false;
@@ -94,8 +98,16 @@ export function createSseStreams(options: SseOptions): SseStreams {
       if (event.type === 'session.stopped') end();
     };
     request.on('close', end);
-    open.add(response);
-    const stop = await watchSession(bus, session.sessionId, afterSeq, deliver);
+    let stop: Unsubscribe;
+    try {
+      stop = await watchSession(bus, session.sessionId, afterSeq, deliver, writeHeaders);
+    } catch (error) {
+      // Not attached (e.g. the cluster is unreachable): the error handler answers, the slot goes back.
+      ended = true;
+      release();
+      open.delete(response);
+      throw error;
+    }
     if (ended) stop();
     else unsubscribe = stop;
   };

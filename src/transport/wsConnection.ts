@@ -1,5 +1,5 @@
 import type { RawData, WebSocket } from 'ws';
-import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import type { Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { ChatEvent, StopReason } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
@@ -13,7 +13,7 @@ import { WS_CLOSE, isInternal, toWireError, wsErrorFrame } from './wireErrors.ts
 
 /** What every connection of one gateway shares. */
 export interface WsShared {
-  registry: SessionRegistry;
+  registry: Sessions;
   bus: EventBus;
   logger: Logger;
   admission: Admission;
@@ -80,8 +80,9 @@ export class WsConnection {
     }
     this.#sessionId = session.sessionId;
     this.#shared.logger.debug({ connectionId: this.#connectionId, sessionId: session.sessionId, resumeAfter: afterSeq }, 'websocket attached');
-    this.#sendText(JSON.stringify({ type: 'session', sessionId: session.sessionId }));
-    const unsubscribe = await watchSession(bus, session.sessionId, afterSeq, this.#deliver);
+    const unsubscribe = await watchSession(bus, session.sessionId, afterSeq, this.#deliver, () =>
+      this.#sendText(JSON.stringify({ type: 'session', sessionId: session.sessionId })),
+    );
     if (this.#closed) unsubscribe();
     else this.#unsubscribe = unsubscribe;
   }
@@ -112,9 +113,9 @@ export class WsConnection {
       if (!session) throw new ChatError('session_not_found');
       if (frame.type === 'message') {
         await this.#shared.admission.admitMessage(sessionId);
-        session.send(frame.text);
+        await session.send(frame.text);
       } else {
-        session.cancel();
+        await session.cancel();
       }
     } catch (error) {
       this.#sendError(error);

@@ -1,0 +1,33 @@
+import type { Accepted } from '../domain/conversation.ts';
+import type { SessionDetails } from '../domain/conversationRecord.ts';
+import type { GenerationOptions } from '../domain/generationOptions.ts';
+import type { MessageId, SessionId } from '../domain/ids.ts';
+import type { Turn } from '../domain/message.ts';
+import type { MessagePage, MessagePageQuery, PageQuery } from '../domain/ports.ts';
+import type { SessionView } from './liveSession.ts';
+import type { SessionListItem } from './sessionRegistry.ts';
+
+/**
+ * What a transport may do with one session. A LiveSession (the actor runs
+ * here) is one; so is a session whose actor runs on another node, where each
+ * call is routed to the owner and answered with the owner's answer.
+ */
+export interface SessionHandle {
+  readonly sessionId: SessionId;
+  /** Accepts a user message; resolves with the acceptance (throws ChatError `busy`, `session_stopped`, …). */
+  send(text: string, options?: GenerationOptions): Accepted | Promise<Accepted>;
+  /** Stops the reply in progress and the queue; the reply ids cancelled. */
+  cancel(): MessageId[] | Promise<MessageId[]>;
+  view(): SessionView | Promise<SessionView>;
+}
+
+/** The sessions as transports see them: on one node the registry itself, across nodes the cluster's router. */
+export interface Sessions {
+  create(options?: SessionDetails & { history?: readonly Turn[] }): Promise<SessionHandle>;
+  /** The session with this id (activated from the store if needed), or undefined. */
+  find(sessionId: string): Promise<SessionHandle | undefined>;
+  /** Deletes a session everywhere; its watchers (on every node) are told. False when there was none. */
+  remove(sessionId: string): Promise<boolean>;
+  listSessions(query: PageQuery): Promise<{ sessions: SessionListItem[]; nextCursor: string | null }>;
+  listMessages(sessionId: string, query: MessagePageQuery): Promise<MessagePage | undefined>;
+}
