@@ -187,6 +187,9 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
       if (closed) throw new ChatError('overloaded', 'The server is shutting down.');
       const pendingRelease = releasing.get(sessionId);
       if (pendingRelease) await pendingRelease;
+      // Being activated here already (another request, a takeover): its outcome is this one's.
+      const pendingActivation = activations.get(sessionId);
+      if (pendingActivation) await pendingActivation.catch(() => undefined);
       const local = ownedHere(sessionId);
       if (local) return { local };
       const found = await leases.holder(sessionId);
@@ -198,7 +201,7 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
       }
       if (found.holder.node !== nodeId) return { remote: found.holder.node, pttl: found.pttl };
       // Ours in Redis but let go here (expired locally, or being released): it goes shortly.
-      if (clock.now() > deadline) throw new ChatError('unavailable');
+      if (clock.now() > deadline) throw new ChatError('unavailable', 'This node still holds the session\'s lease in Redis but no longer runs it; try again shortly.', { retryAfterMs: 1000 });
       await sleep(clock, Math.min(Math.max(found.pttl, 10), 100));
     }
   };

@@ -121,7 +121,8 @@ export function createCommandRouter(options: CommandRouterOptions) {
           onCommand(1);
           receivers = Number(await commands.spublish(redisKeys.rpc(node), JSON.stringify(request)));
         } catch (error) {
-          throw new ChatError('unavailable', undefined, { cause: error });
+          logger.warn({ err: String(error) }, 'redis did not take a routed command');
+          throw new ChatError('unavailable', undefined, { cause: error, retryAfterMs: 1000 });
         }
         if (receivers === 0) return { kind: 'undelivered' };
         const message = await answered;

@@ -74,7 +74,10 @@ export function createLeases(options: LeasesOptions) {
   let lastRenewalOk = clock.now();
   let closed = false;
 
-  const unavailable = (error: unknown) => new ChatError('unavailable', undefined, { cause: error });
+  const unavailable = (error: unknown) => {
+    logger.warn({ err: String(error) }, 'redis did not answer a lease command');
+    return new ChatError('unavailable', undefined, { cause: error, retryAfterMs: 1000 });
+  };
 
   const expireLocally = () => {
     const now = clock.now();

@@ -88,6 +88,8 @@ export function createPostgresPool(options: PostgresStoreOptions): Pool {
     max: options.maxConnections ?? 4,
     connectionTimeoutMillis: timeoutMs,
     query_timeout: timeoutMs,
+    // A node paused mid-transaction (GC, SIGSTOP) must not hold row locks that the session's next owner needs.
+    idle_in_transaction_session_timeout: Math.min(timeoutMs, 2000),
     ...(options.schema !== undefined ? { options: `-c search_path=${options.schema}` } : {}),
   });
   // An idle connection dropped by the server must not take the process down; the next query reconnects.
