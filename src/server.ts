@@ -26,6 +26,9 @@ import { defaultMaxConnections } from './infra/fileLimit.ts';
 import { createAdmission } from './transport/admission.ts';
 import type { Admission, RejectReason } from './transport/admission.ts';
 import { createModel } from './model.ts';
+import { redisLimiters } from './infra/rateLimiters.ts';
+import { registerClusterMetrics } from './infra/clusterMetrics.ts';
+import type { Registry } from 'prom-client';
 import { ChatError } from './domain/errors.ts';
 import { createHttpApp } from './transport/httpApp.ts';
 import { createOpenAiRoutes } from './transport/openAiRoutes.ts';
@@ -176,6 +179,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     messagesPerSessionPerMinute: options.messagesPerMinute,
     shedLagMs: options.shedLagMs,
     onReject: options.onReject,
+    ...(cluster ? { limiters: redisLimiters(cluster.redis) } : {}),
   });
   const sse = createSseStreams({
     registry: sessions,
@@ -210,6 +214,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
           clock,
           connections: () => ({ ws: ws.connectionCount, sse: sse.streamCount }),
           liveSessions: () => registry.activeCount,
+          ...(cluster ? { extend: (register: Registry) => registerClusterMetrics(register, cluster) } : {}),
         });
   countStoreError = (operation) => metrics?.storeError(operation);
   const ops = createOpsRoutes({ store, shuttingDown: () => shuttingDown, metrics, ...(cluster ? { redis: cluster } : {}) });
@@ -225,7 +230,14 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     : undefined;
   const inspector =
     inspectorOptions && inspection
-      ? createInspectorRoutes({ registry, hub: inspection, logger, adminToken: inspectorOptions.adminToken, maxBufferedBytes: options.maxBufferedBytes })
+      ? createInspectorRoutes({
+          registry,
+          hub: inspection,
+          logger,
+          adminToken: inspectorOptions.adminToken,
+          maxBufferedBytes: options.maxBufferedBytes,
+          ...(cluster ? { cluster: { nodeId: cluster.nodeId, nodes: () => cluster.nodes() } } : {}),
+        })
       : undefined;
   const openAi = createOpenAiRoutes({
     registry: sessions,
@@ -236,7 +248,11 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     maxBodyBytes: options.maxBodyBytes,
     heartbeatMs: options.heartbeatMs,
   });
-  const status = createStatusRoute({ registry, provider: { name: provider.name, model: model.name, breaker: () => breaker.status() } });
+  const status = createStatusRoute({
+    registry,
+    provider: { name: provider.name, model: model.name, breaker: () => breaker.status() },
+    ...(cluster ? { node: cluster.nodeId } : {}),
+  });
   const app = createHttpApp({
     registry: sessions,
     sse,

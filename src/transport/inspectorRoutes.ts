@@ -22,6 +22,8 @@ export interface InspectorRoutesOptions {
   overviewLimit?: number;
   /** An inspector stream whose unsent bytes pass this is ended (default 1 MiB). */
   maxBufferedBytes?: number;
+  /** Many nodes: this node's id (the owner of every session listed) and every node with its counts. */
+  cluster?: { nodeId: string; nodes(): Promise<readonly Record<string, unknown>[]> };
 }
 
 export interface InspectorRoutes {
@@ -56,9 +58,17 @@ export function createInspectorRoutes(options: InspectorRoutesOptions): Inspecto
 
   const router = Router();
   router.get('/inspector', sendPage('inspector.html'));
-  router.get('/inspector/api/overview', authorise, (_request: Request, response: Response) => {
+  // Sessions listed are this node's: it owns each of them. Across nodes, the others' counts come from their heartbeats.
+  const overview = async () => {
+    const local = summarise(registry.live(), limit);
+    const cluster = options.cluster;
+    if (!cluster) return local;
+    const nodes = await cluster.nodes().catch(() => []);
+    return { ...local, node: cluster.nodeId, sessions: local.sessions.map((session) => ({ ...session, node: cluster.nodeId })), cluster: { nodes } };
+  };
+  router.get('/inspector/api/overview', authorise, async (_request: Request, response: Response) => {
     response.setHeader('Cache-Control', 'no-store');
-    response.json(summarise(registry.live(), limit));
+    response.json(await overview());
   });
   router.get('/inspector/api/machines', authorise, (_request: Request, response: Response) => {
     response.json(machineCharts());
@@ -86,7 +96,9 @@ export function createInspectorRoutes(options: InspectorRoutesOptions): Inspecto
         response.destroy();
       }
     };
-    const pushOverview = () => send('overview', summarise(registry.live(), limit));
+    const pushOverview = () => {
+      void overview().then((data) => send('overview', data));
+    };
     const timer = setInterval(pushOverview, intervalMs);
     timer.unref();
     let unwatch: (() => void) | undefined;

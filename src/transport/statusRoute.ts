@@ -6,6 +6,8 @@ import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 export interface StatusRouteOptions {
   registry: SessionRegistry;
   provider: { name: string; model: string; breaker: () => BreakerStatus };
+  /** Many nodes: this node's id. */
+  node?: string;
 }
 
 /** `GET /api/status`: the node's view of itself, including the model's circuit breaker. */
@@ -14,6 +16,7 @@ export function createStatusRoute(options: StatusRouteOptions): Router {
   router.get('/status', (_request: Request, response: Response) => {
     response.json({
       status: 'ok',
+      ...(options.node !== undefined ? { node: options.node } : {}),
       sessions: { active: options.registry.activeCount },
       provider: { name: options.provider.name, model: options.provider.model, breaker: options.provider.breaker() },
     });

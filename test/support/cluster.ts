@@ -61,7 +61,6 @@ export class TestCluster {
         '--conn-rate-per-ip', '0',
         '--messages-per-minute', '0',
         '--log-level', 'info',
-        '--no-inspector',
         ...(options.args ?? []),
         ...extra,
       ],
