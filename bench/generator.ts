@@ -10,6 +10,7 @@ import { Reservoir } from './stats.ts';
 interface Connection {
   socket: WebSocket;
   ready: boolean;
+  sessionId: string;
   sentAt: number;
   chunksOfMessage: number;
   messagesLeft: number;
@@ -18,7 +19,10 @@ interface Connection {
 
 type Command =
   | { type: 'connect'; url: string; count: number; ratePerSecond: number; localAddress: string }
-  | { type: 'stream'; messages: number; intervalMs: number; timeoutMs: number; spreadMs: number }
+  /** `fraction` (default 1): only that share of this generator's sessions stream. */
+  | { type: 'stream'; messages: number; intervalMs: number; timeoutMs: number; spreadMs: number; fraction?: number }
+  /** The ids of the last `limit` sessions held (idle ones, for the cluster bench's samples). */
+  | { type: 'ids'; limit: number }
   | { type: 'saturate'; durationMs: number }
   | { type: 'close' };
 
@@ -31,13 +35,14 @@ let chunkListener: ((connection: Connection, isLast: boolean) => void) | undefin
 function open(url: string, localAddress: string): Promise<Connection | string> {
   return new Promise((resolve) => {
     const socket = new WebSocket(url, { localAddress, perMessageDeflate: false, handshakeTimeout: 30_000 });
-    const connection: Connection = { socket, ready: false, sentAt: 0, chunksOfMessage: 0, messagesLeft: 0 };
+    const connection: Connection = { socket, ready: false, sessionId: '', sentAt: 0, chunksOfMessage: 0, messagesLeft: 0 };
     let settled = false;
     socket.on('message', (data) => {
       const text = data.toString();
       if (!connection.ready) {
         if (text.startsWith('{"type":"session"')) {
           connection.ready = true;
+          connection.sessionId = text.slice(text.indexOf('"sessionId":"') + 13, text.lastIndexOf('"'));
           settled = true;
           resolve(connection);
         } else if (!settled) {
@@ -97,7 +102,8 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
   const lateness = new Reservoir();
   let chunks = 0;
   let completed = 0;
-  const expected = connections.length * command.messages;
+  const streaming = connections.slice(0, Math.ceil(connections.length * (command.fraction ?? 1)));
+  const expected = streaming.length * command.messages;
   const started = now();
   const progress = setInterval(() => send({ type: 'progress', completed, expected, chunks }), 1000);
   await new Promise<void>((resolve) => {
@@ -124,7 +130,7 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
         resolve();
       }
     };
-    for (const connection of connections) {
+    for (const connection of streaming) {
       connection.messagesLeft = command.messages;
       // spreadMs 0: every session sends in the same instant (the worst case);
       // otherwise first messages start at random offsets within spreadMs.
@@ -171,6 +177,10 @@ process.on('message', (command: Command) => {
         return stream(command);
       case 'saturate':
         return saturate(command);
+      case 'ids':
+        // The last ones: the first are those that stream.
+        send({ type: 'ids', ids: connections.slice(-command.limit).map((connection) => connection.sessionId) });
+        return undefined;
       case 'close': {
         const alive = connections.filter((connection) => connection.socket.readyState === WebSocket.OPEN).length;
         for (const connection of connections.splice(0)) connection.socket.terminate();

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Child, ServerUnderTest } from './processes.ts';
+import { createClusterBench } from './clusterScenario.ts';
 import { createScenarios } from './scenarios.ts';
 import { formatNumber, table } from './stats.ts';
 import type { Row } from './stats.ts';
@@ -18,6 +19,10 @@ Scenarios (--scenario, comma-separated; default all):
   stream    N WebSocket sessions stream --messages replies at once (5 chunks x 400 ms)
   saturate  --saturate-sessions sessions, 0 ms interval, messages back to back: chunks/s
   churn     in-process: create, answer and passivate N sessions; RSS before vs after
+  cluster   N WebSocket sessions on one port over --workers processes sharing a Redis of the
+            bench's own and one store (PostgreSQL schema, else SQLite), --stream-fraction of
+            them streaming; the same streaming load on one process; cancel and delete through
+            any worker; a worker killed with SIGKILL (not in the default set: run it by name)
 
 Options:
   --actors N              sessions for 'actors' (default 100000)
@@ -28,6 +33,11 @@ Options:
                           sessions stream concurrently); 0 = all in the same instant
   --saturate-sessions N   (default 200)        --duration-seconds S (default 10)
   --churn N               sessions for 'churn' (default 1000000)
+  --cluster-sessions N    sessions for 'cluster' (default 100000)
+  --workers W             server processes for 'cluster' (default 6)
+  --stream-fraction F     share of the sessions streaming at once in 'cluster' (default 0.1)
+  --lease-ms MS           the workers' lease in 'cluster' (default 5000)
+  --kill-sample N         sessions of the killed worker timed until served elsewhere (default 200)
   --rate R                new connections per second (default 1000)
   --per-generator N       connections per generator process (default 9000)
   --url URL               load a server that is already running (loopback only, e.g.
@@ -54,6 +64,11 @@ const { values } = parseArgs({
     'saturate-sessions': { type: 'string', default: '200' },
     'duration-seconds': { type: 'string', default: '10' },
     churn: { type: 'string', default: '1000000' },
+    'cluster-sessions': { type: 'string', default: '100000' },
+    workers: { type: 'string', default: '6' },
+    'stream-fraction': { type: 'string', default: '0.1' },
+    'lease-ms': { type: 'string', default: '5000' },
+    'kill-sample': { type: 'string', default: '200' },
     rate: { type: 'string', default: '1000' },
     'per-generator': { type: 'string', default: '9000' },
     quick: { type: 'boolean', default: false },
@@ -81,6 +96,11 @@ const config = {
   saturateSessions: int('saturate-sessions', 100),
   durationSeconds: int('duration-seconds', 5),
   churn: int('churn', 50_000),
+  clusterSessions: int('cluster-sessions', 3_000),
+  workers: int('workers', 3),
+  streamFraction: Number(values['stream-fraction']),
+  leaseMs: Number(values['lease-ms']),
+  killSample: int('kill-sample', 50),
   rate: Number(values.rate),
   perGenerator: Number(values['per-generator']),
   baseline: !values['no-baseline'] && values.url === undefined,
@@ -193,6 +213,42 @@ async function main() {
       { figure: `churn: ${formatNumber(churn['sessions']!)} sessions (sessions/s)`, ours: formatNumber(churn['sessionsPerSecond']!) },
       { figure: 'churn: RSS before → after (MB)', ours: `${formatNumber(churn['rssBeforeMB']!)} → ${formatNumber(churn['rssAfterMB']!)}`, ratio: `${churn['rssGrowthPercent']! >= 0 ? '+' : ''}${formatNumber(churn['rssGrowthPercent']!)}%`, target: '≤ +10%', verdict: verdict(churn['rssGrowthPercent']! <= 10) },
       { figure: 'churn: heap before → after (MB)', ours: `${formatNumber(churn['heapBeforeMB']!)} → ${formatNumber(churn['heapAfterMB']!)}` },
+    );
+  }
+
+  if (config.scenarios.has('cluster')) {
+    if (config.url) throw new Error('--scenario cluster starts its own servers; --url does not apply');
+    const cluster = await createClusterBench(
+      {
+        sessions: config.clusterSessions,
+        workers: config.workers,
+        fraction: config.streamFraction,
+        leaseMs: config.leaseMs,
+        rate: config.rate,
+        perGenerator: config.perGenerator,
+        killSample: config.killSample,
+        baseline: config.baseline,
+      },
+      log,
+      children,
+    ).run();
+    results['cluster'] = cluster;
+    const s = cluster.single;
+    const ms = (value: number) => formatNumber(value);
+    rows.push(
+      { figure: `cluster: connections held over ${cluster.workers} workers (${cluster.store})`, ours: `${cluster.held} (${cluster.failed} failed)`, target: `${cluster.sessions}`, verdict: verdict(cluster.held === cluster.sessions) },
+      { figure: 'cluster: RSS per connection, summed over the workers (KB)', ours: formatNumber(cluster.rssPerConnectionKB, 2), baseline: `total ${formatNumber(cluster.rssTotalMB)} MB` },
+      { figure: `cluster: ${cluster.streamed.streaming} streaming at once, replies complete`, ours: `${cluster.streamed.completed}`, baseline: s ? `${s.completed} of ${s.streaming} (${cluster.singleHeld} held)` : '', target: 'all', verdict: verdict(cluster.streamed.completed === cluster.streamed.streaming) },
+      { figure: 'cluster: time to first chunk p50 / p99 (ms)', ours: `${ms(cluster.streamed.ttfcP50Ms)} / ${ms(cluster.streamed.ttfcP99Ms)}`, baseline: s ? `${ms(s.ttfcP50Ms)} / ${ms(s.ttfcP99Ms)}` : '', target: 'p99 < 500', verdict: verdict(cluster.streamed.ttfcP99Ms < 500) },
+      { figure: 'cluster: chunk lateness p50 / p99 (ms)', ours: `${ms(cluster.streamed.latenessP50Ms)} / ${ms(cluster.streamed.latenessP99Ms)}`, baseline: s ? `${ms(s.latenessP50Ms)} / ${ms(s.latenessP99Ms)}` : '', target: 'p99 < 100', verdict: verdict(cluster.streamed.latenessP99Ms < 100) },
+      { figure: 'cluster: chunks/s delivered (vs one process, same streaming load)', ours: formatNumber(cluster.streamed.chunksPerSecond), baseline: s ? formatNumber(s.chunksPerSecond) : '', ratio: ratio(cluster.streamed.chunksPerSecond, s?.chunksPerSecond) },
+      { figure: 'cluster: server CPU per reply, all workers (ms)', ours: formatNumber(cluster.cpuMsPerReply, 3) },
+      { figure: 'cluster: Redis commands per chunk (all / less idle background / EVALSHA)', ours: `${formatNumber(cluster.redisCommandsPerChunk, 2)} / ${formatNumber(cluster.redisCommandsPerChunkStreaming, 2)} / ${formatNumber(cluster.evalshaPerChunk, 2)}`, baseline: `idle ${formatNumber(cluster.idleRedisCallsPerSecond)}/s` },
+      { figure: 'cluster: Redis memory per live session, idle / streaming (bytes)', ours: `${formatNumber(cluster.redisPerSessionBytes)} / +${formatNumber(cluster.redisPerStreamingSessionBytes)}` },
+      { figure: 'cluster: cancel via any worker p50 / p99 (ms)', ours: `${ms(cluster.commands.cancel.p50)} / ${ms(cluster.commands.cancel.p99)} (${cluster.commands.cancel.count})`, target: 'p99 < 100', verdict: verdict(cluster.commands.cancel.p99 < 100) },
+      { figure: 'cluster: delete via any worker p50 / p99 (ms)', ours: `${ms(cluster.commands.delete.p50)} / ${ms(cluster.commands.delete.p99)} (${cluster.commands.delete.count})`, target: 'p99 < 100', verdict: verdict(cluster.commands.delete.p99 < 100) },
+      { figure: `cluster: kill -9 of a worker → its sessions served elsewhere p50 / p99 / max (ms, ${cluster.killed.timed} timed)`, ours: `${ms(cluster.killed.servedAfter.p50)} / ${ms(cluster.killed.servedAfter.p99)} / ${ms(cluster.killed.servedAfter.max)}`, baseline: `lease ${config.leaseMs} ms`, target: `≤ lease + 1 s`, verdict: verdict(cluster.killed.failures === 0 && cluster.killed.servedAfter.max <= config.leaseMs + 1000) },
+      { figure: 'cluster: killed worker replaced by the primary', ours: cluster.killed.replaced ? 'yes' : 'no', verdict: verdict(cluster.killed.replaced) },
     );
   }
 

@@ -85,7 +85,10 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
   const { nodeId, leaseMs, clock, logger } = options;
   const counters: ClusterCounters = {};
   const count = (n: number) => counters.redisCommand?.(n);
-  const connection = (role: string) => openRedis({ url: options.redisUrl, logger, name: `llm-chat:${nodeId}:${role}`, commandTimeoutMs: Math.min(1000, Math.max(100, Math.floor(leaseMs / 5))) });
+  // A command unanswered for half a lease fails: long enough that a node starved of CPU (its timers
+  // run before its replies are read) does not take a busy Redis for a dead one, short enough that
+  // renewals retry well within the lease.
+  const connection = (role: string) => openRedis({ url: options.redisUrl, logger, name: `llm-chat:${nodeId}:${role}`, commandTimeoutMs: Math.max(1000, Math.floor(leaseMs / 2)) });
   const redis = connection('commands');
   const busSubscriber = connection('events');
   const rpcSubscriber = connection('rpc');

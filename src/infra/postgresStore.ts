@@ -89,7 +89,7 @@ export function createPostgresPool(options: PostgresStoreOptions): Pool {
     connectionTimeoutMillis: timeoutMs,
     query_timeout: timeoutMs,
     // A node paused mid-transaction (GC, SIGSTOP) must not hold row locks that the session's next owner needs.
-    idle_in_transaction_session_timeout: Math.min(timeoutMs, 2000),
+    idle_in_transaction_session_timeout: Math.min(timeoutMs, 5000),
     ...(options.schema !== undefined ? { options: `-c search_path=${options.schema}` } : {}),
   });
   // An idle connection dropped by the server must not take the process down; the next query reconnects.
