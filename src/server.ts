@@ -323,6 +323,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
           store,
           ids: options.ids ?? randomIds,
           describe: () => ({ sessions: registry.activeCount, connections: ws.connectionCount + sse.streamCount, pid: process.pid }),
+          ...(options.maxSessions === 0 ? {} : { maxSessions: options.maxSessions ?? 100_000 }),
         });
       }
       return new Promise((resolve, reject) => {

@@ -53,6 +53,8 @@ export interface ClusterAttachment {
   ids: IdGenerator;
   /** This node's own numbers for its heartbeat (inspector, cluster-wide counts). */
   describe: () => Record<string, unknown>;
+  /** The cluster-wide session cap (`--max-sessions`); absent: none. */
+  maxSessions?: number;
 }
 
 export interface ClusterNode {

@@ -28,6 +28,8 @@ export interface ClusterSessionsOptions {
   leaseMs: number;
   /** How long one routed command waits for the owner's answer before asking again (default 1 s). */
   commandTimeoutMs?: number;
+  /** Most live sessions across the cluster (from the nodes' heartbeats, so a few over is possible while they race); absent: no cap. */
+  maxSessions?: number;
   /** Told of each routed command and how it ended (metrics). */
   onRouted?: (op: CommandOp, outcome: 'local' | 'remote' | 'waited' | 'failed') => void;
 }
@@ -97,6 +99,14 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
   let router: CommandRouter | undefined;
   let closed = false;
 
+  // The cap counts what every node last reported plus this node's own now.
+  const admitSession = () => {
+    const max = options.maxSessions;
+    if (max !== undefined && nodeWatch.othersSessions + registry.activeCount >= max) {
+      throw new ChatError('overloaded', 'The cluster is at its session limit; try again later.', { retryAfterMs: 1000 });
+    }
+  };
+
   const ownedHere = (sessionId: SessionId): LiveSession | undefined =>
     leases.holderOf(sessionId) !== undefined ? registry.peek(sessionId) : undefined;
 
@@ -123,6 +133,7 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
     const pending = activations.get(sessionId);
     if (pending) return pending;
     const activation = (async () => {
+      admitSession();
       const acquired = await leases.acquire(sessionId);
       if (!acquired.acquired) return undefined;
       try {
@@ -242,6 +253,7 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
 
     async create(details = {}) {
       if (closed) throw new ChatError('overloaded', 'The server is shutting down.');
+      admitSession();
       const sessionId = ids.sessionId();
       const acquired = await leases.acquire(sessionId);
       if (!acquired.acquired) throw new ChatError('internal_error', 'A new session id was already taken.');

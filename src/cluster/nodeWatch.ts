@@ -41,6 +41,8 @@ export function createNodeWatch(options: NodeWatchOptions) {
   let scanning = false;
   let closed = false;
   let resyncNeeded = false;
+  /** Sessions the other live nodes reported in their last heartbeats. */
+  let othersSessions = 0;
 
   const takeOver = async (dead: string) => {
     onCommand(1);
@@ -57,11 +59,19 @@ export function createNodeWatch(options: NodeWatchOptions) {
   const scan = async () => {
     onCommand(1);
     const nodes = (await redis.smembers(redisKeys.nodes)).filter((id) => id !== nodeId);
-    if (nodes.length === 0) return;
-    onCommand(nodes.length);
-    const alive = await Promise.all(nodes.map((id) => redis.exists(redisKeys.node(id))));
+    if (nodes.length === 0) {
+      othersSessions = 0;
+      return;
+    }
+    onCommand(1);
+    const beats = await redis.mget(...nodes.map((id) => redisKeys.node(id)));
+    let sessions = 0;
+    for (const beat of beats) {
+      if (beat) sessions += Number((JSON.parse(beat) as { sessions?: number }).sessions ?? 0);
+    }
+    othersSessions = sessions;
     for (const [index, id] of nodes.entries()) {
-      if (alive[index] === 0) await takeOver(id);
+      if (beats[index] === null) await takeOver(id);
     }
   };
 
@@ -108,6 +118,11 @@ export function createNodeWatch(options: NodeWatchOptions) {
       await multi.exec().catch(() => {
         resyncNeeded = true;
       });
+    },
+
+    /** Live sessions on the other nodes, as of their last heartbeats (the cluster-wide session cap). */
+    get othersSessions(): number {
+      return othersSessions;
     },
 
     /** Every registered node with its heartbeat (the inspector's cluster view). */

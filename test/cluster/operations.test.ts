@@ -11,7 +11,7 @@ beforeAll(async () => {
     cluster = await TestCluster.start(2, {
       simChunks: 3,
       simIntervalMs: 20,
-      args: ['--admin-token', TOKEN, '--messages-per-minute', '2', '--conn-rate-per-ip', '4'],
+      args: ['--admin-token', TOKEN, '--messages-per-minute', '2', '--conn-rate-per-ip', '4', '--max-sessions', '6'],
     });
   }
 }, 60_000);
@@ -82,5 +82,24 @@ describe.skipIf(!available)('operating a cluster', () => {
     expect(frame['code']).toBe('rate_limited');
     expect((await refused.closed()).code).toBe(1013);
     for (const client of opened) client.close();
+  });
+
+  it('the session cap is counted across nodes', async () => {
+    const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    const live = async () => {
+      let total = 0;
+      for (const node of [a, b]) total += Number(((await api(node.url, 'GET', '/api/status')).body['sessions'] as Json)['active']);
+      return total;
+    };
+    let refused: Json | undefined;
+    for (let attempt = 0; attempt < 12 && !refused; attempt += 1) {
+      // Slower than a heartbeat (a third of the lease): each node knows the other's count.
+      await new Promise((resolve) => setTimeout(resolve, 450));
+      const created = await api(attempt % 2 === 0 ? a.url : b.url, 'POST', '/api/sessions');
+      if (created.status === 503) refused = created.body['error'] as Json;
+      else expect(created.status).toBe(201);
+    }
+    expect(refused?.['code']).toBe('overloaded');
+    expect(await live()).toBe(6);
   });
 });
