@@ -11,6 +11,8 @@ import { migrateSqlite, openSqliteStore } from '../../src/infra/sqliteStore.ts';
 import { dropSchemas, postgresReachable, TEST_DATABASE_URL, uniqueSchema } from '../support/postgres.ts';
 
 const LATEST = SQLITE_MIGRATIONS.at(-1)!.version;
+// Versions are numbered by task and may leave gaps: the previous one is the step before the last.
+const PREVIOUS = SQLITE_MIGRATIONS.at(-2)!.version;
 const directory = mkdtempSync(join(tmpdir(), 'llm-chat-migrations-'));
 let files = 0;
 const tempFile = () => join(directory, `db-${++files}.sqlite`);
@@ -32,7 +34,7 @@ describe('SQLite migrations', () => {
   it('upgrade a database from the previous version with its data intact', async () => {
     const path = tempFile();
     const db = new Database(path);
-    expect(migrateSqlite(db, SQLITE_MIGRATIONS, LATEST - 1)).toBe(LATEST - 1);
+    expect(migrateSqlite(db, SQLITE_MIGRATIONS, PREVIOUS)).toBe(PREVIOUS);
     db.prepare('INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped) VALUES (?, 1, 2, 5, 0)').run(V1_SESSION);
     db.prepare(
       `INSERT INTO messages (session_id, id, role, content, status, created_at, updated_at) VALUES
@@ -58,6 +60,8 @@ describe('SQLite migrations', () => {
     });
     expect((await store.chunksAfter(V1_SESSION, 0)).map((chunk) => chunk.seq)).toEqual([6]);
     expect((await store.load(V1_SESSION))?.messages[2]?.usage).toEqual({ inputTokens: 1, outputTokens: 2 });
+    // Version 6: an old session starts unfenced and can be claimed.
+    expect(await store.claim!(V1_SESSION, 1)).toEqual({ claimed: true, fence: 1 });
     await store.close();
   });
 
@@ -98,7 +102,7 @@ describe.skipIf(!reachable)('PostgreSQL migrations (real local server)', () => {
 
   it('upgrade a schema from the previous version with its data intact', async () => {
     const name = schema();
-    const old = await openPostgresStore({ connectionString: TEST_DATABASE_URL, schema: name, migrateTo: LATEST - 1 });
+    const old = await openPostgresStore({ connectionString: TEST_DATABASE_URL, schema: name, migrateTo: PREVIOUS });
     await old.close();
     const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
     await client.connect();
@@ -128,6 +132,7 @@ describe.skipIf(!reachable)('PostgreSQL migrations (real local server)', () => {
         chunks: [{ type: 'chunk', sessionId: V1_SESSION, messageId: 'r2', seq: 6, chunk: 'x', is_last: false }],
       });
       expect((await store.chunksAfter(V1_SESSION, 0)).map((chunk) => chunk.seq)).toEqual([6]);
+      expect(await store.claim!(V1_SESSION, 1)).toEqual({ claimed: true, fence: 1 });
     } finally {
       await store.close();
     }
