@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import type { Child, ServerUnderTest } from './processes.ts';
 import { createClusterBench } from './clusterScenario.ts';
+import { runAbuse } from './abuse.ts';
 import { createScenarios } from './scenarios.ts';
 import { formatNumber, table } from './stats.ts';
 import type { Row } from './stats.ts';
@@ -23,6 +24,8 @@ Scenarios (--scenario, comma-separated; default all):
             bench's own and one store (PostgreSQL schema, else SQLite), --stream-fraction of
             them streaming; the same streaming load on one process; cancel and delete through
             any worker; a worker killed with SIGKILL (not in the default set: run it by name)
+  abuse     malformed upgrades, early hang-ups, half-open peers and slow consumers at a child
+            server, then fuzzing of every surface; slots held after (must be 0), cases run
 
 Options:
   --actors N              sessions for 'actors' (default 100000)
@@ -38,6 +41,9 @@ Options:
   --stream-fraction F     share of the sessions streaming at once in 'cluster' (default 0.1)
   --lease-ms MS           the workers' lease in 'cluster' (default 5000)
   --kill-sample N         sessions of the killed worker timed until served elsewhere (default 200)
+  --abuse N               malformed upgrades and early hang-ups for 'abuse' (default 10000)
+  --half-open N           half-open peers (default 200)   --slow-consumers N (default 20)
+  --fuzz-runs N           fuzz cases per surface (default: FUZZ_RUNS, else 5000)
   --rate R                new connections per second (default 1000)
   --per-generator N       connections per generator process (default 9000)
   --url URL               load a server that is already running (loopback only, e.g.
@@ -54,7 +60,7 @@ so no address runs out of its ~28k ephemeral ports; a process here may hold at m
 
 const { values } = parseArgs({
   options: {
-    scenario: { type: 'string', default: 'actors,idle,stream,saturate,churn' },
+    scenario: { type: 'string', default: 'actors,idle,stream,saturate,churn,abuse' },
     actors: { type: 'string', default: '100000' },
     'idle-sessions': { type: 'string', default: '19000' },
     'hold-seconds': { type: 'string', default: '60' },
@@ -69,6 +75,10 @@ const { values } = parseArgs({
     'stream-fraction': { type: 'string', default: '0.1' },
     'lease-ms': { type: 'string', default: '5000' },
     'kill-sample': { type: 'string', default: '200' },
+    abuse: { type: 'string', default: '10000' },
+    'half-open': { type: 'string', default: '200' },
+    'slow-consumers': { type: 'string', default: '20' },
+    'fuzz-runs': { type: 'string', default: process.env['FUZZ_RUNS'] ?? '5000' },
     rate: { type: 'string', default: '1000' },
     'per-generator': { type: 'string', default: '9000' },
     quick: { type: 'boolean', default: false },
@@ -101,6 +111,7 @@ const config = {
   streamFraction: Number(values['stream-fraction']),
   leaseMs: Number(values['lease-ms']),
   killSample: int('kill-sample', 50),
+  abuse: { abuse: int('abuse', 2_000), halfOpen: int('half-open', 50), slowConsumers: int('slow-consumers', 10), fuzzRuns: int('fuzz-runs', 1_000) },
   rate: Number(values.rate),
   perGenerator: Number(values['per-generator']),
   baseline: !values['no-baseline'] && values.url === undefined,
@@ -249,6 +260,21 @@ async function main() {
       { figure: 'cluster: delete via any worker p50 / p99 (ms)', ours: `${ms(cluster.commands.delete.p50)} / ${ms(cluster.commands.delete.p99)} (${cluster.commands.delete.count})`, target: 'p99 < 100', verdict: verdict(cluster.commands.delete.p99 < 100) },
       { figure: `cluster: kill -9 of a worker → its sessions served elsewhere p50 / p99 / max (ms, ${cluster.killed.timed} timed)`, ours: `${ms(cluster.killed.servedAfter.p50)} / ${ms(cluster.killed.servedAfter.p99)} / ${ms(cluster.killed.servedAfter.max)}`, baseline: `lease ${config.leaseMs} ms`, target: `≤ lease + 1 s`, verdict: verdict(cluster.killed.failures === 0 && cluster.killed.servedAfter.max <= config.leaseMs + 1000) },
       { figure: 'cluster: killed worker replaced by the primary', ours: cluster.killed.replaced ? 'yes' : 'no', verdict: verdict(cluster.killed.replaced) },
+    );
+  }
+
+  if (config.scenarios.has('abuse')) {
+    const abuse = await runAbuse(config.abuse, log);
+    results['abuse'] = abuse;
+    const held = abuse.heldAfter;
+    const clean = held.slots === 0 && held.ws === 0 && held.wsTracked === 0 && held.sse === 0 && held.bufferedBytes === 0;
+    rows.push(
+      { figure: `abuse: ${formatNumber(abuse.abused)} malformed upgrades / hang-ups: slots, sockets, streams, bytes held after`, ours: `${held.slots}, ${held.ws}, ${held.sse}, ${held.bufferedBytes}`, target: '0', verdict: verdict(clean) },
+      { figure: `abuse: half-open peers dropped by ping (of ${config.abuse.halfOpen})`, ours: `${abuse.halfOpenDropped}`, target: `${config.abuse.halfOpen}`, verdict: verdict(abuse.halfOpenDropped === config.abuse.halfOpen) },
+      { figure: `abuse: slow consumers closed 1013 (of ${config.abuse.slowConsumers})`, ours: `${abuse.slowConsumersClosed}`, target: `${config.abuse.slowConsumers}`, verdict: verdict(abuse.slowConsumersClosed === config.abuse.slowConsumers) },
+      { figure: 'abuse: time until the edge held nothing (s)', ours: formatNumber(abuse.drainSeconds, 1) },
+      { figure: 'abuse: fuzz cases passed, REST / WS / v1', ours: `${abuse.fuzzCases.rest} / ${abuse.fuzzCases.ws} / ${abuse.fuzzCases.v1}`, target: `${config.abuse.fuzzRuns} each`, verdict: verdict(Object.values(abuse.fuzzCases).every((cases) => cases === config.abuse.fuzzRuns)) },
+      { figure: 'abuse: server heap after GC, before → after fuzzing (MB)', ours: `${formatNumber(abuse.heapBeforeMB, 1)} → ${formatNumber(abuse.heapAfterMB, 1)}`, target: '≤ +10%', verdict: verdict(abuse.heapAfterMB <= abuse.heapBeforeMB * 1.1) },
     );
   }
 

@@ -19,6 +19,8 @@ export interface Config {
   maxFrameBytes: number;
   maxBodyBytes: number;
   maxBufferedBytes: number;
+  maxBufferedTotalBytes: number;
+  wsPingMs: number;
   replayLogSize: number;
   heartbeatMs: number;
   maxSessions: number;
@@ -101,6 +103,8 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxFrameBytes', flag: 'max-frame-bytes', env: 'MAX_FRAME_BYTES', kind: 'int', default: 65_536, min: 1, help: 'largest WebSocket frame from a client (beyond: close 1009)' },
   { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'MAX_BODY_BYTES', kind: 'int', default: 65_536, min: 1, help: 'largest REST JSON body (beyond: 413)' },
   { key: 'maxBufferedBytes', flag: 'max-buffered-bytes', env: 'MAX_BUFFERED_BYTES', kind: 'int', default: 1_048_576, min: 1, help: 'unsent bytes per connection before it is closed as too slow' },
+  { key: 'maxBufferedTotalBytes', flag: 'max-buffered-total-bytes', env: 'MAX_BUFFERED_TOTAL_BYTES', kind: 'int', default: 268_435_456, min: 1, help: 'unsent bytes over all connections; past it the connections holding the most are closed first (1013)' },
+  { key: 'wsPingMs', flag: 'ws-ping-ms', env: 'WS_PING_MS', kind: 'int', default: 30_000, min: 0, help: 'WebSocket ping interval; a peer that has not answered by the next ping is dropped (0: never ping)' },
   { key: 'replayLogSize', flag: 'replay-log-size', env: 'REPLAY_LOG_SIZE', kind: 'int', default: 1000, min: 0, help: 'recent chunks kept per session for resume' },
   { key: 'heartbeatMs', flag: 'heartbeat-ms', env: 'HEARTBEAT_MS', kind: 'int', default: 15_000, min: 1, help: 'SSE comment heartbeat interval' },
   { key: 'maxSessions', flag: 'max-sessions', env: 'MAX_SESSIONS', kind: 'int', default: 100_000, min: 0, help: 'most active sessions on this node, 0 for no limit (beyond: overloaded)' },
@@ -255,7 +259,9 @@ export function helpText(): string {
     const left =
       setting.kind === 'boolean' ? `  --[no-]${setting.flag}` : `  --${setting.flag} <${setting.kind === 'int' ? 'n' : 'value'}>`;
     const shown = setting.default === undefined ? 'unset' : JSON.stringify(setting.default);
-    return `${left.padEnd(32)}${setting.help}\n${''.padEnd(32)}env ${setting.env}, default ${shown}`;
+    // A flag too long for the column gets its text on the next line.
+    const head = left.length >= 32 ? `${left}\n${''.padEnd(32)}` : left.padEnd(32);
+    return `${head}${setting.help}\n${''.padEnd(32)}env ${setting.env}, default ${shown}`;
   });
   return [
     'llm-chat: a high-concurrency LLM chat gateway (WebSocket, SSE, REST).',

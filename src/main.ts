@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import cluster from 'node:cluster';
-import { hostname } from 'node:os';
+import { constants as osConstants, hostname } from 'node:os';
 import { openClusterNode, StoreMismatchError } from './cluster/clusterNode.ts';
 import type { ClusterNode } from './cluster/clusterNode.ts';
 import { storeIdentity } from './cluster/storeIdentity.ts';
@@ -12,6 +12,9 @@ import { openStore } from './infra/openStore.ts';
 import { createPinoLogger } from './infra/pinoLogger.ts';
 import { connectStately } from './infra/statelyInspector.ts';
 import { createChatServer } from './server.ts';
+
+/** After the shutdown deadline, what is left (closing sockets, flushing the store) gets this long; with the exit itself, within 1 s. */
+const SHUTDOWN_BACKSTOP_MS = 800;
 
 async function main(): Promise<void> {
   let parsed;
@@ -106,17 +109,24 @@ async function main(): Promise<void> {
   process.on('uncaughtException', (error) => logger.error({ err: String(error), stack: error.stack }, 'uncaught exception'));
   process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
 
-  let signals = 0;
-  const shutdown = (signal: string) => {
-    signals += 1;
-    if (signals > 1) {
-      // A second signal: stop waiting for replies in flight.
-      logger.warn({ signal }, 'shutting down now: replies in flight are interrupted');
-      void server.close();
-      return;
+  let shuttingDown = false;
+  const shutdown = (signal: NodeJS.Signals) => {
+    if (shuttingDown) {
+      // A second signal: exit now, as a crash would. Acknowledged messages are
+      // already in the store; the reply in flight comes back `interrupted`.
+      logger.warn({ signal }, 'second signal: exiting at once');
+      process.exit(128 + (osConstants.signals[signal] ?? 0));
     }
-    logger.info({ signal, deadlineMs: config.shutdownDeadlineMs }, 'shutting down: letting replies in flight finish');
-    server.shutdown(config.shutdownDeadlineMs).then(
+    shuttingDown = true;
+    const deadlineMs = config.shutdownDeadlineMs;
+    logger.info({ signal, deadlineMs }, 'shutting down: letting replies in flight finish');
+    // Whatever peers or the store do, the process is gone within the deadline + 1 s.
+    const backstop = setTimeout(() => {
+      logger.error({ deadlineMs }, 'shutdown overran its deadline: exiting now');
+      process.exit(1);
+    }, deadlineMs + SHUTDOWN_BACKSTOP_MS);
+    backstop.unref();
+    server.shutdown(deadlineMs).then(
       async () => {
         await stately?.stop();
         logger.info({}, 'shut down');

@@ -1,5 +1,4 @@
 import { createServer as createHttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { CircuitBreaker } from './actors/circuitBreaker.ts';
 import type { InspectionEvent, Observer } from 'xstate';
@@ -24,6 +23,7 @@ import { withStoredReplay } from './infra/storedReplayBus.ts';
 import { systemClock } from './infra/systemClock.ts';
 import { defaultMaxConnections } from './infra/fileLimit.ts';
 import { createAdmission } from './transport/admission.ts';
+import { createBufferBudget } from './transport/bufferBudget.ts';
 import type { Admission, RejectReason } from './transport/admission.ts';
 import { createModel } from './model.ts';
 import { redisLimiters } from './infra/rateLimiters.ts';
@@ -37,6 +37,7 @@ import { createInspectorRoutes } from './transport/inspectorRoutes.ts';
 import { createOpsRoutes } from './transport/opsRoutes.ts';
 import { createWebPages } from './transport/webPages.ts';
 import { createSseStreams } from './transport/sseRoute.ts';
+import { listen } from './transport/listen.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
 
 export interface ChatServerOptions extends ModelOptions {
@@ -48,6 +49,12 @@ export interface ChatServerOptions extends ModelOptions {
   maxFrameBytes?: number;
   maxBodyBytes?: number;
   maxBufferedBytes?: number;
+  /** Unsent bytes over all WebSocket and SSE connections; past it the heaviest are closed first (default 256 MiB). */
+  maxBufferedTotalBytes?: number;
+  /** WebSocket ping interval; a peer that has not answered by the next ping is dropped (default 30 s; 0 = never). */
+  wsPingMs?: number;
+  /** How long a WebSocket close handshake may take before the socket is dropped (default 2 s). */
+  wsCloseGraceMs?: number;
   replayLogSize?: number;
   heartbeatMs?: number;
   /** Most active sessions (default 100,000; 0 = no limit). */
@@ -98,6 +105,8 @@ export interface ChatServer {
   readonly breaker: CircuitBreaker;
   /** The inspector's watch hub, when the inspector is on. */
   readonly inspection: InspectionHub | undefined;
+  /** What the edge holds now: admission slots, open WebSockets (and those the gateway tracks), SSE streams, unsent bytes node-wide. */
+  edge(): { slots: number; ws: number; wsTracked: number; sse: number; bufferedBytes: number };
   /** Starts listening; port 0 picks a free port. Resolves with the address. */
   listen(port?: number, host?: string): Promise<{ port: number; host: string; url: string }>;
   /** Stops sessions (clients are told), closes connections, the bus and the store. */
@@ -112,6 +121,9 @@ export interface ChatServer {
   /** True once shutdown (or close) has begun. */
   readonly shuttingDown: boolean;
 }
+
+/** At shutdown, how long WebSocket peers get to answer the close frame (the process exits within the deadline + 1 s). */
+const SHUTDOWN_CLOSE_GRACE_MS = 400;
 
 /** The composition root used by `main.ts` and by tests. */
 export function createChatServer(options: ChatServerOptions = {}): ChatServer {
@@ -181,11 +193,16 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     onReject: options.onReject,
     ...(cluster ? { limiters: redisLimiters(cluster.redis) } : {}),
   });
+  const budget = createBufferBudget({
+    maxTotalBytes: options.maxBufferedTotalBytes,
+    onShed: (bytes) => logger.warn({ bytes, heldBytes: budget.heldBytes }, 'node buffer budget exceeded: closing the heaviest consumer'),
+  });
   const sse = createSseStreams({
     registry: sessions,
     bus,
     logger,
     admission,
+    budget,
     heartbeatMs: options.heartbeatMs,
     maxBufferedBytes: options.maxBufferedBytes,
     onSlowConsumer: () => {
@@ -198,6 +215,9 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     bus,
     logger,
     admission,
+    budget,
+    pingIntervalMs: options.wsPingMs,
+    closeGraceMs: options.wsCloseGraceMs,
     maxFrameBytes: options.maxFrameBytes,
     maxBufferedBytes: options.maxBufferedBytes,
     onSlowConsumer: () => {
@@ -213,6 +233,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
           bus,
           clock,
           connections: () => ({ ws: ws.connectionCount, sse: sse.streamCount }),
+          edge: () => ({ slots: admission.connections, bufferedBytes: budget.heldBytes }),
           liveSessions: () => registry.activeCount,
           ...(cluster ? { extend: (register: Registry) => registerClusterMetrics(register, cluster) } : {}),
         });
@@ -289,11 +310,13 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       await registry.close(); // flushes the store writer (bounded wait)
       // Leases go only now: the last writes carried their tokens, and the next owner loads after them.
       await cluster?.close();
-      ws.close();
+      // A peer that never answers the close handshake must not hold the exit (ws alone waits 30 s).
+      const closingSockets = ws.close({ graceMs: SHUTDOWN_CLOSE_GRACE_MS });
       sse.close();
       inspector?.close();
       inspection?.close();
       http.closeAllConnections();
+      await closingSockets;
       await stopped;
       metrics?.close();
       admission.close();
@@ -313,6 +336,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     admission,
     breaker,
     inspection,
+    edge: () => ({ slots: admission.connections, ws: ws.connectionCount, wsTracked: ws.attachedCount, sse: sse.streamCount, bufferedBytes: budget.heldBytes }),
     get shuttingDown() {
       return shuttingDown;
     },
@@ -326,16 +350,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
           ...(options.maxSessions === 0 ? {} : { maxSessions: options.maxSessions ?? 100_000 }),
         });
       }
-      return new Promise((resolve, reject) => {
-        http.once('error', reject);
-        // A deep accept queue (capped by net.core.somaxconn) rides out bursts of new connections.
-        http.listen({ port, host, backlog: 4096 }, () => {
-          http.off('error', reject);
-          const address = http.address() as AddressInfo;
-          const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-          resolve({ port: address.port, host: address.address, url: `http://${shownHost}:${address.port}` });
-        });
-      });
+      return listen(http, port, host);
     },
     close() {
       // Already draining: stop waiting, interrupt what is still in flight.

@@ -199,11 +199,11 @@ export interface NodeOverview {
   bySession: Record<string, number>;
   /** Restarts within their periods, summed over sessions. */
   restarts: number;
-  /** The most recently used sessions, at most `limit` of them. */
+  /** The most recently activated sessions, newest first, at most `limit` of them. */
   sessions: SessionOverview[];
 }
 
-/** Counts over every live session and the details of the `limit` most recently used. */
+/** Counts over every live session and the details of the `limit` most recently activated. */
 export function summarise(sessions: Iterable<LiveSession>, limit: number): NodeOverview {
   const bySupervisor: Record<string, number> = { dormant: 0, running: 0, restarting: 0, stopped: 0 };
   const bySession: Record<string, number> = { idle: 0, generating: 0, none: 0 };
@@ -217,7 +217,7 @@ export function summarise(sessions: Iterable<LiveSession>, limit: number): NodeO
     bySupervisor[overview.supervisor] = (bySupervisor[overview.supervisor] ?? 0) + 1;
     const state = overview.session ?? 'none';
     bySession[state] = (bySession[state] ?? 0) + 1;
-    // The registry yields least recently used first: keep the last `limit` in a ring.
+    // The registry yields activation order, oldest first: keep the last `limit` in a ring.
     if (limit > 0) recent[(live - 1) % limit] = overview;
   }
   const start = live > limit && limit > 0 ? live % limit : 0;

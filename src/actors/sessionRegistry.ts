@@ -73,7 +73,7 @@ export interface SessionRegistry {
   readonly activeCount: number;
   /** Stops every actor (reason `shutdown`) and the sweeper. */
   close(): Promise<void>;
-  /** The active sessions, least recently used first; neither activates nor touches them. */
+  /** The active sessions in activation order, oldest first (a use only stamps an entry, it never moves it); neither activates nor touches them. */
   live(): IterableIterator<LiveSession>;
   /** The active session with this id, or undefined; neither activates nor touches it. */
   peek(sessionId: string): LiveSession | undefined;

@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import type { DestinationStream, Logger as Pino } from 'pino';
 import pretty from 'pino-pretty';
 import type { Logger } from '../domain/ports.ts';
+import { redactFields } from './logRedaction.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -18,7 +19,8 @@ export interface PinoLoggerOptions {
 /**
  * The Logger port on pino: one JSON object per line with `time` (ISO),
  * `level` (its name) and `msg`. `child` binds fields (a request or connection
- * id) to every line written through it.
+ * id) to every line written through it. Session ids are cut short on every
+ * line (see logRedaction.ts).
  */
 export function createPinoLogger(options: PinoLoggerOptions = {}): Logger {
   const format = options.format ?? 'auto';
@@ -33,7 +35,8 @@ export function createPinoLogger(options: PinoLoggerOptions = {}): Logger {
       level: options.level ?? 'info',
       base: undefined,
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      // Session ids never leave whole, whatever field or child binding carries them.
+      formatters: { level: (label) => ({ level: label }), log: redactFields, bindings: redactFields },
     },
     destination,
   );

@@ -14,6 +14,8 @@ export interface MetricsSources {
   clock: Clock;
   /** Open connections now, per transport. */
   connections(): { ws: number; sse: number };
+  /** Admission slots held and unsent bytes node-wide, now (leaks and slow consumers show here). */
+  edge?(): { slots: number; bufferedBytes: number };
   /** Sessions with a live actor on this node now. */
   liveSessions(): number;
   /** More metrics in the same registry (e.g. the cluster's, see clusterMetrics.ts). */
@@ -64,6 +66,25 @@ export function createPrometheusMetrics(sources: MetricsSources): ChatMetrics {
       this.set({ transport: 'sse' }, open.sse);
     },
   });
+  const edge = sources.edge;
+  if (edge) {
+    new Gauge({
+      name: 'llm_chat_connection_slots',
+      help: 'Connection slots held by admission control (WebSocket + SSE, handshakes in progress included).',
+      registers,
+      collect() {
+        this.set(edge().slots);
+      },
+    });
+    new Gauge({
+      name: 'llm_chat_buffered_bytes',
+      help: 'Unsent bytes held for WebSocket and SSE clients, node-wide, as last reported (capped by --max-buffered-total-bytes).',
+      registers,
+      collect() {
+        this.set(edge().bufferedBytes);
+      },
+    });
+  }
   new Gauge({
     name: 'llm_chat_sessions_live',
     help: 'Sessions with a live actor on this node.',

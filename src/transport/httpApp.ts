@@ -4,6 +4,7 @@ import type { Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
+import { rejectHostileInput } from './inputRules.ts';
 import { requestContext, requestLogger } from './requestContext.ts';
 import { createRestRoutes } from './restRoutes.ts';
 import type { SseStreams } from './sseRoute.ts';
@@ -32,8 +33,8 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   app.get('/healthz', (_request, response) => {
     response.json({ status: 'ok' });
   });
-  app.get('/sse/:sessionId', sse.handler);
-  app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), createRestRoutes(registry, admission));
+  app.get('/sse/:sessionId', rejectHostileInput, sse.handler);
+  app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), rejectHostileInput, createRestRoutes(registry, admission));
   for (const { path, router } of options.routers ?? []) app.use(path, router);
 
   app.use((_request: Request, _response: Response, next: NextFunction) => {

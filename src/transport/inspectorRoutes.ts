@@ -18,7 +18,7 @@ export interface InspectorRoutesOptions {
   adminToken: string;
   /** How often the overview is pushed to a connected inspector (default 1 s). */
   overviewIntervalMs?: number;
-  /** Sessions listed in an overview, most recently used first (default 200). */
+  /** Sessions listed in an overview, most recently activated first (default 200). */
   overviewLimit?: number;
   /** An inspector stream whose unsent bytes pass this is ended (default 1 MiB). */
   maxBufferedBytes?: number;

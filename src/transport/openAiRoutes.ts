@@ -7,6 +7,7 @@ import type { Clock, EventBus, Logger } from '../domain/ports.ts';
 import { followReply } from './followReply.ts';
 import type { ReplyFollower } from './followReply.ts';
 import { openAiErrorFor, toOpenAiError } from './openAiErrors.ts';
+import { rejectHostileInput } from './inputRules.ts';
 import { parseChatRequest } from './openAiRequest.ts';
 import type { ChatRequest } from './openAiRequest.ts';
 
@@ -41,7 +42,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const startedAt = Math.floor(clock.now() / 1000);
   const router = Router();
-  router.use(express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }));
+  router.use(express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), rejectHostileInput);
 
   const modelJson = { id: model, object: 'model', created: startedAt, owned_by: 'llm-chat' };
   router.get('/models', (_request: Request, response: Response) => {

@@ -30,9 +30,11 @@ export function requestContext(logger: Logger, now: () => number = Date.now) {
     response.locals['logger'] = scoped;
     response.setHeader('X-Request-Id', requestId);
     const startedAt = now();
+    // Read now: routers mounted on a prefix rewrite it to their own part. Ids in it are cut short by the logger.
+    const path = request.path;
     response.on('close', () => {
       // The unscoped logger: a level that hides this line then costs no child logger.
-      logger.debug({ requestId, method: request.method, path: request.path, status: response.statusCode, ms: now() - startedAt }, 'request');
+      logger.debug({ requestId, method: request.method, path, status: response.statusCode, ms: now() - startedAt }, 'request');
     });
     next();
   };

@@ -5,6 +5,7 @@ import type { ChatEvent } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
 import { sseEvent } from './frames.ts';
 import type { Admission } from './admission.ts';
+import type { BufferBudget, BufferedStream } from './bufferBudget.ts';
 import { requestLogger } from './requestContext.ts';
 import { parseSeq } from './resumePosition.ts';
 import { watchSession } from './watchSession.ts';
@@ -14,6 +15,8 @@ export interface SseOptions {
   bus: EventBus;
   logger: Logger;
   admission: Admission;
+  /** The node-wide budget of unsent bytes (shared with WebSocket). */
+  budget: BufferBudget;
   /** Comment line sent this often so proxies keep the stream open (default 15 s). */
   heartbeatMs?: number;
   /** Reconnection delay suggested to EventSource clients (default 2 s). */
@@ -39,7 +42,7 @@ export interface SseStreams {
  * per connection.
  */
 export function createSseStreams(options: SseOptions): SseStreams {
-  const { registry, bus, logger, admission } = options;
+  const { registry, bus, logger, admission, budget } = options;
   const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
   const retryMs = options.retryMs ?? 2000;
   const open = new Set<Response>();
@@ -53,63 +56,78 @@ export function createSseStreams(options: SseOptions): SseStreams {
     const query = request.query['lastEventId'];
     const afterSeq = parseSeq(lastEventId ?? (typeof query === 'string' ? query : undefined));
     const sessionId = String(request.params['sessionId']);
-    const session = await registry.find(sessionId);
-    if (!session) throw new ChatError('session_not_found');
-    const release = await admission.admitConnection(request.socket.remoteAddress ?? 'unknown');
 
-    // Sent once the subscription is live (across nodes it is asynchronous), so nothing after them is missed.
-    const writeHeaders = () => {
-      // writeHead, not express's set(): that would append "; charset=utf-8".
-      response.writeHead(200, {
-        'Content-Type': 'text/event-stream',
-        'Cache-Control': 'no-cache',
-        Connection: 'keep-alive',
-        'X-Accel-Buffering': 'no',
-      });
-      response.flushHeaders();
-      response.write(`retry: ${retryMs}\n\n`);
-      open.add(response);
-    };
-
-    let unsubscribe: Unsubscribe | undefined;
+    // The client may hang up during any await below (a slow store load):
+    // listen first, and let one function give back whatever was taken so far.
     let ended = false;
-    const end = () => {
-      if (ended) return;
+    let release: (() => void) | undefined;
+    let unsubscribe: Unsubscribe | undefined;
+    const stream: BufferedStream = {
+      bufferedBytes: () => response.writableLength,
+      shed: () => cutOff('closing slow SSE consumer: node buffer budget exceeded'),
+    };
+    const finish = () => {
+      if (ended) return false;
       ended = true;
-      release();
+      release?.();
       open.delete(response);
       unsubscribe?.();
-      response.end();
+      budget.forget(stream);
+      return true;
     };
-    const deliver = (event: ChatEvent) => {
-      if (ended) return;
-      const text = sseEvent(event);
-      if (text !== null) response.write(text);
-      if (response.writableLength > maxBufferedBytes) {
-        options.onSlowConsumer?.();
-        requestLogger(response, logger).warn({ sessionId, buffered: response.writableLength }, 'closing slow SSE consumer');
-        ended = true;
-        release();
-        open.delete(response);
-        unsubscribe?.();
-        response.destroy();
-        return;
-      }
-      if (event.type === 'session.stopped') end();
+    const end = () => {
+      if (finish() && !response.writableEnded) response.end();
     };
-    request.on('close', end);
-    let stop: Unsubscribe;
+    const cutOff = (why: string) => {
+      const buffered = response.writableLength;
+      if (!finish()) return;
+      options.onSlowConsumer?.();
+      requestLogger(response, logger).warn({ sessionId, buffered }, why);
+      response.destroy();
+    };
+    const gone = () => ended || request.socket.destroyed;
+    response.on('close', end);
+
     try {
-      stop = await watchSession(bus, session.sessionId, afterSeq, deliver, writeHeaders);
+      release = await admission.admitConnection(request.socket.remoteAddress ?? 'unknown');
+      if (gone()) return end();
+      const session = await registry.find(sessionId);
+      if (gone()) return end();
+      if (!session) throw new ChatError('session_not_found');
+
+      // Sent once the subscription is live (across nodes it is asynchronous), so nothing after them is missed;
+      // a failure before (the cluster unreachable) is still a plain HTTP error.
+      const writeHeaders = () => {
+        // writeHead, not express's set(): that would append "; charset=utf-8".
+        response.writeHead(200, {
+          'Content-Type': 'text/event-stream',
+          'Cache-Control': 'no-cache',
+          Connection: 'keep-alive',
+          'X-Accel-Buffering': 'no',
+        });
+        response.flushHeaders();
+        response.write(`retry: ${retryMs}\n\n`);
+        open.add(response);
+      };
+      const deliver = (event: ChatEvent) => {
+        if (ended) return;
+        const text = sseEvent(event);
+        if (text !== null) response.write(text);
+        const buffered = response.writableLength;
+        if (buffered > maxBufferedBytes) return cutOff('closing slow SSE consumer');
+        budget.note(stream, buffered);
+        if (event.type === 'session.stopped') end();
+      };
+      const stop = await watchSession(bus, session.sessionId, afterSeq, deliver, writeHeaders);
+      if (gone()) {
+        stop();
+        end();
+      } else unsubscribe = stop;
     } catch (error) {
-      // Not attached (e.g. the cluster is unreachable): the error handler answers, the slot goes back.
-      ended = true;
-      release();
-      open.delete(response);
+      // Nothing of this stream survives a failure; the error handler answers (or ends a started stream).
+      finish();
       throw error;
     }
-    if (ended) stop();
-    else unsubscribe = stop;
   };
 
   return {

@@ -4,6 +4,8 @@ import { ChatError } from '../domain/errors.ts';
 import type { ChatEvent, StopReason } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
+import type { BufferBudget, BufferedStream } from './bufferBudget.ts';
+import { closeGracefully } from './closeGracefully.ts';
 import { parseClientFrame } from './clientFrames.ts';
 import { frameJson } from './frames.ts';
 import { newRequestId } from './requestContext.ts';
@@ -18,9 +20,15 @@ export interface WsShared {
   logger: Logger;
   admission: Admission;
   maxBufferedBytes: number;
+  /** The node-wide budget of unsent bytes every connection reports to. */
+  budget: BufferBudget;
+  /** How long a close handshake may take before the socket is dropped. */
+  closeGraceMs: number;
   onSlowConsumer?: () => void;
   /** Told of every error frame sent to a client (metrics). */
   onClientError?: (code: string) => void;
+  /** Told when a connection has closed (the gateway's set of connections). */
+  onClosed(connection: WsConnection): void;
 }
 
 const CLOSE_FOR_STOP: Record<StopReason, [number, string]> = {
@@ -35,35 +43,39 @@ const CLOSE_FOR_REFUSAL: Partial<Record<string, number>> = {
   bad_request: 1008,
   overloaded: WS_CLOSE.tryAgainLater,
   rate_limited: WS_CLOSE.tryAgainLater,
+  // Transient: the page retries with backoff (1011 would read as final).
+  store_unavailable: WS_CLOSE.tryAgainLater,
 };
 
 /**
  * One WebSocket client. A class, not a bag of closures: 19,000 of them share
  * one prototype, and memory per idle connection is a target we measure.
  */
-export class WsConnection {
+export class WsConnection implements BufferedStream {
   readonly #shared: WsShared;
   readonly #socket: WebSocket;
-  readonly #release: () => void;
   // Passed in each line's fields rather than as a child logger: a pino child
   // costs about 2 KB, a lot next to a connection's own.
   readonly #connectionId = newRequestId();
   #sessionId: string | undefined;
   #unsubscribe: Unsubscribe | undefined;
   #closed = false;
+  // Set at each ping, cleared by the pong: still set at the next ping means the peer is gone.
+  #awaitingPong = false;
   // Client frames are handled one after another, in arrival order, even while attaching.
   #inbox: Promise<void>;
 
-  constructor(shared: WsShared, socket: WebSocket, requestUrl: string, release: () => void) {
+  // The admission slot is not held here: the gateway releases it when the TCP socket closes.
+  constructor(shared: WsShared, socket: WebSocket, requestUrl: string) {
     this.#shared = shared;
     this.#socket = socket;
-    this.#release = release;
     socket.on('message', this.#onMessage);
     socket.on('close', this.#onClose);
     socket.on('error', this.#onError);
+    socket.on('pong', this.#onPong);
     this.#inbox = this.#attach(requestUrl).catch((error: unknown) => {
       this.#sendError(error);
-      this.#socket.close(CLOSE_FOR_REFUSAL[toWireError(error).code] ?? WS_CLOSE.internalError, 'could not open session');
+      void this.close(CLOSE_FOR_REFUSAL[toWireError(error).code] ?? WS_CLOSE.internalError, 'could not open session');
     });
   }
 
@@ -75,7 +87,7 @@ export class WsConnection {
     const session = requested === null ? await registry.create() : await registry.find(requested);
     if (!session) {
       this.#sendError(new ChatError('session_not_found'));
-      this.#socket.close(WS_CLOSE.sessionNotFound, 'session not found');
+      void this.close(WS_CLOSE.sessionNotFound, 'session not found');
       return;
     }
     this.#sessionId = session.sessionId;
@@ -94,10 +106,48 @@ export class WsConnection {
   #onClose = (code: number): void => {
     this.#shared.logger.debug({ connectionId: this.#connectionId, sessionId: this.#sessionId, code }, 'websocket closed');
     this.#closed = true;
-    this.#release();
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
+    this.#shared.budget.forget(this);
+    this.#shared.onClosed(this);
   };
+
+  #onPong = (): void => {
+    this.#awaitingPong = false;
+  };
+
+  /** One tick of the gateway's shared ping timer: a peer that missed the last ping is dropped. */
+  heartbeat(): void {
+    const socket = this.#socket;
+    if (socket.readyState !== socket.OPEN) return;
+    if (this.#awaitingPong) {
+      this.#shared.logger.debug({ connectionId: this.#connectionId, sessionId: this.#sessionId }, 'websocket peer missed a ping; dropping it');
+      socket.terminate();
+      return;
+    }
+    this.#awaitingPong = true;
+    socket.ping();
+  }
+
+  bufferedBytes(): number {
+    return this.#socket.bufferedAmount;
+  }
+
+  /** The node-wide budget chose this connection: it holds among the most unsent bytes. */
+  shed(): void {
+    this.#closeSlow('closing websocket consumer: node buffer budget exceeded');
+  }
+
+  /** Closes with `code`; the socket is dropped only if the close handshake does not finish within the grace. */
+  close(code: number, reason: string): Promise<void> {
+    return closeGracefully(this.#socket, code, reason, this.#shared.closeGraceMs);
+  }
+
+  #closeSlow(why: string): void {
+    this.#shared.onSlowConsumer?.();
+    this.#shared.logger.warn({ connectionId: this.#connectionId, sessionId: this.#sessionId, buffered: this.#socket.bufferedAmount }, why);
+    void this.close(WS_CLOSE.tryAgainLater, 'slow consumer');
+  }
 
   #onError = (error: Error): void => {
     this.#shared.logger.debug({ connectionId: this.#connectionId, sessionId: this.#sessionId, err: String(error) }, 'websocket error');
@@ -127,7 +177,7 @@ export class WsConnection {
     if (json !== null) this.#sendText(json);
     if (event.type === 'session.stopped') {
       const [code, reason] = CLOSE_FOR_STOP[event.reason];
-      this.#socket.close(code, reason);
+      void this.close(code, reason);
     }
   };
 
@@ -135,15 +185,11 @@ export class WsConnection {
     const socket = this.#socket;
     if (socket.readyState !== socket.OPEN) return;
     socket.send(text);
-    if (socket.bufferedAmount > this.#shared.maxBufferedBytes) {
-      this.#shared.onSlowConsumer?.();
-      this.#shared.logger.warn(
-        { connectionId: this.#connectionId, sessionId: this.#sessionId, buffered: socket.bufferedAmount },
-        'closing slow websocket consumer',
-      );
-      socket.close(WS_CLOSE.tryAgainLater, 'slow consumer');
-      socket.terminate();
-    }
+    const buffered = socket.bufferedAmount;
+    if (buffered > this.#shared.maxBufferedBytes) {
+      this.#shared.budget.forget(this);
+      this.#closeSlow('closing slow websocket consumer');
+    } else this.#shared.budget.note(this, buffered);
   }
 
   #sendError(error: unknown): void {

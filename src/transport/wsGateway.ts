@@ -5,6 +5,8 @@ import type { WebSocket } from 'ws';
 import type { Sessions } from '../actors/sessions.ts';
 import type { EventBus, Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
+import type { BufferBudget } from './bufferBudget.ts';
+import { closeGracefully } from './closeGracefully.ts';
 import { WsConnection } from './wsConnection.ts';
 import type { WsShared } from './wsConnection.ts';
 import { WS_CLOSE, toWireError, wsErrorFrame } from './wireErrors.ts';
@@ -14,10 +16,16 @@ export interface WsGatewayOptions {
   bus: EventBus;
   logger: Logger;
   admission: Admission;
+  /** The node-wide budget of unsent bytes (shared with SSE). */
+  budget: BufferBudget;
   /** Largest client frame in bytes (default 64 KiB); larger ones close with 1009. */
   maxFrameBytes?: number;
   /** A socket whose unsent bytes pass this is closed with 1013 (default 1 MiB). */
   maxBufferedBytes?: number;
+  /** Every open socket is pinged this often; one that has not answered the previous ping is dropped (default 30 s; 0 = never). */
+  pingIntervalMs?: number;
+  /** How long a close handshake may take before the socket is dropped (default 2 s). */
+  closeGraceMs?: number;
   /** Called when a slow consumer is dropped. */
   onSlowConsumer?: () => void;
   /** Told of every error frame sent to a client (metrics). */
@@ -27,10 +35,18 @@ export interface WsGatewayOptions {
 export interface WsGateway {
   /** Takes an HTTP upgrade for `/ws`; refuses any other path. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Open sockets (ws's own client set, refused ones included while they close). */
   readonly connectionCount: number;
+  /** Connections the gateway tracks (pinged, attached or attaching to a session). */
+  readonly attachedCount: number;
   /** Sends one text frame to every open socket (the shutdown notice). */
   broadcast(text: string): void;
-  close(code?: number, reason?: string): void;
+  /**
+   * Closes every socket with `code`; a peer that has not finished the close
+   * handshake within `graceMs` (default: the gateway's close grace) is
+   * dropped. Resolves once every socket is closed.
+   */
+  close(options?: { code?: number; reason?: string; graceMs?: number }): Promise<void>;
 }
 
 /**
@@ -40,16 +56,31 @@ export interface WsGateway {
  */
 export function createWsGateway(options: WsGatewayOptions): WsGateway {
   const { admission } = options;
+  const closeGraceMs = options.closeGraceMs ?? 2000;
+  const connections = new Set<WsConnection>();
   const shared: WsShared = {
     registry: options.registry,
     bus: options.bus,
     logger: options.logger,
     admission,
+    budget: options.budget,
+    closeGraceMs,
     maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024,
     onSlowConsumer: options.onSlowConsumer,
     onClientError: options.onClientError,
+    onClosed: (connection) => connections.delete(connection),
   };
   const server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024 });
+
+  // One timer pings every socket (a timer per socket would cost memory per idle connection).
+  const pingIntervalMs = options.pingIntervalMs ?? 30_000;
+  const pinger =
+    pingIntervalMs > 0
+      ? setInterval(() => {
+          for (const connection of connections) connection.heartbeat();
+        }, pingIntervalMs)
+      : undefined;
+  pinger?.unref();
 
   // A refused client still completes the handshake: a browser cannot read an
   // HTTP 503 body on a failed upgrade, but it can read an error frame.
@@ -57,7 +88,7 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     const wire = toWireError(error);
     options.onClientError?.(wire.code);
     socket.send(wsErrorFrame(wire));
-    socket.close(WS_CLOSE.tryAgainLater, wire.code);
+    void closeGracefully(socket, WS_CLOSE.tryAgainLater, wire.code, closeGraceMs);
   };
 
   return {
@@ -68,13 +99,24 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
+      // The slot follows the TCP socket, whatever happens to the handshake: ws
+      // answers a malformed one (400) itself and never calls back, and the peer
+      // may hang up while admission is decided.
+      let gone = false;
+      const onGone = () => (gone = true);
+      socket.once('close', onGone);
       admission.admitConnection(request.socket.remoteAddress ?? 'unknown').then(
         (release) => {
-          if (socket.destroyed) return release();
-          server.handleUpgrade(request, socket, head, (websocket) => new WsConnection(shared, websocket, requestUrl, release));
+          socket.off('close', onGone);
+          if (gone || socket.destroyed) return release();
+          socket.once('close', release);
+          server.handleUpgrade(request, socket, head, (websocket) => {
+            connections.add(new WsConnection(shared, websocket, requestUrl));
+          });
         },
         (error: unknown) => {
-          if (socket.destroyed) return;
+          socket.off('close', onGone);
+          if (gone || socket.destroyed) return;
           server.handleUpgrade(request, socket, head, (websocket) => refuse(websocket, error));
         },
       );
@@ -82,11 +124,15 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     get connectionCount() {
       return server.clients.size;
     },
+    get attachedCount() {
+      return connections.size;
+    },
     broadcast(text) {
       for (const client of server.clients) if (client.readyState === client.OPEN) client.send(text);
     },
-    close(code = WS_CLOSE.goingAway, reason = 'server shutting down') {
-      for (const client of server.clients) client.close(code, reason);
+    async close({ code = WS_CLOSE.goingAway, reason = 'server shutting down', graceMs = closeGraceMs } = {}) {
+      if (pinger) clearInterval(pinger);
+      await Promise.all([...server.clients].map((client) => closeGracefully(client, code, reason, graceMs)));
       server.close();
     },
   };

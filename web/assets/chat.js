@@ -21,6 +21,8 @@ const state = {
   socket: undefined,
   retries: 0,
   retryTimer: undefined,
+  /** The server's hint (an error frame's retryAfterMs) for the next reconnect. */
+  retryAfterMs: 0,
   /** True once the session can take no more messages (stopped for good, deleted). */
   ended: false,
 };
@@ -77,6 +79,7 @@ function handleFrame(frame) {
       setSession(frame.sessionId);
       setConnection('open', 'Connected');
       state.retries = 0;
+      state.retryAfterMs = 0;
       refreshControls();
       break;
     case 'accepted':
@@ -102,6 +105,7 @@ function handleFrame(frame) {
       messages.finish(frame.messageId, 'interrupted');
       break;
     case 'error':
+      if (frame.retryAfterMs) state.retryAfterMs = frame.retryAfterMs;
       if (frame.messageId) {
         const reply = messages.get(frame.messageId);
         if (reply) messages.upsert({ ...reply, status: 'failed', errorMessage: frame.message });
@@ -157,6 +161,10 @@ function onClose(code) {
     case 1011:
       end('This chat was stopped after repeated failures. Start a new chat to go on.');
       return;
+    case 1013:
+      // Try again later (server full, rate limited, too slow a reader, storage briefly unavailable): never final.
+      scheduleReconnect(state.retryAfterMs);
+      return;
     default:
       scheduleReconnect();
   }
@@ -169,10 +177,12 @@ function end(text) {
   refreshControls();
 }
 
-function scheduleReconnect() {
+function scheduleReconnect(atLeastMs = 0) {
   state.retries += 1;
-  // Exponential backoff with jitter, so a restarted server is not stampeded.
-  const delay = Math.min(RETRY_MAX_MS, 250 * 2 ** Math.min(state.retries, 6)) * (0.5 + Math.random() / 2);
+  // Exponential backoff with jitter, so a restarted server is not stampeded; never sooner than the server asked.
+  const backoff = Math.min(RETRY_MAX_MS, 250 * 2 ** Math.min(state.retries, 6)) * (0.5 + Math.random() / 2);
+  const delay = Math.max(backoff, Math.min(atLeastMs, RETRY_MAX_MS));
+  state.retryAfterMs = 0;
   setConnection('reconnecting', `Reconnecting in ${Math.ceil(delay / 1000)} s…`);
   state.retryTimer = setTimeout(resume, delay);
 }

@@ -165,7 +165,7 @@ function renderOverview(overview) {
     row.addEventListener('click', () => watch(session.sessionId));
     body.append(row);
   }
-  $('more').textContent = overview.live > overview.sessions.length ? `Showing the ${overview.sessions.length} most recently used of ${overview.live}.` : overview.live === 0 ? 'No live sessions: open the chat page and send a message.' : '';
+  $('more').textContent = overview.live > overview.sessions.length ? `Showing the ${overview.sessions.length} most recently activated of ${overview.live}.` : overview.live === 0 ? 'No live sessions: open the chat page and send a message.' : '';
 }
 
 // ---- one session -----------------------------------------------------------
