@@ -198,7 +198,24 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   return {
     create: (record: ConversationRecord) =>
       guarded(() =>
-        inTransaction(pool, async (client) => {
+        // A new session without messages is one statement: no transaction round trips (many nodes create
+        // thousands a second).
+        record.messages.length === 0
+          ? pool
+              .query(
+                `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+                [
+                  record.sessionId,
+                  record.createdAt,
+                  record.lastActiveAt,
+                  record.lastSeq,
+                  record.stopped,
+                  record.title ?? null,
+                  record.metadata === undefined ? null : JSON.stringify(record.metadata),
+                ],
+              )
+              .then(() => undefined)
+          : inTransaction(pool, async (client) => {
           await client.query(
             `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
             [
