@@ -117,7 +117,11 @@ export function startMain(args: readonly string[], env: Record<string, string>):
   });
   let output = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start; output:\n${output.slice(-3000)}`)), 120_000);
+    const timer = setTimeout(() => {
+      // Never leave it (and its workers) behind: the primary stops its workers on SIGTERM.
+      child.kill('SIGTERM');
+      reject(new Error(`server did not start; output:\n${output.slice(-3000)}`));
+    }, 120_000);
     const onData = (data: Buffer) => {
       output += data.toString();
       if (output.length > 2_000_000) output = output.slice(-1_000_000);
@@ -171,4 +175,18 @@ export async function workersOf(redis: Redis): Promise<{ node: string; pid: numb
     if (!beat) return [];
     return [{ node, pid: Number((JSON.parse(beat) as { pid?: number }).pid ?? 0) }];
   });
+}
+
+/** The Redis commands every live node says it issued, by kind, summed (from their heartbeats). */
+export async function commandTallies(redis: Redis): Promise<Record<string, number>> {
+  const ids = await redis.smembers('llm-chat:nodes');
+  if (ids.length === 0) return {};
+  const beats = await redis.mget(...ids.map((id) => `llm-chat:{n:${id}}:alive`));
+  const total: Record<string, number> = {};
+  for (const beat of beats) {
+    if (!beat) continue;
+    const tally = (JSON.parse(beat) as { redisCommands?: Record<string, number> }).redisCommands ?? {};
+    for (const [kind, count] of Object.entries(tally)) total[kind] = (total[kind] ?? 0) + count;
+  }
+  return total;
 }

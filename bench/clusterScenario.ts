@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { startGenerators } from './processes.ts';
 import type { Child } from './processes.ts';
-import { benchStore, cpuMsOf, rssOf, startBenchRedis, startMain, workersOf } from './clusterProcesses.ts';
+import { benchStore, commandTallies, cpuMsOf, rssOf, startBenchRedis, startMain, workersOf } from './clusterProcesses.ts';
 import type { BenchRedis, MainProcess } from './clusterProcesses.ts';
 import { summarize } from './stats.ts';
 
@@ -217,6 +217,7 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
       await sleep(5000);
       const idleCallsPerSecond = (sum(Object.values(await redis.commandCalls())) - idleCalls0) / 5;
       const calls0 = await redis.commandCalls();
+      const tally0 = await commandTallies(redis.client);
       const cpu0 = sum(pids().map(cpuMsOf));
       let redisStreaming = redisHeld;
       log(`cluster: ${Math.round(config.fraction * 100)}% of ${fleet.ok} sessions stream one reply each (5 chunks x 400 ms, starts spread over 2 s)`);
@@ -224,6 +225,9 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
         redisStreaming = await redis.usedMemory();
       });
       const calls1 = await redis.commandCalls();
+      await sleep(2 * (config.leaseMs / 3) + 200); // the next heartbeats carry the tallies
+      const tally1 = await commandTallies(redis.client);
+      const issued = (kind: string) => (tally1[kind] ?? 0) - (tally0[kind] ?? 0);
       const cpuPerReply = (sum(pids().map(cpuMsOf)) - cpu0) / Math.max(1, streamed.completed);
       const totalCalls = sum(Object.values(calls1)) - sum(Object.values(calls0));
       const evalsha = (calls1['evalsha'] ?? 0) - (calls0['evalsha'] ?? 0);
@@ -270,6 +274,9 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
         redisCommandsPerChunk: totalCalls / Math.max(1, streamed.chunks),
         redisCommandsPerChunkStreaming: streamingCalls / Math.max(1, streamed.chunks),
         evalshaPerChunk: evalsha / Math.max(1, streamed.chunks),
+        publishesPerChunk: issued('publish') / Math.max(1, streamed.chunks),
+        leaseCommandsPerChunk: issued('lease') / Math.max(1, streamed.chunks),
+        issuedPerChunk: Object.keys(tally1).reduce((total, kind) => total + issued(kind), 0) / Math.max(1, streamed.chunks),
         cpuMsPerReply: cpuPerReply,
         commands,
         killed,

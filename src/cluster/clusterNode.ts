@@ -86,7 +86,12 @@ export interface ClusterNode {
 export async function openClusterNode(options: ClusterNodeOptions): Promise<ClusterNode> {
   const { nodeId, leaseMs, clock, logger } = options;
   const counters: ClusterCounters = {};
-  const count = (n: number) => counters.redisCommand?.(n);
+  // Commands by what issued them, also in the heartbeat (the cluster bench reads publishes per chunk there).
+  const tally = { publish: 0, subscribe: 0, replay: 0, lease: 0, watch: 0, route: 0 };
+  const countAs = (kind: keyof typeof tally) => (n: number) => {
+    tally[kind] += n;
+    counters.redisCommand?.(n);
+  };
   // A command unanswered for half a lease fails: long enough that a node starved of CPU (its timers
   // run before its replies are read) does not take a busy Redis for a dead one, short enough that
   // renewals retry well within the lease.
@@ -122,8 +127,8 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
     leaseMs,
     clock,
     logger,
-    describe: () => describe(),
-    onCommand: count,
+    describe: () => ({ ...describe(), redisCommands: tally }),
+    onCommand: countAs('lease'),
     onLost: (sessionIds, reason) => {
       counters.leasesLost?.(sessionIds.length, reason);
       sessions?.lost(sessionIds, reason);
@@ -137,7 +142,7 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
     holderOf: (sessionId) => leases.holderOf(sessionId),
     replayLogSize: options.replayLogSize,
     logTtlMs: options.logTtlMs,
-    onCommand: () => count(1),
+    onCommand: (kind) => countAs(kind)(1),
     onPublishFailed: () => counters.publishFailed?.(),
     onListenerError: (error, event) => logger.error({ event: event.type, err: String(error) }, 'bus listener failed'),
   });
@@ -147,7 +152,7 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
     clock,
     logger,
     intervalMs: Math.max(50, Math.floor(leases.marginMs / 2)),
-    onCommand: count,
+    onCommand: countAs('watch'),
     onOrphans: async (sessionIds) => sessions?.adopt(sessionIds),
   });
   redis.on('ready', () => void nodeWatch.resync());
@@ -181,7 +186,7 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
         leaseMs,
         onRouted: (op, outcome) => counters.routed?.(op, outcome),
       });
-      const router = createCommandRouter({ commands: redis, subscriber: rpcSubscriber, nodeId, logger, handle: (request) => sessions!.serve(request), onCommand: count });
+      const router = createCommandRouter({ commands: redis, subscriber: rpcSubscriber, nodeId, logger, handle: (request) => sessions!.serve(request), onCommand: countAs('route') });
       await router.start();
       sessions.attachRouter(router);
       leases.start();
