@@ -214,8 +214,10 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
       const redisHeld = await redis.usedMemory();
       // The background: lease renewals and heartbeats of idle sessions.
       const idleCalls0 = sum(Object.values(await redis.commandCalls()));
+      const idleCpu0 = sum(pids().map(cpuMsOf));
       await sleep(5000);
       const idleCallsPerSecond = (sum(Object.values(await redis.commandCalls())) - idleCalls0) / 5;
+      const idleCpuMsPerSecond = (sum(pids().map(cpuMsOf)) - idleCpu0) / 5;
       const calls0 = await redis.commandCalls();
       const tally0 = await commandTallies(redis.client);
       const cpu0 = sum(pids().map(cpuMsOf));
@@ -270,6 +272,7 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
         redisPerSessionBytes: (redisHeld - redisBefore) / Math.max(1, fleet.ok),
         redisPerStreamingSessionBytes: (redisStreaming - redisHeld) / Math.max(1, streamed.streaming),
         idleRedisCallsPerSecond: idleCallsPerSecond,
+        idleCpuMsPerSecond,
         streamed,
         redisCommandsPerChunk: totalCalls / Math.max(1, streamed.chunks),
         redisCommandsPerChunkStreaming: streamingCalls / Math.max(1, streamed.chunks),
