@@ -45,6 +45,8 @@ const CLOSE_FOR_REFUSAL: Partial<Record<string, number>> = {
   rate_limited: WS_CLOSE.tryAgainLater,
   // Transient: the page retries with backoff (1011 would read as final).
   store_unavailable: WS_CLOSE.tryAgainLater,
+  // Many nodes, Redis unreachable: as transient.
+  unavailable: WS_CLOSE.tryAgainLater,
 };
 
 /**

@@ -64,6 +64,10 @@ describe.skipIf(!available)('Redis killed and restarted mid-stream', () => {
     // What was stored stays readable only through its owner; nobody can own it now: the answer says so.
     const blocked = await api(b.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'now?' });
     expect(blocked.status).toBe(503);
+    // A WebSocket that cannot be opened now is told to try again later.
+    const refusedSocket = await WsClient.open(wsUrlOf(b));
+    expect((await refusedSocket.waitFor((frame) => frame.type === 'error'))['code']).toBe('unavailable');
+    expect((await refusedSocket.closed()).code).toBe(1013);
 
     await cluster.redis.restart();
     const backAt = Date.now();
