@@ -15,6 +15,19 @@ import { SERVER_NODE_FLAGS } from './processes.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
+/** Everything started here, so an interrupted bench leaves nothing behind (see stopStarted). */
+const started = new Set<ChildProcess>();
+const track = (child: ChildProcess) => {
+  started.add(child);
+  child.once('exit', () => started.delete(child));
+  return child;
+};
+
+/** Stops what is still running: servers (their primary stops its workers) and redis-server. */
+export function stopStarted(): void {
+  for (const child of started) child.kill('SIGKILL');
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -37,7 +50,7 @@ export interface BenchRedis {
 
 export async function startBenchRedis(): Promise<BenchRedis> {
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxclients', '10000'], { stdio: 'ignore' });
+  const child = track(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxclients', '10000'], { stdio: 'ignore' }));
   const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 50 });
   client.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
@@ -110,11 +123,13 @@ export interface MainProcess {
 
 /** `src/main.ts` with these flags; resolves once it logs that it listens (all workers up). */
 export function startMain(args: readonly string[], env: Record<string, string>): Promise<MainProcess> {
-  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, '--import', 'tsx', 'src/main.ts', '--host', '127.0.0.1', '--log-format', 'json', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = track(
+    spawn(process.execPath, [...SERVER_NODE_FLAGS, '--import', 'tsx', 'src/main.ts', '--host', '127.0.0.1', '--log-format', 'json', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let output = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Child, ServerUnderTest } from './processes.ts';
+import { stopStarted } from './clusterProcesses.ts';
 import { createClusterBench } from './clusterScenario.ts';
 import { runAbuse } from './abuse.ts';
 import { createScenarios } from './scenarios.ts';
@@ -135,12 +136,23 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 // Bounded in time: whatever happens, everything stops by itself.
 const deadline = setTimeout(() => {
   log(`bench: --max-seconds ${String(values['max-seconds'])} reached, stopping`);
+  stopStarted();
   for (const child of children) child.kill();
   process.exit(2);
 }, Number(values['max-seconds']) * 1000);
 deadline.unref();
 
 const scenarios = createScenarios({ config, log, children, servers });
+
+// Interrupted: nothing it started stays behind (a killed primary would leave its workers).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    log(`bench: ${signal}, stopping`);
+    stopStarted();
+    for (const child of children) child.kill();
+    process.exit(130);
+  });
+}
 
 const ratio = (ours: number, base: number | undefined) => (base === undefined || !base ? '' : `${(ours / base).toFixed(2)}×`);
 const verdict = (ok: boolean): 'pass' | 'FAIL' => (ok ? 'pass' : 'FAIL');

@@ -1,16 +1,16 @@
 import type { LiveSession } from '../actors/liveSession.ts';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
-import type { SessionHandle, Sessions } from '../actors/sessions.ts';
-import type { Accepted } from '../domain/conversation.ts';
+import type { Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { ChatEvent } from '../domain/events.ts';
-import type { GenerationOptions } from '../domain/generationOptions.ts';
 import { isSessionId } from '../domain/ids.ts';
-import type { IdGenerator, MessageId, SessionId } from '../domain/ids.ts';
-import type { Clock, Logger, MessagePage, MessagePageQuery, SessionStore } from '../domain/ports.ts';
-import type { SessionView } from '../actors/liveSession.ts';
+import type { IdGenerator, SessionId } from '../domain/ids.ts';
+import type { Clock, Logger, MessagePage, SessionStore } from '../domain/ports.ts';
 import type { RedisBus } from '../infra/redisBus.ts';
 import { MOVED } from './commandRouter.ts';
+import { createActivator, MISSING } from './activation.ts';
+import { runCommand } from './localCommands.ts';
+import { RemoteSession } from './remoteSession.ts';
 import type { CommandOp, CommandRequest, CommandRouter } from './commandRouter.ts';
 import type { Leases } from './leases.ts';
 import type { NodeWatch } from './nodeWatch.ts';
@@ -35,31 +35,7 @@ export interface ClusterSessionsOptions {
 }
 
 const ENDS_WORK: ReadonlySet<ChatEvent['type']> = new Set(['message.completed', 'message.cancelled', 'message.failed', 'message.interrupted', 'session.stopped']);
-const MISSING = Symbol('missing');
 const sleep = (clock: Clock, ms: number) => new Promise<void>((resolve) => clock.setTimeout(resolve, ms));
-
-/** A session whose actor runs on another node: every call goes to the owner. */
-class RemoteSession implements SessionHandle {
-  readonly sessionId: SessionId;
-  readonly #route: ClusterSessions['route'];
-
-  constructor(sessionId: SessionId, route: ClusterSessions['route']) {
-    this.sessionId = sessionId;
-    this.#route = route;
-  }
-
-  async send(text: string, options?: GenerationOptions): Promise<Accepted> {
-    return (await this.#route(this.sessionId, 'send', { text, ...(options ? { options } : {}) })) as Accepted;
-  }
-
-  async cancel(): Promise<MessageId[]> {
-    return (await this.#route(this.sessionId, 'cancel')) as MessageId[];
-  }
-
-  async view(): Promise<SessionView> {
-    return (await this.#route(this.sessionId, 'view')) as SessionView;
-  }
-}
 
 export interface ClusterSessions extends Sessions {
   /** Runs `op` on the session's owner (activating it here if nobody owns it); the owner's answer. */
@@ -93,7 +69,8 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
   const commandTimeoutMs = options.commandTimeoutMs ?? Math.min(1000, leaseMs);
   const onRouted = options.onRouted ?? (() => {});
   const releasing = new Map<SessionId, Promise<void>>();
-  const activations = new Map<SessionId, Promise<LiveSession | typeof MISSING | undefined>>();
+  const activator = createActivator({ registry, store, leases });
+  const activations = activator.pending;
   /** Recent routed commands by request id: a retry after a lost answer gets the first answer, not a second run. */
   const served = new Map<string, Promise<unknown>>();
   let router: CommandRouter | undefined;
@@ -127,68 +104,12 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
     releasing.set(sessionId, done);
   };
 
-  // Activation under a fresh lease: claim first, load after, so nothing the
-  // previous owner writes from now on can land, and everything it wrote is read.
-  const activateHere = (sessionId: SessionId): Promise<LiveSession | typeof MISSING | undefined> => {
-    const pending = activations.get(sessionId);
-    if (pending) return pending;
-    const activation = (async () => {
-      admitSession();
-      const acquired = await leases.acquire(sessionId);
-      if (!acquired.acquired) return undefined;
-      try {
-        let claim = await store.claim!(sessionId, acquired.token);
-        if (claim === undefined) {
-          await leases.release(sessionId);
-          leases.forgetToken(sessionId);
-          return MISSING;
-        }
-        if (!claim.claimed && claim.fence >= acquired.token) {
-          // Redis handed out a token the store has already seen (Redis lost its counter): go past it.
-          const raised = await leases.raise(sessionId, claim.fence + 1);
-          if (raised === undefined) return undefined;
-          claim = await store.claim!(sessionId, raised);
-          if (!claim?.claimed) throw new ChatError('unavailable', 'The session could not be claimed.');
-        }
-        // A copy left here from an earlier lease may be stale: the store is the truth now.
-        registry.evict(sessionId);
-        const session = await registry.find(sessionId);
-        if (!session) {
-          await leases.release(sessionId);
-          leases.forgetToken(sessionId);
-          return MISSING;
-        }
-        return session;
-      } catch (error) {
-        if (!registry.peek(sessionId)) {
-          await leases.release(sessionId);
-          leases.forgetToken(sessionId);
-        }
-        throw error;
-      }
-    })().finally(() => activations.delete(sessionId));
-    activations.set(sessionId, activation);
-    return activation;
+  const activateHere = (sessionId: SessionId) => {
+    admitSession();
+    return activator.activate(sessionId);
   };
 
-  const runLocal = async (session: LiveSession, op: CommandOp, args: unknown): Promise<unknown> => {
-    switch (op) {
-      case 'send': {
-        const { text, options: generation } = args as { text: string; options?: GenerationOptions };
-        return await session.send(text, generation);
-      }
-      case 'cancel':
-        return session.cancel();
-      case 'view':
-        return session.view();
-      case 'messages':
-        return registry.listMessages(session.sessionId, args as MessagePageQuery);
-      case 'remove':
-        return registry.remove(session.sessionId);
-      case 'activate':
-        return null;
-    }
-  };
+  const runLocal = (session: LiveSession, op: CommandOp, args: unknown) => runCommand(registry, session, op, args);
 
   type Located = { local: LiveSession } | { remote: string; pttl: number } | typeof MISSING;
 
