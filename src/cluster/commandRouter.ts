@@ -88,7 +88,7 @@ export function createCommandRouter(options: CommandRouterOptions) {
     }
   };
 
-  subscriber.on('smessage', (channel: string, text: string) => {
+  const onMessage = (channel: string, text: string) => {
     if (channel !== own) return;
     let message: CommandRequest | ReplyMessage;
     try {
@@ -98,7 +98,8 @@ export function createCommandRouter(options: CommandRouterOptions) {
     }
     if ('re' in message) pending.get(message.re)?.(message);
     else void serve(message);
-  });
+  };
+  subscriber.on('smessage', onMessage);
 
   return {
     /** Subscribes to this node's channel (start-up; ioredis re-subscribes after a reconnection). */
@@ -142,6 +143,7 @@ export function createCommandRouter(options: CommandRouterOptions) {
     },
 
     close(): void {
+      subscriber.off('smessage', onMessage);
       for (const resolve of pending.values()) resolve({ re: '', moved: true });
       pending.clear();
     },

@@ -101,7 +101,7 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
     subscriber.sunsubscribe(redisKeys.events(sessionId)).catch(() => {});
   };
 
-  subscriber.on('smessage', (_channel: string, message: string) => {
+  const onMessage = (_channel: string, message: string) => {
     const separator = message.indexOf('|');
     if (separator < 0 || message.slice(0, separator) === nodeId) return;
     let event: ChatEvent;
@@ -113,12 +113,13 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
     // A node shutting down stops its sessions; they live on elsewhere, so watchers here stay attached.
     if (event.type === 'session.stopped' && event.reason === 'shutdown') return;
     bySession.emit(event.sessionId, event);
-  });
+  };
+  subscriber.on('smessage', onMessage);
 
   // Watchers of sessions owned elsewhere are cut off while the subscriber is
   // down: they are told (`stopped`, reason `unavailable`: reconnect and
   // resume) rather than left waiting for events that will not come.
-  subscriber.on('close', () => {
+  const onClose = () => {
     if (closed || lostNoticeSent) return;
     lostNoticeSent = true;
     for (const [sessionId, channel] of [...channels]) {
@@ -126,13 +127,15 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
       channel.remote = undefined;
       bySession.emit(sessionId, { type: 'session.stopped', sessionId, reason: 'unavailable' });
     }
-  });
-  subscriber.on('ready', () => {
+  };
+  const onReady = () => {
     lostNoticeSent = false;
     for (const [sessionId, channel] of channels) {
       if (channel.listeners > 0 && channel.remote === undefined && holderOf(sessionId) === undefined) subscribeRemote(sessionId, channel);
     }
-  });
+  };
+  subscriber.on('close', onClose);
+  subscriber.on('ready', onReady);
 
   const bus: RedisBus = {
     publish(event) {
@@ -259,6 +262,9 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
 
     async close() {
       closed = true;
+      subscriber.off('smessage', onMessage);
+      subscriber.off('close', onClose);
+      subscriber.off('ready', onReady);
       bySession.all.clear();
       everything.all.clear();
       logs.clear();
