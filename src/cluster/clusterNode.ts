@@ -189,7 +189,7 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
       const router = createCommandRouter({ commands: redis, subscriber: rpcSubscriber, nodeId, logger, handle: (request) => sessions!.serve(request), onCommand: countAs('route') });
       await router.start();
       sessions.attachRouter(router);
-      leases.start();
+      await leases.start();
       nodeWatch.start();
       const attached = sessions;
       const close = attached.close;

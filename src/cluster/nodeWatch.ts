@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { SessionId } from '../domain/ids.ts';
 import type { Clock, Logger } from '../domain/ports.ts';
 import { redisKeys } from '../infra/redisKeys.ts';
+import { withScripts } from '../infra/redisScripts.ts';
 
 export interface NodeWatchOptions {
   redis: Redis;
@@ -52,7 +53,9 @@ export function createNodeWatch(options: NodeWatchOptions) {
     const orphans = await redis.smembers(redisKeys.working(dead));
     if (orphans.length > 0) logger.warn({ deadNode: dead, sessions: orphans.length }, 'node gone: taking over its sessions in flight');
     await options.onOrphans(orphans, dead);
-    onCommand(2);
+    // Its leases were free already (its heartbeat is gone); this frees their memory.
+    onCommand(3);
+    await withScripts(redis).forgetNode(redisKeys.held(dead), dead);
     await redis.multi().del(redisKeys.working(dead)).srem(redisKeys.nodes, dead).exec();
   };
 

@@ -11,14 +11,18 @@ export const redisKeys = {
   events: (sessionId: SessionId) => `llm-chat:{s:${sessionId}}:events`,
   /** Stream: the session's recent chunks, entry id `seq-0`, capped and expiring after idle. */
   log: (sessionId: SessionId) => `llm-chat:{s:${sessionId}}:log`,
-  /** String `node token`, PX the lease: who runs the session's actor. */
+  /** String `node token`: who runs the session's actor; valid while that node's heartbeat lives. */
   lease: (sessionId: SessionId) => `llm-chat:{s:${sessionId}}:lease`,
   /** Counter: the session's last fencing token. */
   fence: (sessionId: SessionId) => `llm-chat:{s:${sessionId}}:fence`,
   /** Shard channel: commands routed to a node, and their replies. */
   rpc: (nodeId: string) => `llm-chat:{n:${nodeId}}:rpc`,
-  /** String (JSON: counts), PX the lease: the node is alive. */
+  /** String (JSON: counts), PX the lease: the node is alive, and so are its leases. */
   node: (nodeId: string) => `llm-chat:{n:${nodeId}}:alive`,
+  /** The start of every heartbeat key (the lease scripts find a holder's from its node id). */
+  nodePrefix: 'llm-chat:{n:',
+  /** Set: the lease keys the node holds (a dead node's are deleted by the survivor taking it over). */
+  held: (nodeId: string) => `llm-chat:{n:${nodeId}}:held`,
   /** Set: sessions with a reply in flight or queued on the node (taken over if it dies). */
   working: (nodeId: string) => `llm-chat:{n:${nodeId}}:working`,
   /** String, PX: one survivor takes over a dead node's sessions. */

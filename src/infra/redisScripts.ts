@@ -26,17 +26,25 @@ const SCRIPTS = {
     `,
   },
   /**
-   * Takes a free lease: SET NX PX with a fencing token INCRemented in the same
-   * step (never below ARGV[3], the floor the store asks for). A held lease is
-   * left alone and its holder returned with its remaining time.
-   * KEYS: lease, fence. ARGV: node, lease ms, floor.
-   * Returns {1, holder} or {0, holder, pttl}.
+   * Takes a free lease: the session key is SET NX with a fencing token
+   * INCRemented in the same step (never below ARGV[3], the floor the store
+   * asks for). A lease counts as held only while its node's heartbeat key
+   * (PX the lease) lives, so a lease of a dead node is free; a node whose own
+   * heartbeat is missing may not take any (it must renew first). Returns
+   * {1, holder}, {0, holder, pttl of the holder's heartbeat}, or {-1} (own
+   * heartbeat missing).
+   * KEYS: lease, fence, own heartbeat, own held set. ARGV: node, unused, floor, heartbeat key prefix.
    */
   acquireLease: {
-    numberOfKeys: 2,
+    numberOfKeys: 4,
     lua: `
+      if redis.call('EXISTS', KEYS[3]) == 0 then return {-1} end
       local holder = redis.call('GET', KEYS[1])
-      if holder then return {0, holder, redis.call('PTTL', KEYS[1])} end
+      if holder then
+        local node = string.match(holder, '^(.*) %d+$')
+        local alive = redis.call('PTTL', ARGV[4] .. node .. '}:alive')
+        if alive > 0 or alive == -1 then return {0, holder, alive} end
+      end
       local token = redis.call('INCR', KEYS[2])
       local floor = tonumber(ARGV[3])
       if token < floor then
@@ -45,19 +53,52 @@ const SCRIPTS = {
       end
       redis.call('PEXPIRE', KEYS[2], 86400000)
       holder = ARGV[1] .. ' ' .. token
-      redis.call('SET', KEYS[1], holder, 'NX', 'PX', ARGV[2])
+      redis.call('SET', KEYS[1], holder)
+      redis.call('SADD', KEYS[4], ARGV[5])
       return {1, holder}
     `,
   },
   /**
-   * Renews many leases: each only if it is still ours. A lease that vanished
-   * (Redis restarted empty, or it expired a moment ago) is taken back only if
-   * no newer token was handed out meanwhile (the counter is not past ours);
-   * the store's fence stands guard should the counter be gone too.
-   * KEYS: lease1, fence1, lease2, fence2, … ARGV: lease ms, holder1, token1, holder2, token2, …
+   * Who holds a lease, if anyone does: the holder and the remaining time of
+   * its node's heartbeat; false when free (absent, or its node is dead).
+   * KEYS: lease. ARGV: heartbeat key prefix.
+   */
+  leaseHolder: {
+    numberOfKeys: 1,
+    lua: `
+      local holder = redis.call('GET', KEYS[1])
+      if not holder then return false end
+      local node = string.match(holder, '^(.*) %d+$')
+      local alive = redis.call('PTTL', ARGV[1] .. node .. '}:alive')
+      if alive > 0 or alive == -1 then return {holder, alive} end
+      return false
+    `,
+  },
+  /**
+   * The node's heartbeat, which is the renewal of every lease it holds: one
+   * command per node, whatever the number of its sessions. Returns 1, or 0
+   * when the key had expired (the node was presumed dead: its leases may have
+   * been taken and must be checked before it acts on them again).
+   * KEYS: heartbeat, nodes set. ARGV: description JSON, lease ms, node.
+   */
+  heartbeat: {
+    numberOfKeys: 2,
+    lua: `
+      local existed = redis.call('EXISTS', KEYS[1])
+      redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+      redis.call('SADD', KEYS[2], ARGV[3])
+      return existed
+    `,
+  },
+  /**
+   * After the heartbeat was found expired (a pause, Redis restarted empty):
+   * keeps each lease still ours, takes back one that vanished only if no newer
+   * token was handed out meanwhile (the store's fence stands guard should the
+   * counter be gone too), and reports the others lost.
+   * KEYS: lease1, fence1, lease2, fence2, … ARGV: held set, holder1, token1, holder2, token2, …
    * Returns the 1-based indexes of the leases lost.
    */
-  renewLeases: {
+  reclaimLeases: {
     numberOfKeys: -1,
     lua: `
       local lost = {}
@@ -66,7 +107,7 @@ const SCRIPTS = {
         local holder, token = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
         local current = redis.call('GET', lease)
         if current == holder then
-          redis.call('PEXPIRE', lease, ARGV[1])
+          redis.call('SADD', ARGV[1], lease)
         elseif current then
           lost[#lost + 1] = i
         else
@@ -75,7 +116,8 @@ const SCRIPTS = {
             lost[#lost + 1] = i
           else
             if counter < token then redis.call('SET', fence, token, 'PX', 86400000) end
-            redis.call('SET', lease, holder, 'PX', ARGV[1])
+            redis.call('SET', lease, holder)
+            redis.call('SADD', ARGV[1], lease)
           end
         end
       end
@@ -83,26 +125,26 @@ const SCRIPTS = {
     `,
   },
   /**
-   * Raises a held lease's token past the store's (after Redis lost its
-   * counter, the store may carry a newer token than Redis hands out).
-   * KEYS: lease, fence. ARGV: holder, new floor, lease ms, node.
-   * Returns the new holder, or false when the lease is no longer ours.
+   * Deletes a dead node's leases (the keys its held set names, where they
+   * still name it) and the set: they were free already, this frees memory.
+   * KEYS: held set. ARGV: node.
    */
-  raiseLease: {
-    numberOfKeys: 2,
-    lua: `
-      if redis.call('GET', KEYS[1]) ~= ARGV[1] then return false end
-      local token = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') + 1, tonumber(ARGV[2]))
-      redis.call('SET', KEYS[2], token, 'PX', 86400000)
-      local holder = ARGV[4] .. ' ' .. token
-      redis.call('SET', KEYS[1], holder, 'PX', ARGV[3])
-      return holder
-    `,
-  },
-  /** Lets a lease go, only if it is still ours. KEYS: lease. ARGV: holder. */
-  releaseLease: {
+  forgetNode: {
     numberOfKeys: 1,
     lua: `
+      local prefix = ARGV[1] .. ' '
+      for _, lease in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+        local holder = redis.call('GET', lease)
+        if holder and string.sub(holder, 1, #prefix) == prefix then redis.call('DEL', lease) end
+      end
+      return redis.call('DEL', KEYS[1])
+    `,
+  },
+  /** Lets a lease go, only if it is still ours. KEYS: lease, own held set. ARGV: holder. */
+  releaseLease: {
+    numberOfKeys: 2,
+    lua: `
+      redis.call('SREM', KEYS[2], KEYS[1])
       if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
       return 0
     `,
@@ -128,10 +170,13 @@ type Arg = string | number;
 /** The scripts as typed commands of a connection. */
 export interface ScriptCommands {
   publishEvent(lease: string, log: string, holder: string, channel: string, origin: string, json: string, seq: number, maxlen: number, ttlMs: number): Promise<number>;
-  acquireLease(lease: string, fence: string, node: string, leaseMs: number, floor: number): Promise<[1, string] | [0, string, number]>;
-  renewLeases(keyCount: number, ...keysThenArgs: Arg[]): Promise<number[]>;
-  raiseLease(lease: string, fence: string, holder: string, floor: number, leaseMs: number, node: string): Promise<string | null>;
-  releaseLease(lease: string, holder: string): Promise<number>;
+  acquireLease(lease: string, fence: string, heartbeat: string, held: string, node: string, unused: number, floor: number, heartbeatPrefix: string, leaseKey: string): Promise<[1, string] | [0, string, number] | [-1]>;
+  leaseHolder(lease: string, heartbeatPrefix: string): Promise<[string, number] | null>;
+  heartbeat(heartbeat: string, nodes: string, description: string, leaseMs: number, node: string): Promise<number>;
+  reclaimLeases(keyCount: number, ...keysThenArgs: Arg[]): Promise<number[]>;
+  forgetNode(held: string, node: string): Promise<number>;
+  raiseLease(lease: string, fence: string, holder: string, floor: number, unused: number, node: string): Promise<string | null>;
+  releaseLease(lease: string, held: string, holder: string): Promise<number>;
   registerStore(key: string, identity: string, ttlMs: number): Promise<string | null>;
 }
 

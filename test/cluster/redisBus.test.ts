@@ -107,8 +107,8 @@ describe.skipIf(!available)('leases with fencing tokens (own redis-server)', () 
     const make = async (nodeId: string) =>
       createLeases({ redis: await connection(`${nodeId}:leases`), nodeId, leaseMs: 600, clock: systemClock, logger: silentLogger, onLost: (ids) => lost.push(ids) });
     const [a, b] = [await make('A'), await make('B')];
-    a.start();
-    b.start();
+    await a.start();
+    await b.start();
     const sessionId = 'lease000000000000000001';
     const first = await a.acquire(sessionId);
     expect(first).toEqual({ acquired: true, token: 1 });
@@ -130,18 +130,41 @@ describe.skipIf(!available)('leases with fencing tokens (own redis-server)', () 
     await b.close();
   });
 
-  it('a lease taken over while its holder did not renew is reported lost (moved), and one that cannot be renewed is given up before it expires', async () => {
+  it('a node whose heartbeat lapsed finds which of its leases were taken, and keeps the others', async () => {
     const lost: [string[], string][] = [];
     const leases = createLeases({ redis: await connection('D:leases'), nodeId: 'D', leaseMs: 600, clock: systemClock, logger: silentLogger, onLost: (ids, reason) => lost.push([ids, reason]) });
-    leases.start();
-    const sessionId = 'lease000000000000000002';
-    await leases.acquire(sessionId);
-    // Someone else holds it now (as after an expiry during a pause).
-    await redis.client().set(`llm-chat:{s:${sessionId}}:lease`, 'E 7', 'PX', 5000);
+    await leases.start();
+    const [taken, kept] = ['lease000000000000000002', 'lease000000000000000003'];
+    await leases.acquire(taken);
+    await leases.acquire(kept);
+    // The node was presumed dead (its heartbeat gone) and another node took one of its sessions.
+    const client = redis.client();
+    await client.del('llm-chat:{n:D}:alive');
+    await client.set(`llm-chat:{s:${taken}}:lease`, 'E 7');
     await until(() => lost.length > 0, 'the lease reported lost');
-    expect(lost[0]).toEqual([[sessionId], 'moved']);
-    expect(leases.holderOf(sessionId)).toBeUndefined();
-    expect(leases.tokenOf(sessionId)).toBe(1); // its writes still carry the old token (and are refused by the store)
+    expect(lost).toEqual([[[taken], 'moved']]);
+    expect(leases.holderOf(taken)).toBeUndefined();
+    expect(leases.holderOf(kept)).toBe('D 1');
+    expect(leases.tokenOf(taken)).toBe(1); // its writes still carry the old token (and are refused by the store)
     await leases.close();
+  });
+
+  it('a lease whose node stopped beating is free for others; a node takes leases only under a live heartbeat', async () => {
+    const client = redis.client();
+    const lost: string[][] = [];
+    const live = createLeases({ redis: await connection('F:leases'), nodeId: 'F', leaseMs: 600, clock: systemClock, logger: silentLogger, onLost: (ids) => lost.push(ids) });
+    await live.start();
+    const sessionId = 'lease000000000000000004';
+    // A dead node's lease: its key names it, its heartbeat is gone.
+    await client.set(`llm-chat:{s:${sessionId}}:lease`, 'gone 4');
+    await client.set(`llm-chat:{s:${sessionId}}:fence`, '4');
+    expect(await live.holder(sessionId)).toBeUndefined();
+    expect(await live.acquire(sessionId)).toEqual({ acquired: true, token: 5 });
+    expect((await live.holder(sessionId))?.holder).toEqual({ node: 'F', token: 5 });
+    // A node not beating yet beats first: its lease is only ever held under a live heartbeat.
+    const late = createLeases({ redis: await connection('G:leases'), nodeId: 'G', leaseMs: 600, clock: systemClock, logger: silentLogger, onLost: () => {} });
+    expect((await late.acquire('lease000000000000000005')).acquired).toBe(true);
+    expect(await client.pttl('llm-chat:{n:G}:alive')).toBeGreaterThan(0);
+    await live.close();
   });
 });
