@@ -118,6 +118,9 @@ function externalStore(): SessionStore {
     async listMessages() {
       return undefined;
     },
+    async idleSessions() {
+      return [];
+    },
     async chunksAfter() {
       return [];
     },
@@ -132,7 +135,7 @@ async function churn(total: number, batch: number) {
       sessions.map(
         (session) =>
           new Promise<void>((resolve) => {
-            session.send('churn');
+            session.send('churn').catch((error: unknown) => process.stderr.write(`churn: ${String(error)}\n`));
             const poll = () => (session.busy ? setImmediate(poll) : resolve());
             poll();
           }),

@@ -14,7 +14,7 @@ import { WsClient } from '../test/support/harness.ts';
 
 const rounds = Number(process.argv[2] ?? 30);
 const upstream = await startFakeUpstream();
-const server = createChatServer({ llmProvider: 'openai', llmBaseUrl: upstream.baseUrl, llmModel: 'fake-model', logger: silentLogger });
+const server = createChatServer({ auth: { mode: 'none' }, llmProvider: 'openai', llmBaseUrl: upstream.baseUrl, llmModel: 'fake-model', logger: silentLogger });
 const { port } = await server.listen(0, '127.0.0.1');
 const base = `http://127.0.0.1:${port}`;
 

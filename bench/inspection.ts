@@ -41,7 +41,9 @@ async function run(mode: Mode): Promise<number> {
     }),
   );
   const started = performance.now();
-  for (let round = 0; round < rounds; round += 1) for (const session of live) session.send(`message ${round}`);
+  const sends: Promise<unknown>[] = [];
+  for (let round = 0; round < rounds; round += 1) for (const session of live) sends.push(session.send(`message ${round}`));
+  await Promise.all(sends);
   await done;
   const seconds = (performance.now() - started) / 1000;
   hub?.close();

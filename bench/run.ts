@@ -8,6 +8,8 @@ import type { Child, ServerUnderTest } from './processes.ts';
 import { stopStarted } from './clusterProcesses.ts';
 import { createClusterBench } from './clusterScenario.ts';
 import { runAbuse } from './abuse.ts';
+import { runFaults } from './faults.ts';
+import { runAuthCost } from './authCost.ts';
 import { createScenarios } from './scenarios.ts';
 import { formatNumber, table } from './stats.ts';
 import type { Row } from './stats.ts';
@@ -27,6 +29,12 @@ Scenarios (--scenario, comma-separated; default all):
             any worker; a worker killed with SIGKILL (not in the default set: run it by name)
   abuse     malformed upgrades, early hang-ups, half-open peers and slow consumers at a child
             server, then fuzzing of every surface; slots held after (must be 0), cases run
+  faults    (not in the default set) 'abuse', then the crash harness with --kills SIGKILLs, then
+            what durable acknowledgement costs: messages accepted/s and p99 time to 202 on
+            SQLite and PostgreSQL
+  auth      what an API-key check costs: µs per check (cached, each store, a wrong key,
+            --auth none), and GET /api/sessions/:id per second with --auth none vs keys
+            (not in the default set: npm run bench -- --scenario auth)
 
 Options:
   --actors N              sessions for 'actors' (default 100000)
@@ -45,6 +53,14 @@ Options:
   --abuse N               malformed upgrades and early hang-ups for 'abuse' (default 10000)
   --half-open N           half-open peers (default 200)   --slow-consumers N (default 20)
   --fuzz-runs N           fuzz cases per surface (default: FUZZ_RUNS, else 5000)
+  --kills N               'faults': SIGKILLs of the crash harness (default 30)   --seed S (default 20261201)
+  --ack-clients N         'faults': sessions posting back to back (default 50)   --ack-seconds S (default 10)
+  --before-root DIR       'faults': also measure the checkout in DIR (e.g. the write-behind version)
+  --database-url URL      'faults': PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test)
+  --auth-checks N         checks per case for 'auth' (default 200000)
+  --auth-seconds S        load per mode for 'auth' (default 10)   --auth-concurrency N (default 32)
+  --auth-postgres URL     also time a key lookup in PostgreSQL (a throw-away schema), e.g.
+                          postgres://postgres@127.0.0.1:5432/test
   --rate R                new connections per second (default 1000)
   --per-generator N       connections per generator process (default 9000)
   --url URL               load a server that is already running (loopback only, e.g.
@@ -80,6 +96,16 @@ const { values } = parseArgs({
     'half-open': { type: 'string', default: '200' },
     'slow-consumers': { type: 'string', default: '20' },
     'fuzz-runs': { type: 'string', default: process.env['FUZZ_RUNS'] ?? '5000' },
+    kills: { type: 'string', default: '30' },
+    seed: { type: 'string', default: '20261201' },
+    'ack-clients': { type: 'string', default: '50' },
+    'ack-seconds': { type: 'string', default: '10' },
+    'before-root': { type: 'string' },
+    'database-url': { type: 'string', default: process.env['LLM_CHAT_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test' },
+    'auth-checks': { type: 'string', default: '200000' },
+    'auth-seconds': { type: 'string', default: '10' },
+    'auth-concurrency': { type: 'string', default: '32' },
+    'auth-postgres': { type: 'string' },
     rate: { type: 'string', default: '1000' },
     'per-generator': { type: 'string', default: '9000' },
     quick: { type: 'boolean', default: false },
@@ -97,7 +123,8 @@ if (values.help) {
 
 const int = (name: keyof typeof values, quick: number) => (values.quick ? quick : Number(values[name]));
 const config = {
-  scenarios: new Set(String(values.scenario).split(',')),
+  // `faults` is issue 10's whole figure set: the edge's abuse part and the crash/durability part.
+  scenarios: new Set(String(values.scenario).split(',').flatMap((name) => (name === 'faults' ? ['abuse', 'faults'] : [name]))),
   actors: int('actors', 10_000),
   idleSessions: int('idle-sessions', 2_000),
   holdSeconds: int('hold-seconds', 5),
@@ -113,6 +140,10 @@ const config = {
   leaseMs: Number(values['lease-ms']),
   killSample: int('kill-sample', 50),
   abuse: { abuse: int('abuse', 2_000), halfOpen: int('half-open', 50), slowConsumers: int('slow-consumers', 10), fuzzRuns: int('fuzz-runs', 1_000) },
+  authChecks: int('auth-checks', 20_000),
+  authSeconds: int('auth-seconds', 3),
+  authConcurrency: Number(values['auth-concurrency']),
+  authPostgres: values['auth-postgres'],
   rate: Number(values.rate),
   perGenerator: Number(values['per-generator']),
   baseline: !values['no-baseline'] && values.url === undefined,
@@ -288,6 +319,39 @@ async function main() {
       { figure: 'abuse: time until the edge held nothing (s)', ours: formatNumber(abuse.drainSeconds, 1) },
       { figure: 'abuse: fuzz cases passed, REST / WS / v1', ours: `${abuse.fuzzCases.rest} / ${abuse.fuzzCases.ws} / ${abuse.fuzzCases.v1}`, target: `${config.abuse.fuzzRuns} each`, verdict: verdict(Object.values(abuse.fuzzCases).every((cases) => cases === config.abuse.fuzzRuns)) },
       { figure: 'abuse: server heap after GC, before → after fuzzing (MB)', ours: `${formatNumber(abuse.heapBeforeMB, 1)} → ${formatNumber(abuse.heapAfterMB, 1)}`, target: '≤ +10%', verdict: verdict(abuse.heapAfterMB <= abuse.heapBeforeMB * 1.1) },
+    );
+  }
+
+  if (config.scenarios.has('faults')) {
+    const faults = await runFaults(
+      {
+        kills: int('kills', 10),
+        seed: Number(values.seed),
+        ackClients: int('ack-clients', 20),
+        ackSeconds: int('ack-seconds', 3),
+        databaseUrl: String(values['database-url']),
+        beforeRoot: values['before-root'],
+      },
+      log,
+    );
+    results['faults'] = faults.results;
+    rows.push(...faults.rows);
+  }
+
+  if (config.scenarios.has('auth')) {
+    const auth = await runAuthCost(
+      { checks: config.authChecks, seconds: config.authSeconds, concurrency: config.authConcurrency, postgresUrl: config.authPostgres },
+      log,
+    );
+    results['auth'] = auth;
+    for (const [name, micros] of Object.entries(auth.microsecondsPerCheck)) {
+      rows.push({ figure: `auth: µs per check, ${name}`, ours: formatNumber(micros, 2) });
+    }
+    const { none, keys } = auth.requestsPerSecond;
+    rows.push(
+      { figure: 'auth: GET /api/sessions/:id per second, --auth keys vs none', ours: `${formatNumber(keys)} vs ${formatNumber(none)}`, ratio: ratio(keys, none) },
+      { figure: 'auth: server CPU per request (µs), keys vs none', ours: `${formatNumber(auth.cpuMicrosPerRequest.keys)} vs ${formatNumber(auth.cpuMicrosPerRequest.none)}`, ratio: ratio(auth.cpuMicrosPerRequest.keys, auth.cpuMicrosPerRequest.none) },
+      { figure: 'auth: latency p50 / p99 (ms), keys vs none', ours: `${formatNumber(auth.latencyMs.keys.p50, 2)} / ${formatNumber(auth.latencyMs.keys.p99, 2)} vs ${formatNumber(auth.latencyMs.none.p50, 2)} / ${formatNumber(auth.latencyMs.none.p99, 2)}` },
     );
   }
 

@@ -31,7 +31,7 @@ if (kind === 'baseline') {
     server.close(() => resolve());
   });
 } else {
-  const server = createChatServer({ ...options, logger: silentLogger });
+  const server = createChatServer({ auth: { mode: 'none' }, ...options, logger: silentLogger });
   port = (await server.listen(0, '127.0.0.1')).port;
   activeSessions = () => server.registry.activeCount;
   close = () => server.close();

@@ -78,6 +78,7 @@ async function run(kind: string, round: number): Promise<Result | undefined> {
   const store = await open(kind, round);
   if (!store) return undefined;
   const server = createChatServer({
+    auth: { mode: 'none' },
     store,
     simChunks: chunks,
     simIntervalMs: intervalMs,
@@ -97,7 +98,9 @@ async function run(kind: string, round: number): Promise<Result | undefined> {
     });
   });
   const started = performance.now();
-  for (const session of live) for (let m = 0; m < messages; m += 1) session.send(`message ${m}`);
+  const sends: Promise<unknown>[] = [];
+  for (const session of live) for (let m = 0; m < messages; m += 1) sends.push(session.send(`message ${m}`));
+  await Promise.all(sends);
   await done;
   const seconds = (performance.now() - started) / 1000;
   const closing = performance.now();

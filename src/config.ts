@@ -22,6 +22,7 @@ export interface Config {
   maxBufferedTotalBytes: number;
   wsPingMs: number;
   replayLogSize: number;
+  replayLogBytes: number;
   heartbeatMs: number;
   maxSessions: number;
   maxConnections: number;
@@ -61,6 +62,15 @@ export interface Config {
   workers: number;
   leaseMs: number;
   nodeId: string;
+  storeTimeoutMs: number;
+  auth: 'keys' | 'none';
+  allowedOrigins: string;
+  connBurstPerIp: number;
+  keyMessagesPerMinute: number;
+  keySessionsPerMinute: number;
+  keyLiveSessions: number;
+  keyConnections: number;
+  retentionDays: number;
 }
 
 /** `auto`: PostgreSQL when the database URL is a postgres:// one, else SQLite. */
@@ -106,10 +116,11 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxBufferedTotalBytes', flag: 'max-buffered-total-bytes', env: 'MAX_BUFFERED_TOTAL_BYTES', kind: 'int', default: 268_435_456, min: 1, help: 'unsent bytes over all connections; past it the connections holding the most are closed first (1013)' },
   { key: 'wsPingMs', flag: 'ws-ping-ms', env: 'WS_PING_MS', kind: 'int', default: 30_000, min: 0, help: 'WebSocket ping interval; a peer that has not answered by the next ping is dropped (0: never ping)' },
   { key: 'replayLogSize', flag: 'replay-log-size', env: 'REPLAY_LOG_SIZE', kind: 'int', default: 1000, min: 0, help: 'recent chunks kept per session for resume' },
+  { key: 'replayLogBytes', flag: 'replay-log-bytes', env: 'REPLAY_LOG_BYTES', kind: 'int', default: 1_048_576, min: 0, help: 'and at most this many bytes of their text per session (2 bytes a UTF-16 unit; the newest chunk always kept)' },
   { key: 'heartbeatMs', flag: 'heartbeat-ms', env: 'HEARTBEAT_MS', kind: 'int', default: 15_000, min: 1, help: 'SSE comment heartbeat interval' },
   { key: 'maxSessions', flag: 'max-sessions', env: 'MAX_SESSIONS', kind: 'int', default: 100_000, min: 0, help: 'most active sessions on this node, 0 for no limit (beyond: overloaded)' },
   { key: 'maxConnections', flag: 'max-connections', env: 'MAX_CONNECTIONS', kind: 'int', default: 0, min: 0, help: 'open WS+SSE connections, 0 for the open-file limit less 2% (beyond: overloaded)' },
-  { key: 'connRatePerIp', flag: 'conn-rate-per-ip', env: 'CONN_RATE_PER_IP', kind: 'int', default: 50, min: 0, help: 'new connections per client IP per second, 0 for no limit (beyond: rate_limited)' },
+  { key: 'connRatePerIp', flag: 'conn-rate-per-ip', env: 'CONN_RATE_PER_IP', kind: 'int', default: 50, min: 0, help: 'per client IP per second: new connections (--auth none) or requests without a valid key (--auth keys), 0 for no limit (beyond it and the burst: rate_limited)' },
   { key: 'messagesPerMinute', flag: 'messages-per-minute', env: 'MESSAGES_PER_MINUTE', kind: 'int', default: 60, min: 0, help: 'messages per session per minute, 0 for no limit (beyond: rate_limited)' },
   { key: 'shedLagMs', flag: 'shed-lag-ms', env: 'SHED_LAG_MS', kind: 'int', default: 500, min: 0, help: 'refuse new work while event-loop p99 delay exceeds this, 0 to never shed' },
   { key: 'llmProvider', flag: 'provider', env: 'LLM_PROVIDER', kind: 'provider', default: 'simulated', help: 'the model: simulated, or openai (any OpenAI-compatible server)' },
@@ -134,7 +145,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'logFormat', flag: 'log-format', env: 'LOG_FORMAT', kind: 'choice', choices: ['auto', 'json', 'pretty'], default: 'auto', help: 'auto (pretty on a terminal, else JSON lines), json or pretty' },
   { key: 'metrics', flag: 'metrics', env: 'METRICS', kind: 'boolean', default: true, help: 'serve Prometheus metrics at GET /metrics' },
   { key: 'inspector', flag: 'inspector', env: 'INSPECTOR', kind: 'boolean', default: true, help: 'serve the state-machine inspector at /inspector (always behind the admin token)' },
-  { key: 'adminToken', flag: 'admin-token', env: 'ADMIN_TOKEN', kind: 'string', default: '', help: 'token for /inspector (at least 16 characters); empty: one is generated and printed at start-up' },
+  { key: 'adminToken', flag: 'admin-token', env: 'ADMIN_TOKEN', kind: 'string', default: '', help: 'token for /inspector and /admin/keys (at least 16 characters; never an API key); empty: one is generated and printed at start-up' },
   { key: 'inspectRedact', flag: 'inspect-redact', env: 'INSPECT_REDACT', kind: 'boolean', default: false, help: 'hide message content from the inspector' },
   { key: 'inspectStately', flag: 'inspect-stately', env: 'INSPECT_STATELY', kind: 'string', default: '', help: "also forward every session's inspection events to a @statelyai/inspect WebSocket relay at this ws:// URL (costly)" },
   { key: 'storeKind', flag: 'store', env: 'STORE', kind: 'choice', default: 'auto', choices: ['auto', 'sqlite', 'postgres', 'memory'], help: 'where history is kept: sqlite, postgres, memory (auto: postgres for a postgres:// DATABASE_URL, else sqlite)' },
@@ -145,16 +156,26 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'workers', flag: 'workers', env: 'WORKERS', kind: 'int', default: 1, min: 0, help: 'worker processes sharing the port (node:cluster); 0 = one per core; more than 1 needs --redis-url' },
   { key: 'leaseMs', flag: 'lease-ms', env: 'LEASE_MS', kind: 'int', default: 5000, min: 200, help: "with --redis-url: a session owner's lease; a dead node's sessions move after about this long" },
   { key: 'nodeId', flag: 'node-id', env: 'NODE_ID', kind: 'string', default: '', help: 'with --redis-url: this node\'s name in the cluster (default host-pid-random; letters, digits, . _ -)' },
+  { key: 'storeTimeoutMs', flag: 'store-timeout-ms', env: 'STORE_TIMEOUT_MS', kind: 'int', default: 5000, min: 100, help: 'PostgreSQL: a query or connection with no answer in this long fails (store_unavailable); the longest a message waits for its acknowledgement' },
+  { key: 'auth', flag: 'auth', env: 'AUTH', kind: 'choice', choices: ['keys', 'none'], default: 'keys', help: 'keys: every request needs an API key (one is made and printed at first start); none: anyone who reaches the port may use every session' },
+  { key: 'allowedOrigins', flag: 'allowed-origins', env: 'ALLOWED_ORIGINS', kind: 'string', default: '', help: "comma-separated browser origins (https://app.example.com) allowed besides the server's own, for WebSockets and the page's cookie" },
+  { key: 'connBurstPerIp', flag: 'conn-burst-per-ip', env: 'CONN_BURST_PER_IP', kind: 'int', default: 1000, min: 0, help: 'extra new connections (and requests without a valid key) one IP may make above --conn-rate-per-ip, per minute' },
+  { key: 'keyMessagesPerMinute', flag: 'key-messages-per-minute', env: 'KEY_MESSAGES_PER_MINUTE', kind: 'int', default: 600, min: 0, help: "each key's messages per minute across its sessions (plus as many per 10 minutes as a burst), unless the key has its own; 0 = no limit" },
+  { key: 'keySessionsPerMinute', flag: 'key-sessions-per-minute', env: 'KEY_SESSIONS_PER_MINUTE', kind: 'int', default: 600, min: 0, help: "each key's new sessions per minute (plus as many per 10 minutes as a burst); 0 = no limit" },
+  { key: 'keyLiveSessions', flag: 'key-live-sessions', env: 'KEY_LIVE_SESSIONS', kind: 'int', default: 10_000, min: 0, help: "each key's active sessions on this node (past it its idle ones are passivated first); 0 = no limit" },
+  { key: 'keyConnections', flag: 'key-connections', env: 'KEY_CONNECTIONS', kind: 'int', default: 10_000, min: 0, help: "each key's open WebSocket, SSE and streamed /v1 connections on this node; 0 = no limit" },
+  { key: 'retentionDays', flag: 'retention-days', env: 'RETENTION_DAYS', kind: 'int', default: 0, min: 0, help: 'delete sessions with no activity for this many days, in the background (0 = keep forever)' },
 ];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-export type ParsedCommandLine = { help: true } | { help: false; config: Config };
+/** `newKey`: `--new-key NAME` was given: make an API key, print it and exit. */
+export type ParsedCommandLine = { help: true } | { help: false; config: Config; newKey?: string };
 
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' }, 'new-key': { type: 'string' } };
   for (const setting of SETTINGS) {
     if (setting.kind === 'boolean') {
       options[setting.flag] = { type: 'boolean' };
@@ -185,6 +206,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Par
   }
   const typed = config as unknown as Config;
   validate(typed);
+  const newKey = values['new-key'];
+  if (typeof newKey === 'string') {
+    if (newKey.trim() === '' || newKey.length > 100) throw new ConfigError('--new-key needs a name of 1 to 100 characters (who the key is for)');
+    return { help: false, config: typed, newKey: newKey.trim() };
+  }
   return { help: false, config: typed };
 }
 
@@ -210,9 +236,22 @@ function validate(config: Config): void {
   if (config.nodeId !== '' && !/^[A-Za-z0-9._-]{1,64}$/.test(config.nodeId)) {
     throw new ConfigError(`--node-id (NODE_ID) may hold letters, digits, ".", "_" and "-" (at most 64); got "${config.nodeId}"`);
   }
+  for (const origin of allowedOriginsOf(config)) {
+    if (!/^https?:\/\/[^/?#\s]+$/i.test(origin)) {
+      throw new ConfigError(`--allowed-origins (ALLOWED_ORIGINS) takes origins such as https://app.example.com:8443 (no path); got "${origin}"`);
+    }
+  }
   if (config.inspectStately !== '' && !/^wss?:\/\/./.test(config.inspectStately)) {
     throw new ConfigError(`--inspect-stately (INSPECT_STATELY) must be a ws:// or wss:// URL; got "${config.inspectStately}"`);
   }
+}
+
+/** `--allowed-origins` as a list. */
+export function allowedOriginsOf(config: Pick<Config, 'allowedOrigins'>): string[] {
+  return config.allowedOrigins
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter((origin) => origin !== '');
 }
 
 function convert(setting: Setting, raw: string, source: string): number | string | boolean {
@@ -272,12 +311,19 @@ export function helpText(): string {
     ...rows,
     '  -h, --help                      show this help',
     '',
+    'Commands:',
+    '  --new-key <name>                make an API key for <name> in the configured store (same --store,',
+    '                                  --database-url, --data-dir as the server), print it once and exit',
+    '',
     'Endpoints: GET /healthz, WS /ws, GET /sse/:sessionId, POST /api/sessions,',
     'GET /api/sessions/:id, POST /api/sessions/:id/messages, POST /api/sessions/:id/cancel,',
     'DELETE /api/sessions/:id, GET /api/status, POST /v1/chat/completions, GET /v1/models.',
     'See README.md and docs/protocol.md.',
     'Pages and operations: GET / (chat page), GET /inspector (admin token), GET /metrics, GET /readyz.',
     'Also: GET /api/sessions (paginated), GET /api/sessions/:id/messages (paginated).',
+    'API keys (with --auth keys): Authorization: Bearer <key> everywhere; ?access_token=<key> on /ws and',
+    '/sse/:id; the page signs in with POST /api/auth/login (GET /api/auth/me, POST /api/auth/logout).',
+    'Key admin, behind the admin token: POST/GET /admin/keys, PATCH/DELETE /admin/keys/:id.',
     '',
   ].join('\n');
 }

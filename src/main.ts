@@ -5,16 +5,38 @@ import { openClusterNode, StoreMismatchError } from './cluster/clusterNode.ts';
 import type { ClusterNode } from './cluster/clusterNode.ts';
 import { storeIdentity } from './cluster/storeIdentity.ts';
 import { announceListening, runWorkers } from './cluster/workers.ts';
-import { ConfigError, helpText, loadConfig } from './config.ts';
 import { redactedRedisUrl } from './infra/redisConnection.ts';
-import { systemClock } from './infra/systemClock.ts';
+import { createKeyRing } from './actors/keyRing.ts';
+import { allowedOriginsOf, ConfigError, helpText, loadConfig } from './config.ts';
+import type { Config } from './config.ts';
+import { browsableBase, ensureFirstKey, isLoopback, printKey } from './keyCommands.ts';
 import { openStore } from './infra/openStore.ts';
 import { createPinoLogger } from './infra/pinoLogger.ts';
 import { connectStately } from './infra/statelyInspector.ts';
+import { silentLogger } from './infra/silentLogger.ts';
+import { systemClock } from './infra/systemClock.ts';
 import { createChatServer } from './server.ts';
 
 /** After the shutdown deadline, what is left (closing sockets, flushing the store) gets this long; with the exit itself, within 1 s. */
 const SHUTDOWN_BACKSTOP_MS = 800;
+
+/** `--new-key NAME`: a key in the configured store, printed once; the server is not started. */
+async function newKey(config: Config, name: string): Promise<void> {
+  if (config.storeKind === 'memory') {
+    process.stderr.write('llm-chat: --new-key needs a store that outlives this command (sqlite or postgres), not --store memory\n');
+    process.exit(2);
+  }
+  const { store, where } = await openStore(config);
+  try {
+    const ring = createKeyRing({ store: store.keys!, clock: systemClock, logger: silentLogger });
+    const { key, view } = await ring.create({ name });
+    const base = isLoopback(config.host) || config.host === '0.0.0.0' || config.host === '::' ? `http://localhost:${config.port}` : `http://${config.host}:${config.port}`;
+    printKey(process.stdout, key, view, base);
+    process.stderr.write(`llm-chat: stored in ${where}\n`);
+  } finally {
+    await store.close();
+  }
+}
 
 async function main(): Promise<void> {
   let parsed;
@@ -32,27 +54,47 @@ async function main(): Promise<void> {
     return;
   }
   const { config } = parsed;
-  const { inspector, adminToken: configuredToken, inspectRedact, inspectStately, logFormat, redisUrl, workers, leaseMs, nodeId: configuredNodeId, ...settings } = config;
+  if (parsed.newKey !== undefined) {
+    await newKey(config, parsed.newKey);
+    return;
+  }
+  const {
+    inspector,
+    adminToken: configuredToken,
+    inspectRedact,
+    inspectStately,
+    logFormat,
+    auth,
+    allowedOrigins,
+    keyMessagesPerMinute,
+    keySessionsPerMinute,
+    keyLiveSessions,
+    keyConnections,
+    redisUrl,
+    workers,
+    leaseMs,
+    nodeId: configuredNodeId,
+    ...settings
+  } = config;
   const logger = createPinoLogger({ level: config.logLevel, format: logFormat });
   if (workers !== 1 && cluster.isPrimary) {
-    // One token for every worker: the inspector may be served by any of them.
-    const sharedToken = inspector ? configuredToken || randomBytes(24).toString('base64url') : '';
-    if (inspector && !configuredToken) process.env['ADMIN_TOKEN'] = sharedToken;
+    // One admin token for every worker: the inspector and /admin/keys may be served by any of them.
+    const sharedToken = (inspector || auth === 'keys') && !configuredToken ? randomBytes(24).toString('base64url') : '';
+    if (sharedToken) process.env['ADMIN_TOKEN'] = sharedToken;
     runWorkers({
       count: workers,
       logger,
       onListening: (url, count) => {
-        logger.info({ url, workers: count, redis: redactedRedisUrl(redisUrl) }, 'llm-chat listening');
-        if (inspector && !configuredToken) {
-          const port = new URL(url).port;
-          logger.info({ inspector: `http://localhost:${port}/inspector#token=${sharedToken}` }, 'inspector ready (admin token generated for this run)');
+        logger.info({ url, workers: count, redis: redactedRedisUrl(redisUrl), auth }, 'llm-chat listening');
+        if (sharedToken && inspector) {
+          logger.info({ inspector: `http://localhost:${new URL(url).port}/inspector#token=${sharedToken}` }, 'inspector ready (admin token generated for this run)');
         }
       },
     });
     return;
   }
-  // The inspector is never served without a token: one is made when none is configured.
-  const adminToken = inspector ? configuredToken || randomBytes(24).toString('base64url') : undefined;
+  // The inspector and the key admin API are never served without a token: one is made when none is configured.
+  const adminToken = inspector || auth === 'keys' ? configuredToken || randomBytes(24).toString('base64url') : undefined;
   const stately = inspectStately ? await connectStately(inspectStately, logger) : undefined;
   const { store, kind, where } = await openStore(config);
   let clusterNode: ClusterNode | undefined;
@@ -84,24 +126,36 @@ async function main(): Promise<void> {
     ...(clusterNode ? { cluster: clusterNode } : {}),
     store,
     logger,
-    inspector: adminToken ? { adminToken, redact: inspectRedact } : undefined,
+    auth: {
+      mode: auth,
+      ...(adminToken ? { adminToken } : {}),
+      allowedOrigins: allowedOriginsOf(config),
+      keyLimits: { messagesPerMinute: keyMessagesPerMinute, sessionsPerMinute: keySessionsPerMinute, liveSessions: keyLiveSessions, connections: keyConnections },
+    },
+    inspector: inspector && adminToken ? { adminToken, redact: inspectRedact } : undefined,
     inspect: stately?.inspect,
   });
   const address = await server.listen(config.port, config.host);
+  const base = browsableBase(address);
+  if (server.keys) await ensureFirstKey(server.keys, logger, base);
+  if (auth === 'none' && !isLoopback(address.host)) {
+    logger.warn({ host: address.host }, '--auth none on an address other hosts can reach: anyone who reaches this port can read and use every session and spend the model');
+  }
   const model = config.llmProvider === 'openai' ? { provider: 'openai', model: config.llmModel, baseUrl: config.llmBaseUrl } : { provider: 'simulated' };
   if (cluster.isWorker) {
-    logger.info({ url: address.url, ...model, store: kind, storeAt: where, node: clusterNode?.nodeId }, 'worker listening');
+    logger.info({ url: address.url, ...model, store: kind, storeAt: where, auth, node: clusterNode?.nodeId }, 'worker listening');
     announceListening(address.url);
-  } else logger.info({ url: address.url, ...model, store: kind, storeAt: where, ...(clusterNode ? { node: clusterNode.nodeId } : {}) }, 'llm-chat listening');
+  } else logger.info({ url: address.url, ...model, store: kind, storeAt: where, auth, ...(clusterNode ? { node: clusterNode.nodeId } : {}) }, 'llm-chat listening');
 
   if (adminToken) {
-    // 0.0.0.0 and :: are not addresses a browser can open.
-    const base = /^(0\.0\.0\.0|::)$/.test(address.host) ? `http://localhost:${address.port}` : address.url;
-    if (configuredToken) logger.info({ inspector: `${base}/inspector` }, 'inspector ready (admin token from configuration)');
-    else {
+    if (configuredToken) logger.info({ ...(inspector ? { inspector: `${base}/inspector` } : {}), admin: `${base}/admin/keys` }, 'admin token from configuration');
+    else if (inspector) {
       const link = `${base}/inspector#token=${adminToken}`;
-      logger.info({ inspector: link }, 'inspector ready (admin token generated for this run)');
+      logger.info({ inspector: link, admin: `${base}/admin/keys` }, 'inspector ready (admin token generated for this run; it also guards /admin/keys)');
       if (!['debug', 'info'].includes(config.logLevel)) process.stderr.write(`llm-chat: inspector at ${link}\n`);
+    } else {
+      // No inspector link to carry it: printed like a key, never logged.
+      process.stdout.write(`llm-chat: admin token for /admin/keys (generated for this run): ${adminToken}\n`);
     }
   }
 

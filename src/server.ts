@@ -3,18 +3,30 @@ import type { Server } from 'node:http';
 import type { CircuitBreaker } from './actors/circuitBreaker.ts';
 import type { InspectionEvent, Observer } from 'xstate';
 import { createInspectionHub } from './actors/inspectionHub.ts';
+import type { KeyRing } from './actors/keyRing.ts';
+import { startRetentionSweeper } from './actors/retentionSweeper.ts';
 import type { InspectionHub } from './actors/inspectionHub.ts';
+import { createAccess } from './access.ts';
+import type { AuthOptions } from './access.ts';
+export { DEFAULT_KEY_LIMITS } from './access.ts';
+export type { AuthOptions } from './access.ts';
 import { createSessionRegistry } from './actors/sessionRegistry.ts';
-import type { SessionRegistry } from './actors/sessionRegistry.ts';
 import type { Sessions } from './actors/sessions.ts';
 import type { ClusterNode } from './cluster/clusterNode.ts';
 import type { ClusterSessions } from './cluster/clusterSessions.ts';
+import { ChatError } from './domain/errors.ts';
+import { registerClusterMetrics } from './infra/clusterMetrics.ts';
+import { redisLimiters } from './infra/rateLimiters.ts';
+import type { Registry } from 'prom-client';
+import { createStoreHealth } from './actors/storeHealth.ts';
+import type { SessionRegistry } from './actors/sessionRegistry.ts';
 import type { ModelOptions } from './model.ts';
 import type { IdGenerator } from './domain/ids.ts';
 import type { Clock, EventBus, Logger, SessionStore } from './domain/ports.ts';
 import { createInProcessBus } from './infra/inProcessBus.ts';
 import { createMemoryStore } from './infra/memoryStore.ts';
 import { createPinoLogger } from './infra/pinoLogger.ts';
+import { redactSecrets } from './infra/redactingLogger.ts';
 import { createPrometheusMetrics } from './infra/prometheusMetrics.ts';
 import { trackStore } from './infra/trackedStore.ts';
 import type { StoreOperation } from './infra/trackedStore.ts';
@@ -26,11 +38,10 @@ import { createAdmission } from './transport/admission.ts';
 import { createBufferBudget } from './transport/bufferBudget.ts';
 import type { Admission, RejectReason } from './transport/admission.ts';
 import { createModel } from './model.ts';
-import { redisLimiters } from './infra/rateLimiters.ts';
-import { registerClusterMetrics } from './infra/clusterMetrics.ts';
-import type { Registry } from 'prom-client';
-import { ChatError } from './domain/errors.ts';
+import { createAdminRoutes } from './transport/adminRoutes.ts';
+import { createAuthRoutes } from './transport/authRoutes.ts';
 import { createHttpApp } from './transport/httpApp.ts';
+import { createSseAccess } from './transport/sseAccess.ts';
 import { createOpenAiRoutes } from './transport/openAiRoutes.ts';
 import { createStatusRoute } from './transport/statusRoute.ts';
 import { createInspectorRoutes } from './transport/inspectorRoutes.ts';
@@ -41,6 +52,12 @@ import { listen } from './transport/listen.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
 
 export interface ChatServerOptions extends ModelOptions {
+  /** API keys (default `{ mode: 'keys' }`: every request needs one). */
+  auth?: AuthOptions;
+  /** New connections (and requests without a valid key) an IP may make above `connRatePerIp`, per minute (default 1,000). */
+  connBurstPerIp?: number;
+  /** Delete sessions with no activity for this many days (default 0 = keep forever). */
+  retentionDays?: number;
   queueLimit?: number;
   sessionTtlMs?: number;
   restartIntensity?: number;
@@ -56,6 +73,8 @@ export interface ChatServerOptions extends ModelOptions {
   /** How long a WebSocket close handshake may take before the socket is dropped (default 2 s). */
   wsCloseGraceMs?: number;
   replayLogSize?: number;
+  /** Bytes of chunk text kept per session for resume (default 1 MiB). */
+  replayLogBytes?: number;
   heartbeatMs?: number;
   /** Most active sessions (default 100,000; 0 = no limit). */
   maxSessions?: number;
@@ -69,7 +88,7 @@ export interface ChatServerOptions extends ModelOptions {
   shedLagMs?: number;
   /** Observers for refusals and slow consumers (metrics). */
   onReject?: (reason: RejectReason) => void;
-  onSlowConsumer?: (transport: 'ws' | 'sse') => void;
+  onSlowConsumer?: (transport: 'ws' | 'sse' | 'http') => void;
   /** On `shutdown()`: how long replies in flight may finish before they are interrupted (default 10 s). */
   shutdownDeadlineMs?: number;
   /** Serve Prometheus metrics at `GET /metrics` (default true). */
@@ -101,6 +120,8 @@ export interface ChatServer {
   readonly sessions: Sessions;
   readonly bus: EventBus;
   readonly admission: Admission;
+  /** API keys, when `auth.mode` is `keys`. */
+  readonly keys: KeyRing | undefined;
   /** The model's circuit breaker (its state is on `GET /api/status`). */
   readonly breaker: CircuitBreaker;
   /** The inspector's watch hub, when the inspector is on. */
@@ -128,7 +149,8 @@ const SHUTDOWN_CLOSE_GRACE_MS = 400;
 /** The composition root used by `main.ts` and by tests. */
 export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const clock = options.clock ?? systemClock;
-  const logger = options.logger ?? createPinoLogger();
+  // API keys and `access_token` never reach a log line whole, whoever writes it.
+  const logger = redactSecrets(options.logger ?? createPinoLogger());
   let shuttingDown = false;
   // Metrics are created after the store; the hook looks them up when a failure happens.
   let countStoreError: ((operation: StoreOperation) => void) | undefined;
@@ -140,6 +162,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       cluster?.bus ??
       createInProcessBus({
         replayLogSize: options.replayLogSize ?? 1000,
+        replayLogBytes: options.replayLogBytes ?? 1024 * 1024,
         onListenerError: (error, event) => logger.error({ sessionId: event.sessionId, err: String(error) }, 'bus listener failed'),
       }),
     store,
@@ -147,14 +170,19 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   );
   const model = createModel(options, clock, logger);
   const { provider, breaker } = model;
+  // One view of whether the store takes work, from its own answers: sessions and /readyz share it.
+  const health = createStoreHealth({ ping: () => store.ping(), clock, logger });
 
   const registry = createSessionRegistry({
     bus,
     store,
+    health,
     provider,
     clock,
     logger,
     ids: options.ids ?? randomIds,
+    // What a model may be sent is what a session keeps in memory; the rest is paged from the store.
+    contextBudgetTokens: options.historyBudgetTokens ?? 3000,
     queueLimit: options.queueLimit ?? 8,
     sessionTtlMs: options.sessionTtlMs ?? 600_000,
     maxSessions: options.maxSessions === 0 ? undefined : (options.maxSessions ?? 100_000),
@@ -172,33 +200,52 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   });
   // Across nodes, transports reach sessions through the cluster (attached at listen()).
   let clustered: ClusterSessions | undefined;
-  const sessions: Sessions = cluster
-    ? {
-        create: (details) => attachedCluster().create(details),
-        find: (sessionId) => attachedCluster().find(sessionId),
-        remove: (sessionId) => attachedCluster().remove(sessionId),
-        listSessions: (query) => attachedCluster().listSessions(query),
-        listMessages: (sessionId, query) => attachedCluster().listMessages(sessionId, query),
-      }
-    : registry;
   const attachedCluster = (): ClusterSessions => {
     if (!clustered) throw new ChatError('unavailable', 'This node has not joined its cluster yet.');
     return clustered;
   };
+  const routed: Sessions = cluster
+    ? {
+        create: (details, access) => attachedCluster().create(details, access),
+        find: (sessionId, access) => attachedCluster().find(sessionId, access),
+        remove: (sessionId, access) => attachedCluster().remove(sessionId, access),
+        listSessions: (query, access) => attachedCluster().listSessions(query, access),
+        listMessages: (sessionId, query, access) => attachedCluster().listMessages(sessionId, query, access),
+      }
+    : registry;
   const admission = createAdmission({
     maxConnections: options.maxConnections || defaultMaxConnections(),
-    connectionsPerIpPerSecond: options.connRatePerIp,
+    // Per-IP rates (with their burst) are the client limits' below: they count only traffic without a valid key.
+    connectionsPerIpPerSecond: 0,
     messagesPerSessionPerMinute: options.messagesPerMinute,
     shedLagMs: options.shedLagMs,
     onReject: options.onReject,
     ...(cluster ? { limiters: redisLimiters(cluster.redis) } : {}),
   });
+  const authOptions: AuthOptions = options.auth ?? { mode: 'keys' };
+  const access = createAccess({
+    auth: authOptions,
+    store,
+    registry: routed,
+    ...(cluster ? { limiters: redisLimiters(cluster.redis) } : {}),
+    health,
+    admission,
+    clock,
+    logger,
+    connRatePerIp: options.connRatePerIp,
+    connBurstPerIp: options.connBurstPerIp,
+  });
+  const { keyRing, auth, limits, origins, keyConnections, sessions } = access;
+  const retention =
+    options.retentionDays && options.retentionDays > 0
+      ? startRetentionSweeper({ store, registry, clock, logger, retentionDays: options.retentionDays })
+      : undefined;
   const budget = createBufferBudget({
     maxTotalBytes: options.maxBufferedTotalBytes,
     onShed: (bytes) => logger.warn({ bytes, heldBytes: budget.heldBytes }, 'node buffer budget exceeded: closing the heaviest consumer'),
   });
   const sse = createSseStreams({
-    registry: sessions,
+    registry: routed,
     bus,
     logger,
     admission,
@@ -211,10 +258,14 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     },
   });
   const ws = createWsGateway({
-    registry: sessions,
+    registry: routed,
     bus,
     logger,
     admission,
+    sessions,
+    origins,
+    keyConnections,
+    identify: (request) => access.identifySocket(request),
     budget,
     pingIntervalMs: options.wsPingMs,
     closeGraceMs: options.wsCloseGraceMs,
@@ -238,7 +289,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
           ...(cluster ? { extend: (register: Registry) => registerClusterMetrics(register, cluster) } : {}),
         });
   countStoreError = (operation) => metrics?.storeError(operation);
-  const ops = createOpsRoutes({ store, shuttingDown: () => shuttingDown, metrics, ...(cluster ? { redis: cluster } : {}) });
+  const ops = createOpsRoutes({ health, shuttingDown: () => shuttingDown, metrics, ...(cluster ? { redis: cluster } : {}) });
   const inspectorOptions = options.inspector;
   const inspection = inspectorOptions
     ? createInspectionHub({
@@ -257,11 +308,22 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
           logger,
           adminToken: inspectorOptions.adminToken,
           maxBufferedBytes: options.maxBufferedBytes,
+          ...(keyRing ? { keyNames: (ids: readonly string[]) => keyRing.names(ids) } : {}),
           ...(cluster ? { cluster: { nodeId: cluster.nodeId, nodes: () => cluster.nodes() } } : {}),
         })
       : undefined;
+  const admin = keyRing && authOptions.adminToken ? createAdminRoutes({ ring: keyRing, logger, adminToken: authOptions.adminToken, maxBodyBytes: options.maxBodyBytes }) : undefined;
   const openAi = createOpenAiRoutes({
-    registry: sessions,
+    registry: routed,
+    auth,
+    sessions,
+    admission,
+    keyConnections,
+    maxBufferedBytes: options.maxBufferedBytes,
+    onSlowConsumer: () => {
+      options.onSlowConsumer?.('http');
+      metrics?.slowConsumer('http');
+    },
     bus,
     clock,
     logger,
@@ -275,15 +337,18 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     ...(cluster ? { node: cluster.nodeId } : {}),
   });
   const app = createHttpApp({
-    registry: sessions,
+    sessions,
+    auth,
     sse,
-    admission,
+    sseAccess: createSseAccess({ auth, sessions, limits, keyConnections }),
+    authRoutes: createAuthRoutes({ auth }),
     logger,
     maxBodyBytes: options.maxBodyBytes,
     routers: [
       { path: '/api', router: status },
       { path: '/v1', router: openAi },
       { path: '/', router: createWebPages() },
+      ...(admin ? [{ path: '/', router: admin }] : []),
       ...(inspector ? [{ path: '/', router: inspector.router }] : []),
       { path: '/', router: ops },
     ],
@@ -300,6 +365,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const shutdown = (deadlineMs: number): Promise<void> => {
     closing ??= (async () => {
       shuttingDown = true;
+      retention?.stop();
+      access.close();
       const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeIdleConnections();
       const notice = JSON.stringify({ type: 'shutdown', deadlineMs });
@@ -321,6 +388,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       metrics?.close();
       admission.close();
       breaker.stop();
+      health.close();
       await store.settled();
       await bus.close();
       await store.close();
@@ -331,9 +399,10 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   return {
     http,
     registry,
-    sessions,
+    sessions: routed,
     bus,
     admission,
+    keys: keyRing,
     breaker,
     inspection,
     edge: () => ({ slots: admission.connections, ws: ws.connectionCount, wsTracked: ws.attachedCount, sse: sse.streamCount, bufferedBytes: budget.heldBytes }),

@@ -1,5 +1,5 @@
 import type { Config } from '../src/config.ts';
-import { ConfigError, helpText, loadConfig, SETTINGS } from '../src/config.ts';
+import { allowedOriginsOf, ConfigError, helpText, loadConfig, SETTINGS } from '../src/config.ts';
 import { describe, expect, it } from 'vitest';
 
 const configOf = (argv: string[], env: NodeJS.ProcessEnv = {}): Config => {
@@ -109,5 +109,42 @@ describe('many nodes', () => {
     expect(helpText()).toContain('--redis-url');
     expect(helpText()).toContain('--workers');
     expect(helpText()).toContain('--lease-ms');
+  });
+});
+
+describe('identity and access options', () => {
+  it('default to API keys, no extra origins, keep-forever retention and the documented per-key limits', () => {
+    expect(configOf([])).toMatchObject({
+      auth: 'keys',
+      allowedOrigins: '',
+      retentionDays: 0,
+      connRatePerIp: 50,
+      connBurstPerIp: 1000,
+      keyMessagesPerMinute: 600,
+      keySessionsPerMinute: 600,
+      keyLiveSessions: 10_000,
+      keyConnections: 10_000,
+    });
+  });
+
+  it('take --auth, --allowed-origins and --retention-days from flags or the environment, and check them', () => {
+    expect(configOf([], { AUTH: 'none', ALLOWED_ORIGINS: 'https://a.example, http://localhost:5173', RETENTION_DAYS: '30' })).toMatchObject({
+      auth: 'none',
+      allowedOrigins: 'https://a.example, http://localhost:5173',
+      retentionDays: 30,
+    });
+    expect(allowedOriginsOf(configOf(['--allowed-origins', 'https://a.example, http://localhost:5173,']))).toEqual(['https://a.example', 'http://localhost:5173']);
+    expect(() => configOf(['--auth', 'open'])).toThrow(/--auth must be one of keys, none/);
+    expect(() => configOf(['--allowed-origins', 'https://a.example/path'])).toThrow(/no path/);
+    expect(() => configOf(['--retention-days', '-1'])).toThrow(ConfigError);
+  });
+
+  it('--new-key NAME is a command, never read from the environment', () => {
+    const parsed = loadConfig(['--new-key', ' ops team '], {});
+    expect(parsed.help === false && parsed.newKey).toBe('ops team');
+    const plain = loadConfig([], { NEW_KEY: 'x' });
+    expect(plain.help === false && plain.newKey).toBeUndefined();
+    expect(() => loadConfig(['--new-key', '  '], {})).toThrow(/--new-key needs a name/);
+    expect(helpText()).toContain('--new-key <name>');
   });
 });

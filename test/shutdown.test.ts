@@ -99,7 +99,7 @@ interface Child {
 
 /** Starts `src/main.ts` in a child process on a free port and reads its URL from the log line. */
 async function startChild(args: string[]): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--port', '0', '--host', '127.0.0.1', '--log-format', 'json', '--store', 'memory', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--port', '0', '--host', '127.0.0.1', '--log-format', 'json', '--store', 'memory', '--auth', 'none', ...args], {
     cwd: process.cwd(),
     env: { ...process.env, ADMIN_TOKEN: '', INSPECTOR: 'false' },
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -1,11 +1,13 @@
 import type { Actor } from 'xstate';
 import type { Accepted, Conversation } from '../domain/conversation.ts';
 import type { SessionMetadata } from '../domain/conversationRecord.ts';
-import { ChatError } from '../domain/errors.ts';
+import { ChatError, isChatError } from '../domain/errors.ts';
+import type { StopReason } from '../domain/events.ts';
 import type { GenerationOptions } from '../domain/generationOptions.ts';
 import type { IdGenerator, MessageId, SessionId } from '../domain/ids.ts';
-import type { Message } from '../domain/message.ts';
-import { persist } from './sessionMachine.ts';
+import { publicMessage } from '../domain/message.ts';
+import type { Message, PublicMessage } from '../domain/message.ts';
+import type { MessagePageQuery } from '../domain/ports.ts';
 import type { SessionDeps } from './sessionMachine.ts';
 import type { SupervisorMachine } from './supervisorMachine.ts';
 
@@ -22,10 +24,22 @@ export interface SessionView {
   createdAt: number;
   lastActiveAt: number;
   lastSeq: number;
-  messages: Message[];
+  /** The latest page of history, oldest first. */
+  messages: PublicMessage[];
+  /** For the page before it: `GET …/messages?order=desc&cursor=…`; null when there is none. */
+  olderCursor: string | null;
   title?: string;
   metadata?: SessionMetadata;
 }
+
+const REFUSED_WHEN_STOPPED: Record<StopReason, () => ChatError> = {
+  deleted: () => new ChatError('session_not_found'),
+  shutdown: () => new ChatError('overloaded', 'The server is shutting down; try again shortly.'),
+  restart_limit: () => new ChatError('session_stopped'),
+  crashed: () => new ChatError('session_stopped'),
+  // Many nodes: this node let the session go; the next request activates it wherever it lands.
+  unavailable: () => new ChatError('unavailable'),
+};
 
 /**
  * The face of one active session: what transports call. A class rather than
@@ -49,22 +63,35 @@ export class LiveSession {
   }
 
   /**
-   * Accepts a user message (throws ChatError `busy`, `session_stopped` or
-   * `bad_request`) and hands it to the session actor. The acceptance is
-   * published before the actor can stream, so watchers see it first.
+   * Accepts a user message: resolves once it is committed to the store (the
+   * memory store commits at once), and only then does it join the queue and
+   * its `accepted` event go out, so an acknowledgement means stored and
+   * watchers see it before any chunk of its reply. Rejects with `busy`,
+   * `session_stopped`, `bad_request`, `overloaded`, or `store_unavailable` /
+   * `store_rejected` when the store would not keep it: the conversation is
+   * then as if the message never came.
    */
-  send(text: string, options?: GenerationOptions): Accepted {
-    if (this.actor.getSnapshot().status !== 'active') throw new ChatError('session_stopped');
-    if (this.#admission?.accepting === false) throw new ChatError('overloaded', 'The server is shutting down; try again shortly.');
-    // While the store refuses writes, accepting would promise what cannot be kept.
-    if (this.#deps.writer.failing) throw new ChatError('store_unavailable');
-    const accepted = this.#conversation.accept(
-      text,
-      { user: this.#ids.messageId(), reply: this.#ids.messageId() },
-      this.#deps.clock.now(),
-      options,
-    );
-    persist(this.#conversation, this.#deps, [accepted.user]);
+  async send(text: string, options?: GenerationOptions): Promise<Accepted> {
+    this.#refuseIfStopped();
+    if (!this.#accepting()) throw new ChatError('overloaded', 'The server is shutting down; try again shortly.');
+    this.#deps.health.assertHealthy();
+    const conversation = this.#conversation;
+    const taken = conversation.accept(text, { user: this.#ids.messageId(), reply: this.#ids.messageId() }, this.#deps.clock.now(), options);
+    try {
+      await this.#deps.writer.commit(conversation, [taken.user]);
+    } catch (error) {
+      conversation.withdraw(taken.user.id);
+      throw isChatError(error) ? error : new ChatError('store_unavailable', undefined, { cause: error });
+    }
+    const stillOpen = this.actor.getSnapshot().status === 'active' && this.#accepting();
+    const accepted = stillOpen ? conversation.admit(taken.user.id) : undefined;
+    if (!accepted) {
+      // Stopped (or draining) while the message was being stored: it will never be answered.
+      conversation.withdraw(taken.user.id);
+      this.#deps.writer.save(conversation, [{ ...taken.user, status: 'cancelled', updatedAt: this.#deps.clock.now() }]);
+      this.#refuseIfStopped();
+      throw new ChatError('overloaded', 'The server is shutting down; try again shortly.');
+    }
     this.#deps.bus.publish({
       type: 'message.accepted',
       sessionId: this.sessionId,
@@ -75,6 +102,21 @@ export class LiveSession {
     });
     this.actor.send({ type: 'user.message' });
     return accepted;
+  }
+
+  /** The API key id the session belongs to; undefined when made without one (`--auth none`). */
+  get owner(): string | undefined {
+    return this.#conversation.owner;
+  }
+
+  #accepting(): boolean {
+    return this.#admission?.accepting !== false;
+  }
+
+  #refuseIfStopped(): void {
+    const snapshot = this.actor.getSnapshot();
+    if (snapshot.status === 'active') return;
+    throw REFUSED_WHEN_STOPPED[snapshot.context.stopReason ?? 'restart_limit']();
   }
 
   /** Stops the reply in progress and drops queued messages; returns the reply ids cancelled. */
@@ -92,7 +134,6 @@ export class LiveSession {
     return this.#conversation.generating ? 'generating' : 'idle';
   }
 
-  /** Busy sessions (and those with unwritten changes) are never passivated. */
   /** A reply in flight, queued or about to restart: what a graceful shutdown waits for. */
   get working(): boolean {
     return this.#conversation.generating || this.#conversation.hasQueued || this.status() === 'restarting';
@@ -113,17 +154,60 @@ export class LiveSession {
     };
   }
 
-  view(): SessionView {
-    const record = this.#conversation.toRecord();
+  /** What memory holds of the history (a recent window and the queue), newest versions, in order. */
+  liveMessages(): Message[] {
+    return this.#conversation.history();
+  }
+
+  /**
+   * A page of history from the store (O(page)), with the live versions of
+   * messages still changing; the page that ends the history (the last one
+   * oldest first, the first one newest first) also shows the newest messages
+   * not written yet (a reply that just started), as watchers saw them.
+   */
+  async messages(query: MessagePageQuery): Promise<{ messages: PublicMessage[]; nextCursor: string | null } | undefined> {
+    this.#deps.health.assertHealthy();
+    const page = await this.#deps.store.listMessages(this.sessionId, query);
+    if (!page) return undefined;
+    // The store is current up to the last flush; the live window is current now (and small).
+    const live = new Map(this.liveMessages().map((message) => [message.id, message]));
+    const stored = page.messages.map((message) => live.get(message.id) ?? message);
+    const descending = query.order === 'desc';
+    const endsHistory = descending ? query.cursor === undefined : page.nextCursor === null && (stored.length > 0 || query.cursor === undefined);
+    if (!endsHistory) return { nextCursor: page.nextCursor, messages: stored.map(publicMessage) };
+    const newest = stored.reduce((highest, message) => Math.max(highest, message.order), Number.NEGATIVE_INFINITY);
+    const ids = new Set(stored.map((message) => message.id));
+    const unwritten = [...live.values()].filter((message) => message.order > newest && !ids.has(message.id));
+    const messages = descending ? [...unwritten.reverse(), ...stored] : [...stored, ...unwritten];
+    return { nextCursor: page.nextCursor, messages: messages.map(publicMessage) };
+  }
+
+  /**
+   * State and the latest page of history (at most `limit` stored messages,
+   * plus any newer ones not written yet): a page from the store, in O(page),
+   * with the live versions of messages still changing.
+   */
+  async view(limit = 50): Promise<SessionView> {
+    this.#deps.health.assertHealthy();
+    const page = await this.#deps.store.listMessages(this.sessionId, { limit, order: 'desc' });
+    if (!page) throw new ChatError('session_not_found');
+    const live = new Map(this.liveMessages().map((message) => [message.id, message]));
+    const stored = page.messages.map((message) => live.get(message.id) ?? message);
+    const newestStored = stored[0]?.order ?? Number.NEGATIVE_INFINITY;
+    const ids = new Set(stored.map((message) => message.id));
+    const unwritten = [...live.values()].filter((message) => message.order > newestStored && !ids.has(message.id));
+    const messages = [...stored, ...unwritten].sort((a, b) => a.order - b.order);
+    const conversation = this.#conversation;
     return {
       sessionId: this.sessionId,
       status: this.status(),
-      createdAt: record.createdAt,
-      lastActiveAt: record.lastActiveAt,
-      lastSeq: record.lastSeq,
-      messages: [...record.messages],
-      ...(record.title !== undefined ? { title: record.title } : {}),
-      ...(record.metadata !== undefined ? { metadata: record.metadata } : {}),
+      createdAt: conversation.createdAt,
+      lastActiveAt: conversation.lastActiveAt,
+      lastSeq: conversation.lastSeq,
+      messages: messages.map(publicMessage),
+      olderCursor: page.nextCursor,
+      ...(conversation.title !== undefined ? { title: conversation.title } : {}),
+      ...(conversation.metadata !== undefined ? { metadata: conversation.metadata } : {}),
     };
   }
 }

@@ -37,9 +37,17 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
     },
     ...(current.options ? { options: current.options } : {}),
   };
+  // No chunk goes out numbered above the mark the store holds. The mark is
+  // raised ahead by the writes the reply makes anyway; the stream waits for
+  // the store only when it reaches the mark first (after activation, or
+  // faster than the flush interval), never per chunk.
+  const reserved = async (): Promise<boolean> => {
+    await deps.writer.reserveSeqs(conversation);
+    return !signal.aborted;
+  };
   const publish = (text: string, last: boolean) => {
-    const { messageId, seq } = conversation.appendChunk(text, deps.clock.now());
-    const chunk = { type: 'chunk', sessionId: conversation.sessionId, messageId, seq, chunk: text, is_last: last } as const;
+    const { messageId, seq, text: kept } = conversation.appendChunk(text, deps.clock.now());
+    const chunk = { type: 'chunk', sessionId: conversation.sessionId, messageId, seq, chunk: kept, is_last: last } as const;
     deps.bus.publish(chunk);
     deps.writer.chunk(conversation, chunk);
   };
@@ -47,6 +55,7 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
   for await (const piece of deps.provider.stream(request, signal)) {
     if (signal.aborted) return;
     if (piece.usage) conversation.recordUsage(piece.usage, deps.clock.now());
+    if (conversation.mustReserveSeq && !(await reserved())) return;
     publish(piece.text, piece.last);
     if (piece.last) {
       ended = true;
@@ -54,5 +63,7 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
     }
   }
   // A stream that just stops still owes its watchers an `is_last` chunk.
-  if (!ended && !signal.aborted) publish('', true);
+  if (ended || signal.aborted) return;
+  if (conversation.mustReserveSeq && !(await reserved())) return;
+  publish('', true);
 });

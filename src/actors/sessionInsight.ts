@@ -24,6 +24,8 @@ export interface SessionOverview {
   pending: number;
   lastSeq: number;
   lastActiveAt: number;
+  /** The id of the API key the session belongs to; null when it was made without one. */
+  owner: string | null;
 }
 
 function childState(child: AnyActorRef | undefined): string | null {
@@ -47,6 +49,7 @@ export function describeSession(live: LiveSession): SessionOverview {
     pending: summary.pending,
     lastSeq: summary.lastSeq,
     lastActiveAt: summary.lastActiveAt,
+    owner: live.owner ?? null,
   };
 }
 

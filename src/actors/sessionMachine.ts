@@ -5,7 +5,10 @@ import type { ErrorCode } from '../domain/errors.ts';
 import type { Clock, EventBus, Logger, ModelProvider, SessionStore } from '../domain/ports.ts';
 import type { Message } from '../domain/message.ts';
 import { providerActor } from './providerActor.ts';
+import type { StoreHealth } from './storeHealth.ts';
 import type { StoreWriter } from './storeWriter.ts';
+
+const STORE_FAILURES: readonly ErrorCode[] = ['store_unavailable', 'session_not_found'];
 
 /** What a session actor needs from the outside world; given by its supervisor. */
 export interface SessionDeps {
@@ -14,8 +17,10 @@ export interface SessionDeps {
   provider: ModelProvider;
   clock: Clock;
   logger: Logger;
-  /** Writes the conversation behind the session (batched, retried). */
+  /** Writes the conversation (group-committed; background writes retried). */
   writer: StoreWriter;
+  /** Whether the store takes work now (refusals come fast while it does not). */
+  health: StoreHealth;
 }
 
 export interface SessionInput {
@@ -29,7 +34,7 @@ export type SessionEvent =
   /** Stop the reply in progress and drop the queued messages. */
   | { type: 'cancel' };
 
-/** Writes the conversation's changed messages; a failing store is retried by the writer, never fatal here. */
+/** Writes the conversation's changed messages in the background; a failing store is retried by the writer, never fatal here. */
 export function persist(conversation: Conversation, deps: SessionDeps, messages: readonly Message[]): void {
   deps.writer.save(conversation, messages);
 }
@@ -76,7 +81,9 @@ export const sessionMachine = setup({
   actors: { provider: providerActor },
   guards: {
     hasQueued: ({ context }) => context.conversation.hasQueued,
-    upstreamFailed: ({ event }) => 'error' in event && isUpstreamFailure(event.error),
+    // The model's server failing, or the store failing to keep the reply's chunk numbers: expected, not a bug.
+    upstreamFailed: ({ event }) =>
+      'error' in event && (isUpstreamFailure(event.error) || (isChatError(event.error) && STORE_FAILURES.includes(event.error.code))),
   },
   actions: {
     completeReply: ({ context }) => {

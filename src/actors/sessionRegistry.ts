@@ -6,19 +6,33 @@ import { ChatError } from '../domain/errors.ts';
 import { isSessionId } from '../domain/ids.ts';
 import type { IdGenerator, SessionId } from '../domain/ids.ts';
 import type { StopReason } from '../domain/events.ts';
-import type { Turn } from '../domain/message.ts';
-import type { MessagePage, MessagePageQuery, PageQuery, SessionSummary } from '../domain/ports.ts';
+import type { PublicMessage, Turn } from '../domain/message.ts';
+import { windowFor } from '../domain/conversationRules.ts';
+import type { ConversationPolicy } from '../domain/conversationRules.ts';
+import type { MessagePageQuery, PageQuery, SessionSummary } from '../domain/ports.ts';
 import { LiveSession } from './liveSession.ts';
 import type { SessionStatus } from './liveSession.ts';
 import type { SessionDeps } from './sessionMachine.ts';
+import { createActiveSessions } from './activeSessions.ts';
+import type { ActiveEntry } from './activeSessions.ts';
 import { drainSessions } from './drainSessions.ts';
 import type { DrainResult } from './drainSessions.ts';
+import { createStoreHealth, reportingTo } from './storeHealth.ts';
+import type { StoreHealth } from './storeHealth.ts';
 import { createStoreWriter } from './storeWriter.ts';
 import { DEFAULT_RESTART_POLICY, supervisorMachine } from './supervisorMachine.ts';
 import type { RestartPolicy } from './supervisorMachine.ts';
 
-export interface SessionRegistryOptions extends Omit<SessionDeps, 'writer'> {
+export interface SessionRegistryOptions extends Omit<SessionDeps, 'writer' | 'health'> {
   ids: IdGenerator;
+  /** The store's health (default: one made here, probing `store.ping`, closed with the registry). */
+  health?: StoreHealth;
+  /**
+   * Estimated tokens of earlier turns a request may carry (the model's history
+   * budget): a session holds that much of its history in memory, the rest
+   * stays in the store. Default: no limit.
+   */
+  contextBudgetTokens?: number;
   /** How often a streaming reply's text is written to the store (default 500 ms). */
   flushIntervalMs?: number;
   /** Write streaming replies before they end (default true; see StoreWriterOptions). */
@@ -36,10 +50,26 @@ export interface SessionRegistryOptions extends Omit<SessionDeps, 'writer'> {
   restartPolicy?: Partial<RestartPolicy>;
   /** Told how many idle actors a sweep passivated (metrics). */
   onPassivated?: (count: number) => void;
-  /** An inspection observer given to every session's actor system (e.g. Stately's inspector); costly. */
-  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** Told whenever a session leaves this node's registry (passivated, stopped, deleted, evicted): its lease may go. */
   onReleased?: (sessionId: SessionId) => void;
+  /** An inspection observer given to every session's actor system (e.g. Stately's inspector); costly. */
+  inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+}
+
+/**
+ * On whose behalf a call is made. `owner` set: only that owner's sessions
+ * exist (anyone else's answer exactly as a missing one); absent: every
+ * session (`--auth none`, the inspector).
+ */
+export interface SessionAccess {
+  readonly owner?: string;
+  /**
+   * Most sessions of `owner` active at once on this node (0 or absent: no
+   * limit). Past it, the owner's least recently used idle session is
+   * passivated; a new session is refused (`rate_limited`) only when none is
+   * idle, and an existing one is always re-activated for its owner.
+   */
+  readonly liveLimit?: number;
 }
 
 /** A session in the list: what the store keeps, with its live status on this node. */
@@ -49,16 +79,27 @@ export interface SessionListItem extends SessionSummary {
 }
 
 export interface SessionRegistry {
-  /** Creates and activates a new session, optionally starting from earlier turns (stored first: throws `store_unavailable` when the store fails). */
-  create(options?: SessionDetails & { history?: readonly Turn[]; sessionId?: SessionId }): Promise<LiveSession>;
-  /** Sessions from the store, newest first. */
-  listSessions(query: PageQuery): Promise<{ sessions: SessionListItem[]; nextCursor: string | null }>;
-  /** A page of a session's history from the store, with live versions of messages still changing; undefined if none. */
-  listMessages(sessionId: string, query: MessagePageQuery): Promise<MessagePage | undefined>;
-  /** The session with this id, re-activated from the store if needed; undefined if none. */
-  find(sessionId: string): Promise<LiveSession | undefined>;
-  /** Deletes a session everywhere; its watchers are told. False when there was none. */
-  remove(sessionId: string): Promise<boolean>;
+  /**
+   * Creates and activates a new session (owned by `access.owner`), optionally
+   * starting from earlier turns (stored first: throws `store_unavailable` when
+   * the store fails). At `--max-sessions` idle sessions are passivated to make
+   * room; `overloaded` only when none is idle.
+   */
+  create(options?: Omit<SessionDetails, 'owner'> & { history?: readonly Turn[]; sessionId?: SessionId }, access?: SessionAccess): Promise<LiveSession>;
+  /** Sessions from the store, newest first (only the owner's when `access.owner` is set). */
+  listSessions(query: PageQuery, access?: SessionAccess): Promise<{ sessions: SessionListItem[]; nextCursor: string | null }>;
+  /** A page of a session's history from the store, with live versions of messages still changing; undefined if none (or not the owner's). */
+  listMessages(sessionId: string, query: MessagePageQuery, access?: SessionAccess): Promise<{ messages: PublicMessage[]; nextCursor: string | null } | undefined>;
+  /** The session with this id, re-activated from the store if needed; undefined if none, or another owner's. */
+  find(sessionId: string, access?: SessionAccess): Promise<LiveSession | undefined>;
+  /**
+   * Deletes a session everywhere; its watchers are told. False when there was
+   * none (or it is another owner's). The store goes first: when it fails, the
+   * session is left as it was.
+   */
+  remove(sessionId: string, access?: SessionAccess): Promise<boolean>;
+  /** Active sessions of one owner on this node. */
+  liveCountOf(owner: string): number;
   /** Passivates actors idle past the TTL now; returns how many. */
   passivateIdle(): number;
   /**
@@ -87,11 +128,6 @@ export interface SessionRegistry {
   readonly draining: boolean;
 }
 
-interface Entry {
-  session: LiveSession;
-  lastUsedAt: number;
-}
-
 /**
  * Finds sessions in O(1), activates them on demand and passivates idle ones.
  * A use only stamps the entry: re-inserting it to keep the Map in LRU order
@@ -100,15 +136,19 @@ interface Entry {
  * sweep interval.
  */
 export function createSessionRegistry(options: SessionRegistryOptions): SessionRegistry {
-  const { ids, clock, logger, bus, store } = options;
+  const { ids, clock, logger, bus } = options;
+  const health = options.health ?? createStoreHealth({ ping: () => options.store.ping(), clock, logger });
+  const store = reportingTo(health, options.store);
   const writer = createStoreWriter({ store, clock, logger, flushIntervalMs: options.flushIntervalMs, flushStreaming: options.flushStreaming });
-  const deps: SessionDeps = { bus, store, provider: options.provider, clock, logger, writer };
-  const queueLimit = options.queueLimit ?? 8;
+  const deps: SessionDeps = { bus, store, provider: options.provider, clock, logger, writer, health };
+  const budget = options.contextBudgetTokens ?? Number.POSITIVE_INFINITY;
+  // Chunk numbers need reserving only where something outlives a crash.
+  const policy: ConversationPolicy = { queueLimit: options.queueLimit ?? 8, contextBudgetTokens: budget, reserveSeqs: options.store.durable !== false };
+  const window = windowFor(budget);
   const ttlMs = options.sessionTtlMs ?? 600_000;
   const sweepMs = options.sweepIntervalMs ?? Math.min(Math.max(Math.floor(ttlMs / 4), 10), 30_000);
-  const maxSessions = options.maxSessions ?? Number.POSITIVE_INFINITY;
-  const policy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
-  const entries = new Map<SessionId, Entry>();
+  const restartPolicy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
+  const active = createActiveSessions({ bus, clock, logger, maxSessions: options.maxSessions, onPassivated: options.onPassivated, onDropped: options.onReleased });
   const activating = new Map<SessionId, Promise<LiveSession | undefined>>();
   let sweepTimer: unknown;
   let closed = false;
@@ -119,22 +159,22 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     },
   };
 
-  const touch = (entry: Entry) => {
+  const touch = (entry: ActiveEntry) => {
     entry.lastUsedAt = clock.now();
   };
 
   const activate = (conversation: Conversation, resumed: boolean): LiveSession => {
     const sessionId = conversation.sessionId;
     const actor = createActor(supervisorMachine, {
-      input: { conversation, deps, policy },
+      input: { conversation, deps, policy: restartPolicy },
       clock,
       ...(options.inspect ? { inspect: options.inspect } : {}),
     });
     const session = new LiveSession(actor, conversation, deps, ids, admission);
+    // A session stopped for any reason leaves nothing behind: its entry, and its replay log on this node.
     const forgetIfCurrent = () => {
-      if (entries.get(sessionId)?.session !== session) return;
-      entries.delete(sessionId);
-      options.onReleased?.(sessionId);
+      active.drop(sessionId, session);
+      if (!active.get(sessionId) && !activating.has(sessionId)) bus.forget(sessionId);
     };
     actor.subscribe({
       complete: forgetIfCurrent,
@@ -146,7 +186,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
         bus.publish({ type: 'session.stopped', sessionId, reason: 'crashed' });
       },
     });
-    entries.set(sessionId, { session, lastUsedAt: clock.now() });
+    active.add(sessionId, session);
     // What restoring changed (an interrupted reply, cancelled waiting messages) is written back once.
     const recovered = resumed ? conversation.takeRecovered() : [];
     if (recovered.length > 0) {
@@ -163,15 +203,39 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     return session;
   };
 
-  const admit = () => {
+  /** Makes room for one more active session of `owner`; `existing` when a stored one comes back. */
+  const admit = (owner: string | undefined, access: SessionAccess | undefined, existing: boolean) => {
     if (closed) throw new ChatError('overloaded', 'The server is shutting down.');
-    if (entries.size >= maxSessions) throw new ChatError('overloaded');
+    active.makeRoom(owner, access?.liveLimit ?? 0, existing);
   };
 
-  const stopEntry = (sessionId: SessionId, entry: Entry, reason: StopReason) => {
-    entries.delete(sessionId);
+  /** Loads a stored session and activates it, once however many ask at the same time. */
+  const activateStored = (sessionId: SessionId, access: SessionAccess | undefined): Promise<LiveSession | undefined> => {
+    health.assertHealthy();
+    const load = async () => {
+      const record = await store.load(sessionId, window);
+      if (!record) return undefined;
+      const again = active.get(sessionId);
+      if (again) return again.session;
+      // Checked before activating: a stranger's guess never costs the owner a live slot.
+      if (access?.owner !== undefined && record.owner !== access.owner) return undefined;
+      admit(record.owner, access, true);
+      return activate(Conversation.restore(record, policy), true);
+    };
+    // `.finally` runs after `set` below even when `load` fails at once: a
+    // failed activation must never stay in the map and answer every later find.
+    const activation: Promise<LiveSession | undefined> = load().finally(() => {
+      if (activating.get(sessionId) === activation) activating.delete(sessionId);
+    });
+    activating.set(sessionId, activation);
+    return activation;
+  };
+
+  const visible = (session: LiveSession, access: SessionAccess | undefined) => access?.owner === undefined || session.owner === access.owner;
+
+  const stopEntry = (sessionId: SessionId, entry: ActiveEntry, reason: StopReason) => {
+    active.drop(sessionId, entry.session);
     if (entry.session.actor.getSnapshot().status === 'active') entry.session.actor.send({ type: 'stop', reason });
-    options.onReleased?.(sessionId);
   };
 
   const scheduleSweep = () => {
@@ -183,139 +247,117 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   };
 
   const registry: SessionRegistry = {
-    async create(options = {}) {
-      admit();
+    async create(options = {}, access) {
+      const owner = access?.owner;
+      health.assertHealthy();
+      admit(owner, access, false);
       const now = clock.now();
-      const { history = [], sessionId = ids.sessionId(), ...details } = options;
+      const { history = [], sessionId = ids.sessionId(), ...rest } = options;
+      const details: SessionDetails = owner === undefined ? rest : { ...rest, owner };
       const conversation =
         history.length === 0
-          ? Conversation.start(sessionId, now, queueLimit, details)
-          : Conversation.seeded(sessionId, now, queueLimit, details, history, ids.messageId);
+          ? Conversation.start(sessionId, now, policy, details)
+          : Conversation.seeded(sessionId, now, policy, details, history, ids.messageId);
       await store.create(conversation.toRecord());
       return activate(conversation, false);
     },
 
-    async find(sessionId) {
+    async find(sessionId, access) {
       if (!isSessionId(sessionId)) return undefined;
-      const entry = entries.get(sessionId);
+      const entry = active.get(sessionId);
       if (entry) {
+        if (!visible(entry.session, access)) return undefined;
         touch(entry);
         return entry.session;
       }
       const pending = activating.get(sessionId);
-      if (pending) return pending;
-      const activation = (async () => {
-        try {
-          const record = await store.load(sessionId);
-          if (!record) return undefined;
-          const again = entries.get(sessionId);
-          if (again) return again.session;
-          admit();
-          return activate(Conversation.restore(record, queueLimit), true);
-        } finally {
-          activating.delete(sessionId);
-        }
-      })();
-      activating.set(sessionId, activation);
-      return activation;
+      if (pending) {
+        const session = await pending;
+        if (session) return visible(session, access) ? session : undefined;
+        // That activation was on someone else's behalf and may have found the session not theirs: look again, once.
+        return (activating.get(sessionId) ?? activateStored(sessionId, access)).then((again) => (again && visible(again, access) ? again : undefined));
+      }
+      const session = await activateStored(sessionId, access);
+      return session && visible(session, access) ? session : undefined;
     },
 
-    async remove(sessionId) {
+    async remove(sessionId, access) {
       if (!isSessionId(sessionId)) return false;
-      const entry = entries.get(sessionId);
+      health.assertHealthy();
+      // Only the owner may delete: finding it first answers "none" to anyone else.
+      if (access?.owner !== undefined && !(await registry.find(sessionId, access))) return false;
+      // Nothing changes here until the store has deleted it: a failure leaves the session as it was.
+      const existed = await store.delete(sessionId);
+      // One being activated meanwhile (loaded before the delete) is stopped with the rest.
+      await activating.get(sessionId)?.catch(() => undefined);
+      const entry = active.get(sessionId);
       if (entry) stopEntry(sessionId, entry, 'deleted');
       writer.forget(sessionId);
-      const existed = await store.delete(sessionId);
       if (!entry && existed) bus.publish({ type: 'session.stopped', sessionId, reason: 'deleted' });
       bus.forget(sessionId);
       return existed || entry !== undefined;
     },
 
-    passivateIdle() {
-      const cutoff = clock.now() - ttlMs;
-      const stale: [SessionId, Entry][] = [];
-      for (const [sessionId, entry] of entries) {
-        if (entry.lastUsedAt <= cutoff) stale.push([sessionId, entry]);
-      }
-      let passivated = 0;
-      for (const [sessionId, entry] of stale) {
-        if (entry.session.busy) {
-          touch(entry);
-          continue;
-        }
-        // The store is current at every lifecycle point, so nothing is written here.
-        entries.delete(sessionId);
-        entry.session.actor.stop();
-        bus.forget(sessionId);
-        options.onReleased?.(sessionId);
-        passivated += 1;
-      }
-      if (passivated > 0) {
-        logger.debug({ passivated, active: entries.size }, 'passivated idle sessions');
-        options.onPassivated?.(passivated);
-      }
-      return passivated;
-    },
-
     evict(sessionId, reason) {
       if (!isSessionId(sessionId)) return;
-      const entry = entries.get(sessionId);
+      const entry = active.get(sessionId);
       if (!entry) return;
       if (reason) {
         stopEntry(sessionId, entry, reason);
         return;
       }
-      entries.delete(sessionId);
-      entry.session.actor.stop();
-      bus.forget(sessionId);
       // Its unwritten changes would be refused by the fence anyway: the new owner's history wins.
       writer.forget(sessionId);
-      options.onReleased?.(sessionId);
+      active.passivate(sessionId, entry);
     },
 
     pendingWrites(sessionId) {
       return isSessionId(sessionId) && writer.pending(sessionId);
     },
 
+    passivateIdle() {
+      return active.passivateUnusedSince(clock.now() - ttlMs);
+    },
+
     get activeCount() {
-      return entries.size;
+      return active.size;
+    },
+
+    liveCountOf(owner) {
+      return active.countOf(owner);
     },
 
     async close() {
       closed = true;
       if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer);
-      for (const [sessionId, entry] of [...entries]) stopEntry(sessionId, entry, 'shutdown');
+      for (const [sessionId, entry] of [...active.entries()]) stopEntry(sessionId, entry, 'shutdown');
       const unwritten = await writer.close(options.closeWriteTimeoutMs ?? 5000);
       if (unwritten > 0) logger.error({ sessions: unwritten }, 'store unreachable at shutdown: recent changes of these sessions were not written');
+      if (!options.health) health.close();
     },
 
-    async listSessions(query) {
-      const page = await store.listSessions(query);
+    async listSessions(query, access) {
+      health.assertHealthy();
+      const page = await store.listSessions(access?.owner === undefined ? query : { ...query, owner: access.owner });
       return {
         sessions: page.sessions.map((summary) => ({
           ...summary,
-          status: entries.get(summary.sessionId)?.session.status() ?? (summary.stopped ? 'stopped' : 'idle'),
+          status: active.get(summary.sessionId)?.session.status() ?? (summary.stopped ? 'stopped' : 'idle'),
         })),
         nextCursor: page.nextCursor,
       };
     },
 
-    async listMessages(sessionId, query) {
-      const session = await registry.find(sessionId);
-      if (!session) return undefined;
-      const page = await store.listMessages(session.sessionId, query);
-      if (!page) return undefined;
-      // The store is current up to the last flush; the live conversation is current now.
-      const live = new Map(session.view().messages.map((message) => [message.id, message]));
-      return { ...page, messages: page.messages.map((message) => live.get(message.id) ?? message) };
+    async listMessages(sessionId, query, access) {
+      return (await registry.find(sessionId, access))?.messages(query);
     },
 
-    *live() {
-      for (const entry of entries.values()) yield entry.session;
+    live() {
+      return active.sessions();
     },
 
     peek(sessionId) {
-      return isSessionId(sessionId) ? entries.get(sessionId)?.session : undefined;
+      return isSessionId(sessionId) ? active.get(sessionId)?.session : undefined;
     },
 
     get draining() {
@@ -326,12 +368,12 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       closed = true;
       if (sweepTimer !== undefined) clock.clearTimeout(sweepTimer);
       const working = new Map<SessionId, LiveSession>();
-      for (const [sessionId, entry] of [...entries]) {
+      for (const [sessionId, entry] of [...active.entries()]) {
         if (entry.session.working) working.set(sessionId, entry.session);
         else stopEntry(sessionId, entry, 'shutdown');
       }
       const stop = (sessionId: SessionId) => {
-        const entry = entries.get(sessionId);
+        const entry = active.get(sessionId);
         if (entry) stopEntry(sessionId, entry, 'shutdown');
       };
       return drainSessions(working, { bus, clock, logger, deadlineMs, stop });

@@ -2,10 +2,10 @@ import type { Accepted } from '../domain/conversation.ts';
 import type { SessionDetails } from '../domain/conversationRecord.ts';
 import type { GenerationOptions } from '../domain/generationOptions.ts';
 import type { MessageId, SessionId } from '../domain/ids.ts';
-import type { Turn } from '../domain/message.ts';
-import type { MessagePage, MessagePageQuery, PageQuery } from '../domain/ports.ts';
+import type { PublicMessage, Turn } from '../domain/message.ts';
+import type { MessagePageQuery, PageQuery } from '../domain/ports.ts';
 import type { SessionView } from './liveSession.ts';
-import type { SessionListItem } from './sessionRegistry.ts';
+import type { SessionAccess, SessionListItem } from './sessionRegistry.ts';
 
 /**
  * What a transport may do with one session. A LiveSession (the actor runs
@@ -14,20 +14,21 @@ import type { SessionListItem } from './sessionRegistry.ts';
  */
 export interface SessionHandle {
   readonly sessionId: SessionId;
-  /** Accepts a user message; resolves with the acceptance (throws ChatError `busy`, `session_stopped`, …). */
-  send(text: string, options?: GenerationOptions): Accepted | Promise<Accepted>;
+  /** Accepts a user message; resolves once it is committed (throws ChatError `busy`, `session_stopped`, …). */
+  send(text: string, options?: GenerationOptions): Promise<Accepted>;
   /** Stops the reply in progress and the queue; the reply ids cancelled. */
   cancel(): MessageId[] | Promise<MessageId[]>;
-  view(): SessionView | Promise<SessionView>;
+  /** State and the newest `limit` messages. */
+  view(limit?: number): Promise<SessionView>;
 }
 
 /** The sessions as transports see them: on one node the registry itself, across nodes the cluster's router. */
 export interface Sessions {
-  create(options?: SessionDetails & { history?: readonly Turn[] }): Promise<SessionHandle>;
-  /** The session with this id (activated from the store if needed), or undefined. */
-  find(sessionId: string): Promise<SessionHandle | undefined>;
-  /** Deletes a session everywhere; its watchers (on every node) are told. False when there was none. */
-  remove(sessionId: string): Promise<boolean>;
-  listSessions(query: PageQuery): Promise<{ sessions: SessionListItem[]; nextCursor: string | null }>;
-  listMessages(sessionId: string, query: MessagePageQuery): Promise<MessagePage | undefined>;
+  create(options?: Omit<SessionDetails, 'owner'> & { history?: readonly Turn[] }, access?: SessionAccess): Promise<SessionHandle>;
+  /** The session with this id (activated from the store if needed), or undefined (none, or another owner's). */
+  find(sessionId: string, access?: SessionAccess): Promise<SessionHandle | undefined>;
+  /** Deletes a session everywhere; its watchers (on every node) are told. False when there was none (or another owner's). */
+  remove(sessionId: string, access?: SessionAccess): Promise<boolean>;
+  listSessions(query: PageQuery, access?: SessionAccess): Promise<{ sessions: SessionListItem[]; nextCursor: string | null }>;
+  listMessages(sessionId: string, query: MessagePageQuery, access?: SessionAccess): Promise<{ messages: PublicMessage[]; nextCursor: string | null } | undefined>;
 }

@@ -1,4 +1,5 @@
 import type { Conversation } from '../domain/conversation.ts';
+import { ChatError, isChatError } from '../domain/errors.ts';
 import type { ChunkEvent } from '../domain/events.ts';
 import type { SessionId } from '../domain/ids.ts';
 import { copyMessage } from '../domain/message.ts';
@@ -18,7 +19,14 @@ export interface StoreWriterOptions {
    * reply.
    */
   flushStreaming?: boolean;
-  /** First delay before retrying a failed write; doubles up to `retryMaxMs` (defaults 100 ms, 5 s). */
+  /**
+   * Lifecycle changes (a reply started or finished) wait this long for others
+   * of the session (default 10 ms): a short reply's start and end then go as
+   * one write, and often with the next message's commit, instead of each
+   * holding the session's one write in flight.
+   */
+  lifecycleDelayMs?: number;
+  /** First delay before retrying a failed background write; doubles up to `retryMaxMs` (defaults 100 ms, 5 s). */
   retryBaseMs?: number;
   retryMaxMs?: number;
   /** Chunks held for the store's resume log per session while it cannot be written (default 1,000). */
@@ -26,42 +34,63 @@ export interface StoreWriterOptions {
 }
 
 /**
- * Writes conversations behind the live sessions, so the store never sits on
- * the streaming path:
- * - lifecycle writes (message accepted, reply started or finished) go at once;
- * - while a reply streams, its text so far and its chunks are written at most
- *   every `flushIntervalMs` (what a crash can lose is bounded by that);
- * - one write per session is in flight at a time, so writes never overtake;
- * - a failed write is kept and retried with backoff: nothing acknowledged is
- *   dropped while the process lives, and `failing` lets new work be refused.
+ * Writes conversations to the store, one write per session in flight (so
+ * writes never overtake), every session's writes group-committed by the
+ * store:
+ * - `commit` is awaited: a user message is acknowledged once its write is
+ *   committed; a failed write is not retried, it rejects and nothing of the
+ *   message is kept (the caller drops it);
+ * - `save` is background (lifecycle changes: reply started or finished): a
+ *   failure is kept and retried with backoff, so nothing is dropped while the
+ *   process lives; a write the store refuses for its content is dropped and
+ *   logged, never retried forever (it would wedge every batch it joins);
+ * - while a reply streams, its text and chunks go at most every
+ *   `flushIntervalMs` (what a crash can lose), with the session's chunk-number
+ *   mark; `reserveSeqs` stores the mark now when a reply is about to pass it.
  * A session costs nothing here unless it has something unwritten.
  */
 export interface StoreWriter {
-  /** Queues the latest versions of these messages and the session's counters. */
+  /** Queues the latest versions of these messages and the session's counters (retried until stored). */
   save(conversation: Conversation, messages: readonly Message[]): void;
+  /** Writes these messages now; resolves once committed, rejects (and drops them) when the write fails. */
+  commit(conversation: Conversation, messages: readonly Message[]): Promise<void>;
+  /** Stores the conversation's chunk-number mark now; resolves once committed. */
+  reserveSeqs(conversation: Conversation): Promise<void>;
   /** Notes a streamed chunk; the reply in progress is flushed on the interval. */
   chunk(conversation: Conversation, chunk: ChunkEvent): void;
   /** True while something of this session is not yet stored (it must not be passivated). */
   pending(sessionId: SessionId): boolean;
-  /** True while the store refuses writes (the latest attempt failed). */
-  readonly failing: boolean;
-  /** Drops what is pending for a deleted session. */
+  /** Drops what is pending for a deleted session (awaited writes reject with `session_not_found`). */
   forget(sessionId: SessionId): void;
   /** Writes everything pending now; waits at most `timeoutMs`. Resolves with the sessions left unwritten. */
   close(timeoutMs?: number): Promise<number>;
+}
+
+interface Waiter {
+  /** Messages that are written only for this waiter (dropped if its write fails). */
+  ids: readonly string[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
 }
 
 interface PendingState {
   conversation: Conversation;
   messages: Map<string, Message>;
   chunks: ChunkEvent[];
+  waiters: Waiter[];
+  /** Messages refused after a failed write that might have committed anyway: removed by a later write. */
+  withdrawn: string[];
   /** The session's own fields (stopped, counters) changed. */
   touched: boolean;
   flushTimer: unknown;
+  /** When the flush timer fires. */
+  flushAt: number;
   retryTimer: unknown;
   inFlight: boolean;
   failures: number;
 }
+
+const codeOf = (error: unknown) => (isChatError(error) ? error.code : 'store_unavailable');
 
 export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
   const { store, clock, logger } = options;
@@ -70,8 +99,8 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
   const retryBaseMs = options.retryBaseMs ?? 100;
   const retryMaxMs = options.retryMaxMs ?? 5000;
   const maxPendingChunks = options.maxPendingChunks ?? 1000;
+  const lifecycleDelayMs = options.lifecycleDelayMs ?? 10;
   const states = new Map<SessionId, PendingState>();
-  let failing = false;
   let closing = false;
   let onIdle: (() => void) | undefined;
 
@@ -82,8 +111,11 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
         conversation,
         messages: new Map(),
         chunks: [],
+        waiters: [],
+        withdrawn: [],
         touched: false,
         flushTimer: undefined,
+        flushAt: 0,
         retryTimer: undefined,
         inFlight: false,
         failures: 0,
@@ -99,70 +131,132 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
 
   const release = (state: PendingState) => {
     if (state.inFlight || state.flushTimer !== undefined || state.retryTimer !== undefined) return;
-    if (state.touched || state.messages.size > 0 || state.chunks.length > 0) return;
+    if (state.touched || state.messages.size > 0 || state.chunks.length > 0 || state.waiters.length > 0 || state.withdrawn.length > 0) return;
     if (current(state)) states.delete(state.conversation.sessionId);
     if (states.size === 0) onIdle?.();
   };
 
-  const scheduleFlush = (state: PendingState) => {
-    if (state.flushTimer !== undefined || state.inFlight || state.retryTimer !== undefined) return;
+  const clearTimers = (state: PendingState) => {
+    if (state.flushTimer !== undefined) clock.clearTimeout(state.flushTimer);
+    if (state.retryTimer !== undefined) clock.clearTimeout(state.retryTimer);
+    state.flushTimer = state.retryTimer = undefined;
+  };
+
+  /** Fails every waiter of the session and drops the messages written only for them. */
+  const rejectWaiters = (state: PendingState, waiters: readonly Waiter[], error: unknown) => {
+    for (const waiter of waiters) {
+      for (const id of waiter.ids) state.messages.delete(id);
+      waiter.reject(error);
+    }
+  };
+
+  /** A write within `delayMs` (an earlier one already planned stands); none while one is in flight or retrying. */
+  const scheduleFlush = (state: PendingState, delayMs = flushIntervalMs) => {
+    if (state.inFlight || state.retryTimer !== undefined) return;
+    const due = clock.now() + (closing ? 0 : delayMs);
+    if (state.flushTimer !== undefined) {
+      if (state.flushAt <= due) return;
+      clock.clearTimeout(state.flushTimer);
+    }
+    state.flushAt = due;
     state.flushTimer = clock.setTimeout(() => {
       state.flushTimer = undefined;
       write(state);
-    }, closing ? 0 : flushIntervalMs);
+    }, due - clock.now());
   };
 
   const write = (state: PendingState): void => {
-    if (state.inFlight || state.retryTimer !== undefined) return;
-    if (state.flushTimer !== undefined) {
-      clock.clearTimeout(state.flushTimer);
-      state.flushTimer = undefined;
-    }
+    if (state.inFlight) return;
+    // Someone waits on this write: a background retry's backoff does not hold it back.
+    if (state.retryTimer !== undefined && state.waiters.length === 0) return;
+    clearTimers(state);
     const { conversation } = state;
     const messages = state.messages;
     // The reply still streaming goes with every write, with its text so far.
     const streaming = conversation.inProgress()?.reply;
     if (streaming && (state.chunks.length > 0 || messages.has(streaming.id))) messages.set(streaming.id, streaming);
-    if (!state.touched && messages.size === 0 && state.chunks.length === 0) {
+    if (!state.touched && messages.size === 0 && state.chunks.length === 0 && state.waiters.length === 0 && state.withdrawn.length === 0) {
       release(state);
       return;
     }
     const update: SessionUpdate = {
       sessionId: conversation.sessionId,
       lastSeq: conversation.lastSeq,
+      seqReserved: conversation.seqReservation,
       lastActiveAt: conversation.lastActiveAt,
       stopped: conversation.stopped,
       messages: [...messages.values()],
       chunks: state.chunks,
+      ...(state.withdrawn.length > 0 ? { withdrawn: state.withdrawn } : {}),
     };
+    const waiters = state.waiters;
+    const awaited = new Set(waiters.flatMap((waiter) => waiter.ids));
     state.messages = new Map();
     state.chunks = [];
+    state.waiters = [];
+    state.withdrawn = [];
     state.touched = false;
     state.inFlight = true;
     store.save(update).then(
       () => {
         state.inFlight = false;
         state.failures = 0;
-        failing = false;
+        conversation.confirmSeqReserved(update.seqReserved);
+        for (const waiter of waiters) waiter.resolve();
         if (!current(state)) return;
-        if (state.touched || state.messages.size > 0) write(state);
+        if (state.waiters.length > 0) write(state);
+        else if (state.touched || state.messages.size > 0 || state.withdrawn.length > 0) scheduleFlush(state, lifecycleDelayMs);
         else if (state.chunks.length > 0) scheduleFlush(state);
         else release(state);
       },
       (error: unknown) => {
         state.inFlight = false;
-        state.failures += 1;
-        failing = true;
+        const code = codeOf(error);
+        const sessionId = conversation.sessionId;
+        // Whoever waits learns now; their messages are not written later behind their back.
+        rejectWaiters(state, waiters, error);
         if (!current(state)) return;
+        if (code === 'session_not_found') {
+          // Deleted meanwhile: nothing of it is to be kept, nor anyone to wait.
+          rejectWaiters(state, state.waiters, error);
+          clearTimers(state);
+          states.delete(sessionId);
+          if (states.size === 0) onIdle?.();
+          return;
+        }
+        const background = update.messages.filter((message) => !awaited.has(message.id));
+        state.withdrawn = [...(update.withdrawn ?? []), ...state.withdrawn];
+        if (code === 'store_rejected' && awaited.size === 0) {
+          // The store will never take this content; retrying it would fail every batch it joins.
+          logger.error(
+            { sessionId, messages: background.map((message) => message.id), err: String((error as { cause?: unknown }).cause ?? error) },
+            'store refused a write for its content; those changes are not kept',
+          );
+          if (state.touched || state.messages.size > 0 || state.waiters.length > 0 || state.withdrawn.length > 0) write(state);
+          else release(state);
+          return;
+        }
+        if (code !== 'store_rejected') {
+          // An outage: whoever waits behind this write learns now too, rather than after the backoff.
+          rejectWaiters(state, state.waiters.splice(0), error);
+          // The failed write may have committed anyway (the connection lost during COMMIT): the retry removes what its senders were refused.
+          state.withdrawn = [...awaited, ...state.withdrawn];
+        }
         // Put the failed write back in front of what came meanwhile (newer versions win, first places kept).
-        const merged = new Map(update.messages.map((message) => [message.id, message]));
+        const merged = new Map(background.map((message) => [message.id, message]));
         for (const [id, message] of state.messages) merged.set(id, message);
         state.messages = merged;
         state.touched = true;
         state.chunks = [...update.chunks!, ...state.chunks].slice(-maxPendingChunks);
+        if (code === 'store_rejected') {
+          // The awaited messages took the blame; what was written behind them goes again at once.
+          write(state);
+          return;
+        }
+        state.failures += 1;
         const delay = Math.min(retryBaseMs * 2 ** (state.failures - 1), retryMaxMs);
         logger.warn(
-          { sessionId: conversation.sessionId, failures: state.failures, retryInMs: delay, err: String((error as { cause?: unknown }).cause ?? error) },
+          { sessionId, failures: state.failures, retryInMs: delay, err: String((error as { cause?: unknown }).cause ?? error) },
           'store write failed; will retry',
         );
         state.retryTimer = clock.setTimeout(() => {
@@ -173,13 +267,26 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     );
   };
 
+  const awaitWrite = (conversation: Conversation, messages: readonly Message[]): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const state = stateOf(conversation);
+      for (const message of messages) state.messages.set(message.id, copyMessage(message));
+      state.waiters.push({ ids: messages.map((message) => message.id), resolve, reject });
+      state.touched = true;
+      write(state);
+    });
+
   return {
     save(conversation, messages) {
       const state = stateOf(conversation);
       for (const message of messages) state.messages.set(message.id, copyMessage(message));
       state.touched = true;
-      write(state);
+      scheduleFlush(state, lifecycleDelayMs);
     },
+
+    commit: awaitWrite,
+
+    reserveSeqs: (conversation) => awaitWrite(conversation, []),
 
     chunk(conversation, chunk) {
       if (!flushStreaming) return;
@@ -193,21 +300,13 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
       return states.has(sessionId);
     },
 
-    get failing() {
-      return failing;
-    },
-
     forget(sessionId) {
       const state = states.get(sessionId);
       if (!state) return;
-      if (state.flushTimer !== undefined) clock.clearTimeout(state.flushTimer);
-      if (state.retryTimer !== undefined) clock.clearTimeout(state.retryTimer);
+      clearTimers(state);
+      rejectWaiters(state, state.waiters.splice(0), new ChatError('session_not_found'));
       states.delete(sessionId);
-      if (states.size === 0) {
-        // No write is left to prove the store healthy again: let the next one find out.
-        failing = false;
-        onIdle?.();
-      }
+      if (states.size === 0) onIdle?.();
     },
 
     async close(timeoutMs = 5000) {

@@ -1,11 +1,12 @@
 import type { LiveSession } from '../actors/liveSession.ts';
-import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import type { SessionAccess, SessionRegistry } from '../actors/sessionRegistry.ts';
 import type { Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { ChatEvent } from '../domain/events.ts';
 import { isSessionId } from '../domain/ids.ts';
 import type { IdGenerator, SessionId } from '../domain/ids.ts';
-import type { Clock, Logger, MessagePage, SessionStore } from '../domain/ports.ts';
+import type { Clock, Logger, SessionStore } from '../domain/ports.ts';
+import type { PublicMessage } from '../domain/message.ts';
 import type { RedisBus } from '../infra/redisBus.ts';
 import { MOVED } from './commandRouter.ts';
 import { createActivator, MISSING } from './activation.ts';
@@ -39,7 +40,7 @@ const sleep = (clock: Clock, ms: number) => new Promise<void>((resolve) => clock
 
 export interface ClusterSessions extends Sessions {
   /** Runs `op` on the session's owner (activating it here if nobody owns it); the owner's answer. */
-  route(sessionId: SessionId, op: CommandOp, args?: unknown): Promise<unknown>;
+  route(sessionId: SessionId, op: CommandOp, args?: unknown, access?: SessionAccess): Promise<unknown>;
   /** Serves a command routed to this node. */
   serve(request: CommandRequest): Promise<unknown>;
   /** The registry's hook: a session left this node; its lease goes once its writes have landed. */
@@ -109,7 +110,7 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
     return activator.activate(sessionId);
   };
 
-  const runLocal = (session: LiveSession, op: CommandOp, args: unknown) => runCommand(registry, session, op, args);
+  const runLocal = (session: LiveSession, op: CommandOp, args: unknown, access: SessionAccess | undefined) => runCommand(registry, session, op, args, access);
 
   type Located = { local: LiveSession } | { remote: string; pttl: number } | typeof MISSING;
 
@@ -138,7 +139,7 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
     }
   };
 
-  const route = async (sessionId: SessionId, op: CommandOp, args?: unknown): Promise<unknown> => {
+  const route = async (sessionId: SessionId, op: CommandOp, args?: unknown, access?: SessionAccess): Promise<unknown> => {
     const deadline = clock.now() + leaseMs + 1000;
     const requestId = ids.messageId();
     let waited = false;
@@ -150,10 +151,10 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
       }
       if ('local' in where) {
         onRouted(op, waited ? 'waited' : 'local');
-        return runLocal(where.local, op, args);
+        return runLocal(where.local, op, args, access);
       }
       if (!router) throw new ChatError('unavailable');
-      const outcome = await router.call(where.remote, op, sessionId, { requestId, args }, commandTimeoutMs);
+      const outcome = await router.call(where.remote, op, sessionId, { requestId, args, ...(access ? { access } : {}) }, commandTimeoutMs);
       if (outcome.kind === 'answer') {
         onRouted(op, waited ? 'waited' : 'remote');
         return outcome.value;
@@ -172,14 +173,14 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
   const cluster: ClusterSessions = {
     route,
 
-    async create(details = {}) {
+    async create(details = {}, access) {
       if (closed) throw new ChatError('overloaded', 'The server is shutting down.');
       admitSession();
       const sessionId = ids.sessionId();
       const acquired = await leases.acquire(sessionId);
       if (!acquired.acquired) throw new ChatError('internal_error', 'A new session id was already taken.');
       try {
-        return await registry.create({ ...details, sessionId });
+        return await registry.create({ ...details, sessionId }, access);
       } catch (error) {
         await leases.release(sessionId);
         leases.forgetToken(sessionId);
@@ -187,27 +188,39 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
       }
     },
 
-    async find(sessionId) {
+    async find(sessionId, access) {
       if (!isSessionId(sessionId)) return undefined;
       const local = ownedHere(sessionId);
-      if (local) return (await registry.find(sessionId)) ?? undefined;
+      if (local) return (await registry.find(sessionId, access)) ?? undefined;
       const where = await locate(sessionId, clock.now() + leaseMs + 1000);
       if (where === MISSING) return undefined;
-      if ('local' in where) return where.local;
-      return new RemoteSession(sessionId, route);
+      if ('local' in where) return (await registry.find(sessionId, access)) ?? undefined;
+      // The owner checks whose it is: another key's session is "not found" from every node.
+      try {
+        await route(sessionId, 'activate', undefined, access);
+      } catch (error) {
+        if (error instanceof ChatError && error.code === 'session_not_found') return undefined;
+        throw error;
+      }
+      return new RemoteSession(sessionId, route, access);
     },
 
-    async remove(sessionId) {
+    async remove(sessionId, access) {
       if (!isSessionId(sessionId)) return false;
-      return (await route(sessionId, 'remove')) as boolean;
+      try {
+        return (await route(sessionId, 'remove', undefined, access)) as boolean;
+      } catch (error) {
+        if (error instanceof ChatError && error.code === 'session_not_found') return false;
+        throw error;
+      }
     },
 
-    listSessions: (query) => registry.listSessions(query),
+    listSessions: (query, access) => registry.listSessions(query, access),
 
-    async listMessages(sessionId, query): Promise<MessagePage | undefined> {
+    async listMessages(sessionId, query, access): Promise<{ messages: PublicMessage[]; nextCursor: string | null } | undefined> {
       if (!isSessionId(sessionId)) return undefined;
       try {
-        return (await route(sessionId, 'messages', query)) as MessagePage | undefined;
+        return ((await route(sessionId, 'messages', query, access)) as { messages: PublicMessage[]; nextCursor: string | null } | null) ?? undefined;
       } catch (error) {
         if (error instanceof ChatError && error.code === 'session_not_found') return undefined;
         throw error;
@@ -215,13 +228,13 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
     },
 
     async serve(request) {
-      const { requestId, args } = (request.args ?? {}) as { requestId?: string; args?: unknown };
+      const { requestId, args, access } = (request.args ?? {}) as { requestId?: string; args?: unknown; access?: SessionAccess };
       const key = `${request.from}:${requestId ?? request.id}`;
       const earlier = served.get(key);
       if (earlier) return earlier;
       const session = ownedHere(request.sessionId);
       if (!session) return MOVED;
-      const running = runLocal(session, request.op, args);
+      const running = runLocal(session, request.op, args, access);
       served.set(key, running);
       if (served.size > 10_000) served.delete(served.keys().next().value!);
       clock.setTimeout(() => served.delete(key), 30_000);

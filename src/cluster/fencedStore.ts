@@ -14,14 +14,13 @@ export interface FencedStoreOptions {
  * lease under which it was made. A write without one (the lease is gone) is
  * stamped -1, which no stored token accepts. A refused write is dropped
  * (resolved, so the writer does not retry it) and reported: this node's copy
- * of the session is stale and must go.
+ * of the session is stale and must go. Everything else passes through.
  */
 export function fenceStore(store: SessionStore, options: FencedStoreOptions): SessionStore {
-  if (!store.claim) throw new Error('this store cannot fence writes (no claim): it cannot be shared by several nodes');
+  const claim = store.claim?.bind(store);
+  if (!claim) throw new Error('this store cannot fence writes (no claim): it cannot be shared by several nodes');
   return {
-    ...(store.durable === undefined ? {} : { durable: store.durable }),
-    create: (record) => store.create(record),
-    load: (sessionId) => store.load(sessionId),
+    ...store,
     async save(update) {
       try {
         await store.save({ ...update, fence: options.tokenOf(update.sessionId) ?? -1 });
@@ -30,12 +29,6 @@ export function fenceStore(store: SessionStore, options: FencedStoreOptions): Se
         options.onFenced(update.sessionId);
       }
     },
-    delete: (sessionId) => store.delete(sessionId),
-    ping: () => store.ping(),
-    close: () => store.close(),
-    listSessions: (query) => store.listSessions(query),
-    listMessages: (sessionId, query) => store.listMessages(sessionId, query),
-    chunksAfter: (sessionId, afterSeq) => store.chunksAfter(sessionId, afterSeq),
-    claim: (sessionId, token) => store.claim!(sessionId, token),
+    claim,
   };
 }

@@ -1,11 +1,23 @@
 import type { LiveSession } from '../actors/liveSession.ts';
-import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import type { SessionAccess, SessionRegistry } from '../actors/sessionRegistry.ts';
+import { ChatError } from '../domain/errors.ts';
 import type { GenerationOptions } from '../domain/generationOptions.ts';
 import type { MessagePageQuery } from '../domain/ports.ts';
 import type { CommandOp } from './commandRouter.ts';
 
-/** Runs a command on a session whose actor runs here (its owner): what a routed command does on arrival. */
-export async function runCommand(registry: SessionRegistry, session: LiveSession, op: CommandOp, args: unknown): Promise<unknown> {
+/**
+ * Runs a command on a session whose actor runs here (its owner): what a
+ * routed command does on arrival. The caller's access is checked here, where
+ * the session is: another key's session is "not found", as on one node.
+ */
+export async function runCommand(
+  registry: SessionRegistry,
+  session: LiveSession,
+  op: CommandOp,
+  args: unknown,
+  access: SessionAccess | undefined,
+): Promise<unknown> {
+  if (access?.owner !== undefined && session.owner !== access.owner) throw new ChatError('session_not_found');
   switch (op) {
     case 'send': {
       const { text, options: generation } = args as { text: string; options?: GenerationOptions };
@@ -14,11 +26,11 @@ export async function runCommand(registry: SessionRegistry, session: LiveSession
     case 'cancel':
       return session.cancel();
     case 'view':
-      return session.view();
+      return session.view((args as { limit?: number } | undefined)?.limit);
     case 'messages':
-      return registry.listMessages(session.sessionId, args as MessagePageQuery);
+      return (await session.messages(args as MessagePageQuery)) ?? null;
     case 'remove':
-      return registry.remove(session.sessionId);
+      return registry.remove(session.sessionId, access);
     case 'activate':
       return null;
   }

@@ -4,30 +4,33 @@ import type { Accepted } from '../domain/conversation.ts';
 import type { GenerationOptions } from '../domain/generationOptions.ts';
 import type { MessageId, SessionId } from '../domain/ids.ts';
 import type { CommandOp } from './commandRouter.ts';
+import type { SessionAccess } from '../actors/sessionRegistry.ts';
 
 /** Runs a command on the session's owner, wherever it is; the owner's answer. */
-export type Route = (sessionId: SessionId, op: CommandOp, args?: unknown) => Promise<unknown>;
+export type Route = (sessionId: SessionId, op: CommandOp, args?: unknown, access?: SessionAccess) => Promise<unknown>;
 
 /** A session whose actor runs on another node: every call goes to the owner. */
 export class RemoteSession implements SessionHandle {
   readonly sessionId: SessionId;
   readonly #route: Route;
+  readonly #access: SessionAccess | undefined;
 
-  constructor(sessionId: SessionId, route: Route) {
+  constructor(sessionId: SessionId, route: Route, access: SessionAccess | undefined) {
     this.sessionId = sessionId;
     this.#route = route;
+    this.#access = access;
   }
 
   async send(text: string, options?: GenerationOptions): Promise<Accepted> {
-    return (await this.#route(this.sessionId, 'send', { text, ...(options ? { options } : {}) })) as Accepted;
+    return (await this.#route(this.sessionId, 'send', { text, ...(options ? { options } : {}) }, this.#access)) as Accepted;
   }
 
   async cancel(): Promise<MessageId[]> {
-    return (await this.#route(this.sessionId, 'cancel')) as MessageId[];
+    return (await this.#route(this.sessionId, 'cancel', undefined, this.#access)) as MessageId[];
   }
 
-  async view(): Promise<SessionView> {
-    return (await this.#route(this.sessionId, 'view')) as SessionView;
+  async view(limit?: number): Promise<SessionView> {
+    return (await this.#route(this.sessionId, 'view', limit === undefined ? undefined : { limit }, this.#access)) as SessionView;
   }
 }
 

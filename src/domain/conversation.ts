@@ -2,48 +2,22 @@ import { ChatError } from './errors.ts';
 import type { ErrorCode } from './errors.ts';
 import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId, SessionId } from './ids.ts';
-import { copyMessage } from './message.ts';
+import { copyMessage, withoutNul } from './message.ts';
 import type { Message, Turn, Usage } from './message.ts';
 import type { ConversationRecord, SessionDetails, SessionMetadata } from './conversationRecord.ts';
+import { ChunkNumbers, SEQ_BLOCK } from './chunkNumbers.ts';
+import { detailsOf, nextUserOrder, recoverUnfinished } from './conversationRules.ts';
+import { HistoryWindow } from './historyWindow.ts';
+import type { Acceptance, Accepted, ChunkRecord, ConversationPolicy, FinalReplyStatus, InProgress, Pending } from './conversationRules.ts';
 
-export type FinalReplyStatus = 'complete' | 'cancelled' | 'failed' | 'interrupted';
-
-/**
- * After an unclean stop the store holds the chunk sequence as of its last
- * flush, but clients may have seen later chunks. The sequence jumps by more
- * than one flush interval can stream, so no `seq` a client saw is reused.
- */
-export const SEQ_GAP_AFTER_CRASH = 1_000_000;
-
-export interface Accepted {
-  readonly user: Message;
-  /** The id the reply will stream under (chunk frames carry it). */
-  readonly replyId: MessageId;
-  /** 0 when generation starts at once, else the place in the queue. */
-  readonly position: number;
-}
-
-export interface ChunkRecord {
-  readonly messageId: MessageId;
-  readonly seq: number;
-}
-
-interface Pending {
-  readonly user: Message;
-  readonly replyId: MessageId;
-  readonly options?: GenerationOptions;
-}
-
-/** The reply being generated, the message it answers and that message's settings. */
-export interface InProgress {
-  readonly reply: Message;
-  readonly prompt: Message;
-  readonly options?: GenerationOptions;
-}
+export type { Acceptance, Accepted, ChunkRecord, FinalReplyStatus, InProgress } from './conversationRules.ts';
 
 /**
- * The conversation of one session and its rules: the bounded queue of user
- * messages, the one reply in progress, the per-session chunk sequence.
+ * The conversation of one session and its rules: user messages taken in,
+ * stored, then queued (bounded); one reply at a time; history in
+ * conversation order (each reply right after its question, whatever waited
+ * meanwhile); chunk numbers that never repeat, even across a crash; and only
+ * a recent window of history held in memory (the rest is in the store).
  *
  * It is deliberately a mutable entity owned by the session's supervisor and
  * lent to the session actor: chunks append text here without an XState
@@ -54,56 +28,74 @@ export class Conversation {
   readonly sessionId: SessionId;
   readonly createdAt: number;
   readonly queueLimit: number;
-  #messages: Message[];
+  readonly #window: HistoryWindow;
+  readonly #numbers: ChunkNumbers;
+  /** Taken in, being stored. */
+  #awaiting: Pending[] = [];
   #queue: Pending[] = [];
   #reply: Message | undefined;
   #prompt: Message | undefined;
   #options: GenerationOptions | undefined;
-  #lastSeq: number;
+  #nextOrder: number;
   #lastActiveAt: number;
   #stopped: boolean;
   #details: SessionDetails;
   #recovered: Message[] | undefined;
 
-  private constructor(record: ConversationRecord, queueLimit: number) {
+  private constructor(record: ConversationRecord, policy: ConversationPolicy, restored: boolean) {
     this.sessionId = record.sessionId;
     this.createdAt = record.createdAt;
-    this.queueLimit = queueLimit;
-    this.#messages = record.messages.map(copyMessage);
-    this.#lastSeq = record.lastSeq;
+    this.queueLimit = policy.queueLimit;
+    const messages = record.messages.map(copyMessage).sort((a, b) => a.order - b.order);
+    this.#nextOrder = nextUserOrder(messages.reduce((highest, message) => Math.max(highest, message.order), 0));
     this.#lastActiveAt = record.lastActiveAt;
     this.#stopped = record.stopped;
     this.#details = detailsOf(record);
-    this.#recoverUnfinished(record.lastActiveAt);
+    const durable = policy.reserveSeqs ?? false;
+    this.#numbers = restored ? ChunkNumbers.restored(durable, record.lastSeq, record.seqReserved) : ChunkNumbers.fresh(durable);
+    if (restored) {
+      const recovered = recoverUnfinished(messages, record.lastActiveAt);
+      if (recovered.length > 0) this.#recovered = recovered.map(copyMessage);
+    }
+    this.#window = new HistoryWindow(messages, policy.contextBudgetTokens ?? Number.POSITIVE_INFINITY);
+    this.#window.trim([]);
   }
 
-  static start(sessionId: SessionId, now: number, queueLimit: number, details: SessionDetails = {}): Conversation {
-    return new Conversation(
-      { sessionId, createdAt: now, lastActiveAt: now, lastSeq: 0, stopped: false, messages: [], ...detailsOf(details) },
-      queueLimit,
-    );
+  static start(sessionId: SessionId, now: number, policy: ConversationPolicy, details: SessionDetails = {}): Conversation {
+    return Conversation.#fresh(sessionId, now, policy, details, []);
   }
 
   /** A new conversation that starts from earlier turns (e.g. an OpenAI-style request's messages). */
   static seeded(
     sessionId: SessionId,
     now: number,
-    queueLimit: number,
+    policy: ConversationPolicy,
     details: SessionDetails,
     turns: readonly Turn[],
     messageId: () => MessageId,
   ): Conversation {
     const messages = turns.map(
-      (turn): Message => ({ id: messageId(), role: turn.role, content: turn.content, status: 'complete', createdAt: now, updatedAt: now }),
+      (turn, index): Message => ({
+        id: messageId(),
+        order: 2 * (index + 1),
+        role: turn.role,
+        content: turn.content,
+        status: 'complete',
+        createdAt: now,
+        updatedAt: now,
+      }),
     );
-    return new Conversation(
-      { sessionId, createdAt: now, lastActiveAt: now, lastSeq: 0, stopped: false, messages, ...detailsOf(details) },
-      queueLimit,
-    );
+    return Conversation.#fresh(sessionId, now, policy, details, messages);
   }
 
-  static restore(record: ConversationRecord, queueLimit: number): Conversation {
-    return new Conversation(record, queueLimit);
+  static #fresh(sessionId: SessionId, now: number, policy: ConversationPolicy, details: SessionDetails, messages: Message[]): Conversation {
+    const record = { sessionId, createdAt: now, lastActiveAt: now, lastSeq: 0, seqReserved: SEQ_BLOCK, stopped: false, messages, ...detailsOf(details) };
+    return new Conversation(record, policy, false);
+  }
+
+  /** From a stored record (a recent window of it is enough); unfinished work comes back finished. */
+  static restore(record: ConversationRecord, policy: ConversationPolicy): Conversation {
+    return new Conversation(record, policy, true);
   }
 
   get title(): string | undefined {
@@ -114,6 +106,11 @@ export class Conversation {
     return this.#details.metadata;
   }
 
+  /** The API key id the session belongs to; undefined when made without one. */
+  get owner(): string | undefined {
+    return this.#details.owner;
+  }
+
   /** Messages that restoring changed (a reply interrupted, waiting messages cancelled), once. */
   takeRecovered(): Message[] {
     const recovered = this.#recovered ?? [];
@@ -122,7 +119,22 @@ export class Conversation {
   }
 
   get lastSeq(): number {
-    return this.#lastSeq;
+    return this.#numbers.last;
+  }
+
+  /** The chunk-number mark to store with the next write. */
+  get seqReservation(): number {
+    return this.#numbers.mark;
+  }
+
+  /** True when the next chunk would pass the stored mark: a reservation must be stored first. */
+  get mustReserveSeq(): boolean {
+    return this.#numbers.mustReserve;
+  }
+
+  /** The store has kept `mark` (a `seqReservation` this conversation handed out). */
+  confirmSeqReserved(mark: number): void {
+    this.#numbers.confirm(mark);
   }
 
   get stopped(): boolean {
@@ -137,17 +149,38 @@ export class Conversation {
     return this.#queue.length > 0;
   }
 
-  /** Takes a user message: it starts at once when idle, else waits in the bounded queue. */
-  accept(text: string, ids: { user: MessageId; reply: MessageId }, now: number, options?: GenerationOptions): Accepted {
+  /**
+   * Takes a user message in: it counts against the queue limit at once, but
+   * joins the queue only once stored (`admit`), or is dropped (`withdraw`).
+   */
+  accept(text: string, ids: { user: MessageId; reply: MessageId }, now: number, options?: GenerationOptions): Acceptance {
     if (this.#stopped) throw new ChatError('session_stopped');
     if (text.trim().length === 0) throw new ChatError('bad_request', 'The message text must not be empty.');
-    const waiting = this.#queue.length + (this.#reply ? 1 : 0);
+    const waiting = this.#queue.length + this.#awaiting.length + (this.#reply ? 1 : 0);
     if (waiting > this.queueLimit) throw new ChatError('busy');
-    const user: Message = { id: ids.user, role: 'user', content: text, status: 'queued', createdAt: now, updatedAt: now };
-    this.#messages.push(user);
-    this.#queue.push(options ? { user, replyId: ids.reply, options } : { user, replyId: ids.reply });
+    const user: Message = { id: ids.user, order: this.#nextOrder, role: 'user', content: text, status: 'queued', createdAt: now, updatedAt: now };
+    this.#nextOrder += 2;
+    this.#awaiting.push(options ? { user, replyId: ids.reply, options } : { user, replyId: ids.reply });
     this.#lastActiveAt = now;
-    return { user: copyMessage(user), replyId: ids.reply, position: waiting };
+    return { user: copyMessage(user), replyId: ids.reply };
+  }
+
+  /** The stored message joins the queue; undefined when it is not waiting to (withdrawn, unknown). */
+  admit(userId: MessageId): Accepted | undefined {
+    const index = this.#awaiting.findIndex((pending) => pending.user.id === userId);
+    if (index === -1 || this.#stopped) return undefined;
+    const [pending] = this.#awaiting.splice(index, 1);
+    const position = this.#queue.length + (this.#reply ? 1 : 0);
+    this.#queue.push(pending!);
+    return { user: copyMessage(pending!.user), replyId: pending!.replyId, position };
+  }
+
+  /** Drops a message taken in but not stored, as if it never came. */
+  withdraw(userId: MessageId): boolean {
+    const index = this.#awaiting.findIndex((pending) => pending.user.id === userId);
+    if (index === -1) return false;
+    this.#awaiting.splice(index, 1);
+    return true;
   }
 
   /** Moves the next queued message into generation; returns its reply, or undefined. */
@@ -159,6 +192,7 @@ export class Conversation {
     next.user.updatedAt = now;
     const reply: Message = {
       id: next.replyId,
+      order: next.user.order + 1,
       role: 'assistant',
       content: '',
       status: 'streaming',
@@ -166,11 +200,14 @@ export class Conversation {
       updatedAt: now,
       replyTo: next.user.id,
     };
-    this.#messages.push(reply);
+    this.#window.push(next.user, true);
+    this.#window.push(reply, false);
     this.#reply = reply;
     this.#prompt = next.user;
     this.#options = next.options;
     this.#lastActiveAt = now;
+    // The write that records the start also raises the chunk-number mark.
+    this.#numbers.planAhead();
     return this.inProgress();
   }
 
@@ -187,15 +224,16 @@ export class Conversation {
     return this.#reply ? [this.#reply.id, ...ids] : ids;
   }
 
-  /** Appends streamed text to the reply in progress and numbers the chunk. */
+  /** Appends streamed text to the reply in progress and numbers the chunk (within the stored reservation). */
   appendChunk(text: string, now: number): ChunkRecord {
     const reply = this.#reply;
     if (!reply) throw new ChatError('internal_error', 'No reply is being generated.');
-    reply.content += text;
+    const seq = this.#numbers.next();
+    const kept = withoutNul(text);
+    reply.content += kept;
     reply.updatedAt = now;
-    this.#lastSeq += 1;
     this.#lastActiveAt = now;
-    return { messageId: reply.id, seq: this.#lastSeq };
+    return { messageId: reply.id, seq, text: kept };
   }
 
   /** Records the tokens the model reported for the reply in progress. */
@@ -217,17 +255,21 @@ export class Conversation {
     this.#prompt = undefined;
     this.#options = undefined;
     this.#lastActiveAt = now;
+    this.#window.settle(reply);
+    this.#window.trim([]);
     return copyMessage(reply);
   }
 
-  /** Drops every waiting message; returns them so their senders can be told. */
+  /** Drops every queued message (kept in history as cancelled); returns them so their senders can be told. */
   cancelQueued(now: number): Pending[] {
     const dropped = this.#queue;
     this.#queue = [];
     for (const { user } of dropped) {
       user.status = 'cancelled';
       user.updatedAt = now;
+      this.#window.push(user, true);
     }
+    this.#window.trim([this.#prompt, this.#reply]);
     return dropped.map(({ user, replyId }) => ({ user: copyMessage(user), replyId }));
   }
 
@@ -237,19 +279,19 @@ export class Conversation {
     this.#lastActiveAt = now;
   }
 
-  /** Prior turns for the model: complete messages before the prompt, oldest first. */
+  /** Prior turns for the model: complete messages before the prompt, in conversation order. */
   context(): Message[] {
     const turns: Message[] = [];
-    for (const message of this.#messages) {
+    for (const message of this.#window.messages) {
       if (message === this.#prompt || message === this.#reply) break;
       if (message.status === 'complete') turns.push(copyMessage(message));
     }
     return turns;
   }
 
-  /** Every message, oldest first, as copies. */
+  /** The window held in memory, then the queued messages, in conversation order, as copies. */
   history(): Message[] {
-    return this.#messages.map(copyMessage);
+    return [...this.#window.messages, ...this.#queue.map(({ user }) => user)].map(copyMessage);
   }
 
   toRecord(): ConversationRecord {
@@ -257,9 +299,10 @@ export class Conversation {
       sessionId: this.sessionId,
       createdAt: this.createdAt,
       lastActiveAt: this.#lastActiveAt,
-      lastSeq: this.#lastSeq,
+      lastSeq: this.lastSeq,
+      seqReserved: this.seqReservation,
       stopped: this.#stopped,
-      messages: this.#messages.map(copyMessage),
+      messages: this.history(),
       ...this.#details,
     };
   }
@@ -268,41 +311,8 @@ export class Conversation {
     return this.#lastActiveAt;
   }
 
+  /** Messages held in memory (the window and the queue). */
   get messageCount(): number {
-    return this.#messages.length;
+    return this.#window.length + this.#queue.length;
   }
-
-  // A record written while a reply streamed or messages waited (a crash, a
-  // passivation race) must not come back as work in progress: a half reply
-  // is kept as `interrupted` with the text stored up to the last flush, and
-  // waiting user messages are cancelled (nobody waits for their answer any
-  // more). The sequence jumps past any chunk a client may have seen.
-  #recoverUnfinished(now: number): void {
-    const recovered: Message[] = [];
-    let interrupted = false;
-    for (const message of this.#messages) {
-      if (message.role === 'assistant' && message.status === 'streaming') {
-        message.status = 'interrupted';
-        message.updatedAt = now;
-        interrupted = true;
-        recovered.push(message);
-      }
-    }
-    for (const message of this.#messages) {
-      if (message.role === 'user' && message.status === 'queued') {
-        message.status = 'cancelled';
-        message.updatedAt = now;
-        recovered.push(message);
-      }
-    }
-    if (interrupted) this.#lastSeq += SEQ_GAP_AFTER_CRASH;
-    if (recovered.length > 0) this.#recovered = recovered.map(copyMessage);
-  }
-}
-
-function detailsOf(source: SessionDetails): SessionDetails {
-  return {
-    ...(source.title !== undefined ? { title: source.title } : {}),
-    ...(source.metadata !== undefined ? { metadata: source.metadata } : {}),
-  };
 }

@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   'cancelled',
   'unauthorized',
   'store_unavailable',
+  'store_rejected',
+  'forbidden',
   'unavailable',
 ] as const;
 
@@ -41,8 +43,10 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   upstream_timeout: "The model's server took too long to answer.",
   upstream_unavailable: "The model's server is unavailable (too many recent failures); try again later.",
   cancelled: 'The reply was cancelled.',
-  unauthorized: 'A valid admin token is required.',
+  unauthorized: 'A valid API key is required.',
   store_unavailable: 'Storage is unavailable right now; try again shortly.',
+  store_rejected: 'The store refused this content (for instance a character it cannot keep); nothing of it was kept.',
+  forbidden: 'Requests from this origin are not allowed.',
   unavailable: 'The cluster is unreachable from this node right now; try again shortly.',
 };
 

@@ -19,6 +19,13 @@ export interface Usage {
 
 export interface Message {
   readonly id: MessageId;
+  /**
+   * The message's place in its conversation, unique in the session: a user
+   * message takes an even number when it is accepted, its reply the odd one
+   * right after it, so history reads q1 a1 q2 a2 … however replies and
+   * queued messages interleave in time. Stores page by it; never sent.
+   */
+  readonly order: number;
   readonly role: Role;
   content: string;
   status: MessageStatus;
@@ -34,6 +41,19 @@ export interface Message {
 export interface Turn {
   readonly role: Role;
   readonly content: string;
+}
+
+/** A message as clients see it: everything but the internal ordering key. */
+export type PublicMessage = Omit<Message, 'order'>;
+
+export function publicMessage(message: Message): PublicMessage {
+  const { order: _order, ...rest } = message;
+  return rest;
+}
+
+/** Replaces U+0000, which PostgreSQL cannot keep in text, by U+FFFD (same length, so chunk offsets hold). */
+export function withoutNul(text: string): string {
+  return text.includes('\0') ? text.replaceAll('\0', '\uFFFD') : text;
 }
 
 /** A plain copy, safe to hand outside the entity that owns the message. */

@@ -1,3 +1,4 @@
+import type { KeyStore } from './apiKeys.ts';
 import type { ConversationRecord, SessionMetadata } from './conversationRecord.ts';
 import type { ChatEvent, ChunkEvent } from './events.ts';
 import type { GenerationOptions } from './generationOptions.ts';
@@ -111,6 +112,8 @@ export interface EventBus {
 export interface SessionUpdate {
   readonly sessionId: SessionId;
   readonly lastSeq: number;
+  /** The chunk-number high-water mark to keep (it never goes down). */
+  readonly seqReserved: number;
   readonly lastActiveAt: number;
   readonly stopped: boolean;
   readonly messages: readonly Message[];
@@ -120,6 +123,12 @@ export interface SessionUpdate {
    * after a restart.
    */
   readonly chunks?: readonly ChunkEvent[];
+  /**
+   * Ids of messages whose acknowledging write failed (the sender was refused):
+   * removed if that write was committed after all (a connection lost during
+   * COMMIT), so a refused message does not linger in history.
+   */
+  readonly withdrawn?: readonly string[];
   /**
    * The writer's fencing token (many nodes): the store applies the update only
    * if no newer token has claimed the session, and rejects it with
@@ -137,6 +146,8 @@ export interface SessionSummary {
   readonly messageCount: number;
   readonly title?: string;
   readonly metadata?: SessionMetadata;
+  /** The first words (at most 80 characters) of the first user message, when there is one: what a list shows without a title. */
+  readonly preview?: string;
 }
 
 export interface PageQuery {
@@ -144,6 +155,11 @@ export interface PageQuery {
   readonly limit: number;
   /** `nextCursor` of the previous page; opaque to callers. */
   readonly cursor?: string;
+}
+
+export interface SessionPageQuery extends PageQuery {
+  /** Only the sessions of this owner (a key id); absent: every session. */
+  readonly owner?: string;
 }
 
 export interface MessagePageQuery extends PageQuery {
@@ -164,26 +180,48 @@ export interface MessagePage {
 
 // ---- store --------------------------------------------------------------------
 
+/** How much of a session's history `load` brings back: the newest messages, within both bounds. */
+export interface LoadWindow {
+  readonly maxMessages: number;
+  /** Characters of content; the newest message always comes, whatever its size. */
+  readonly maxChars: number;
+}
+
 /**
  * Durable home of conversations. The live session writes through it at
  * lifecycle points (message accepted, reply started, periodic flushes of the
  * reply streaming, reply finished), never per chunk. Failures reject with
- * ChatError `store_unavailable`; a malformed cursor with `bad_request`.
+ * ChatError `store_unavailable` (the store did not answer, or failed), or
+ * `store_rejected` (it refused the content: that write can never succeed);
+ * a malformed cursor with `bad_request`.
  */
 export interface SessionStore {
   create(record: ConversationRecord): Promise<void>;
-  load(sessionId: SessionId): Promise<ConversationRecord | undefined>;
-  /** Upserts the given messages (by id) and the session's counters. */
+  /**
+   * The session's record, messages oldest first (by `order`). With a window,
+   * only its newest messages within the window, plus every unfinished one
+   * (queued, streaming) however old: what re-activation needs, bounded.
+   */
+  load(sessionId: SessionId, window?: LoadWindow): Promise<ConversationRecord | undefined>;
+  /**
+   * Upserts the given messages (by id) and the session's counters; resolves
+   * once committed. Rejects with `session_not_found` when the session is not
+   * (or no longer) stored: nothing was kept.
+   */
   save(update: SessionUpdate): Promise<void>;
   delete(sessionId: SessionId): Promise<boolean>;
   /** False for a store that keeps nothing past the process (memory): there is no crash to write ahead for. */
   readonly durable?: boolean;
-  /** Resolves when the store is reachable; rejects otherwise (readiness). */
+  /** Resolves when the store answers and can take writes; rejects otherwise (health probes, readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
-  /** Sessions, newest created first. */
-  listSessions(query: PageQuery): Promise<SessionPage>;
-  /** A page of one session's messages; undefined when there is no such session. */
+  /** Sessions, newest created first (only `query.owner`'s when given). */
+  listSessions(query: SessionPageQuery): Promise<SessionPage>;
+  /** Up to `limit` ids of sessions with no activity since `before` (retention), oldest activity first. */
+  idleSessions(before: number, limit: number): Promise<SessionId[]>;
+  /** The API keys kept in the same database; absent in stores that keep none (the server then keeps keys in memory). */
+  readonly keys?: KeyStore;
+  /** A page of one session's messages in conversation order; undefined when there is no such session. */
   listMessages(sessionId: SessionId, query: MessagePageQuery): Promise<MessagePage | undefined>;
   /** Stored chunks with seq > afterSeq (of replies not yet finished), oldest first. */
   chunksAfter(sessionId: SessionId, afterSeq: number): Promise<readonly ChunkEvent[]>;

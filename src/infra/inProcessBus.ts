@@ -5,8 +5,10 @@ import { ChunkLog } from './chunkLog.ts';
 import { createEmitter } from './typedMitt.ts';
 
 export interface InProcessBusOptions {
-  /** Chunks kept per session for resume (default 1,000). */
+  /** Chunks kept per session for resume (default 1,000)… */
   replayLogSize?: number;
+  /** …and at most this many bytes of their text (default 1 MiB; see chunkBytes). */
+  replayLogBytes?: number;
   /** A listener that throws is isolated from the publisher and its neighbours. */
   onListenerError?: (error: unknown, event: ChatEvent) => void;
 }
@@ -19,6 +21,7 @@ export interface InProcessBusOptions {
  */
 export function createInProcessBus(options: InProcessBusOptions = {}): EventBus {
   const replayLogSize = options.replayLogSize ?? 1000;
+  const replayLogBytes = options.replayLogBytes ?? 1024 * 1024;
   const onListenerError = options.onListenerError ?? (() => {});
   const bySession = createEmitter<Record<SessionId, ChatEvent>>();
   const everything = createEmitter<ChatEventMap>();
@@ -35,10 +38,10 @@ export function createInProcessBus(options: InProcessBusOptions = {}): EventBus 
 
   return {
     publish(event: ChatEvent) {
-      if (event.type === 'chunk' && replayLogSize > 0) {
+      if (event.type === 'chunk' && replayLogSize > 0 && replayLogBytes > 0) {
         let log = logs.get(event.sessionId);
         if (!log) {
-          log = new ChunkLog(replayLogSize);
+          log = new ChunkLog(replayLogSize, replayLogBytes);
           logs.set(event.sessionId, log);
         }
         log.append(event);

@@ -11,6 +11,8 @@ export interface StoreChoice {
   databaseUrl: string;
   /** Where the SQLite file goes when no path is given. */
   dataDir: string;
+  /** PostgreSQL: a query or connection with no answer in this long fails (default 5 s). */
+  storeTimeoutMs?: number;
 }
 
 const POSTGRES_URL = /^postgres(ql)?:\/\//i;
@@ -25,7 +27,10 @@ export async function openStore(choice: StoreChoice): Promise<{ store: SessionSt
       if (!POSTGRES_URL.test(choice.databaseUrl)) throw new Error('--store postgres needs DATABASE_URL (or --database-url) set to a postgres:// URL.');
       const url = new URL(choice.databaseUrl);
       return {
-        store: await openPostgresStore({ connectionString: choice.databaseUrl }),
+        store: await openPostgresStore({
+          connectionString: choice.databaseUrl,
+          ...(choice.storeTimeoutMs !== undefined ? { timeoutMs: choice.storeTimeoutMs } : {}),
+        }),
         kind,
         where: `${url.hostname}:${url.port || 5432}${url.pathname}`,
       };

@@ -21,13 +21,16 @@ export function decodeSessionCursor(text: string): SessionCursor {
   return { createdAt: Number(match[1]), sessionId: match[2]! };
 }
 
-/** Message cursors carry the store's insertion position of the message. */
-export function encodeMessageCursor(position: number): string {
-  return Buffer.from(`m:${position}`).toString('base64url');
+/**
+ * Message cursors carry the message's place in its conversation (`order`).
+ * (Cursors of versions that paged by insertion position, `m:…`, are refused.)
+ */
+export function encodeMessageCursor(order: number): string {
+  return Buffer.from(`o:${order}`).toString('base64url');
 }
 
 export function decodeMessageCursor(text: string): number {
-  const match = /^m:(\d{1,16})$/.exec(Buffer.from(text, 'base64url').toString());
+  const match = /^o:(\d{1,16})$/.exec(Buffer.from(text, 'base64url').toString());
   if (!match) throw badCursor();
   return Number(match[1]);
 }
@@ -36,7 +39,7 @@ export function decodeMessageCursor(text: string): number {
  * One page of messages from rows fetched with `limit + 1` (the extra row only
  * says whether there is a next page), as both SQL stores read them.
  */
-export function messagePage<Row extends { position: number | string }, Item>(
+export function messagePage<Row extends { ord: number | string }, Item>(
   rows: readonly Row[],
   limit: number,
   toItem: (row: Row) => Item,
@@ -45,6 +48,6 @@ export function messagePage<Row extends { position: number | string }, Item>(
   const last = page[page.length - 1];
   return {
     messages: page.map(toItem),
-    nextCursor: rows.length > limit && last ? encodeMessageCursor(Number(last.position)) : null,
+    nextCursor: rows.length > limit && last ? encodeMessageCursor(Number(last.ord)) : null,
   };
 }

@@ -2,12 +2,13 @@ import pg from 'pg';
 import type { Pool, PoolClient } from 'pg';
 import type { ConversationRecord } from '../domain/conversationRecord.ts';
 import type { SessionId } from '../domain/ids.ts';
-import type { MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
+import type { LoadWindow, MessagePageQuery, SessionPageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
-import { chunkPlan } from './sessionUpdates.ts';
+import { commitUpdates, settledInOrder } from './sql/postgresCommit.ts';
 import { POSTGRES_MIGRATIONS } from './sql/postgresMigrations.ts';
-import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
+import { chunksOfRows, messageColumns, newerSchemaError, PREVIEW_CHARS, toMessage, toRecord, toSummary, windowRows } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
+import { createPostgresKeyStore } from './postgresKeyStore.ts';
 import { guarded } from './storeErrors.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
 
@@ -20,7 +21,7 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
   /** Migrate only up to this version (tests of upgrades); default all. */
   migrateTo?: number;
-  /** A query (or getting a connection) that takes longer fails as store_unavailable (default 10 s). */
+  /** A query (or getting a connection) that takes longer fails as store_unavailable (default 5 s). */
   timeoutMs?: number;
 }
 
@@ -28,19 +29,54 @@ export interface PostgresStoreOptions {
 const MIGRATION_LOCK = 0x11c4a7;
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
+// A connection lost while checked out emits 'error' on the client: the query in flight rejects anyway.
+const ignore = () => {};
+
+/** A connection that failed (or timed out, and may still be busy with the old query) is never handed out again. */
+function releaseAfter(client: PoolClient, error: unknown): void {
+  client.off('error', ignore);
+  client.release(error instanceof Error ? error : new Error(String(error)));
+}
+
 async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  client.on('error', ignore);
+  let result: T;
   try {
     await client.query('BEGIN');
-    const result = await work(client);
+    result = await work(client);
     await client.query('COMMIT');
-    return result;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
+    releaseAfter(client, error);
     throw error;
-  } finally {
-    client.release();
   }
+  client.off('error', ignore);
+  client.release();
+  return result;
+}
+
+/**
+ * One transaction in one round trip: the pool's connections pipeline, so
+ * BEGIN, every statement `work` issues (it must issue them all before it
+ * awaits anything) and COMMIT go out together. A failing statement makes
+ * PostgreSQL turn the COMMIT into a rollback; its error is what rejects.
+ */
+async function inOneRoundTrip<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  client.on('error', ignore);
+  const begin = client.query('BEGIN');
+  const result = work(client);
+  const commit = client.query('COMMIT');
+  const [began, worked, committed] = await Promise.allSettled([begin, result, commit]);
+  const failure = [began, worked, committed].find((outcome) => outcome.status === 'rejected');
+  if (failure) {
+    releaseAfter(client, failure.reason);
+    throw failure.reason;
+  }
+  client.off('error', ignore);
+  client.release();
+  return (worked as PromiseFulfilledResult<T>).value;
 }
 
 /**
@@ -61,10 +97,11 @@ export async function migratePostgres(
       'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)',
     );
     const applied = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((row) => row.version));
-    const known = migrations[migrations.length - 1]?.version ?? 0;
+    // Steps are numbered by the change that made them, so a database may have a later step and miss an earlier one: each missing step runs.
+    const known = Math.max(0, ...migrations.map((migration) => migration.version));
     const newest = Math.max(0, ...applied);
     if (newest > known) throw newerSchemaError(newest, known);
-    for (const migration of migrations) {
+    for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
       if (migration.version > upTo || applied.has(migration.version)) continue;
       await client.query(migration.sql);
       await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
@@ -82,9 +119,11 @@ export function createPostgresPool(options: PostgresStoreOptions): Pool {
   if (options.schema !== undefined && !SCHEMA_NAME.test(options.schema)) {
     throw new Error(`Invalid PostgreSQL schema name "${options.schema}" (lower-case letters, digits, _).`);
   }
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? 5_000;
   const pool = new pg.Pool({
     connectionString: options.connectionString,
+    // Queries go out without waiting for the previous answer: a commit is one round trip, not six.
+    pipeline: true,
     max: options.maxConnections ?? 4,
     connectionTimeoutMillis: timeoutMs,
     query_timeout: timeoutMs,
@@ -97,7 +136,9 @@ export function createPostgresPool(options: PostgresStoreOptions): Pool {
   return pool;
 }
 
-const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count`;
+// The count and the first words of the first user message (in conversation order) ride on the order index (session_id, ord).
+const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count,
+  (SELECT substr(m.content, 1, ${PREVIEW_CHARS}) FROM messages m WHERE m.session_id = s.id AND m.role = 'user' ORDER BY m.ord LIMIT 1) AS preview`;
 
 /**
  * PostgreSQL, for several nodes sharing one database. Writes are
@@ -113,145 +154,77 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     throw error;
   }
 
-  const commit = (all: readonly SessionUpdate[]) =>
-    inTransaction(pool, async (client) => {
-      // A fenced update applies only while no newer token has claimed its session (and raises the stored
-      // token); the row lock taken here orders it against a concurrent claim.
-      const touched = await client.query<{ id: string }>(
-        `UPDATE sessions AS s SET last_seq = GREATEST(s.last_seq, u.last_seq),
-           last_active_at = GREATEST(s.last_active_at, u.last_active_at), stopped = u.stopped,
-           fence = GREATEST(s.fence, COALESCE(u.fence, 0))
-         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::boolean[], $5::bigint[]) AS u (id, last_seq, last_active_at, stopped, fence)
-         WHERE s.id = u.id AND s.fence <= COALESCE(u.fence, s.fence)
-         RETURNING s.id`,
-        [all.map((u) => u.sessionId), all.map((u) => u.lastSeq), all.map((u) => u.lastActiveAt), all.map((u) => u.stopped), all.map((u) => u.fence ?? null)],
-      );
-      const applied = new Set(touched.rows.map((row) => row.id));
-      const fenced = new Set<SessionId>();
-      const refused = all.filter((u) => !applied.has(u.sessionId) && u.fence !== undefined).map((u) => u.sessionId);
-      if (refused.length > 0) {
-        // Not applied: deleted meanwhile (nothing to keep) or claimed by a newer owner (refused).
-        const { rows } = await client.query<{ id: string }>('SELECT id FROM sessions WHERE id = ANY($1::text[])', [refused]);
-        for (const row of rows) fenced.add(row.id);
-      }
-      const updates = all.filter((u) => !fenced.has(u.sessionId));
-      const rows = updates.flatMap((update) => update.messages.map((message) => messageColumns(update.sessionId, message)));
-      if (rows.length > 0) {
-        await client.query(
-          `INSERT INTO messages (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
-           SELECT u.session_id, u.id, u.role, u.content, u.status, u.reply_to, u.error_code, u.input_tokens, u.output_tokens, u.created_at, u.updated_at
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int[], $9::int[], $10::bigint[], $11::bigint[])
-             WITH ORDINALITY AS u (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at, ord)
-           WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.id = u.session_id)
-           ORDER BY u.ord
-           ON CONFLICT (session_id, id) DO UPDATE SET content = EXCLUDED.content, status = EXCLUDED.status,
-             error_code = EXCLUDED.error_code, input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
-             updated_at = EXCLUDED.updated_at`,
-          [
-            rows.map((r) => r.session_id),
-            rows.map((r) => r.id),
-            rows.map((r) => r.role),
-            rows.map((r) => r.content),
-            rows.map((r) => r.status),
-            rows.map((r) => r.reply_to),
-            rows.map((r) => r.error_code),
-            rows.map((r) => r.input_tokens),
-            rows.map((r) => r.output_tokens),
-            rows.map((r) => r.created_at),
-            rows.map((r) => r.updated_at),
-          ],
-        );
-      }
-      const plans = updates.map((update) => ({ sessionId: update.sessionId, plan: chunkPlan(update) }));
-      const clear = `UPDATE messages m SET chunk_first_seq = NULL, chunk_next_seq = NULL, chunk_lengths = NULL
-        FROM unnest($1::text[], $2::text[]) AS d (session_id, id) WHERE m.session_id = d.session_id AND m.chunk_lengths IS NOT NULL`;
-      const drops = plans.flatMap(({ sessionId, plan }) => plan.dropMessages.map((messageId) => [sessionId, messageId] as const));
-      if (drops.length > 0) {
-        await client.query(`${clear} AND m.id = d.id`, [drops.map(([sessionId]) => sessionId), drops.map(([, messageId]) => messageId)]);
-      }
-      const keeps = plans.flatMap(({ sessionId, plan }) => (plan.keepOnly === undefined ? [] : [[sessionId, plan.keepOnly] as const]));
-      if (keeps.length > 0) {
-        await client.query(`${clear} AND m.id <> d.id`, [keeps.map(([sessionId]) => sessionId), keeps.map(([, messageId]) => messageId)]);
-      }
-      const appends = plans.flatMap(({ sessionId, plan }) => plan.appends.map((append) => ({ sessionId, ...append })));
-      if (appends.length > 0) {
-        await client.query(
-          `UPDATE messages m SET chunk_first_seq = COALESCE(m.chunk_first_seq, u.first_seq),
-             chunk_lengths = CASE WHEN m.chunk_lengths IS NULL THEN u.lengths ELSE m.chunk_lengths || ',' || u.lengths END,
-             chunk_next_seq = u.next_seq
-           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) AS u (session_id, id, first_seq, next_seq, lengths)
-           WHERE m.session_id = u.session_id AND m.id = u.id AND (m.chunk_next_seq IS NULL OR m.chunk_next_seq = u.first_seq)`,
-          [
-            appends.map((a) => a.sessionId),
-            appends.map((a) => a.messageId),
-            appends.map((a) => a.firstSeq),
-            appends.map((a) => a.nextSeq),
-            appends.map((a) => a.lengths.join(',')),
-          ],
-        );
-      }
-      return fenced;
-    });
-  const batcher = createWriteBatcher(commit);
+  // Batches of disjoint sessions commit side by side, leaving one connection for reads.
+  const batcher = createWriteBatcher(
+    (updates) => inOneRoundTrip(pool, (client) => commitUpdates(client, updates)),
+    Math.max(1, (options.maxConnections ?? 4) - 1),
+  );
   let closed = false;
 
   return {
+    keys: createPostgresKeyStore(pool),
+
     create: (record: ConversationRecord) =>
       guarded(() =>
-        // A new session without messages is one statement: no transaction round trips (many nodes create
-        // thousands a second).
-        record.messages.length === 0
-          ? pool
-              .query(
-                `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-                [
-                  record.sessionId,
-                  record.createdAt,
-                  record.lastActiveAt,
-                  record.lastSeq,
-                  record.stopped,
-                  record.title ?? null,
-                  record.metadata === undefined ? null : JSON.stringify(record.metadata),
-                ],
-              )
-              .then(() => undefined)
-          : inTransaction(pool, async (client) => {
-          await client.query(
-            `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-            [
-              record.sessionId,
-              record.createdAt,
-              record.lastActiveAt,
-              record.lastSeq,
-              record.stopped,
-              record.title ?? null,
-              record.metadata === undefined ? null : JSON.stringify(record.metadata),
-            ],
-          );
-          for (const message of record.messages) {
-            const row = messageColumns(record.sessionId, message);
-            await client.query(
-              `INSERT INTO messages (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-              Object.values(row),
-            );
-          }
+        inOneRoundTrip(pool, (client) => {
+          const statements = [
+            client.query(
+              `INSERT INTO sessions (id, created_at, last_active_at, last_seq, seq_reserved, stopped, title, metadata, owner_key_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+              [
+                record.sessionId,
+                record.createdAt,
+                record.lastActiveAt,
+                record.lastSeq,
+                record.seqReserved,
+                record.stopped,
+                record.title ?? null,
+                record.metadata === undefined ? null : JSON.stringify(record.metadata),
+                record.owner ?? null,
+              ],
+            ),
+            ...record.messages.map((message) =>
+              client.query(
+                `INSERT INTO messages (session_id, id, ord, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+                Object.values(messageColumns(record.sessionId, message)),
+              ),
+            ),
+          ];
+          return settledInOrder(statements).then(() => undefined);
         }),
       ),
 
-    load: (sessionId: SessionId) =>
+    load: (sessionId: SessionId, window?: LoadWindow) =>
       guarded(async () => {
         const session = await pool.query<SessionRow>('SELECT * FROM sessions WHERE id = $1', [sessionId]);
         const row = session.rows[0];
         if (!row) return undefined;
-        const messages = await pool.query<MessageRow>('SELECT * FROM messages WHERE session_id = $1 ORDER BY position', [sessionId]);
-        return toRecord(row, messages.rows);
+        const messages =
+          window === undefined
+            ? (await pool.query<MessageRow>('SELECT * FROM messages WHERE session_id = $1 ORDER BY ord', [sessionId])).rows
+            : await windowRows(
+                window,
+                async (before, limit) =>
+                  (
+                    await pool.query<MessageRow>('SELECT * FROM messages WHERE session_id = $1 AND ord < $2 ORDER BY ord DESC LIMIT $3', [
+                      sessionId,
+                      before,
+                      limit,
+                    ])
+                  ).rows,
+                async (before) =>
+                  (
+                    await pool.query<MessageRow>(
+                      "SELECT * FROM messages WHERE session_id = $1 AND status IN ('queued', 'streaming') AND ord < $2",
+                      [sessionId, before],
+                    )
+                  ).rows,
+              );
+        return toRecord(row, messages);
       }),
 
     save: (update: SessionUpdate) => batcher.save(update),
-
-    delete: (sessionId: SessionId) =>
-      guarded(async () => ((await pool.query('DELETE FROM sessions WHERE id = $1', [sessionId])).rowCount ?? 0) > 0),
 
     claim: (sessionId: SessionId, token: number) =>
       guarded(async () => {
@@ -264,11 +237,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         return current.rows[0] ? { claimed: false, fence: Number(current.rows[0].fence) } : undefined;
       }),
 
+    delete: (sessionId: SessionId) =>
+      guarded(async () => ((await pool.query('DELETE FROM sessions WHERE id = $1', [sessionId])).rowCount ?? 0) > 0),
+
     ping: () =>
       guarded(async () => {
         if (closed) throw new Error('store closed');
         await pool.query('SELECT 1');
-        if (batcher.failing) throw new Error('the last write failed');
       }),
 
     async close() {
@@ -278,18 +253,21 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       await pool.end();
     },
 
-    listSessions: (query: PageQuery) =>
+    listSessions: (query: SessionPageQuery) =>
       guarded(async () => {
         const after = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor);
+        // $1 is the owner or null (every session): one plan per shape, the owner index when it is set.
         const { rows } =
           after === undefined
-            ? await pool.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM sessions s ORDER BY s.created_at DESC, s.id DESC LIMIT $1`, [
-                query.limit + 1,
-              ])
+            ? await pool.query<SessionRow>(
+                `SELECT ${SESSION_COLUMNS} FROM sessions s WHERE ($1::text IS NULL OR s.owner_key_id = $1)
+                 ORDER BY s.created_at DESC, s.id DESC LIMIT $2`,
+                [query.owner ?? null, query.limit + 1],
+              )
             : await pool.query<SessionRow>(
-                `SELECT ${SESSION_COLUMNS} FROM sessions s WHERE (s.created_at, s.id) < ($1::bigint, $2::text)
-                 ORDER BY s.created_at DESC, s.id DESC LIMIT $3`,
-                [after.createdAt, after.sessionId, query.limit + 1],
+                `SELECT ${SESSION_COLUMNS} FROM sessions s WHERE ($1::text IS NULL OR s.owner_key_id = $1)
+                 AND (s.created_at, s.id) < ($2::bigint, $3::text) ORDER BY s.created_at DESC, s.id DESC LIMIT $4`,
+                [query.owner ?? null, after.createdAt, after.sessionId, query.limit + 1],
               );
         const page = rows.slice(0, query.limit).map(toSummary);
         const last = page[page.length - 1];
@@ -304,11 +282,20 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         const from = query.cursor === undefined ? (descending ? Number.MAX_SAFE_INTEGER : 0) : decodeMessageCursor(query.cursor);
         const { rows } = await pool.query<MessageRow>(
           descending
-            ? 'SELECT * FROM messages WHERE session_id = $1 AND position < $2 ORDER BY position DESC LIMIT $3'
-            : 'SELECT * FROM messages WHERE session_id = $1 AND position > $2 ORDER BY position LIMIT $3',
+            ? 'SELECT * FROM messages WHERE session_id = $1 AND ord < $2 ORDER BY ord DESC LIMIT $3'
+            : 'SELECT * FROM messages WHERE session_id = $1 AND ord > $2 ORDER BY ord LIMIT $3',
           [sessionId, from, query.limit + 1],
         );
         return messagePage(rows, query.limit, toMessage);
+      }),
+
+    idleSessions: (before: number, limit: number) =>
+      guarded(async () => {
+        const { rows } = await pool.query<{ id: string }>('SELECT id FROM sessions WHERE last_active_at < $1 ORDER BY last_active_at LIMIT $2', [
+          before,
+          limit,
+        ]);
+        return rows.map((row) => row.id);
       }),
 
     chunksAfter: (sessionId: SessionId, afterSeq: number) =>

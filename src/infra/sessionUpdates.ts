@@ -80,11 +80,11 @@ export function chunksOfText(
 /**
  * Folds many updates into one per session, in order: counters take the
  * latest values, a message its latest version (keeping the place of its
- * first appearance, which is its place in history), chunks are concatenated.
+ * first appearance), chunks are concatenated.
  * Lets a store commit a whole batch with one statement per table.
  */
 export function mergeUpdates(updates: readonly SessionUpdate[]): SessionUpdate[] {
-  const merged = new Map<string, { update: SessionUpdate; messages: Map<string, Message>; chunks: ChunkEvent[] }>();
+  const merged = new Map<string, { update: SessionUpdate; messages: Map<string, Message>; chunks: ChunkEvent[]; withdrawn: string[] }>();
   for (const update of updates) {
     const existing = merged.get(update.sessionId);
     if (!existing) {
@@ -92,25 +92,30 @@ export function mergeUpdates(updates: readonly SessionUpdate[]): SessionUpdate[]
         update,
         messages: new Map(update.messages.map((message) => [message.id, message])),
         chunks: [...(update.chunks ?? [])],
+        withdrawn: [...(update.withdrawn ?? [])],
       });
       continue;
     }
     existing.update = {
       ...update,
       lastSeq: Math.max(existing.update.lastSeq, update.lastSeq),
+      seqReserved: Math.max(existing.update.seqReserved, update.seqReserved),
       lastActiveAt: Math.max(existing.update.lastActiveAt, update.lastActiveAt),
       ...(fenceOf(existing.update, update) !== undefined ? { fence: fenceOf(existing.update, update) } : {}),
     };
     for (const message of update.messages) existing.messages.set(message.id, message);
     if (update.chunks) existing.chunks.push(...update.chunks);
+    if (update.withdrawn) existing.withdrawn.push(...update.withdrawn);
   }
-  return [...merged.values()].map(({ update, messages, chunks }) => ({
+  return [...merged.values()].map(({ update, messages, chunks, withdrawn }) => ({
     sessionId: update.sessionId,
     lastSeq: update.lastSeq,
+    seqReserved: update.seqReserved,
     lastActiveAt: update.lastActiveAt,
     stopped: update.stopped,
     messages: [...messages.values()],
     chunks,
+    ...(withdrawn.length > 0 ? { withdrawn } : {}),
     ...(update.fence !== undefined ? { fence: update.fence } : {}),
   }));
 }

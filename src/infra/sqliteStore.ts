@@ -3,32 +3,42 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ConversationRecord } from '../domain/conversationRecord.ts';
 import type { SessionId } from '../domain/ids.ts';
-import type { MessagePageQuery, PageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
+import type { LoadWindow, MessagePageQuery, SessionPageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
 import { chunkPlan } from './sessionUpdates.ts';
-import { chunksOfRows, messageColumns, newerSchemaError, toMessage, toRecord, toSummary } from './sql/rows.ts';
+import { chunksOfRows, messageColumns, newerSchemaError, PREVIEW_CHARS, toMessage, toRecord, toSummary, windowRows } from './sql/rows.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { SQLITE_MIGRATIONS } from './sql/sqliteMigrations.ts';
+import { createSqliteKeyStore } from './sqliteKeyStore.ts';
 import { guarded } from './storeErrors.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
 
 export interface SqliteStoreOptions {
   /** The database file (its directory is created); `:memory:` for a private in-memory database. */
   path: string;
-  /** How long a writer waits for another process's lock, in ms (default 5 s). */
+  /**
+   * How long a write waits for another process's lock, in ms (default 1 s).
+   * better-sqlite3 waits synchronously, so this is also how long the event
+   * loop can stall behind someone else's lock: keep it short.
+   */
   busyTimeoutMs?: number;
 }
+
+// The count and the first words of the first user message (in conversation order) ride on the order index (session_id, ord).
+const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count,
+  (SELECT substr(m.content, 1, ${PREVIEW_CHARS}) FROM messages m WHERE m.session_id = s.id AND m.role = 'user' ORDER BY m.ord LIMIT 1) AS preview`;
 
 /** Applies the missing migrations in one IMMEDIATE transaction (a write lock across processes). */
 export function migrateSqlite(db: Database.Database, migrations: readonly Migration[] = SQLITE_MIGRATIONS, upTo = Infinity): number {
   const apply = db.transaction(() => {
     db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
     const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((row) => row.version));
-    const known = migrations[migrations.length - 1]?.version ?? 0;
+    // Steps are numbered by the change that made them, so a database may have a later step and miss an earlier one: each missing step runs.
+    const known = Math.max(0, ...migrations.map((migration) => migration.version));
     const newest = Math.max(0, ...applied);
     if (newest > known) throw newerSchemaError(newest, known);
     const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
-    for (const migration of migrations) {
+    for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
       if (migration.version > upTo || applied.has(migration.version)) continue;
       db.exec(migration.sql);
       record.run(migration.version, migration.name, Date.now());
@@ -41,36 +51,43 @@ export function migrateSqlite(db: Database.Database, migrations: readonly Migrat
 /**
  * The embedded store: one SQLite file in WAL mode (readers never wait for the
  * writer; `synchronous=NORMAL` keeps every committed write across a process
- * crash, fsyncing at checkpoints). better-sqlite3 is synchronous, so writes
- * are group-committed: one transaction per batch, not one per update.
+ * crash, not across a power cut: it fsyncs at checkpoints). better-sqlite3
+ * is synchronous, so writes are group-committed: one transaction per batch,
+ * not one per update.
  */
 export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
   if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
   // Failures here stop the start-up with the driver's own words (an operator reads them).
-  const db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
+  const db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 1000 });
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   migrateSqlite(db);
+  // Health probes take the write lock on a connection of their own that never
+  // waits for it: a file locked by another process or turned read-only
+  // fails the probe at once instead of stalling the event loop.
+  const probe = options.path === ':memory:' ? undefined : new Database(options.path, { timeout: 0 });
 
   const statements = {
     insertSession: db.prepare(
-      `INSERT INTO sessions (id, created_at, last_active_at, last_seq, stopped, title, metadata)
-       VALUES (@id, @created_at, @last_active_at, @last_seq, @stopped, @title, @metadata)`,
+      `INSERT INTO sessions (id, created_at, last_active_at, last_seq, seq_reserved, stopped, title, metadata, owner_key_id)
+       VALUES (@id, @created_at, @last_active_at, @last_seq, @seq_reserved, @stopped, @title, @metadata, @owner_key_id)`,
     ),
     session: db.prepare('SELECT * FROM sessions WHERE id = ?'),
-    history: db.prepare('SELECT * FROM messages WHERE session_id = ? ORDER BY position'),
+    history: db.prepare('SELECT * FROM messages WHERE session_id = ? ORDER BY ord'),
+    newest: db.prepare('SELECT * FROM messages WHERE session_id = ? AND ord < ? ORDER BY ord DESC LIMIT ?'),
+    unfinished: db.prepare("SELECT * FROM messages WHERE session_id = ? AND status IN ('queued', 'streaming') AND ord < ?"),
     // A fenced update (@fence set) applies only while no newer token has claimed the session, and raises the stored one.
     touchSession: db.prepare(
-      `UPDATE sessions SET last_seq = max(last_seq, @last_seq), last_active_at = max(last_active_at, @last_active_at), stopped = @stopped,
-         fence = max(fence, coalesce(@fence, 0))
+      `UPDATE sessions SET last_seq = max(last_seq, @last_seq), seq_reserved = max(seq_reserved, @seq_reserved),
+         last_active_at = max(last_active_at, @last_active_at), stopped = @stopped, fence = max(fence, coalesce(@fence, 0))
        WHERE id = @id AND fence <= coalesce(@fence, fence)`,
     ),
     claim: db.prepare('UPDATE sessions SET fence = @token WHERE id = @id AND fence < @token'),
     fenceOf: db.prepare('SELECT fence FROM sessions WHERE id = ?'),
     upsertMessage: db.prepare(
-      `INSERT INTO messages (session_id, id, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
-       VALUES (@session_id, @id, @role, @content, @status, @reply_to, @error_code, @input_tokens, @output_tokens, @created_at, @updated_at)
+      `INSERT INTO messages (session_id, id, ord, role, content, status, reply_to, error_code, input_tokens, output_tokens, created_at, updated_at)
+       VALUES (@session_id, @id, @ord, @role, @content, @status, @reply_to, @error_code, @input_tokens, @output_tokens, @created_at, @updated_at)
        ON CONFLICT (session_id, id) DO UPDATE SET content = excluded.content, status = excluded.status,
          error_code = excluded.error_code, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
          updated_at = excluded.updated_at`,
@@ -87,35 +104,49 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
        WHERE session_id = @session AND id = @id AND (chunk_next_seq IS NULL OR chunk_next_seq = @first)`,
     ),
     deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
+    deleteMessage: db.prepare('DELETE FROM messages WHERE session_id = ? AND id = ?'),
     firstSessions: db.prepare(
-      `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
+      `SELECT ${SESSION_COLUMNS} FROM sessions s
        ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
     ),
     nextSessions: db.prepare(
-      `SELECT s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count FROM sessions s
+      `SELECT ${SESSION_COLUMNS} FROM sessions s
        WHERE (s.created_at, s.id) < (?, ?) ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
     ),
-    messagesAsc: db.prepare('SELECT * FROM messages WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?'),
-    messagesDesc: db.prepare('SELECT * FROM messages WHERE session_id = ? AND position < ? ORDER BY position DESC LIMIT ?'),
+    firstOwnSessions: db.prepare(
+      `SELECT ${SESSION_COLUMNS} FROM sessions s
+       WHERE s.owner_key_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
+    ),
+    nextOwnSessions: db.prepare(
+      `SELECT ${SESSION_COLUMNS} FROM sessions s
+       WHERE s.owner_key_id = ? AND (s.created_at, s.id) < (?, ?) ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
+    ),
+    idle: db.prepare('SELECT id FROM sessions WHERE last_active_at < ? ORDER BY last_active_at LIMIT ?'),
+    messagesAsc: db.prepare('SELECT * FROM messages WHERE session_id = ? AND ord > ? ORDER BY ord LIMIT ?'),
+    messagesDesc: db.prepare('SELECT * FROM messages WHERE session_id = ? AND ord < ? ORDER BY ord DESC LIMIT ?'),
     chunkLogs: db.prepare('SELECT id, content, chunk_first_seq, chunk_lengths FROM messages WHERE session_id = ? AND chunk_lengths IS NOT NULL'),
     ping: db.prepare('SELECT 1'),
   };
 
   const commit = db.transaction((updates: readonly SessionUpdate[]) => {
+    const absent = new Set<string>();
     const fenced = new Set<SessionId>();
     for (const update of updates) {
       const touched = statements.touchSession.run({
         id: update.sessionId,
         last_seq: update.lastSeq,
+        seq_reserved: update.seqReserved,
         last_active_at: update.lastActiveAt,
         stopped: update.stopped ? 1 : 0,
         fence: update.fence ?? null,
       });
       if (touched.changes === 0) {
-        // Deleted meanwhile (nothing to keep), or claimed by a newer owner (refused).
+        // Claimed by a newer owner (refused), or deleted meanwhile (nothing to keep).
         if (update.fence !== undefined && statements.fenceOf.get(update.sessionId)) fenced.add(update.sessionId);
+        else absent.add(update.sessionId);
         continue;
       }
+      for (const id of update.withdrawn ?? []) statements.deleteMessage.run(update.sessionId, id);
       for (const message of update.messages) statements.upsertMessage.run(messageColumns(update.sessionId, message));
       const plan = chunkPlan(update);
       for (const messageId of plan.dropMessages) statements.dropLogOf.run(update.sessionId, messageId);
@@ -130,12 +161,23 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
         });
       }
     }
-    return fenced;
+    return { absent, fenced };
   });
   const batcher = createWriteBatcher(async (updates) => commit(updates));
   let closed = false;
 
+  const history = async (sessionId: SessionId, window: LoadWindow | undefined) =>
+    window === undefined
+      ? (statements.history.all(sessionId) as MessageRow[])
+      : windowRows(
+          window,
+          (before, limit) => statements.newest.all(sessionId, before, limit) as MessageRow[],
+          (before) => statements.unfinished.all(sessionId, before) as MessageRow[],
+        );
+
   return {
+    keys: createSqliteKeyStore(db),
+
     create: (record: ConversationRecord) =>
       guarded(() => {
         db.transaction(() => {
@@ -144,19 +186,21 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
             created_at: record.createdAt,
             last_active_at: record.lastActiveAt,
             last_seq: record.lastSeq,
+            seq_reserved: record.seqReserved,
             stopped: record.stopped ? 1 : 0,
             title: record.title ?? null,
             metadata: record.metadata === undefined ? null : JSON.stringify(record.metadata),
+            owner_key_id: record.owner ?? null,
           });
           for (const message of record.messages) statements.upsertMessage.run(messageColumns(record.sessionId, message));
         })();
       }),
 
-    load: (sessionId: SessionId) =>
-      guarded(() => {
+    load: (sessionId: SessionId, window?: LoadWindow) =>
+      guarded(async () => {
         const row = statements.session.get(sessionId) as SessionRow | undefined;
         if (!row) return undefined;
-        return toRecord(row, statements.history.all(sessionId) as MessageRow[]);
+        return toRecord(row, await history(sessionId, window));
       }),
 
     save: (update: SessionUpdate) => batcher.save(update),
@@ -174,24 +218,35 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     ping: () =>
       guarded(() => {
         if (closed) throw new Error('store closed');
-        statements.ping.get();
-        if (batcher.failing) throw new Error('the last write failed');
+        if (!probe) {
+          statements.ping.get();
+          return;
+        }
+        // Takes (and gives back) the write lock: proves writes can happen now.
+        probe.exec('BEGIN IMMEDIATE');
+        probe.exec('ROLLBACK');
       }),
 
     async close() {
       if (closed) return;
       await batcher.drain();
       closed = true;
+      probe?.close();
       db.close();
     },
 
-    listSessions: (query: PageQuery) =>
+    listSessions: (query: SessionPageQuery) =>
       guarded(() => {
         const after = query.cursor === undefined ? undefined : decodeSessionCursor(query.cursor);
+        const { owner } = query;
         const rows = (
-          after === undefined
-            ? statements.firstSessions.all(query.limit + 1)
-            : statements.nextSessions.all(after.createdAt, after.sessionId, query.limit + 1)
+          owner === undefined
+            ? after === undefined
+              ? statements.firstSessions.all(query.limit + 1)
+              : statements.nextSessions.all(after.createdAt, after.sessionId, query.limit + 1)
+            : after === undefined
+              ? statements.firstOwnSessions.all(owner, query.limit + 1)
+              : statements.nextOwnSessions.all(owner, after.createdAt, after.sessionId, query.limit + 1)
         ) as SessionRow[];
         const page = rows.slice(0, query.limit).map(toSummary);
         const last = page[page.length - 1];
@@ -206,6 +261,9 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
         const rows = (descending ? statements.messagesDesc : statements.messagesAsc).all(sessionId, from, query.limit + 1) as MessageRow[];
         return messagePage(rows, query.limit, toMessage);
       }),
+
+    idleSessions: (before: number, limit: number) =>
+      guarded(() => (statements.idle.all(before, limit) as { id: string }[]).map((row) => row.id)),
 
     chunksAfter: (sessionId: SessionId, afterSeq: number) =>
       guarded(() => chunksOfRows(sessionId, statements.chunkLogs.all(sessionId) as ChunkLogRow[], afterSeq)),

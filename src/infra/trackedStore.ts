@@ -31,13 +31,15 @@ export function trackStore(store: SessionStore, options: TrackedStoreOptions = {
   };
   return {
     ...(store.durable === undefined ? {} : { durable: store.durable }),
+    ...(store.keys === undefined ? {} : { keys: store.keys }),
     create: (record) => track('create', () => store.create(record)),
-    load: (sessionId) => track('load', () => store.load(sessionId)),
+    load: (sessionId, window) => track('load', () => store.load(sessionId, window)),
     save: (update) => track('save', () => store.save(update)),
     delete: (sessionId) => track('delete', () => store.delete(sessionId)),
     ping: () => track('ping', () => store.ping()),
     listSessions: (query) => track('list', () => store.listSessions(query)),
     listMessages: (sessionId, query) => track('list', () => store.listMessages(sessionId, query)),
+    idleSessions: (before, limit) => track('list', () => store.idleSessions(before, limit)),
     chunksAfter: (sessionId, afterSeq) => track('load', () => store.chunksAfter(sessionId, afterSeq)),
     ...(store.claim ? { claim: (sessionId: string, token: number) => track('save', () => store.claim!(sessionId, token)) } : {}),
     close: () => store.close(),

@@ -1,9 +1,9 @@
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
-import type { Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { Logger } from '../domain/ports.ts';
-import type { Admission } from './admission.ts';
+import type { Authenticator } from './authenticate.ts';
+import type { CallerSessions } from './callerSessions.ts';
 import { rejectHostileInput } from './inputRules.ts';
 import { requestContext, requestLogger } from './requestContext.ts';
 import { createRestRoutes } from './restRoutes.ts';
@@ -11,9 +11,13 @@ import type { SseStreams } from './sseRoute.ts';
 import { httpErrorBody, httpErrorHeaders, isInternal, toWireError } from './wireErrors.ts';
 
 export interface HttpAppOptions {
-  registry: Sessions;
+  sessions: CallerSessions;
+  auth: Authenticator;
   sse: SseStreams;
-  admission: Admission;
+  /** In front of the SSE handler: the caller, their session, their key's room for a stream. */
+  sseAccess: (request: Request, response: Response, next: NextFunction) => Promise<void>;
+  /** Routes under `/api` that need no API key (the page's sign-in). */
+  authRoutes?: Router;
   logger: Logger;
   /** Largest JSON body in bytes (default 64 KiB); larger ones get 413. */
   maxBodyBytes?: number;
@@ -24,7 +28,7 @@ export interface HttpAppOptions {
 }
 
 export function createHttpApp(options: HttpAppOptions): express.Express {
-  const { registry, sse, logger, admission } = options;
+  const { sessions, sse, logger, auth } = options;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -33,8 +37,11 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   app.get('/healthz', (_request, response) => {
     response.json({ status: 'ok' });
   });
-  app.get('/sse/:sessionId', rejectHostileInput, sse.handler);
-  app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), rejectHostileInput, createRestRoutes(registry, admission));
+  // Hostile input first (nothing is looked up for it), then who is asking.
+  app.get('/sse/:sessionId', rejectHostileInput, options.sseAccess, sse.handler);
+  app.use('/api', express.json({ limit: options.maxBodyBytes ?? 64 * 1024 }), rejectHostileInput);
+  if (options.authRoutes) app.use('/api', options.authRoutes);
+  app.use('/api', auth.guard(), createRestRoutes(sessions));
   for (const { path, router } of options.routers ?? []) app.use(path, router);
 
   app.use((_request: Request, _response: Response, next: NextFunction) => {

@@ -1,12 +1,12 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { Router } from 'express';
-import type { NextFunction, Request, Response } from 'express';
+import type { Request, Response } from 'express';
 import type { InspectionHub, WatchRecord } from '../actors/inspectionHub.ts';
 import { machineCharts, summarise } from '../actors/sessionInsight.ts';
 import type { SessionRegistry } from '../actors/sessionRegistry.ts';
 import { ChatError } from '../domain/errors.ts';
 import { isSessionId } from '../domain/ids.ts';
 import type { Logger } from '../domain/ports.ts';
+import { adminGuard } from './adminGuard.ts';
 import { requestLogger } from './requestContext.ts';
 import { sendPage } from './webPages.ts';
 
@@ -16,6 +16,8 @@ export interface InspectorRoutesOptions {
   logger: Logger;
   /** Every data request must carry `Authorization: Bearer <adminToken>`. */
   adminToken: string;
+  /** The names of API keys by id, so each session shows whose it is (absent: no names). */
+  keyNames?: (ids: readonly string[]) => Promise<Map<string, string>>;
   /** How often the overview is pushed to a connected inspector (default 1 s). */
   overviewIntervalMs?: number;
   /** Sessions listed in an overview, most recently activated first (default 200). */
@@ -33,8 +35,6 @@ export interface InspectorRoutes {
   close(): void;
 }
 
-const digest = (text: string) => createHash('sha256').update(text).digest();
-
 /**
  * The operator's view under `/inspector`: the page itself (static, holds no
  * data), and behind the admin token the overview, the machine charts and a
@@ -42,30 +42,27 @@ const digest = (text: string) => createHash('sha256').update(text).digest();
  */
 export function createInspectorRoutes(options: InspectorRoutesOptions): InspectorRoutes {
   const { registry, hub, logger } = options;
-  const expected = digest(options.adminToken);
   const intervalMs = options.overviewIntervalMs ?? 1000;
   const limit = options.overviewLimit ?? 200;
   const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
   const open = new Set<() => void>();
 
-  // Comparing digests keeps the comparison constant-time whatever the length offered.
-  const authorise = (request: Request, _response: Response, next: NextFunction) => {
-    const header = request.get('authorization') ?? '';
-    const match = /^Bearer (.+)$/.exec(header);
-    if (!match?.[1] || !timingSafeEqual(digest(match[1]), expected)) throw new ChatError('unauthorized');
-    next();
+  const authorise = adminGuard(options.adminToken);
+  // Each session listed with the name of its key (null when it has none).
+  const overview = async () => {
+    const summary = summarise(registry.live(), limit);
+    const owners = summary.sessions.flatMap((session) => (session.owner === null ? [] : [session.owner]));
+    const names = owners.length > 0 && options.keyNames ? await options.keyNames(owners) : new Map<string, string>();
+    const sessions = summary.sessions.map((session) => ({ ...session, keyName: session.owner === null ? null : (names.get(session.owner) ?? null) }));
+    const cluster = options.cluster;
+    if (!cluster) return { ...summary, sessions };
+    // Many nodes: the sessions listed are this node's (it owns each); the others' counts come from their heartbeats.
+    const nodes = await cluster.nodes().catch(() => []);
+    return { ...summary, node: cluster.nodeId, sessions: sessions.map((session) => ({ ...session, node: cluster.nodeId })), cluster: { nodes } };
   };
 
   const router = Router();
   router.get('/inspector', sendPage('inspector.html'));
-  // Sessions listed are this node's: it owns each of them. Across nodes, the others' counts come from their heartbeats.
-  const overview = async () => {
-    const local = summarise(registry.live(), limit);
-    const cluster = options.cluster;
-    if (!cluster) return local;
-    const nodes = await cluster.nodes().catch(() => []);
-    return { ...local, node: cluster.nodeId, sessions: local.sessions.map((session) => ({ ...session, node: cluster.nodeId })), cluster: { nodes } };
-  };
   router.get('/inspector/api/overview', authorise, async (_request: Request, response: Response) => {
     response.setHeader('Cache-Control', 'no-store');
     response.json(await overview());
@@ -97,7 +94,10 @@ export function createInspectorRoutes(options: InspectorRoutesOptions): Inspecto
       }
     };
     const pushOverview = () => {
-      void overview().then((data) => send('overview', data));
+      overview().then(
+        (data) => send('overview', data),
+        (error: unknown) => requestLogger(response, logger).warn({ err: String(error) }, 'inspector overview failed'),
+      );
     };
     const timer = setInterval(pushOverview, intervalMs);
     timer.unref();

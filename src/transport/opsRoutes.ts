@@ -1,31 +1,22 @@
 import { Router } from 'express';
 import type { Request, Response } from 'express';
-import type { SessionStore } from '../domain/ports.ts';
+import type { StoreHealth } from '../actors/storeHealth.ts';
 
 export interface OpsRoutesOptions {
-  store: SessionStore;
+  /** The store's health, as the sessions see it; `/readyz` probes it afresh. */
+  health: Pick<StoreHealth, 'check'>;
   /** True once the server has begun shutting down. */
   shuttingDown(): boolean;
+  /** Many nodes: Redis must answer too (bounded by `redisTimeoutMs`, default 1 s). */
+  redis?: { ping(): Promise<void> };
+  redisTimeoutMs?: number;
   /** Prometheus exposition; absent when metrics are off. */
   metrics?: { contentType: string; render(): Promise<string> };
-  /** How long `/readyz` waits for the store (default 2 s). */
-  storeTimeoutMs?: number;
-  /** Many nodes: Redis must answer too. */
-  redis?: { ping(): Promise<void> };
-}
-
-function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** `GET /readyz` (accepting work?) and `GET /metrics`. `GET /healthz` (alive) stays in the app. */
 export function createOpsRoutes(options: OpsRoutesOptions): Router {
   const router = Router();
-  const storeTimeoutMs = options.storeTimeoutMs ?? 2000;
 
   router.get('/readyz', async (_request: Request, response: Response) => {
     response.setHeader('Cache-Control', 'no-store');
@@ -33,19 +24,14 @@ export function createOpsRoutes(options: OpsRoutesOptions): Router {
       response.status(503).json({ status: 'unavailable', reason: 'shutting_down' });
       return;
     }
-    try {
-      await within(options.store.ping(), storeTimeoutMs);
-    } catch {
+    // A bounded probe (1 s); its answer is also what the sessions go by.
+    if (!(await options.health.check())) {
       response.status(503).json({ status: 'unavailable', reason: 'store_unreachable' });
       return;
     }
-    if (options.redis) {
-      try {
-        await within(options.redis.ping(), storeTimeoutMs);
-      } catch {
-        response.status(503).json({ status: 'unavailable', reason: 'redis_unreachable' });
-        return;
-      }
+    if (options.redis && !(await answersWithin(options.redis.ping(), options.redisTimeoutMs ?? 1000))) {
+      response.status(503).json({ status: 'unavailable', reason: 'redis_unreachable' });
+      return;
     }
     response.json({ status: 'ready' });
   });
@@ -60,4 +46,17 @@ export function createOpsRoutes(options: OpsRoutesOptions): Router {
     });
   }
   return router;
+}
+
+/** True when the promise resolves within `ms`. */
+async function answersWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

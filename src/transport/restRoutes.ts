@@ -1,9 +1,9 @@
 import { Router } from 'express';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import type { Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
-import type { Admission } from './admission.ts';
+import { callerOf } from './authenticate.ts';
+import type { CallerSessions } from './callerSessions.ts';
 
 const messageBody = z.object({ text: z.string() });
 const sessionBody = z.object({
@@ -15,6 +15,7 @@ const pageParams = z.object({
   cursor: z.string().min(1).max(200).optional(),
   order: z.enum(['asc', 'desc']).default('asc'),
 });
+const viewParams = z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) });
 
 function pageOf(request: Request) {
   const parsed = pageParams.safeParse(request.query);
@@ -22,63 +23,61 @@ function pageOf(request: Request) {
   return parsed.data;
 }
 
-async function sessionOf(registry: Sessions, request: Request) {
-  const session = await registry.find(String(request.params['sessionId']));
-  if (!session) throw new ChatError('session_not_found');
-  return session;
-}
+const idOf = (request: Request) => String(request.params['sessionId']);
 
-/** The REST API under `/api`. Errors are thrown and mapped by the app's error handler. */
-export function createRestRoutes(registry: Sessions, admission: Admission): Router {
+/**
+ * The REST API under `/api`, behind the authenticator's guard: every route
+ * acts for the caller it identified. Errors are thrown and mapped by the
+ * app's error handler.
+ */
+export function createRestRoutes(sessions: CallerSessions): Router {
   const router = Router();
 
   router.post('/sessions', async (request: Request, response: Response) => {
-    admission.admitWork();
     const parsed = sessionBody.safeParse(request.body ?? {});
     if (!parsed.success) throw new ChatError('bad_request', 'Expected an optional JSON body {"title"?: "…", "metadata"?: {…}}.');
     const { title, metadata } = parsed.data;
-    const session = await registry.create({ ...(title !== undefined ? { title } : {}), ...(metadata !== undefined ? { metadata } : {}) });
+    const session = await sessions.create(callerOf(response), {
+      ...(title !== undefined ? { title } : {}),
+      ...(metadata !== undefined ? { metadata } : {}),
+    });
     response.status(201).location(`/api/sessions/${session.sessionId}`).json({ sessionId: session.sessionId });
   });
 
   router.get('/sessions', async (request: Request, response: Response) => {
     const { limit, cursor } = pageOf(request);
-    response.json(await registry.listSessions({ limit, ...(cursor !== undefined ? { cursor } : {}) }));
+    response.json(await sessions.list(callerOf(response), { limit, ...(cursor !== undefined ? { cursor } : {}) }));
   });
 
   router.get('/sessions/:sessionId/messages', async (request: Request, response: Response) => {
     const { limit, cursor, order } = pageOf(request);
-    const page = await registry.listMessages(String(request.params['sessionId']), {
-      limit,
-      order,
-      ...(cursor !== undefined ? { cursor } : {}),
-    });
-    if (!page) throw new ChatError('session_not_found');
-    response.json(page);
+    response.json(await sessions.messages(callerOf(response), idOf(request), { limit, order, ...(cursor !== undefined ? { cursor } : {}) }));
   });
 
   router.get('/sessions/:sessionId', async (request: Request, response: Response) => {
-    const session = await sessionOf(registry, request);
-    response.json(await session.view());
+    const parsed = viewParams.safeParse(request.query);
+    if (!parsed.success) throw new ChatError('bad_request', 'Expected limit 1–200.');
+    const session = await sessions.find(callerOf(response), idOf(request));
+    response.json(await session.view(parsed.data.limit));
   });
 
   router.post('/sessions/:sessionId/messages', async (request: Request, response: Response) => {
     const parsed = messageBody.safeParse(request.body);
     if (!parsed.success) throw new ChatError('bad_request', 'Expected a JSON body {"text": "…"}.');
-    const session = await sessionOf(registry, request);
-    await admission.admitMessage(session.sessionId);
-    const accepted = await session.send(parsed.data.text);
+    const caller = callerOf(response);
+    const session = await sessions.find(caller, idOf(request));
+    // 202 only once the message is committed to the store.
+    const accepted = await sessions.send(caller, session, parsed.data.text);
     response.status(202).json({ messageId: accepted.replyId, userMessageId: accepted.user.id, position: accepted.position });
   });
 
   router.post('/sessions/:sessionId/cancel', async (request: Request, response: Response) => {
-    const session = await sessionOf(registry, request);
-    response.json({ cancelled: await session.cancel() });
+    const session = await sessions.find(callerOf(response), idOf(request));
+    response.json({ cancelled: session.cancel() });
   });
 
   router.delete('/sessions/:sessionId', async (request: Request, response: Response) => {
-    const removed = await registry.remove(String(request.params['sessionId']));
-    if (!removed) throw new ChatError('session_not_found');
+    await sessions.remove(callerOf(response), idOf(request));
     response.status(204).end();
   });
 

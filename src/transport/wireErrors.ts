@@ -24,6 +24,9 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   cancelled: 499,
   unauthorized: 401,
   store_unavailable: 503,
+  // The content, not the server, is the problem: resending it unchanged fails again.
+  store_rejected: 422,
+  forbidden: 403,
   unavailable: 503,
 };
 
@@ -34,6 +37,7 @@ export const WS_CLOSE = {
   tooBig: 1009,
   internalError: 1011,
   tryAgainLater: 1013,
+  unauthorized: 4401,
   sessionNotFound: 4404,
   sessionDeleted: 4410,
 } as const;

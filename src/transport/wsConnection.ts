@@ -4,6 +4,9 @@ import { ChatError } from '../domain/errors.ts';
 import type { ChatEvent, StopReason } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
+import { accessOf } from './authenticate.ts';
+import type { Caller } from './authenticate.ts';
+import type { CallerSessions } from './callerSessions.ts';
 import type { BufferBudget, BufferedStream } from './bufferBudget.ts';
 import { closeGracefully } from './closeGracefully.ts';
 import { parseClientFrame } from './clientFrames.ts';
@@ -19,6 +22,8 @@ export interface WsShared {
   bus: EventBus;
   logger: Logger;
   admission: Admission;
+  /** Sessions as each connection's caller sees them. */
+  sessions: CallerSessions;
   maxBufferedBytes: number;
   /** The node-wide budget of unsent bytes every connection reports to. */
   budget: BufferBudget;
@@ -56,6 +61,7 @@ const CLOSE_FOR_REFUSAL: Partial<Record<string, number>> = {
 export class WsConnection implements BufferedStream {
   readonly #shared: WsShared;
   readonly #socket: WebSocket;
+  readonly #caller: Caller;
   // Passed in each line's fields rather than as a child logger: a pino child
   // costs about 2 KB, a lot next to a connection's own.
   readonly #connectionId = newRequestId();
@@ -67,10 +73,11 @@ export class WsConnection implements BufferedStream {
   // Client frames are handled one after another, in arrival order, even while attaching.
   #inbox: Promise<void>;
 
-  // The admission slot is not held here: the gateway releases it when the TCP socket closes.
-  constructor(shared: WsShared, socket: WebSocket, requestUrl: string) {
+  // The admission slot is not held here: the gateway releases it (and the key's) when the TCP socket closes.
+  constructor(shared: WsShared, socket: WebSocket, requestUrl: string, caller: Caller) {
     this.#shared = shared;
     this.#socket = socket;
+    this.#caller = caller;
     socket.on('message', this.#onMessage);
     socket.on('close', this.#onClose);
     socket.on('error', this.#onError);
@@ -85,8 +92,9 @@ export class WsConnection implements BufferedStream {
     const query = new URL(requestUrl, 'http://localhost').searchParams;
     const requested = query.get('sessionId');
     const afterSeq = parseSeq(query.get('lastSeq') ?? query.get('lastEventId'));
-    const { registry, bus } = this.#shared;
-    const session = requested === null ? await registry.create() : await registry.find(requested);
+    const { registry, bus, sessions } = this.#shared;
+    // Another key's session is answered exactly as a missing one.
+    const session = requested === null ? await sessions.create(this.#caller) : await registry.find(requested, accessOf(this.#caller));
     if (!session) {
       this.#sendError(new ChatError('session_not_found'));
       void this.close(WS_CLOSE.sessionNotFound, 'session not found');
@@ -161,17 +169,24 @@ export class WsConnection implements BufferedStream {
     try {
       if (isBinary) throw new ChatError('bad_request', 'Binary frames are not supported; send text.');
       const frame = parseClientFrame(data.toString());
-      const session = await this.#shared.registry.find(sessionId);
+      const session = await this.#shared.registry.find(sessionId, accessOf(this.#caller));
       if (!session) throw new ChatError('session_not_found');
       if (frame.type === 'message') {
-        await this.#shared.admission.admitMessage(sessionId);
-        await session.send(frame.text);
+        // The `accepted` frame goes out (to every watcher) once the message is committed.
+        await this.#shared.sessions.send(this.#caller, session, frame.text);
       } else {
         await session.cancel();
       }
     } catch (error) {
       this.#sendError(error);
     }
+  }
+
+  /** The connection's key was revoked: an `error` frame `unauthorized`, then close 4401. */
+  revoke(): void {
+    if (this.#closed) return;
+    this.#sendError(new ChatError('unauthorized', 'This API key was revoked.'));
+    void this.close(WS_CLOSE.unauthorized, 'key revoked');
   }
 
   #deliver = (event: ChatEvent): void => {

@@ -5,6 +5,10 @@ import type { WebSocket } from 'ws';
 import type { Sessions } from '../actors/sessions.ts';
 import type { EventBus, Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
+import type { Caller } from './authenticate.ts';
+import type { CallerSessions } from './callerSessions.ts';
+import type { KeyConnections } from './keyConnections.ts';
+import type { OriginPolicy } from './origins.ts';
 import type { BufferBudget } from './bufferBudget.ts';
 import { closeGracefully } from './closeGracefully.ts';
 import { WsConnection } from './wsConnection.ts';
@@ -16,6 +20,13 @@ export interface WsGatewayOptions {
   bus: EventBus;
   logger: Logger;
   admission: Admission;
+  sessions: CallerSessions;
+  /** Who opens the socket (throws `unauthorized`, `rate_limited`, …: an error frame, then close 4401 or 1013). */
+  identify: (request: IncomingMessage) => Promise<Caller>;
+  /** Browser pages of other origins get a plain `403` on the upgrade. */
+  origins: OriginPolicy;
+  /** Counts each key's sockets and closes them when it is revoked. */
+  keyConnections: KeyConnections;
   /** The node-wide budget of unsent bytes (shared with SSE). */
   budget: BufferBudget;
   /** Largest client frame in bytes (default 64 KiB); larger ones close with 1009. */
@@ -63,6 +74,7 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     bus: options.bus,
     logger: options.logger,
     admission,
+    sessions: options.sessions,
     budget: options.budget,
     closeGraceMs,
     maxBufferedBytes: options.maxBufferedBytes ?? 1024 * 1024,
@@ -88,7 +100,33 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
     const wire = toWireError(error);
     options.onClientError?.(wire.code);
     socket.send(wsErrorFrame(wire));
-    void closeGracefully(socket, WS_CLOSE.tryAgainLater, wire.code, closeGraceMs);
+    void closeGracefully(socket, wire.code === 'unauthorized' ? WS_CLOSE.unauthorized : WS_CLOSE.tryAgainLater, wire.code, closeGraceMs);
+  };
+
+  // Who it is, then whether this node and this key have room for one more socket.
+  const admit = async (request: IncomingMessage) => {
+    const caller = await options.identify(request);
+    const releaseSlot = await admission.admitConnection(request.socket.remoteAddress ?? 'unknown');
+    // Revoked before the handshake ends: the connection is told as soon as it exists.
+    const holder: { connection?: WsConnection; revoked: boolean } = { revoked: false };
+    let untrack: () => void;
+    try {
+      untrack = options.keyConnections.open(caller, () => {
+        holder.revoked = true;
+        holder.connection?.revoke();
+      });
+    } catch (error) {
+      releaseSlot();
+      throw error;
+    }
+    return {
+      caller,
+      holder,
+      release: () => {
+        releaseSlot();
+        untrack();
+      },
+    };
   };
 
   return {
@@ -99,19 +137,26 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
-      // The slot follows the TCP socket, whatever happens to the handshake: ws
-      // answers a malformed one (400) itself and never calls back, and the peer
-      // may hang up while admission is decided.
+      if (!options.origins.allows(request)) {
+        socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      // The slots (the node's and the key's) follow the TCP socket, whatever
+      // happens to the handshake: ws answers a malformed one (400) itself and
+      // never calls back, and the peer may hang up while admission is decided.
       let gone = false;
       const onGone = () => (gone = true);
       socket.once('close', onGone);
-      admission.admitConnection(request.socket.remoteAddress ?? 'unknown').then(
-        (release) => {
+      admit(request).then(
+        ({ caller, holder, release }) => {
           socket.off('close', onGone);
           if (gone || socket.destroyed) return release();
           socket.once('close', release);
           server.handleUpgrade(request, socket, head, (websocket) => {
-            connections.add(new WsConnection(shared, websocket, requestUrl));
+            const connection = new WsConnection(shared, websocket, requestUrl, caller);
+            holder.connection = connection;
+            connections.add(connection);
+            if (holder.revoked) connection.revoke();
           });
         },
         (error: unknown) => {

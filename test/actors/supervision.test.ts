@@ -46,8 +46,8 @@ describe('session actor', () => {
   it('streams one reply at a time and takes queued messages in order', async () => {
     const { clock, registry, events } = setup();
     const session = await registry.create();
-    const first = session.send('one');
-    const second = session.send('two');
+    const first = await session.send('one');
+    const second = await session.send('two');
     expect(second.position).toBe(1);
     expect(session.status()).toBe('generating');
     await clock.advance(5 * INTERVAL);
@@ -63,27 +63,28 @@ describe('session actor', () => {
   it('refuses a message beyond the queue limit with busy', async () => {
     const { registry } = setup();
     const session = await registry.create();
-    session.send('a');
-    session.send('b');
-    session.send('c');
-    expect(() => session.send('d')).toThrow(expect.objectContaining({ code: 'busy' }));
+    await session.send('a');
+    await session.send('b');
+    await session.send('c');
+    await expect(session.send('d')).rejects.toMatchObject({ code: 'busy' });
   });
 
   it('cancel stops the provider at once, keeps the partial reply as cancelled and drops the queue', async () => {
     const { clock, registry, events, provider } = setup();
     const session = await registry.create();
-    const first = session.send('one');
-    const queued = session.send('two');
+    const first = await session.send('one');
+    const queued = await session.send('two');
     await clock.advance(2 * INTERVAL);
     expect(session.cancel()).toEqual([first.replyId, queued.replyId]);
     await settle();
     expect(provider.aborted).toEqual([first.replyId]);
-    expect(clock.pendingTimers).toBe(1); // only the registry's sweep timer is left
+    // Only the registry's sweep, the store-health probe and the cancelled reply's pending write are left.
+    expect(clock.pendingTimers).toBe(3);
     await clock.advance(10 * INTERVAL);
     expect(chunksOf(events, first.replyId)).toHaveLength(2);
     const cancelled = events.filter((event) => event.type === 'message.cancelled').map((event) => event.messageId);
     expect(cancelled).toEqual([first.replyId, queued.replyId]);
-    const reply = session.view().messages.find((message) => message.id === first.replyId);
+    const reply = (await session.view()).messages.find((message) => message.id === first.replyId);
     expect(reply).toMatchObject({ status: 'cancelled', content: 'chunk 1: onechunk 2: one' });
     expect(session.status()).toBe('idle');
   });
@@ -93,18 +94,18 @@ describe('supervisor', () => {
   it('restarts a failed session with its history intact and answers the next message', async () => {
     const { clock, registry, events } = setup();
     const session = await registry.create();
-    const good = session.send('hello');
+    const good = await session.send('hello');
     await clock.advance(5 * INTERVAL);
-    const bad = session.send('explode now');
+    const bad = await session.send('explode now');
     await clock.advance(3 * INTERVAL);
     const failed = events.find((event) => event.type === 'message.failed');
     expect(failed).toMatchObject({ messageId: bad.replyId, code: 'provider_error' });
     expect(events.some((event) => event.type === 'session.restarted')).toBe(true);
     await clock.advance(1_000); // past the backoff
-    const next = session.send('again');
+    const next = await session.send('again');
     await clock.advance(5 * INTERVAL);
     expect(chunksOf(events, next.replyId)).toHaveLength(5);
-    const history = session.view().messages.map((message) => [message.id, message.status]);
+    const history = (await session.view()).messages.map((message) => [message.id, message.status]);
     expect(history).toEqual([
       ['m1', 'complete'],
       [good.replyId, 'complete'],
@@ -118,10 +119,10 @@ describe('supervisor', () => {
   it('keeps messages sent during the backoff and answers them after the restart', async () => {
     const { clock, registry, events } = setup();
     const session = await registry.create();
-    session.send('explode');
+    await session.send('explode');
     await clock.advance(3 * INTERVAL);
     expect(session.status()).toBe('restarting');
-    const waiting = session.send('patient');
+    const waiting = await session.send('patient');
     await clock.advance(2_000);
     await clock.advance(5 * INTERVAL);
     expect(chunksOf(events, waiting.replyId)).toHaveLength(5);
@@ -131,14 +132,14 @@ describe('supervisor', () => {
     const { clock, registry, events } = setup({ restartPolicy: { intensity: 2, periodMs: 60_000, backoffBaseMs: 10 } });
     const session = await registry.create();
     for (let attempt = 0; attempt < 3; attempt += 1) {
-      session.send(`explode ${attempt}`);
+      await session.send(`explode ${attempt}`);
       await clock.advance(3 * INTERVAL + 100);
     }
     expect(events.filter((event) => event.type === 'message.failed')).toHaveLength(3);
     expect(events.filter((event) => event.type === 'session.restarted')).toHaveLength(2);
     expect(events.at(-1)).toEqual({ type: 'session.stopped', sessionId: session.sessionId, reason: 'restart_limit' });
     expect(session.status()).toBe('stopped');
-    expect(() => session.send('more')).toThrow(expect.objectContaining({ code: 'session_stopped' }));
+    await expect(session.send('more')).rejects.toMatchObject({ code: 'session_stopped' });
     // Coming back from the store, it is still stopped.
     const again = await registry.find(session.sessionId);
     expect(again?.status()).toBe('stopped');
@@ -147,10 +148,10 @@ describe('supervisor', () => {
   it('counts only restarts inside the period', async () => {
     const { clock, registry, events } = setup({ restartPolicy: { intensity: 1, periodMs: 1_000, backoffBaseMs: 10 } });
     const session = await registry.create();
-    session.send('explode a');
+    await session.send('explode a');
     await clock.advance(3 * INTERVAL + 50);
     await clock.advance(2_000); // the first restart leaves the period
-    session.send('explode b');
+    await session.send('explode b');
     await clock.advance(3 * INTERVAL + 50);
     expect(events.filter((event) => event.type === 'session.restarted')).toHaveLength(2);
     expect(session.status()).not.toBe('stopped');
@@ -160,8 +161,8 @@ describe('supervisor', () => {
     const { clock, registry, events } = setup();
     const victim = await registry.create();
     const neighbour = await registry.create();
-    const calm = neighbour.send('calm');
-    victim.send('explode');
+    const calm = await neighbour.send('calm');
+    await victim.send('explode');
     await clock.advance(5 * INTERVAL);
     expect(chunksOf(events, calm.replyId)).toHaveLength(5);
     expect(events.filter((event) => event.sessionId === neighbour.sessionId && event.type.startsWith('session.'))).toHaveLength(1);
@@ -172,7 +173,7 @@ describe('registry', () => {
   it('passivates idle sessions past the TTL and re-activates them with their history', async () => {
     const { clock, registry } = setup({ sessionTtlMs: 10_000, sweepIntervalMs: 1_000 });
     const session = await registry.create();
-    const reply = session.send('remember me');
+    const reply = await session.send('remember me');
     await clock.advance(5 * INTERVAL);
     expect(registry.activeCount).toBe(1);
     await clock.advance(12_000);
@@ -181,14 +182,14 @@ describe('registry', () => {
     const back = await registry.find(session.sessionId);
     expect(back).not.toBe(session);
     expect(registry.activeCount).toBe(1);
-    expect(back?.view().messages.find((message) => message.id === reply.replyId)?.content).toContain('chunk 5: remember me');
-    expect(back?.view().lastSeq).toBe(5);
+    expect((await back!.view()).messages.find((message) => message.id === reply.replyId)?.content).toContain('chunk 5: remember me');
+    expect((await back!.view()).lastSeq).toBe(5);
   });
 
   it('never passivates a session while it is generating', async () => {
     const { clock, registry } = setup({ sessionTtlMs: 50, sweepIntervalMs: 10 });
     const session = await registry.create();
-    session.send('slow');
+    await session.send('slow');
     await clock.advance(3 * INTERVAL);
     expect(registry.activeCount).toBe(1);
     expect(session.status()).toBe('generating');

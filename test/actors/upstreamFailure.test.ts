@@ -48,8 +48,8 @@ describe('upstream failures in a session', () => {
   it('end the reply as failed with the typed code and no restart, however many there are', async () => {
     const { clock, registry, events } = setup();
     const session = await registry.create();
-    const failed = [session.send('outage'), session.send('outage'), session.send('outage')];
-    const next = session.send('fine');
+    const failed = [await session.send('outage'), await session.send('outage'), await session.send('outage')];
+    const next = await session.send('fine');
     await clock.advance(100);
     expect(events.filter((event) => event.type === 'message.failed')).toEqual(
       failed.map(({ replyId }) => ({
@@ -68,7 +68,7 @@ describe('upstream failures in a session', () => {
       messageId: next.replyId,
       usage: { inputTokens: 4, outputTokens: 1 },
     });
-    const view = session.view();
+    const view = (await session.view());
     expect(view.status).toBe('idle');
     expect(view.messages.find((message) => message.id === failed[0]!.replyId)).toMatchObject({ status: 'failed', errorCode: 'upstream_error', content: 'part' });
     expect(view.messages.find((message) => message.id === next.replyId)?.usage).toEqual({ inputTokens: 4, outputTokens: 1 });
@@ -77,7 +77,7 @@ describe('upstream failures in a session', () => {
   it('an untyped provider failure still crashes the actor and the supervisor restarts it', async () => {
     const { clock, registry, events } = setup();
     const session = await registry.create();
-    session.send('bug');
+    await session.send('bug');
     await clock.advance(100);
     expect(events.find((event) => event.type === 'message.failed')).toMatchObject({ code: 'provider_error' });
     expect(events.some((event) => event.type === 'session.restarted')).toBe(true);

@@ -79,3 +79,23 @@ describe('ChunkLog', () => {
     expect(log.after(8).map((event) => event.seq)).toEqual([9, 10]);
   });
 });
+
+describe('replay log bounded in bytes', () => {
+  const sized = (seq: number, chars: number) => ({ ...chunk('A', seq), chunk: 'x'.repeat(chars) });
+
+  it('keeps only the newest chunks within the byte cap (2 bytes a UTF-16 unit), always the newest one', async () => {
+    const bus = createInProcessBus({ replayLogSize: 1000, replayLogBytes: 100 });
+    for (let seq = 1; seq <= 10; seq += 1) bus.publish(sized(seq, 20)); // 40 bytes each
+    expect((await bus.replay('A', 0)).map((event) => event.seq)).toEqual([9, 10]);
+    bus.publish(sized(11, 500)); // larger than the cap on its own
+    expect((await bus.replay('A', 0)).map((event) => event.seq)).toEqual([11]);
+  });
+
+  it('finds the resume position by seq even when numbering jumped', () => {
+    const log = new ChunkLog(10, 1000);
+    for (const seq of [1, 2, 3, 1001, 1002]) log.append(chunk('A', seq));
+    expect(log.after(2).map((event) => event.seq)).toEqual([3, 1001, 1002]);
+    expect(log.after(500).map((event) => event.seq)).toEqual([1001, 1002]);
+    expect(log.size).toBe(5);
+  });
+});

@@ -58,6 +58,7 @@ async function collect(model: ModelProvider, req: GenerationRequest, signal = ne
 
 const turn = (role: 'user' | 'assistant', content: string, n: number): Message => ({
   id: `m${n}`,
+  order: 2 * n,
   role,
   content,
   status: 'complete',

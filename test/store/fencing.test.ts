@@ -32,16 +32,18 @@ const stores: [string, () => Promise<SessionStore>, boolean][] = [
   ],
 ];
 
-const reply = (id: string, content: string): Message => ({ id, role: 'assistant', content, status: 'streaming', createdAt: 1, updatedAt: 2 });
+let order = 0;
+const reply = (id: string, content: string): Message => ({ id, order: (order += 2), role: 'assistant', content, status: 'streaming', createdAt: 1, updatedAt: 2 });
 const update = (sessionId: string, fence: number | undefined, message: Message, lastSeq = 1): SessionUpdate => ({
   sessionId,
   lastSeq,
+  seqReserved: lastSeq,
   lastActiveAt: 2,
   stopped: false,
   messages: [message],
   ...(fence !== undefined ? { fence } : {}),
 });
-const record = (sessionId: string) => ({ sessionId, createdAt: 1, lastActiveAt: 1, lastSeq: 0, stopped: false, messages: [] });
+const record = (sessionId: string) => ({ sessionId, createdAt: 1, lastActiveAt: 1, lastSeq: 0, seqReserved: 0, stopped: false, messages: [] });
 
 for (const [name, open, available] of stores) {
   describe.skipIf(!available)(`fencing tokens (${name})`, () => {

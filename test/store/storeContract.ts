@@ -8,11 +8,14 @@ const T0 = 1_700_000_000_000;
 const sid = (n: number) => `contract${String(n).padStart(14, '0')}`;
 
 function record(n: number, overrides: Partial<ConversationRecord> = {}): ConversationRecord {
-  return { sessionId: sid(n), createdAt: T0 + n, lastActiveAt: T0 + n, lastSeq: 0, stopped: false, messages: [], ...overrides };
+  return { sessionId: sid(n), createdAt: T0 + n, lastActiveAt: T0 + n, lastSeq: 0, seqReserved: 0, stopped: false, messages: [], ...overrides };
 }
 
+// Each message id gets its own place unless a test says otherwise (ids are per test, orders per session).
+let places = new Map<string, number>();
 function message(id: string, overrides: Partial<Message> = {}): Message {
-  return { id, role: 'user', content: id, status: 'complete', createdAt: T0, updatedAt: T0, ...overrides };
+  if (!places.has(id)) places.set(id, 2 * (places.size + 1));
+  return { id, order: places.get(id)!, role: 'user', content: id, status: 'complete', createdAt: T0, updatedAt: T0, ...overrides };
 }
 
 function chunk(sessionId: string, messageId: string, seq: number, text = `c${seq}`, last = false): ChunkEvent {
@@ -20,25 +23,32 @@ function chunk(sessionId: string, messageId: string, seq: number, text = `c${seq
 }
 
 function update(sessionId: string, messages: Message[], extra: Partial<SessionUpdate> = {}): SessionUpdate {
-  return { sessionId, lastSeq: 0, lastActiveAt: T0, stopped: false, messages, ...extra };
+  return { sessionId, lastSeq: 0, seqReserved: 0, lastActiveAt: T0, stopped: false, messages, ...extra };
+}
+
+export interface StoreTraits {
+  /** The store refuses a second message at the same place in a session (the SQL stores' unique index). */
+  refusesDuplicateOrder: boolean;
 }
 
 /**
  * The behaviour every SessionStore must have. Run against memory, SQLite and
  * PostgreSQL (test/store/*.test.ts); `open` gives a fresh, empty store.
  */
-export function describeStoreContract(name: string, open: () => Promise<SessionStore>): void {
+export function describeStoreContract(name: string, open: () => Promise<SessionStore>, traits: StoreTraits): void {
   describe(`SessionStore contract: ${name}`, () => {
     let store: SessionStore;
     beforeEach(async () => {
+      places = new Map();
       store = await open();
     });
     afterEach(async () => {
       await store.close();
     });
 
-    it('creates and loads a session with its title, metadata and messages', async () => {
+    it('creates and loads a session with its title, metadata, messages and chunk-number mark', async () => {
       const created = record(1, {
+        seqReserved: 1000,
         title: 'Trip to Lisbon',
         metadata: { tags: ['travel'], priority: 2, pinned: true, note: null },
         messages: [message('m1', { content: 'héllo ✓' })],
@@ -49,8 +59,8 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
     });
 
     it('upserts messages by id, keeps them in the order first written, and never moves counters back', async () => {
-      await store.create(record(2));
-      await store.save(update(sid(2), [message('u1', { status: 'queued' })], { lastSeq: 0, lastActiveAt: T0 + 5 }));
+      await store.create(record(2, { seqReserved: 1000 }));
+      await store.save(update(sid(2), [message('u1', { status: 'queued' })], { lastSeq: 0, seqReserved: 2000, lastActiveAt: T0 + 5 }));
       await store.save(
         update(sid(2), [message('u1'), message('r1', { role: 'assistant', content: 'part', status: 'streaming', replyTo: 'u1' })], {
           lastSeq: 3,
@@ -76,9 +86,10 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
         ),
       );
       // A late, older counter value must not win.
-      await store.save(update(sid(2), [], { lastSeq: 2, lastActiveAt: T0 + 1, stopped: true }));
+      await store.save(update(sid(2), [], { lastSeq: 2, seqReserved: 1500, lastActiveAt: T0 + 1, stopped: true }));
       const loaded = await store.load(sid(2));
       expect(loaded?.lastSeq).toBe(7);
+      expect(loaded?.seqReserved).toBe(2000);
       expect(loaded?.lastActiveAt).toBe(T0 + 20);
       expect(loaded?.stopped).toBe(true);
       expect(loaded?.messages).toEqual([
@@ -87,8 +98,10 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
       ]);
     });
 
-    it('ignores writes for a session that does not exist (deleted meanwhile)', async () => {
-      await store.save(update(sid(3), [message('ghost')], { chunks: [chunk(sid(3), 'ghost', 1)] }));
+    it('refuses writes for a session that does not exist (deleted meanwhile) with session_not_found, keeping nothing', async () => {
+      await expect(store.save(update(sid(3), [message('ghost')], { chunks: [chunk(sid(3), 'ghost', 1)] }))).rejects.toMatchObject({
+        code: 'session_not_found',
+      });
       expect(await store.load(sid(3))).toBeUndefined();
       expect(await store.chunksAfter(sid(3), 0)).toEqual([]);
     });
@@ -131,15 +144,15 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
           chunks: [chunk(s, 'r1', 1), chunk(s, 'r1', 2)],
         }),
       );
-      await store.save(update(s, [message('r1', { role: 'assistant', content: 'c1c2', status: 'interrupted' })], { lastSeq: 1_000_002 }));
+      await store.save(update(s, [message('r1', { role: 'assistant', content: 'c1c2', status: 'interrupted' })], { lastSeq: 1_000 }));
       expect(await store.chunksAfter(s, 0)).toEqual([chunk(s, 'r1', 1), chunk(s, 'r1', 2)]);
       await store.save(
-        update(s, [message('r2', { role: 'assistant', content: 'c1000003', status: 'streaming' })], {
-          lastSeq: 1_000_003,
-          chunks: [chunk(s, 'r2', 1_000_003)],
+        update(s, [message('r2', { role: 'assistant', content: 'c1001', status: 'streaming' })], {
+          lastSeq: 1_001,
+          chunks: [chunk(s, 'r2', 1_001)],
         }),
       );
-      expect(await store.chunksAfter(s, 0)).toEqual([chunk(s, 'r2', 1_000_003)]);
+      expect(await store.chunksAfter(s, 0)).toEqual([chunk(s, 'r2', 1_001)]);
     });
 
     it('serves chunks as slices of the stored text, ignores a repeated append, and never invents text', async () => {
@@ -186,6 +199,7 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
         messageCount: 2,
         title: 'twelve',
         metadata: { a: 1 },
+        preview: 'x',
       });
       expect(first.nextCursor).toBeNull();
     });
@@ -233,6 +247,68 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
         expect(loaded?.lastSeq).toBe(50);
         expect(loaded?.messages.map((m) => [m.content.length, m.status])).toEqual([[50, 'complete']]);
       }
+    });
+
+    it('pages and loads in conversation order, not the order of writing', async () => {
+      await store.create(record(40));
+      const s = sid(40);
+      // q1 answered by r1; q2 and q3 stored while r1 streamed; r2 and r3 written later, each right after its question.
+      const at = (id: string, order: number, extra: Partial<Message> = {}) => message(id, { order, ...extra });
+      await store.save(update(s, [at('q1', 2), at('r1', 3, { role: 'assistant', status: 'streaming' })]));
+      await store.save(update(s, [at('q2', 4, { status: 'queued' })]));
+      await store.save(update(s, [at('q3', 6, { status: 'queued' })]));
+      await store.save(update(s, [at('r1', 3, { role: 'assistant' }), at('q2', 4), at('r2', 5, { role: 'assistant' })]));
+      await store.save(update(s, [at('q3', 6), at('r3', 7, { role: 'assistant' })]));
+      const expected = ['q1', 'r1', 'q2', 'r2', 'q3', 'r3'];
+      expect((await store.load(s))?.messages.map((m) => m.id)).toEqual(expected);
+      const asc: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await store.listMessages(s, { limit: 4, ...(cursor ? { cursor } : {}) });
+        asc.push(...page!.messages.map((m) => m.id));
+        cursor = page!.nextCursor ?? undefined;
+      } while (cursor);
+      expect(asc).toEqual(expected);
+      const newest = await store.listMessages(s, { limit: 2, order: 'desc' });
+      expect(newest?.messages.map((m) => m.id)).toEqual(['r3', 'q3']);
+      const older = await store.listMessages(s, { limit: 10, order: 'desc', cursor: newest!.nextCursor! });
+      expect(older?.messages.map((m) => m.id)).toEqual(['r2', 'q2', 'r1', 'q1']);
+      expect(older?.nextCursor).toBeNull();
+    });
+
+    it('loads a window of the newest messages, and every unfinished one however old', async () => {
+      const s = sid(41);
+      const old = [
+        message('u-old', { order: 2, status: 'queued', content: 'left waiting by a crash' }),
+        message('r-old', { order: 3, role: 'assistant', status: 'streaming', content: 'cut off' }),
+      ];
+      const recent = Array.from({ length: 30 }, (_, i) => message(`m${i}`, { order: 10 + 2 * i, content: 'x'.repeat(100) }));
+      await store.create(record(41, { messages: [...old, ...recent] }));
+      const byCount = await store.load(s, { maxMessages: 5, maxChars: 1_000_000 });
+      expect(byCount?.messages.map((m) => m.id)).toEqual(['u-old', 'r-old', 'm25', 'm26', 'm27', 'm28', 'm29']);
+      const byChars = await store.load(s, { maxMessages: 1000, maxChars: 250 });
+      expect(byChars?.messages.map((m) => m.id)).toEqual(['u-old', 'r-old', 'm27', 'm28', 'm29']);
+      // The newest always comes, however large.
+      const tiny = await store.load(s, { maxMessages: 1000, maxChars: 1 });
+      expect(tiny?.messages.map((m) => m.id)).toEqual(['u-old', 'r-old', 'm29']);
+      expect((await store.load(s))?.messages).toHaveLength(32);
+    });
+
+    it.skipIf(!traits.refusesDuplicateOrder)('fails only the update it refuses for its content; the rest of the batch commits', async () => {
+      for (const n of [50, 51, 52]) await store.create(record(n, { messages: [message(`first-${n}`, { order: 2 })] }));
+      // Sent in the same tick, so they are group-committed together; 51's clashes with a message already at its place.
+      const results = await Promise.allSettled([
+        store.save(update(sid(50), [message('ok-50', { order: 4 })], { lastSeq: 5 })),
+        store.save(update(sid(51), [message('clash-51', { order: 2 })], { lastSeq: 5 })),
+        store.save(update(sid(52), [message('ok-52', { order: 4 })], { lastSeq: 5 })),
+      ]);
+      expect(results.map((result) => result.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'store_rejected' });
+      expect((await store.load(sid(50)))?.messages.map((m) => m.id)).toEqual(['first-50', 'ok-50']);
+      expect((await store.load(sid(52)))?.messages.map((m) => m.id)).toEqual(['first-52', 'ok-52']);
+      const refused = await store.load(sid(51));
+      expect(refused?.messages.map((m) => m.id)).toEqual(['first-51']);
+      expect(refused?.lastSeq).toBe(0);
     });
 
     it('answers ping while open and reports store_unavailable once closed', async () => {

@@ -15,10 +15,12 @@ export interface ChildServer {
 
 /**
  * The real server as a child process (`node --import tsx src/main.ts`), on a
- * free port; resolves once it logs that it listens.
+ * free port; resolves once it logs that it listens. Without API keys
+ * (`--auth none`) unless `args` or `env` choose (`--auth keys`, `AUTH`).
  */
 export function startChildServer(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--port', '0', '--host', '127.0.0.1', '--log-format', 'json', ...args], {
+  const auth = args.includes('--auth') || env['AUTH'] !== undefined ? [] : ['--auth', 'none'];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--port', '0', '--host', '127.0.0.1', '--log-format', 'json', ...auth, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,10 +1,12 @@
+import type { KeyStore } from '../../src/domain/apiKeys.ts';
 import type { SessionStore, SessionUpdate } from '../../src/domain/ports.ts';
 import { ChatError } from '../../src/domain/errors.ts';
 
 /**
  * A real store behind a switch that makes it fail like a full disk or a
- * database that went away (every call rejects with store_unavailable), and
- * that records every update it is asked to save.
+ * database that went away (every call rejects with store_unavailable, its
+ * API keys' too: they live in the same database), and that records every
+ * update it is asked to save.
  */
 export interface FlakyStore extends SessionStore {
   down: boolean;
@@ -16,7 +18,19 @@ export function flaky(inner: SessionStore): FlakyStore {
   const state = { down: false };
   const gate = <T>(work: () => Promise<T>): Promise<T> =>
     state.down ? Promise.reject(new ChatError('store_unavailable', undefined, { cause: new Error('SQLITE_FULL (test)') })) : work();
+  const keys = (inner: KeyStore): KeyStore => ({
+    create: (key) => gate(() => inner.create(key)),
+    findByHash: (hash) => gate(() => inner.findByHash(hash)),
+    findByIds: (ids) => gate(() => inner.findByIds(ids)),
+    listActive: () => gate(() => inner.listActive()),
+    update: (id, change) => gate(() => inner.update(id, change)),
+    revoke: (id, at) => gate(() => inner.revoke(id, at)),
+    touch: (id, at) => gate(() => inner.touch(id, at)),
+    hasActive: () => gate(() => inner.hasActive()),
+  });
   return {
+    // Never `durable: false`, whatever it wraps: it stands in for a database (mid-reply flushes, chunk numbers reserved).
+    ...(inner.keys === undefined ? {} : { keys: keys(inner.keys) }),
     get down() {
       return state.down;
     },
@@ -25,7 +39,7 @@ export function flaky(inner: SessionStore): FlakyStore {
     },
     saved,
     create: (record) => gate(() => inner.create(record)),
-    load: (sessionId) => gate(() => inner.load(sessionId)),
+    load: (sessionId, window) => gate(() => inner.load(sessionId, window)),
     save: (update) =>
       gate(() => {
         saved.push(structuredClone(update));
@@ -36,6 +50,7 @@ export function flaky(inner: SessionStore): FlakyStore {
     close: () => inner.close(),
     listSessions: (query) => gate(() => inner.listSessions(query)),
     listMessages: (sessionId, query) => gate(() => inner.listMessages(sessionId, query)),
+    idleSessions: (before, limit) => gate(() => inner.idleSessions(before, limit)),
     chunksAfter: (sessionId, afterSeq) => gate(() => inner.chunksAfter(sessionId, afterSeq)),
   };
 }

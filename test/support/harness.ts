@@ -12,9 +12,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** A real server on a free loopback port. */
+/** A real server on a free loopback port; without API keys (`auth: { mode: 'none' }`) unless the test asks for them. */
 export async function startServer(options: ChatServerOptions = {}): Promise<RunningServer> {
-  const server = createChatServer({ simIntervalMs: 0, logger: silentLogger, ...options });
+  const server = createChatServer({ simIntervalMs: 0, logger: silentLogger, auth: { mode: 'none' }, ...options });
   const { port } = await server.listen(0, '127.0.0.1');
   return { server, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws`, close: () => server.close() };
 }
@@ -69,8 +69,8 @@ export class WsClient {
     });
   }
 
-  static async open(url: string): Promise<WsClient> {
-    const socket = new WebSocket(url);
+  static async open(url: string, options?: WebSocket.ClientOptions): Promise<WsClient> {
+    const socket = new WebSocket(url, options);
     const client = new WsClient(socket);
     await new Promise<void>((resolve, reject) => {
       socket.once('open', () => resolve());
@@ -80,8 +80,8 @@ export class WsClient {
   }
 
   /** Opens a new session and waits for the `session` frame; returns the client and its id. */
-  static async session(wsUrl: string): Promise<{ client: WsClient; sessionId: string }> {
-    const client = await WsClient.open(wsUrl);
+  static async session(wsUrl: string, options?: WebSocket.ClientOptions): Promise<{ client: WsClient; sessionId: string }> {
+    const client = await WsClient.open(wsUrl, options);
     const frame = await client.waitFor((f) => f.type === 'session');
     return { client, sessionId: String(frame['sessionId']) };
   }

@@ -143,15 +143,19 @@ export function slowStore(inner: SessionStore, delayMs: number): SessionStore {
   const later = <T>(work: () => Promise<T>) => new Promise<void>((resolve) => setTimeout(resolve, delayMs)).then(work);
   return {
     durable: inner.durable,
+    ...(inner.keys === undefined ? {} : { keys: inner.keys }),
     create: (record) => later(() => inner.create(record)),
-    load: (sessionId) =>
-      later(() => (sessionId.startsWith('F') ? Promise.reject(new ChatError('store_unavailable', undefined, { cause: new Error('load failed (test)') })) : inner.load(sessionId))),
+    load: (sessionId, window) =>
+      later(() =>
+        sessionId.startsWith('F') ? Promise.reject(new ChatError('store_unavailable', undefined, { cause: new Error('load failed (test)') })) : inner.load(sessionId, window),
+      ),
     save: (update) => inner.save(update),
     delete: (sessionId) => inner.delete(sessionId),
     ping: () => inner.ping(),
     close: () => inner.close(),
     listSessions: (query) => inner.listSessions(query),
     listMessages: (sessionId, query) => inner.listMessages(sessionId, query),
+    idleSessions: (before, limit) => inner.idleSessions(before, limit),
     chunksAfter: (sessionId, afterSeq) => inner.chunksAfter(sessionId, afterSeq),
   };
 }

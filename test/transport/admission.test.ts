@@ -49,7 +49,7 @@ describe('limits', () => {
   });
 
   it('limits new connections per client IP with rate_limited and a retry hint', async () => {
-    running = await startServer({ connRatePerIp: 3 });
+    running = await startServer({ connRatePerIp: 3, connBurstPerIp: 0 });
     const admitted = await Promise.all([1, 2, 3].map(() => open(running!.wsUrl)));
     await Promise.all(admitted.map((client) => client.waitFor((frame) => frame.type === 'session')));
     const refused = await open(running.wsUrl);
@@ -80,9 +80,12 @@ describe('limits', () => {
     expect((await api(running.url, 'POST', `/api/sessions/${String(other.body['sessionId'])}/messages`, { text: 'hi' })).status).toBe(202);
   });
 
-  it('refuses sessions past --max-sessions with 503 overloaded', async () => {
-    running = await startServer({ maxSessions: 1 });
-    expect((await api(running.url, 'POST', '/api/sessions')).status).toBe(201);
+  it('refuses sessions past --max-sessions with 503 overloaded when none is idle', async () => {
+    running = await startServer({ maxSessions: 1, simIntervalMs: 2000 });
+    const first = await api(running.url, 'POST', '/api/sessions');
+    expect(first.status).toBe(201);
+    // Busy generating: it cannot be passivated to make room.
+    expect((await api(running.url, 'POST', `/api/sessions/${String(first.body['sessionId'])}/messages`, { text: 'hold' })).status).toBe(202);
     const refused = await api(running.url, 'POST', '/api/sessions');
     expect(refused.status).toBe(503);
     expect(refused.body).toMatchObject({ error: { code: 'overloaded' } });

@@ -67,13 +67,15 @@ describe('GET /metrics', () => {
         name: 'fails',
         async *stream() {
           yield { text: 'partial', last: false };
+          await new Promise((resolve) => setTimeout(resolve, 300));
           throw new Error('upstream broke');
         },
       },
     });
     const sessionId = String((await api(running.url, 'POST', '/api/sessions')).body['sessionId']);
-    expect((await api(running.url, 'POST', '/api/sessions')).status).toBe(503);
     await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'a' });
+    // The only session is busy, so none can be passivated to make room.
+    expect((await api(running.url, 'POST', '/api/sessions')).status).toBe(503);
     const second = await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'b' });
     const { text } = await scrape(running.url);
     expect(sample(text, 'llm_chat_rate_limit_rejections_total{code="overloaded"}')).toBe(1);
@@ -95,14 +97,15 @@ describe('GET /metrics', () => {
     running = await startServer({ store: failing, simIntervalMs: 0 });
     const { client } = await WsClient.session(running.wsUrl);
     client.send('hello');
-    await client.waitFor((frame) => frame.type === 'completed');
+    // Its commit fails, so the message is refused, never acknowledged.
+    expect(await client.waitFor((frame) => frame.type === 'error')).toMatchObject({ code: 'store_unavailable' });
+    expect(client.frames.some((frame) => frame.type === 'accepted')).toBe(false);
     // The failure is counted when the store's promise rejects: poll, bounded.
     const deadline = Date.now() + 5000;
     let { text } = await scrape(running.url);
     while ((sample(text, 'llm_chat_store_errors_total{operation="save"}') ?? 0) < 1 && Date.now() < deadline) {
       ({ text } = await scrape(running.url));
     }
-    // The store writer keeps one write per session in flight and retries with backoff: at least the first failed.
     expect(sample(text, 'llm_chat_store_errors_total{operation="save"}')).toBeGreaterThanOrEqual(1);
     client.close();
   });
@@ -132,7 +135,7 @@ describe('GET /readyz', () => {
     // The listening socket closes at shutdown, so a probe would rather find the
     // port closed; this drives the route on an app of its own to check the answer.
     let shuttingDown = false;
-    const app = express().use(createOpsRoutes({ store: createMemoryStore(), shuttingDown: () => shuttingDown }));
+    const app = express().use(createOpsRoutes({ health: { check: async () => true }, shuttingDown: () => shuttingDown }));
     const server = app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

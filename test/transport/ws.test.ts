@@ -62,7 +62,7 @@ describe('WebSocket /ws', () => {
     const [a, b] = await Promise.all([client.waitForCount(isChunk, 5), second.waitForCount(isChunk, 5)]);
     expect(b).toEqual(a);
     // The watcher may send too, and the first socket sees that reply.
-    second.send('from the other tab');
+    await second.send('from the other tab');
     const all = await client.waitForCount(isChunk, 10);
     expect(all[9]?.['chunk']).toBe('chunk 5: from the other tab');
   });
@@ -137,7 +137,7 @@ describe('WebSocket /ws', () => {
     const cancelledAt = client.frames.findIndex((frame) => frame.type === 'cancelled');
     expect(client.frames.slice(cancelledAt).some((frame) => isChunk(frame) && frame['messageId'] === cancelled['messageId'])).toBe(false);
     const live = await running.server.registry.find(sessionId);
-    const reply = live?.view().messages.find((message) => message.id === cancelled['messageId']);
+    const reply = (await live!.view()).messages.find((message) => message.id === cancelled['messageId']);
     expect(reply?.status).toBe('cancelled');
     expect(reply?.content).toContain('chunk 1: long answer');
   });

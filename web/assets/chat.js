@@ -1,7 +1,10 @@
-// The llm-chat page: one session over WebSocket, history over REST.
-// Plain JavaScript modules, no build step.
+// The llm-chat page: one session over WebSocket, history over REST, the
+// signed-in key's conversations beside it. Plain JavaScript modules, no build step.
 
+import { createConversationList } from './conversationList.js';
+import { applyFrame } from './frames.js';
 import { createMessageList } from './messageList.js';
+import { signIn, signInAgain, signOut } from './signIn.js';
 
 const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
 const RETRY_MAX_MS = 10_000;
@@ -14,6 +17,7 @@ const stopButton = $('stop');
 const connection = $('connection');
 const notice = $('notice');
 const messages = createMessageList(log, $('empty'), () => refreshControls());
+const conversations = createConversationList(openSession, () => unauthorized());
 
 const state = {
   sessionId: undefined,
@@ -25,6 +29,8 @@ const state = {
   retryAfterMs: 0,
   /** True once the session can take no more messages (stopped for good, deleted). */
   ended: false,
+  /** False while the key is not (or no longer) accepted: nothing reconnects until signed in again. */
+  signedIn: false,
 };
 
 function sessionFromUrl() {
@@ -35,6 +41,7 @@ function sessionFromUrl() {
 function setSession(id) {
   state.sessionId = id;
   $('session-id').textContent = id ?? '';
+  conversations.select(id);
   // The id lives in the fragment: it is never sent to a server or a referrer.
   history.replaceState(null, '', id ? `#session=${id}` : location.pathname);
 }
@@ -60,6 +67,7 @@ function refreshControls() {
 /** Loads the stored conversation; false when the session does not exist. */
 async function loadHistory(id) {
   const response = await fetch(`/api/sessions/${id}`, { headers: { accept: 'application/json' } });
+  if (response.status === 401) throw new Unauthorized();
   if (response.status === 404) return false;
   if (!response.ok) throw new Error(`history: HTTP ${response.status}`);
   const view = await response.json();
@@ -73,57 +81,24 @@ async function loadHistory(id) {
 
 // ---- the socket ------------------------------------------------------------
 
-function handleFrame(frame) {
-  switch (frame.type) {
-    case 'session':
-      setSession(frame.sessionId);
-      setConnection('open', 'Connected');
-      state.retries = 0;
-      state.retryAfterMs = 0;
-      refreshControls();
-      break;
-    case 'accepted':
-      messages.link(frame.messageId, frame.userMessageId);
-      messages.upsert({ id: frame.userMessageId, role: 'user', content: frame.text, status: frame.position > 0 ? 'queued' : 'complete' });
-      messages.upsert({ id: frame.messageId, role: 'assistant', content: '', status: frame.position > 0 ? 'queued' : 'streaming' });
-      break;
-    case 'chunk': {
-      if (frame.seq <= state.lastSeq) break; // already shown (history or an earlier connection)
-      state.lastSeq = frame.seq;
-      const reply = messages.get(frame.messageId) ?? { id: frame.messageId, role: 'assistant', content: '' };
-      messages.settlePrompt(frame.messageId, 'complete');
-      messages.upsert({ ...reply, content: reply.content + frame.chunk, status: frame.is_last ? 'complete' : 'streaming' });
-      break;
-    }
-    case 'completed':
-      messages.finish(frame.messageId, 'complete');
-      break;
-    case 'cancelled':
-      messages.finish(frame.messageId, 'cancelled');
-      break;
-    case 'interrupted':
-      messages.finish(frame.messageId, 'interrupted');
-      break;
-    case 'error':
-      if (frame.retryAfterMs) state.retryAfterMs = frame.retryAfterMs;
-      if (frame.messageId) {
-        const reply = messages.get(frame.messageId);
-        if (reply) messages.upsert({ ...reply, status: 'failed', errorMessage: frame.message });
-      } else showNotice(frame.message);
-      break;
-    case 'restarted':
-      showNotice('The model failed and the session was restarted; your history is kept.');
-      break;
-    case 'shutdown':
-      setConnection('draining', 'Server restarting…');
-      break;
-    case 'stopped':
-      if (frame.reason === 'shutdown') setConnection('draining', 'Server restarting…');
-      break;
-    default:
-      break; // newer servers may send more; ignore what we do not know
-  }
-}
+// What the frames do to this page (frames.js holds the message-level ones).
+const framePage = {
+  messages,
+  state,
+  onSession(id) {
+    setSession(id);
+    setConnection('open', 'Connected');
+    state.retries = 0;
+    state.retryAfterMs = 0;
+    refreshControls();
+  },
+  // A first message gives a new conversation its words in the list.
+  onAccepted(sessionId) {
+    if (!conversations.knows(sessionId)) conversations.refresh();
+  },
+  notice: (text) => showNotice(text),
+  connection: (kind, text) => setConnection(kind, text),
+};
 
 function connect() {
   clearTimeout(state.retryTimer);
@@ -134,7 +109,7 @@ function connect() {
   state.socket = socket;
   socket.addEventListener('message', (event) => {
     try {
-      handleFrame(JSON.parse(event.data));
+      applyFrame(JSON.parse(event.data), framePage);
     } catch (error) {
       console.error('bad frame', error);
     }
@@ -148,6 +123,9 @@ function connect() {
 
 function onClose(code) {
   switch (code) {
+    case 4401:
+      unauthorized();
+      return;
     case 4404:
       showNotice('That chat no longer exists. A new one was started.');
       messages.clear();
@@ -187,8 +165,27 @@ function scheduleReconnect(atLeastMs = 0) {
   state.retryTimer = setTimeout(resume, delay);
 }
 
+class Unauthorized extends Error {}
+
+/** The key is no longer accepted (revoked, cookie expired): stop everything and ask for one. */
+async function unauthorized() {
+  if (!state.signedIn) return;
+  state.signedIn = false;
+  clearTimeout(state.retryTimer);
+  const old = state.socket;
+  state.socket = undefined;
+  old?.close(1000);
+  setConnection('closed', 'Signed out');
+  showNotice('');
+  showSignedIn(await signInAgain());
+  state.signedIn = true;
+  conversations.refresh();
+  resume();
+}
+
 /** (Re)attaches: history first (the truth, whatever was missed), then the live stream after its last chunk. */
 async function resume() {
+  if (!state.signedIn) return;
   try {
     if (state.sessionId) {
       const found = await loadHistory(state.sessionId);
@@ -198,9 +195,27 @@ async function resume() {
       }
     }
     connect();
-  } catch {
-    scheduleReconnect();
+  } catch (error) {
+    if (error instanceof Unauthorized) unauthorized();
+    else scheduleReconnect();
   }
+}
+
+/** Opens one of the caller's conversations from the list. */
+function openSession(id) {
+  if (id === state.sessionId) return;
+  const old = state.socket;
+  state.socket = undefined;
+  old?.close(1000);
+  clearTimeout(state.retryTimer);
+  messages.clear();
+  showNotice('');
+  setSession(id);
+  state.lastSeq = 0;
+  state.ended = false;
+  state.retries = 0;
+  refreshControls();
+  resume();
 }
 
 // ---- user actions ----------------------------------------------------------
@@ -218,6 +233,10 @@ async function send(text) {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ text }),
   });
+  if (response.status === 401) {
+    unauthorized();
+    throw new Error('Sign in to send.');
+  }
   if (!response.ok) {
     const body = await response.json().catch(() => ({}));
     throw new Error(body.error?.message ?? `HTTP ${response.status}`);
@@ -266,23 +285,44 @@ $('new-chat').addEventListener('click', () => {
   state.ended = false;
   state.retries = 0;
   refreshControls();
-  connect();
+  if (state.signedIn) connect();
   input.focus();
+});
+
+$('sign-out').addEventListener('click', () => {
+  signOut().finally(() => location.reload());
 });
 
 // Back online: do not wait for the backoff.
 window.addEventListener('online', () => {
-  if (!state.socket && !state.ended) resume();
+  if (!state.socket && !state.ended && state.signedIn) resume();
 });
 
 window.addEventListener('hashchange', () => {
   const id = sessionFromUrl();
-  if (id && id !== state.sessionId) location.reload();
+  // A pasted sign-in link (#key=…) is exchanged by a fresh start.
+  if ((id && id !== state.sessionId) || new URLSearchParams(location.hash.slice(1)).has('key')) location.reload();
 });
 
 // ---- start -----------------------------------------------------------------
 
-setSession(sessionFromUrl());
-refreshControls();
-resume();
-input.focus();
+function showSignedIn(me) {
+  $('who').textContent = me.auth === 'keys' ? me.name : '';
+  $('sign-out').hidden = me.auth !== 'keys';
+}
+
+async function start() {
+  // Signing in first also takes a `#key=` out of the fragment before anything else reads it.
+  showSignedIn(await signIn());
+  state.signedIn = true;
+  setSession(sessionFromUrl());
+  refreshControls();
+  conversations.refresh();
+  resume();
+  input.focus();
+}
+
+start().catch((error) => {
+  setConnection('closed', 'Unavailable');
+  showNotice(`Could not start: ${error.message}. Reload to try again.`);
+});

@@ -161,7 +161,11 @@ function renderOverview(overview) {
     supervisor.append(stateBadge(session.supervisor));
     const actor = element('td');
     actor.append(stateBadge(session.session));
-    row.append(id, supervisor, actor, element('td', String(session.restarts)), element('td', String(session.messages)), element('td', String(session.pending)), element('td', ago(session.lastActiveAt)));
+    // The key the session belongs to (none: made under --auth none).
+    const key = element('td', session.keyName ?? (session.owner ? session.owner : '—'));
+    key.className = 'key-name';
+    if (session.owner) key.title = session.owner;
+    row.append(id, supervisor, actor, key, element('td', String(session.restarts)), element('td', String(session.messages)), element('td', String(session.pending)), element('td', ago(session.lastActiveAt)));
     row.addEventListener('click', () => watch(session.sessionId));
     body.append(row);
   }

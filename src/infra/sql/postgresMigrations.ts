@@ -2,7 +2,8 @@ import type { Migration } from './rows.ts';
 
 /**
  * PostgreSQL schema, forward only. Never edit a released step: add a new one.
- * Times are epoch milliseconds; `position` keeps messages in history order.
+ * Times are epoch milliseconds; `ord` keeps messages in conversation order
+ * (`position` is the order of first write, kept for nothing else since version 3).
  */
 export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   {
@@ -47,6 +48,46 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE messages ADD COLUMN chunk_next_seq BIGINT;
       ALTER TABLE messages ADD COLUMN chunk_lengths TEXT;
       CREATE INDEX messages_chunk_log ON messages (session_id) WHERE chunk_lengths IS NOT NULL;
+    `,
+  },
+  {
+    version: 3,
+    name: 'conversation order and the chunk-number high-water mark',
+    sql: `
+      -- No chunk numbered above seq_reserved was ever sent; a restarted session goes on above it.
+      -- Rows from earlier versions get their old safety margin once (they had no mark).
+      ALTER TABLE sessions ADD COLUMN seq_reserved BIGINT NOT NULL DEFAULT 0;
+      UPDATE sessions SET seq_reserved = last_seq + 1000000;
+      -- A message's place in its conversation (a reply right after its question); history pages by it.
+      ALTER TABLE messages ADD COLUMN ord BIGINT;
+      UPDATE messages SET ord = position * 2;
+      ALTER TABLE messages ALTER COLUMN ord SET NOT NULL;
+      CREATE UNIQUE INDEX messages_order ON messages (session_id, ord);
+      DROP INDEX messages_history;
+      -- Re-activation loads a recent window plus whatever was left unfinished, however old.
+      CREATE INDEX messages_unfinished ON messages (session_id) WHERE status IN ('queued', 'streaming');
+    `,
+  },
+  {
+    // A database made by a build that had version 4 before version 3 gets 3 afterwards: the runner applies whichever steps it lacks.
+    version: 4,
+    name: 'api keys and session owners',
+    sql: `
+      -- Keys are stored hashed (SHA-256 of a 256-bit random key): the key itself is shown once and kept nowhere.
+      -- A revoked key stays (revoked_at set) so the sessions it made still show whose they were.
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        key_hash TEXT NOT NULL UNIQUE,
+        limits JSONB NOT NULL DEFAULT '{}',
+        created_at BIGINT NOT NULL,
+        last_used_at BIGINT,
+        revoked_at BIGINT
+      );
+      ALTER TABLE sessions ADD COLUMN owner_key_id TEXT;
+      -- A key's sessions, newest first (GET /api/sessions), and the retention sweep's oldest activity first.
+      CREATE INDEX sessions_by_owner ON sessions (owner_key_id, created_at DESC, id DESC);
+      CREATE INDEX sessions_idle ON sessions (last_active_at);
     `,
   },
   {

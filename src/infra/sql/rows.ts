@@ -2,7 +2,7 @@ import type { ConversationRecord, SessionMetadata } from '../../domain/conversat
 import type { ErrorCode } from '../../domain/errors.ts';
 import type { ChunkEvent } from '../../domain/events.ts';
 import type { Message, MessageStatus, Role } from '../../domain/message.ts';
-import type { SessionSummary } from '../../domain/ports.ts';
+import type { LoadWindow, SessionSummary } from '../../domain/ports.ts';
 import { chunksOfText } from '../sessionUpdates.ts';
 
 /**
@@ -15,14 +15,22 @@ export interface SessionRow {
   created_at: number | string;
   last_active_at: number | string;
   last_seq: number | string;
+  seq_reserved: number | string;
   stopped: number | boolean;
   title: string | null;
   metadata: string | SessionMetadata | null;
+  /** Since schema version 4. */
+  owner_key_id?: string | null;
   message_count?: number | string;
+  /** The first characters of the first user message (lists only). */
+  preview?: string | null;
 }
 
+/** How much of the first user message a session list shows. */
+export const PREVIEW_CHARS = 80;
+
 export interface MessageRow {
-  position: number | string;
+  ord: number | string;
   id: string;
   role: string;
   content: string;
@@ -54,6 +62,7 @@ function details(row: SessionRow): { title?: string; metadata?: SessionMetadata 
 export function toMessage(row: MessageRow): Message {
   return {
     id: row.id,
+    order: Number(row.ord),
     role: row.role as Role,
     content: row.content,
     status: row.status as MessageStatus,
@@ -73,9 +82,11 @@ export function toRecord(row: SessionRow, messages: readonly MessageRow[]): Conv
     createdAt: Number(row.created_at),
     lastActiveAt: Number(row.last_active_at),
     lastSeq: Number(row.last_seq),
+    seqReserved: Number(row.seq_reserved),
     stopped: Boolean(row.stopped),
-    messages: messages.map(toMessage),
+    messages: messages.map(toMessage).sort((a, b) => a.order - b.order),
     ...details(row),
+    ...(row.owner_key_id ? { owner: row.owner_key_id } : {}),
   };
 }
 
@@ -87,6 +98,7 @@ export function toSummary(row: SessionRow): SessionSummary {
     stopped: Boolean(row.stopped),
     messageCount: Number(row.message_count ?? 0),
     ...details(row),
+    ...(row.preview ? { preview: row.preview } : {}),
   };
 }
 
@@ -104,6 +116,7 @@ export function messageColumns(sessionId: string, message: Message) {
   return {
     session_id: sessionId,
     id: message.id,
+    ord: message.order,
     role: message.role,
     content: message.content,
     status: message.status,
@@ -127,4 +140,36 @@ export function newerSchemaError(found: number, known: number): Error {
   return new Error(
     `The database schema is at version ${found}, newer than this build knows (${known}); run a newer llm-chat (migrations only go forward).`,
   );
+}
+
+const NO_ORDER_ABOVE = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The rows `SessionStore.load` returns under a window, newest first: pages of
+ * the newest messages until the window is full, then any unfinished message
+ * (queued, streaming) older than those, which recovery must see. Both SQL
+ * stores run it with their own queries (`newest`: ord < before, newest
+ * first; `unfinishedBefore`: status queued or streaming, ord < the bound).
+ */
+export async function windowRows(
+  window: LoadWindow,
+  newest: (before: number, limit: number) => MessageRow[] | Promise<MessageRow[]>,
+  unfinishedBefore: (before: number) => MessageRow[] | Promise<MessageRow[]>,
+): Promise<MessageRow[]> {
+  const pageSize = Math.max(1, Math.min(window.maxMessages, 64));
+  const rows: MessageRow[] = [];
+  let chars = 0;
+  let before = NO_ORDER_ABOVE;
+  for (;;) {
+    const page = await newest(before, pageSize);
+    for (const row of page) {
+      if (rows.length > 0 && (rows.length >= window.maxMessages || chars >= window.maxChars)) {
+        return [...rows, ...(await unfinishedBefore(Number(rows.at(-1)!.ord)))];
+      }
+      rows.push(row);
+      chars += row.content.length;
+    }
+    if (page.length < pageSize) return rows; // the whole history fitted
+    before = Number(page.at(-1)!.ord);
+  }
 }
