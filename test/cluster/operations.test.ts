@@ -11,7 +11,7 @@ beforeAll(async () => {
     cluster = await TestCluster.start(2, {
       simChunks: 3,
       simIntervalMs: 20,
-      args: ['--admin-token', TOKEN, '--messages-per-minute', '2', '--conn-rate-per-ip', '4', '--max-sessions', '6'],
+      args: ['--admin-token', TOKEN, '--messages-per-minute', '2', '--conn-rate-per-ip', '4', '--conn-burst-per-ip', '0', '--max-sessions', '6'],
     });
   }
 }, 60_000);
