@@ -1,24 +1,22 @@
 /**
  * A load generator process, forked by bench/run.ts. It holds a slice of the
  * client connections (from one loopback source address) and runs the
- * orchestrator's commands over IPC. Frames are inspected with string checks,
- * not JSON.parse, so the generator stays cheap next to the server it loads.
+ * orchestrator's commands over IPC. The clients are bench/clients.ts's: `ws`
+ * for llm-chat and the bare-ws peer, socket.io-client for the Socket.IO peer.
  */
-import WebSocket from 'ws';
+import { openClient } from './clients.ts';
+import type { ClientConnection, ClientKind } from './clients.ts';
 import { Reservoir } from './stats.ts';
 
 interface Connection {
-  socket: WebSocket;
-  ready: boolean;
-  sessionId: string;
+  client: ClientConnection;
   sentAt: number;
   chunksOfMessage: number;
   messagesLeft: number;
-  onLast?: () => void;
 }
 
 type Command =
-  | { type: 'connect'; url: string; count: number; ratePerSecond: number; localAddress: string }
+  | { type: 'connect'; url: string; client: ClientKind; count: number; ratePerSecond: number; localAddress: string }
   /** `fraction` (default 1): only that share of this generator's sessions stream. */
   | { type: 'stream'; messages: number; intervalMs: number; timeoutMs: number; spreadMs: number; fraction?: number }
   /** The ids of the last `limit` sessions held (idle ones, for the cluster bench's samples). */
@@ -30,42 +28,23 @@ const connections: Connection[] = [];
 const send = (message: unknown) => process.send?.(message);
 const now = () => performance.now();
 
+/** Error frames received since the last report, by code (e.g. `overloaded`). */
+let errorFrames: Record<string, number> = {};
 let chunkListener: ((connection: Connection, isLast: boolean) => void) | undefined;
 
-function open(url: string, localAddress: string): Promise<Connection | string> {
-  return new Promise((resolve) => {
-    const socket = new WebSocket(url, { localAddress, perMessageDeflate: false, handshakeTimeout: 30_000 });
-    const connection: Connection = { socket, ready: false, sessionId: '', sentAt: 0, chunksOfMessage: 0, messagesLeft: 0 };
-    let settled = false;
-    socket.on('message', (data) => {
-      const text = data.toString();
-      if (!connection.ready) {
-        if (text.startsWith('{"type":"session"')) {
-          connection.ready = true;
-          connection.sessionId = text.slice(text.indexOf('"sessionId":"') + 13, text.lastIndexOf('"'));
-          settled = true;
-          resolve(connection);
-        } else if (!settled) {
-          settled = true;
-          resolve(text.slice(0, 80));
-        }
-        return;
-      }
-      if (text.startsWith('{"type":"chunk"')) chunkListener?.(connection, text.includes('"is_last":true'));
-    });
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      if (!settled) {
-        settled = true;
-        resolve(error.code ?? error.message);
-      }
-    });
-    socket.on('close', (code) => {
-      if (!settled) {
-        settled = true;
-        resolve(`close ${code}`);
-      }
-    });
+async function open(command: Extract<Command, { type: 'connect' }>): Promise<Connection | string> {
+  let connection: Connection | undefined;
+  const client = await openClient(command.client, command.url, command.localAddress, {
+    chunk: (isLast) => {
+      if (connection) chunkListener?.(connection, isLast);
+    },
+    error: (code) => {
+      errorFrames[code] = (errorFrames[code] ?? 0) + 1;
+    },
   });
+  if (typeof client === 'string') return client;
+  connection = { client, sentAt: 0, chunksOfMessage: 0, messagesLeft: 0 };
+  return connection;
 }
 
 async function connect(command: Extract<Command, { type: 'connect' }>): Promise<void> {
@@ -81,7 +60,7 @@ async function connect(command: Extract<Command, { type: 'connect' }>): Promise<
     const wait = due - now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
     pending.push(
-      open(command.url, command.localAddress).then((result) => {
+      open(command).then((result) => {
         if (typeof result === 'string') {
           failed += 1;
           errors[result] = (errors[result] ?? 0) + 1;
@@ -99,6 +78,7 @@ async function connect(command: Extract<Command, { type: 'connect' }>): Promise<
 
 async function stream(command: Extract<Command, { type: 'stream' }>): Promise<void> {
   const ttfc = new Reservoir();
+  const full = new Reservoir();
   const lateness = new Reservoir();
   let chunks = 0;
   let completed = 0;
@@ -114,7 +94,7 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
       connection.messagesLeft -= 1;
       connection.chunksOfMessage = 0;
       connection.sentAt = now();
-      connection.socket.send('bench');
+      connection.client.send('bench');
     };
     chunkListener = (connection, isLast) => {
       const arrival = now();
@@ -123,6 +103,7 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
       if (connection.chunksOfMessage === 1) ttfc.add(arrival - connection.sentAt);
       lateness.add(arrival - (connection.sentAt + connection.chunksOfMessage * command.intervalMs));
       if (!isLast) return;
+      full.add(arrival - connection.sentAt);
       completed += 1;
       if (connection.messagesLeft > 0) sendNext(connection);
       if (completed === expected) {
@@ -140,13 +121,17 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
   });
   clearInterval(progress);
   chunkListener = undefined;
+  const errors = errorFrames;
+  errorFrames = {};
   send({
     type: 'streamed',
+    errors,
     completed,
     expected,
     chunks,
     elapsedMs: now() - started,
     ttfc: ttfc.values,
+    full: full.values,
     lateness: lateness.values,
   });
 }
@@ -158,9 +143,9 @@ async function saturate(command: Extract<Command, { type: 'saturate' }>): Promis
   chunkListener = (connection, isLast) => {
     if (!measuring) return;
     chunks += 1;
-    if (isLast) connection.socket.send('bench');
+    if (isLast) connection.client.send('bench');
   };
-  for (const connection of connections) connection.socket.send('bench');
+  for (const connection of connections) connection.client.send('bench');
   await new Promise((resolve) => setTimeout(resolve, command.durationMs));
   measuring = false;
   const elapsedMs = now() - started;
@@ -175,15 +160,15 @@ process.on('message', (command: Command) => {
         return connect(command);
       case 'stream':
         return stream(command);
-      case 'saturate':
-        return saturate(command);
       case 'ids':
         // The last ones: the first are those that stream.
-        send({ type: 'ids', ids: connections.slice(-command.limit).map((connection) => connection.sessionId) });
+        send({ type: 'ids', ids: connections.slice(-command.limit).map((connection) => connection.client.sessionId) });
         return undefined;
+      case 'saturate':
+        return saturate(command);
       case 'close': {
-        const alive = connections.filter((connection) => connection.socket.readyState === WebSocket.OPEN).length;
-        for (const connection of connections.splice(0)) connection.socket.terminate();
+        const alive = connections.filter((connection) => connection.client.open).length;
+        for (const connection of connections.splice(0)) connection.client.terminate();
         send({ type: 'closed', alive });
         return undefined;
       }

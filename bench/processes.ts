@@ -1,5 +1,8 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
@@ -83,28 +86,75 @@ export interface ServerStats {
   lagMaxMs: number;
 }
 
+/** The servers a scenario can load: bare ws, Socket.IO, llm-chat on SQLite (its default) or on memory. */
+export type ServerKind = 'baseline' | 'socketio' | 'llm-chat' | 'llm-chat-memory';
+
+export const SERVER_LABELS: Record<ServerKind, string> = {
+  baseline: 'bare ws',
+  socketio: 'Socket.IO',
+  'llm-chat': 'llm-chat, SQLite (default)',
+  'llm-chat-memory': 'llm-chat, --store memory',
+};
+
 export interface ServerUnderTest {
-  kind: 'llm-chat' | 'baseline';
+  kind: ServerKind;
   port: number;
   stats(gc?: boolean): Promise<ServerStats>;
   stop(): Promise<void>;
 }
 
-export async function startServer(kind: 'llm-chat' | 'baseline', options: Record<string, unknown>): Promise<ServerUnderTest> {
+/**
+ * With BENCH_CPU_PROF_DIR set (`--cpu-prof DIR`), each server writes V8 CPU
+ * profiles into DIR/<kind>/ when it stops (one per thread; the main thread's
+ * is the largest).
+ */
+function profileFlags(kind: ServerKind): string[] {
+  const dir = process.env['BENCH_CPU_PROF_DIR'];
+  return dir ? ['--cpu-prof', '--cpu-prof-dir', join(dir, kind)] : [];
+}
+
+/**
+ * Starts a server in a process of its own. llm-chat's SQLite file goes in a
+ * temporary directory made here and removed when the server stops (even if
+ * it had to be killed), so a run leaves nothing behind.
+ */
+export async function startServer(kind: ServerKind, options: Record<string, unknown>): Promise<ServerUnderTest> {
+  const sqlite = kind === 'llm-chat';
+  const dataDir = sqlite ? mkdtempSync(join(tmpdir(), 'llm-chat-bench-')) : undefined;
+  const removeData = () => {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
   const child = new Child('./serverProcess.ts', {
-    env: { BENCH_KIND: kind, BENCH_OPTIONS: JSON.stringify(options) },
-    nodeFlags: SERVER_NODE_FLAGS,
+    env: {
+      BENCH_KIND: kind === 'llm-chat-memory' ? 'llm-chat' : kind,
+      BENCH_STORE: sqlite ? 'sqlite' : 'memory',
+      ...(dataDir ? { BENCH_DATA_DIR: dataDir } : {}),
+      BENCH_OPTIONS: JSON.stringify(options),
+    },
+    nodeFlags: [...SERVER_NODE_FLAGS, ...profileFlags(kind)],
   });
-  const ready = await child.next('ready', 30_000);
+  let ready: Message;
+  try {
+    ready = await child.next('ready', 30_000);
+  } catch (error) {
+    child.kill();
+    removeData();
+    throw error;
+  }
+  let stopped = false;
   return {
     kind,
     port: Number(ready['port']),
     stats: async (gc = false) => (await child.ask({ type: 'stats', gc }, 'stats')) as unknown as ServerStats,
     stop: async () => {
-      if (!child.process.connected) return;
-      child.send({ type: 'exit' });
-      await child.next('exit', 10_000).catch(() => child.kill());
+      if (stopped) return;
+      stopped = true;
+      if (child.process.connected) {
+        child.send({ type: 'exit' });
+        await child.next('exit', 10_000).catch(() => child.kill());
+      }
       child.kill();
+      removeData();
     },
   };
 }

@@ -3,8 +3,10 @@
  * or the bare-ws baseline) and returning its raw figures; bench/run.ts
  * reads the command line and prints the comparison.
  */
+import type { ClientKind } from './clients.ts';
 import { Child, startGenerators, startServer, SERVER_NODE_FLAGS } from './processes.ts';
-import type { ServerUnderTest } from './processes.ts';
+import type { ServerKind, ServerUnderTest } from './processes.ts';
+import { SOCKET_IO_PATH } from './socketIoServer.ts';
 import { formatNumber, summarize } from './stats.ts';
 
 export interface BenchConfig {
@@ -14,6 +16,8 @@ export interface BenchConfig {
   streamSessions: number;
   messages: number;
   spreadMs: number;
+  burstSessions: number;
+  sustainedSessions: number;
   saturateSessions: number;
   durationSeconds: number;
   churn: number;
@@ -32,6 +36,13 @@ export interface ScenarioContext {
 
 const KB = 1024;
 
+/** One run of the stream scenario: how many sessions, replies each, and how spread their first messages are. */
+export interface StreamShape {
+  sessions: number;
+  messages: number;
+  spreadMs: number;
+}
+
 export function createScenarios({ config, log, children, servers }: ScenarioContext) {
   async function inProcess(mode: 'activation' | 'churn', sessions: number): Promise<Record<string, number>> {
     const child = new Child('./actors.ts', { args: ['--mode', mode, '--sessions', String(sessions)], nodeFlags: SERVER_NODE_FLAGS });
@@ -48,7 +59,9 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
     errors: Record<string, number>;
   }
 
-  async function connectFleet(port: number, sessions: number): Promise<Fleet> {
+  async function connectFleet(server: ServerUnderTest, sessions: number): Promise<Fleet> {
+    const client: ClientKind = server.kind === 'socketio' ? 'socketio' : 'ws';
+    const url = config.url ? config.url.href : `ws://127.0.0.1:${server.port}${server.kind === 'socketio' ? SOCKET_IO_PATH : '/ws'}`;
     const count = Math.max(1, Math.ceil(sessions / config.perGenerator));
     const generators = await startGenerators(count);
     children.push(...generators.map(({ child }) => child));
@@ -63,7 +76,7 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
       generators.map(({ child, address }, index) => {
         const share = Math.floor(sessions / count) + (index < sessions % count ? 1 : 0);
         return child.ask(
-          { type: 'connect', url: config.url ? config.url.href : `ws://127.0.0.1:${port}/ws`, count: share, ratePerSecond: config.rate / count, localAddress: address },
+          { type: 'connect', url, client, count: share, ratePerSecond: config.rate / count, localAddress: address },
           'connected',
         );
       }),
@@ -88,7 +101,7 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
   }
 
   /** With --url, the server under test is somebody else's: no stats, nothing to stop. */
-  async function serverFor(kind: 'llm-chat' | 'baseline', options: Record<string, unknown>): Promise<ServerUnderTest> {
+  async function serverFor(kind: ServerKind, options: Record<string, unknown>): Promise<ServerUnderTest> {
     if (config.url) {
       const zero = { cpuMs: Number.NaN, rss: 0, heapUsed: 0, activeSessions: 0, lagP50Ms: Number.NaN, lagP99Ms: Number.NaN, lagMaxMs: Number.NaN };
       return { kind, port: Number(config.url.port || 80), stats: async () => zero, stop: async () => {} };
@@ -102,14 +115,17 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
     connRatePerIp: 0, // the load comes from a handful of loopback addresses
     messagesPerMinute: 0,
     maxSessions: 0,
+    // Load shedding would refuse the very load being measured (on a shared
+    // machine the event loop lags for reasons of its own); the peers shed nothing.
+    shedLagMs: 0,
     ...extra,
   });
 
-  async function idle(kind: 'llm-chat' | 'baseline') {
+  async function idle(kind: ServerKind) {
     const server = await serverFor(kind, serverOptions());
     const before = await server.stats(true);
     log(`${kind}: opening ${config.idleSessions} idle sessions`);
-    const fleet = await connectFleet(server.port, config.idleSessions);
+    const fleet = await connectFleet(server, config.idleSessions);
     log(`${kind}: holding ${fleet.ok} sessions for ${config.holdSeconds} s`);
     await server.stats(); // reset the lag window
     await new Promise((resolve) => setTimeout(resolve, config.holdSeconds * 1000));
@@ -128,31 +144,40 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
     };
   }
 
-  async function streamRun(kind: 'llm-chat' | 'baseline') {
+  async function streamRun(kind: ServerKind, shape: StreamShape) {
     const intervalMs = 400;
+    const { sessions, messages, spreadMs } = shape;
     const server = await serverFor(kind, serverOptions({ simIntervalMs: intervalMs, simChunks: 5 }));
     const before = await server.stats(true);
-    log(`${kind}: opening ${config.streamSessions} sessions`);
-    const fleet = await connectFleet(server.port, config.streamSessions);
+    log(`${kind}: opening ${sessions} sessions`);
+    const fleet = await connectFleet(server, sessions);
+    // Memory per open connection (and its session), collected: what each one keeps.
+    const connected = await server.stats(true);
     const streamStart = await server.stats(); // also resets the lag window
-    log(`${kind}: ${fleet.ok} sessions stream ${config.messages} message(s) each, first ones within ${config.spreadMs} ms`);
+    log(`${kind}: ${fleet.ok} sessions stream ${messages} message(s) each, first ones within ${spreadMs} ms`);
     const pending = Promise.all(
       fleet.generators.map(({ child }) =>
         child.ask(
-          { type: 'stream', messages: config.messages, intervalMs, spreadMs: config.spreadMs, timeoutMs: 60_000 + config.spreadMs + config.messages * 5 * intervalMs * 4 },
+          { type: 'stream', messages, intervalMs, spreadMs, timeoutMs: 60_000 + spreadMs + messages * 5 * intervalMs * 4 },
           'streamed',
         ),
       ),
     );
     // Memory while every session is mid-reply (no GC forced: what the OS sees).
-    await new Promise((resolve) => setTimeout(resolve, config.spreadMs + 2.5 * intervalMs));
+    await new Promise((resolve) => setTimeout(resolve, spreadMs + 2.5 * intervalMs));
     const during = await server.stats();
     const results = await pending;
     const after = await server.stats();
     if (Object.keys(fleet.errors).length > 0) log(`${kind}: connection errors ${JSON.stringify(fleet.errors)}`);
     await closeFleet(fleet);
     await server.stop();
+    const errorFrames: Record<string, number> = {};
+    for (const result of results) {
+      for (const [code, count] of Object.entries(result['errors'] as Record<string, number>)) errorFrames[code] = (errorFrames[code] ?? 0) + count;
+    }
+    if (Object.keys(errorFrames).length > 0) log(`${kind}: error frames ${JSON.stringify(errorFrames)}`);
     const ttfc = summarize(results.flatMap((result) => result['ttfc'] as number[]));
+    const full = summarize(results.flatMap((result) => result['full'] as number[]));
     const lateness = summarize(results.flatMap((result) => result['lateness'] as number[]));
     const chunks = results.reduce((sum, result) => sum + Number(result['chunks']), 0);
     const elapsed = Math.max(...results.map((result) => Number(result['elapsedMs'])));
@@ -164,20 +189,24 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
       ttfcP50Ms: ttfc.p50,
       ttfcP99Ms: ttfc.p99,
       ttfcMaxMs: ttfc.max,
+      fullP50Ms: full.p50,
+      fullP99Ms: full.p99,
       latenessP50Ms: lateness.p50,
       latenessP99Ms: lateness.p99,
       chunksPerSecond: chunks / (elapsed / 1000),
       totalSeconds: elapsed / 1000,
       lagP99Ms: Math.max(during.lagP99Ms, after.lagP99Ms),
       rssPerSessionStreamingKB: (during.rss - before.rss) / Math.max(1, fleet.ok) / KB,
+      rssPerConnectionKB: (connected.rss - before.rss) / Math.max(1, fleet.ok) / KB,
+      heapPerConnectionKB: (connected.heapUsed - before.heapUsed) / Math.max(1, fleet.ok) / KB,
       cpuMsPerReply:
         (after.cpuMs - streamStart.cpuMs) / Math.max(1, results.reduce((sum, result) => sum + Number(result['completed']), 0)),
     };
   }
 
-  async function saturateRun(kind: 'llm-chat' | 'baseline') {
+  async function saturateRun(kind: ServerKind) {
     const server = await serverFor(kind, serverOptions({ simIntervalMs: 0, simChunks: 5 }));
-    const fleet = await connectFleet(server.port, config.saturateSessions);
+    const fleet = await connectFleet(server, config.saturateSessions);
     log(`${kind}: ${fleet.ok} sessions send back to back for ${config.durationSeconds} s`);
     const results = await Promise.all(
       fleet.generators.map(({ child }) => child.ask({ type: 'saturate', durationMs: config.durationSeconds * 1000 }, 'saturated')),

@@ -1,16 +1,23 @@
 /**
  * A server under test, in its own process, so its memory and event loop are
- * measured alone. Forked by bench/run.ts: BENCH_KIND is `llm-chat` or
- * `baseline`, BENCH_OPTIONS the server options as JSON. Talks over IPC.
+ * measured alone. Forked by bench/run.ts: BENCH_KIND is `llm-chat`,
+ * `baseline` (bare ws) or `socketio`; BENCH_STORE is llm-chat's store
+ * (`sqlite`, the default, in BENCH_DATA_DIR, which the orchestrator makes
+ * and removes, or `memory`); BENCH_OPTIONS the server options as JSON.
+ * Talks over IPC.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { openStore } from '../src/infra/openStore.ts';
 import { silentLogger } from '../src/infra/silentLogger.ts';
 import { createChatServer } from '../src/server.ts';
 import type { ChatServerOptions } from '../src/server.ts';
 import { createBaselineServer } from './baselineServer.ts';
+import { createSocketIoServer } from './socketIoServer.ts';
 
 const kind = process.env['BENCH_KIND'] ?? 'llm-chat';
+const storeKind = process.env['BENCH_STORE'] === 'memory' ? 'memory' : 'sqlite';
 const options = JSON.parse(process.env['BENCH_OPTIONS'] ?? '{}') as ChatServerOptions;
 const send = (message: unknown) => process.send?.(message);
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -22,16 +29,33 @@ let activeSessions = () => 0;
 let close: () => Promise<void>;
 let port: number;
 
-if (kind === 'baseline') {
-  const server = createBaselineServer(options);
+const listenPlain = async (server: Server) => {
   await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, resolve));
-  port = (server.address() as AddressInfo).port;
-  close = () => new Promise((resolve) => {
+  return (server.address() as AddressInfo).port;
+};
+const closePlain = (server: Server) => () =>
+  new Promise<void>((resolve) => {
     server.closeAllConnections();
     server.close(() => resolve());
   });
+
+if (kind === 'baseline') {
+  const server = createBaselineServer(options);
+  port = await listenPlain(server);
+  close = closePlain(server);
+} else if (kind === 'socketio') {
+  const { http, io } = createSocketIoServer(options);
+  port = await listenPlain(http);
+  close = async () => {
+    await io.close();
+    await closePlain(http)();
+  };
 } else {
-  const server = createChatServer({ auth: { mode: 'none' }, ...options, logger: silentLogger });
+  const dataDir = process.env['BENCH_DATA_DIR'];
+  if (storeKind === 'sqlite' && !dataDir) throw new Error('BENCH_DATA_DIR is needed for the sqlite store');
+  const { store } = await openStore({ storeKind, databaseUrl: '', dataDir: dataDir ?? '' });
+  // No API keys: the load figures are the hot path's (bench/authCost.ts prices the keys).
+  const server = createChatServer({ auth: { mode: 'none' }, ...options, store, logger: silentLogger });
   port = (await server.listen(0, '127.0.0.1')).port;
   activeSessions = () => server.registry.activeCount;
   close = () => server.close();

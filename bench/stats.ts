@@ -39,16 +39,21 @@ export function formatNumber(value: number, digits = 1): string {
 export interface Row {
   figure: string;
   ours: string;
+  /** The figure of the server compared against (named in `figure` or `against`). */
   baseline?: string;
   ratio?: string;
   target?: string;
   verdict?: 'pass' | 'FAIL' | '';
 }
 
-export function table(rows: readonly Row[]): string {
-  const headers = ['figure', 'llm-chat', 'bare ws', 'ratio', 'target', ''];
-  const cells = rows.map((row) => [row.figure, row.ours, row.baseline ?? '', row.ratio ?? '', row.target ?? '', row.verdict ?? '']);
-  const widths = headers.map((header, index) => Math.max(header.length, ...cells.map((line) => line[index]!.length)));
-  const line = (values: string[]) => values.map((value, index) => value.padEnd(widths[index]!)).join('  ').trimEnd();
+/** A plain text table: a header line, a rule, then one line per row. */
+export function grid(headers: readonly string[], cells: readonly (readonly string[])[]): string {
+  const widths = headers.map((header, index) => Math.max(header.length, ...cells.map((line) => (line[index] ?? '').length)));
+  const line = (values: readonly string[]) => values.map((value, index) => value.padEnd(widths[index]!)).join('  ').trimEnd();
   return [line(headers), line(widths.map((width) => '-'.repeat(width))), ...cells.map(line)].join('\n');
+}
+
+export function table(rows: readonly Row[], against = 'against'): string {
+  const headers = ['figure', 'llm-chat', against, 'ratio', 'target', ''];
+  return grid(headers, rows.map((row) => [row.figure, row.ours, row.baseline ?? '', row.ratio ?? '', row.target ?? '', row.verdict ?? '']));
 }

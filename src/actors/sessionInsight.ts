@@ -54,7 +54,7 @@ export function describeSession(live: LiveSession): SessionOverview {
 }
 
 export interface ChartTransition {
-  /** The machine event, e.g. `cancel` or `xstate.done.actor.provider`. */
+  /** The machine event, e.g. `cancel` or `generation.done`. */
   event: string;
   /** Readable name for the event. */
   label: string;
@@ -119,7 +119,7 @@ export function machineCharts(): MachineChart[] {
 
 export interface InspectionRecord {
   kind: 'actor' | 'event' | 'snapshot' | 'transition' | 'action';
-  /** `supervisor`, `session` or `provider`. */
+  /** `supervisor` or `session`. */
   actor: string;
   /** For events: who sent it, when known. */
   sender?: string;

@@ -1,10 +1,10 @@
-import { setup } from 'xstate';
+import { and, setup } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
 import { ChatError, isChatError, isUpstreamFailure } from '../domain/errors.ts';
 import type { ErrorCode } from '../domain/errors.ts';
 import type { Clock, EventBus, Logger, ModelProvider, SessionStore } from '../domain/ports.ts';
 import type { Message } from '../domain/message.ts';
-import { providerActor } from './providerActor.ts';
+import { runGeneration } from './generationTask.ts';
 import type { StoreHealth } from './storeHealth.ts';
 import type { StoreWriter } from './storeWriter.ts';
 
@@ -32,7 +32,21 @@ export type SessionEvent =
   /** A user message was accepted into the conversation's queue. */
   | { type: 'user.message' }
   /** Stop the reply in progress and drop the queued messages. */
-  | { type: 'cancel' };
+  | { type: 'cancel' }
+  /** From the actor's own generation task: the reply streamed to its end. */
+  | { type: 'generation.done' }
+  /** From the actor's own generation task: the provider failed. */
+  | { type: 'generation.failed'; error: unknown };
+
+/** The generation in progress, owned by the session actor (one holder per actor). */
+interface GenerationSlot {
+  /** Set while the task runs: leaving `generating` then aborts it. */
+  controller: AbortController | undefined;
+}
+
+interface SessionContext extends SessionInput {
+  generation: GenerationSlot;
+}
 
 /** Writes the conversation's changed messages in the background; a failing store is retried by the writer, never fatal here. */
 export function persist(conversation: Conversation, deps: SessionDeps, messages: readonly Message[]): void {
@@ -69,23 +83,48 @@ export function announceCancelled(conversation: Conversation, deps: SessionDeps,
  * One chat session at work: generating replies until the queue is empty, then
  * done. The conversation (history and queue) is an entity lent by the
  * supervisor; this machine decides when a reply starts, ends or is cancelled.
- * A typed upstream failure ends the reply as failed; any other provider
- * failure crashes the actor on purpose, and the supervisor restarts it.
+ * Each reply is a task of this actor with its own AbortController (see
+ * generationTask.ts), aborted when `generating` is left (cancel) and when the
+ * actor stops (the session is deleted or the server shuts down). A typed
+ * upstream failure ends the reply as failed; any other provider failure
+ * crashes the actor on purpose, and the supervisor restarts it.
  */
 export const sessionMachine = setup({
   types: {
-    context: {} as SessionInput,
+    context: {} as SessionContext,
     input: {} as SessionInput,
     events: {} as SessionEvent,
   },
-  actors: { provider: providerActor },
   guards: {
     hasQueued: ({ context }) => context.conversation.hasQueued,
     // The model's server failing, or the store failing to keep the reply's chunk numbers: expected, not a bug.
     upstreamFailed: ({ event }) =>
-      'error' in event && (isUpstreamFailure(event.error) || (isChatError(event.error) && STORE_FAILURES.includes(event.error.code))),
+      event.type === 'generation.failed' &&
+      (isUpstreamFailure(event.error) || (isChatError(event.error) && STORE_FAILURES.includes(event.error.code))),
   },
   actions: {
+    startGeneration: ({ context, self }) => {
+      const slot = context.generation;
+      const controller = new AbortController();
+      slot.controller = controller;
+      // A stopped actor runs no exit action: its end aborts the task instead.
+      const ended = self.subscribe({ complete: () => controller.abort(), error: () => controller.abort() });
+      const settle = (event: SessionEvent) => {
+        ended.unsubscribe();
+        if (controller.signal.aborted) return;
+        // Settled: nothing left to abort (an abort makes a DOMException, a measured cost per reply).
+        if (slot.controller === controller) slot.controller = undefined;
+        self.send(event);
+      };
+      runGeneration(context.conversation, context.deps, controller.signal).then(
+        () => settle({ type: 'generation.done' }),
+        (error: unknown) => settle({ type: 'generation.failed', error }),
+      );
+    },
+    stopGeneration: ({ context }) => {
+      context.generation.controller?.abort();
+      context.generation.controller = undefined;
+    },
     completeReply: ({ context }) => {
       const { conversation, deps } = context;
       const reply = conversation.finishReply('complete', deps.clock.now());
@@ -101,7 +140,7 @@ export const sessionMachine = setup({
     // The model's server failing is an expected failure, not a bug: the reply
     // fails, the session stays up, and no restart intensity is spent on it.
     failReply: ({ context, event }) => {
-      const error = 'error' in event ? event.error : undefined;
+      const error = event.type === 'generation.failed' ? event.error : undefined;
       if (!isChatError(error)) return;
       failCurrentReply(context.conversation, context.deps, error);
     },
@@ -116,31 +155,35 @@ export const sessionMachine = setup({
     },
     // Let it crash: the supervisor owns recovery.
     crash: ({ event }) => {
-      const error = 'error' in event ? event.error : event;
+      const error = event.type === 'generation.failed' ? event.error : event;
       if (isChatError(error)) throw error;
       throw new ChatError('provider_error', undefined, { cause: error });
     },
   },
 }).createMachine({
   id: 'session',
-  context: ({ input }) => input,
-  initial: 'idle',
+  context: ({ input }) => ({ ...input, generation: { controller: undefined } }),
+  // The supervisor spawns this actor when there is work and lets it end when
+  // there is none, so an idle session costs one actor, not two; it starts
+  // generating at once (no eventless step through an idle state: each
+  // microstep is a measured cost per reply).
+  initial: 'generating',
   states: {
-    idle: {
-      // The supervisor spawns this actor when there is work and lets it end
-      // when there is none, so an idle session costs one actor, not two.
-      always: [{ guard: 'hasQueued', target: 'generating' }, { target: 'done' }],
-    },
     generating: {
-      invoke: {
-        id: 'provider',
-        src: 'provider',
-        input: ({ context }) => ({ conversation: context.conversation, deps: context.deps }),
-        onDone: { target: 'idle', actions: 'completeReply' },
-        onError: [{ guard: 'upstreamFailed', target: 'idle', actions: 'failReply' }, { actions: 'crash' }],
-      },
+      entry: 'startGeneration',
+      exit: 'stopGeneration',
       on: {
-        cancel: { target: 'idle', actions: 'cancelAll' },
+        'generation.done': [
+          { guard: 'hasQueued', target: 'generating', reenter: true, actions: 'completeReply' },
+          { target: 'done', actions: 'completeReply' },
+        ],
+        'generation.failed': [
+          { guard: and(['upstreamFailed', 'hasQueued']), target: 'generating', reenter: true, actions: 'failReply' },
+          { guard: 'upstreamFailed', target: 'done', actions: 'failReply' },
+          { actions: 'crash' },
+        ],
+        // A cancel drops the queue too: nothing is left to do.
+        cancel: { target: 'done', actions: 'cancelAll' },
       },
     },
     done: { type: 'final' },

@@ -78,14 +78,27 @@ export interface SessionListItem extends SessionSummary {
   readonly status: SessionStatus;
 }
 
+export interface CreateOptions extends Omit<SessionDetails, 'owner'> {
+  /** Earlier turns the session starts from. */
+  history?: readonly Turn[];
+  /** The new session's id (many nodes take its lease before it exists); default a fresh one. */
+  sessionId?: SessionId;
+  /**
+   * Never stored: no session row, no message rows (an ephemeral `/v1`
+   * request, removed when it ends, that nobody else can name). Its events
+   * and its usage still go on the bus (metrics count them).
+   */
+  ephemeral?: boolean;
+}
+
 export interface SessionRegistry {
   /**
    * Creates and activates a new session (owned by `access.owner`), optionally
-   * starting from earlier turns (stored first: throws `store_unavailable` when
-   * the store fails). At `--max-sessions` idle sessions are passivated to make
-   * room; `overloaded` only when none is idle.
+   * starting from earlier turns (stored first unless ephemeral: throws
+   * `store_unavailable` when the store fails). At `--max-sessions` idle
+   * sessions are passivated to make room; `overloaded` only when none is idle.
    */
-  create(options?: Omit<SessionDetails, 'owner'> & { history?: readonly Turn[]; sessionId?: SessionId }, access?: SessionAccess): Promise<LiveSession>;
+  create(options?: CreateOptions, access?: SessionAccess): Promise<LiveSession>;
   /** Sessions from the store, newest first (only the owner's when `access.owner` is set). */
   listSessions(query: PageQuery, access?: SessionAccess): Promise<{ sessions: SessionListItem[]; nextCursor: string | null }>;
   /** A page of a session's history from the store, with live versions of messages still changing; undefined if none (or not the owner's). */
@@ -139,11 +152,22 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   const { ids, clock, logger, bus } = options;
   const health = options.health ?? createStoreHealth({ ping: () => options.store.ping(), clock, logger });
   const store = reportingTo(health, options.store);
-  const writer = createStoreWriter({ store, clock, logger, flushIntervalMs: options.flushIntervalMs, flushStreaming: options.flushStreaming });
+  // Sessions that are never written (see CreateOptions.ephemeral).
+  const ephemeral = new Set<SessionId>();
+  const writer = createStoreWriter({
+    store,
+    clock,
+    logger,
+    flushIntervalMs: options.flushIntervalMs,
+    flushStreaming: options.flushStreaming,
+    stored: (sessionId) => !ephemeral.has(sessionId),
+  });
   const deps: SessionDeps = { bus, store, provider: options.provider, clock, logger, writer, health };
   const budget = options.contextBudgetTokens ?? Number.POSITIVE_INFINITY;
   // Chunk numbers need reserving only where something outlives a crash.
   const policy: ConversationPolicy = { queueLimit: options.queueLimit ?? 8, contextBudgetTokens: budget, reserveSeqs: options.store.durable !== false };
+  // An ephemeral session outlives nothing: none of its chunk numbers is ever stored.
+  const ephemeralPolicy: ConversationPolicy = { ...policy, reserveSeqs: false };
   const window = windowFor(budget);
   const ttlMs = options.sessionTtlMs ?? 600_000;
   const sweepMs = options.sweepIntervalMs ?? Math.min(Math.max(Math.floor(ttlMs / 4), 10), 30_000);
@@ -252,13 +276,15 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       health.assertHealthy();
       admit(owner, access, false);
       const now = clock.now();
-      const { history = [], sessionId = ids.sessionId(), ...rest } = options;
+      const { history = [], ephemeral: unstored = false, sessionId = ids.sessionId(), ...rest } = options;
       const details: SessionDetails = owner === undefined ? rest : { ...rest, owner };
       const conversation =
         history.length === 0
-          ? Conversation.start(sessionId, now, policy, details)
-          : Conversation.seeded(sessionId, now, policy, details, history, ids.messageId);
-      await store.create(conversation.toRecord());
+          ? Conversation.start(sessionId, now, unstored ? ephemeralPolicy : policy, details)
+          : Conversation.seeded(sessionId, now, unstored ? ephemeralPolicy : policy, details, history, ids.messageId);
+      // An ephemeral session's rows would be written only to be deleted when its request ends.
+      if (unstored) ephemeral.add(sessionId);
+      else await store.create(conversation.toRecord());
       return activate(conversation, false);
     },
 
@@ -283,6 +309,16 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
 
     async remove(sessionId, access) {
       if (!isSessionId(sessionId)) return false;
+      if (ephemeral.has(sessionId)) {
+        // Never stored: nothing to delete there, whatever the store's health; still only its owner's to end.
+        const entry = active.get(sessionId);
+        if (entry && !visible(entry.session, access)) return false;
+        ephemeral.delete(sessionId);
+        if (entry) stopEntry(sessionId, entry, 'deleted');
+        writer.forget(sessionId);
+        bus.forget(sessionId);
+        return entry !== undefined;
+      }
       health.assertHealthy();
       // Only the owner may delete: finding it first answers "none" to anyone else.
       if (access?.owner !== undefined && !(await registry.find(sessionId, access))) return false;

@@ -1,11 +1,10 @@
 import type { Accepted } from '../domain/conversation.ts';
-import type { SessionDetails } from '../domain/conversationRecord.ts';
 import type { GenerationOptions } from '../domain/generationOptions.ts';
 import type { MessageId, SessionId } from '../domain/ids.ts';
-import type { PublicMessage, Turn } from '../domain/message.ts';
+import type { PublicMessage } from '../domain/message.ts';
 import type { MessagePageQuery, PageQuery } from '../domain/ports.ts';
 import type { SessionView } from './liveSession.ts';
-import type { SessionAccess, SessionListItem } from './sessionRegistry.ts';
+import type { CreateOptions, SessionAccess, SessionListItem } from './sessionRegistry.ts';
 
 /**
  * What a transport may do with one session. A LiveSession (the actor runs
@@ -24,7 +23,7 @@ export interface SessionHandle {
 
 /** The sessions as transports see them: on one node the registry itself, across nodes the cluster's router. */
 export interface Sessions {
-  create(options?: Omit<SessionDetails, 'owner'> & { history?: readonly Turn[] }, access?: SessionAccess): Promise<SessionHandle>;
+  create(options?: CreateOptions, access?: SessionAccess): Promise<SessionHandle>;
   /** The session with this id (activated from the store if needed), or undefined (none, or another owner's). */
   find(sessionId: string, access?: SessionAccess): Promise<SessionHandle | undefined>;
   /** Deletes a session everywhere; its watchers (on every node) are told. False when there was none (or another owner's). */

@@ -31,6 +31,8 @@ export interface StoreWriterOptions {
   retryMaxMs?: number;
   /** Chunks held for the store's resume log per session while it cannot be written (default 1,000). */
   maxPendingChunks?: number;
+  /** False for a session that is never written (an ephemeral one); default: every session is. */
+  stored?: (sessionId: SessionId) => boolean;
 }
 
 /**
@@ -99,6 +101,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
   const retryBaseMs = options.retryBaseMs ?? 100;
   const retryMaxMs = options.retryMaxMs ?? 5000;
   const maxPendingChunks = options.maxPendingChunks ?? 1000;
+  const stored = options.stored ?? (() => true);
   const lifecycleDelayMs = options.lifecycleDelayMs ?? 10;
   const states = new Map<SessionId, PendingState>();
   let closing = false;
@@ -267,17 +270,21 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     );
   };
 
-  const awaitWrite = (conversation: Conversation, messages: readonly Message[]): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
+  const awaitWrite = (conversation: Conversation, messages: readonly Message[]): Promise<void> => {
+    // A session that is never stored has nothing to wait for.
+    if (!stored(conversation.sessionId)) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
       const state = stateOf(conversation);
       for (const message of messages) state.messages.set(message.id, copyMessage(message));
       state.waiters.push({ ids: messages.map((message) => message.id), resolve, reject });
       state.touched = true;
       write(state);
     });
+  };
 
   return {
     save(conversation, messages) {
+      if (!stored(conversation.sessionId)) return;
       const state = stateOf(conversation);
       for (const message of messages) state.messages.set(message.id, copyMessage(message));
       state.touched = true;
@@ -289,7 +296,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     reserveSeqs: (conversation) => awaitWrite(conversation, []),
 
     chunk(conversation, chunk) {
-      if (!flushStreaming) return;
+      if (!flushStreaming || !stored(conversation.sessionId)) return;
       const state = stateOf(conversation);
       state.chunks.push(chunk);
       if (state.chunks.length > maxPendingChunks) state.chunks.shift();

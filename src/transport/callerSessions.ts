@@ -37,7 +37,8 @@ export function createCallerSessions(options: { registry: Sessions; admission: A
     async create(caller, details = {}, { ephemeral = false } = {}) {
       admission.admitWork();
       if (!ephemeral) await limits.admitSession(caller);
-      return registry.create(details, accessOf(caller));
+      // An ephemeral session is never stored either: it ends with its request.
+      return registry.create(ephemeral ? { ...details, ephemeral } : details, accessOf(caller));
     },
     async find(caller, sessionId) {
       const session = await registry.find(sessionId, accessOf(caller));

@@ -8,6 +8,7 @@ import type { Admission } from './admission.ts';
 import { callerOf } from './authenticate.ts';
 import type { Authenticator } from './authenticate.ts';
 import type { CallerSessions } from './callerSessions.ts';
+import { corkForThisTick } from './corkedSocket.ts';
 import type { KeyConnections } from './keyConnections.ts';
 import { followReply } from './followReply.ts';
 import type { ReplyFollower } from './followReply.ts';
@@ -209,8 +210,10 @@ async function streamReply(response: Response, follower: ReplyFollower, chat: Ch
     frame([{ index: 0, delta: content, logprobs: null, finish_reason: finishReason }]);
   const write = (text: string) => {
     if (response.writableEnded || response.destroyed) return;
+    corkForThisTick(response);
     response.write(text);
     // A reader that stopped reading is cut off, as on WebSocket and SSE; the follower then stops.
+    // (Corked until the end of this turn: what is counted here is at most this turn's frames more.)
     if (response.writableLength > limits.maxBufferedBytes) {
       limits.onSlowConsumer();
       response.destroy();

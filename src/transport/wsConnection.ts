@@ -10,6 +10,7 @@ import type { CallerSessions } from './callerSessions.ts';
 import type { BufferBudget, BufferedStream } from './bufferBudget.ts';
 import { closeGracefully } from './closeGracefully.ts';
 import { parseClientFrame } from './clientFrames.ts';
+import { corkWebSocketForThisTick } from './corkedSocket.ts';
 import { frameJson } from './frames.ts';
 import { newRequestId } from './requestContext.ts';
 import { parseSeq } from './resumePosition.ts';
@@ -201,8 +202,16 @@ export class WsConnection implements BufferedStream {
   #sendText(text: string): void {
     const socket = this.#socket;
     if (socket.readyState !== socket.OPEN) return;
+    const flushFollows = corkWebSocketForThisTick(socket, this);
     socket.send(text);
-    const buffered = socket.bufferedAmount;
+    // Corked, the frame is still in the socket's buffer: it is measured once this turn's frames are out.
+    if (!flushFollows) this.flushed();
+  }
+
+  /** After a write (or this turn's corked writes): too much unsent closes the connection; the node-wide budget hears the rest. */
+  flushed(): void {
+    if (this.#closed) return;
+    const buffered = this.#socket.bufferedAmount;
     if (buffered > this.#shared.maxBufferedBytes) {
       this.#shared.budget.forget(this);
       this.#closeSlow('closing slow websocket consumer');

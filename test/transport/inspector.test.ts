@@ -147,7 +147,8 @@ describe('inspector', () => {
     const before = registry.peek(sessionId)?.actor;
     before?.stop(); // what a passivation sweep does to an idle actor
     await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'after passivation' }); // re-activates
-    await stream.until(() => records(stream.events).some((record) => record['kind'] === 'transition' && record['state'] === 'generating'), 'the new actor generating');
+    // The session actor starts in `generating`: its first snapshot says so.
+    await stream.until(() => records(stream.events).some((record) => record['actor'] === 'session' && record['state'] === 'generating'), 'the new actor generating');
     expect(registry.peek(sessionId)?.actor).not.toBe(before);
     expect(records(stream.events)).toContainEqual(expect.objectContaining({ source: 'domain', event: 'session.started', detail: 'resumed' }));
     expect(inspection?.attachedCount).toBe(1);

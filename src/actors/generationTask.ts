@@ -1,26 +1,27 @@
-import { fromPromise } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
 import type { Clock, EventBus, GenerationRequest, ModelProvider } from '../domain/ports.ts';
 import type { StoreWriter } from './storeWriter.ts';
 
-export interface ProviderActorInput {
-  conversation: Conversation;
-  deps: { provider: ModelProvider; bus: EventBus; clock: Clock; writer: StoreWriter };
+export interface GenerationDeps {
+  provider: ModelProvider;
+  bus: EventBus;
+  clock: Clock;
+  writer: StoreWriter;
 }
 
 /**
- * Runs one generation: the next queued message of `conversation`. Chunks are
- * appended to the conversation and published on the bus here, not sent
- * through the session machine: a transition per token would cost more than
- * the streaming itself. Only the end (done or thrown) reaches the parent, as
- * an actor event. Stopping the actor aborts `signal`, which every provider
- * honours, and no chunk is published after that.
+ * One generation, as a task the session actor owns (not an actor of its
+ * own: creating, starting and stepping a provider actor per reply was a
+ * measured quarter of XState's cost per reply). It answers the next queued
+ * message of `conversation`; chunks are appended to the conversation and
+ * published on the bus here, not sent through the session machine: a
+ * transition per token would cost more than the streaming itself. It
+ * resolves when the reply is streamed and rejects when the provider fails;
+ * once `signal` is aborted it publishes nothing more and every provider
+ * stops its work (timers, the upstream HTTP request) at once.
  */
-export const providerActor = fromPromise<void, ProviderActorInput>(async ({ input, signal }) => {
-  const { conversation, deps } = input;
-  // The next reply starts here, when the actor runs, rather than in an entry
-  // action: in a restarted actor's first macrostep XState starts invoked
-  // children before it runs deferred entry actions.
+export async function runGeneration(conversation: Conversation, deps: GenerationDeps, signal: AbortSignal): Promise<void> {
+  // A restarted actor picks up the reply its predecessor left, if any.
   const resumed = conversation.inProgress();
   const current = resumed ?? conversation.startNextReply(deps.clock.now());
   if (!current) return; // the queue was emptied meanwhile
@@ -66,4 +67,4 @@ export const providerActor = fromPromise<void, ProviderActorInput>(async ({ inpu
   if (ended || signal.aborted) return;
   if (conversation.mustReserveSeq && !(await reserved())) return;
   publish('', true);
-});
+}
