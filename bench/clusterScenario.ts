@@ -118,6 +118,8 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
 
   const serverArgs = (extra: string[]) => [
     '--port', '0',
+    // The load comes without API keys (their cost is the 'auth' scenario's).
+    '--auth', 'none',
     '--sim-interval-ms', '400',
     '--sim-chunks', '5',
     '--conn-rate-per-ip', '0',
