@@ -12,6 +12,8 @@ import type { ManagerOptions, SocketOptions } from 'socket.io-client';
 export type ClientKind = 'ws' | 'socketio';
 
 export interface ClientConnection {
+  /** The session the server opened for it (from its `session` frame). */
+  sessionId: string;
   send(text: string): void;
   readonly open: boolean;
   terminate(): void;
@@ -34,6 +36,7 @@ function openWs(url: string, localAddress: string, listener: FrameListener): Pro
   return new Promise((resolve) => {
     const socket = new WebSocket(url, { localAddress, perMessageDeflate: false, handshakeTimeout: 30_000 });
     const connection: ClientConnection = {
+      sessionId: '',
       send: (text) => socket.send(text),
       get open() {
         return socket.readyState === WebSocket.OPEN;
@@ -49,6 +52,7 @@ function openWs(url: string, localAddress: string, listener: FrameListener): Pro
     socket.on('message', (data) => {
       const text = data.toString();
       if (!settled) {
+        if (text.startsWith('{"type":"session"')) connection.sessionId = text.slice(text.indexOf('"sessionId":"') + 13, text.lastIndexOf('"'));
         settle(text.startsWith('{"type":"session"') ? connection : text.slice(0, 80));
         return;
       }
@@ -75,6 +79,7 @@ function openSocketIo(url: string, localAddress: string, listener: FrameListener
     };
     const socket = io(`http://${target.host}`, options);
     const connection: ClientConnection = {
+      sessionId: '',
       send: (text) => socket.send(text),
       get open() {
         return socket.connected;
@@ -87,8 +92,9 @@ function openSocketIo(url: string, localAddress: string, listener: FrameListener
       settled = true;
       resolve(result);
     };
-    socket.on('message', (frame: { type?: string; is_last?: boolean; code?: string }) => {
+    socket.on('message', (frame: { type?: string; is_last?: boolean; code?: string; sessionId?: string }) => {
       if (!settled) {
+        if (frame.type === 'session') connection.sessionId = String(frame.sessionId ?? '');
         settle(frame.type === 'session' ? connection : String(frame.type));
         return;
       }

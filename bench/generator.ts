@@ -17,7 +17,10 @@ interface Connection {
 
 type Command =
   | { type: 'connect'; url: string; client: ClientKind; count: number; ratePerSecond: number; localAddress: string }
-  | { type: 'stream'; messages: number; intervalMs: number; timeoutMs: number; spreadMs: number }
+  /** `fraction` (default 1): only that share of this generator's sessions stream. */
+  | { type: 'stream'; messages: number; intervalMs: number; timeoutMs: number; spreadMs: number; fraction?: number }
+  /** The ids of the last `limit` sessions held (idle ones, for the cluster bench's samples). */
+  | { type: 'ids'; limit: number }
   | { type: 'saturate'; durationMs: number }
   | { type: 'close' };
 
@@ -79,7 +82,8 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
   const lateness = new Reservoir();
   let chunks = 0;
   let completed = 0;
-  const expected = connections.length * command.messages;
+  const streaming = connections.slice(0, Math.ceil(connections.length * (command.fraction ?? 1)));
+  const expected = streaming.length * command.messages;
   const started = now();
   const progress = setInterval(() => send({ type: 'progress', completed, expected, chunks }), 1000);
   await new Promise<void>((resolve) => {
@@ -107,7 +111,7 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
         resolve();
       }
     };
-    for (const connection of connections) {
+    for (const connection of streaming) {
       connection.messagesLeft = command.messages;
       // spreadMs 0: every session sends in the same instant (the worst case);
       // otherwise first messages start at random offsets within spreadMs.
@@ -156,6 +160,10 @@ process.on('message', (command: Command) => {
         return connect(command);
       case 'stream':
         return stream(command);
+      case 'ids':
+        // The last ones: the first are those that stream.
+        send({ type: 'ids', ids: connections.slice(-command.limit).map((connection) => connection.client.sessionId) });
+        return undefined;
       case 'saturate':
         return saturate(command);
       case 'close': {

@@ -13,6 +13,8 @@ import { gatewayScenario } from './gateway.ts';
 import type { Child, ServerKind, ServerUnderTest } from './processes.ts';
 import { actorRows, burstReport, churnRows, gatewayRows, idleRows, ratio, saturateRows, streamRows, sustainedRows, verdict } from './report.ts';
 import type { Figures } from './report.ts';
+import { stopStarted } from './clusterProcesses.ts';
+import { clusterRows, createClusterBench } from './clusterScenario.ts';
 import { createScenarios } from './scenarios.ts';
 import { formatNumber, table } from './stats.ts';
 import { runToolCalls } from './toolCalls.ts';
@@ -42,6 +44,10 @@ Scenarios (--scenario, comma-separated; default burst,sustained,saturate,gateway
   faults     (not in the default set) 'abuse', then the crash harness with --kills SIGKILLs,
              then what durable acknowledgement costs: messages accepted/s and p99 time to 202
              on SQLite and PostgreSQL
+  cluster    (not in the default set) N WebSocket sessions (--cluster-sessions, 100000) on one
+             port over --workers processes (6) sharing a Redis of the bench's own and one
+             store, --stream-fraction (0.1) of them streaming; the same load on one process;
+             cancel/delete through any worker; a worker killed with SIGKILL
   auth       (not in the default set) what an API-key check costs: µs per check (cached, each
              store, a wrong key, --auth none), and GET /api/sessions/:id per second with
              --auth none vs keys
@@ -49,6 +55,7 @@ Scenarios (--scenario, comma-separated; default burst,sustained,saturate,gateway
              per reply for plain text, a tool call, two parallel calls, a tool result
 
 Options:
+  --cluster-sessions N  --workers W  --stream-fraction F  --lease-ms MS  --kill-sample N   ('cluster')
   --burst-sessions N      (default 5000)       --burst-peers LIST (default all four:
                           baseline,socketio,llm-chat,llm-chat-memory)
   --sustained-sessions N  (default 10000)
@@ -130,6 +137,11 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     'max-seconds': { type: 'string', default: '1800' },
+    'cluster-sessions': { type: 'string', default: '100000' },
+    workers: { type: 'string', default: '6' },
+    'stream-fraction': { type: 'string', default: '0.1' },
+    'lease-ms': { type: 'string', default: '5000' },
+    'kill-sample': { type: 'string', default: '200' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -165,6 +177,11 @@ const config = {
   authSeconds: int('auth-seconds', 3),
   authConcurrency: Number(values['auth-concurrency']),
   authPostgres: values['auth-postgres'],
+  clusterSessions: int('cluster-sessions', 3_000),
+  workers: int('workers', 3),
+  streamFraction: Number(values['stream-fraction']),
+  leaseMs: Number(values['lease-ms']),
+  killSample: int('kill-sample', 50),
   rate: Number(values.rate),
   perGenerator: Number(values['per-generator']),
   baseline: !values['no-baseline'] && values.url === undefined,
@@ -188,10 +205,21 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 // Bounded in time: whatever happens, everything stops by itself.
 const deadline = setTimeout(() => {
   log(`bench: --max-seconds ${String(values['max-seconds'])} reached, stopping`);
+  stopStarted();
   for (const child of children) child.kill();
   process.exit(2);
 }, Number(values['max-seconds']) * 1000);
 deadline.unref();
+
+// Interrupted: nothing it started stays behind (a killed primary would leave its workers).
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    log(`bench: ${signal}, stopping`);
+    stopStarted();
+    for (const child of children) child.kill();
+    process.exit(130);
+  });
+}
 
 const scenarios = createScenarios({ config, log, children, servers });
 
@@ -325,6 +353,26 @@ async function main() {
       { figure: 'auth: server CPU per request (µs), keys vs none', ours: `${formatNumber(auth.cpuMicrosPerRequest.keys)} vs ${formatNumber(auth.cpuMicrosPerRequest.none)}`, ratio: ratio(auth.cpuMicrosPerRequest.keys, auth.cpuMicrosPerRequest.none) },
       { figure: 'auth: latency p50 / p99 (ms), keys vs none', ours: `${formatNumber(auth.latencyMs.keys.p50, 2)} / ${formatNumber(auth.latencyMs.keys.p99, 2)} vs ${formatNumber(auth.latencyMs.none.p50, 2)} / ${formatNumber(auth.latencyMs.none.p99, 2)}` },
     );
+  }
+
+  if (config.scenarios.has('cluster')) {
+    if (config.url) throw new Error('--scenario cluster starts its own servers; --url does not apply');
+    const cluster = await createClusterBench(
+      {
+        sessions: config.clusterSessions,
+        workers: config.workers,
+        fraction: config.streamFraction,
+        leaseMs: config.leaseMs,
+        rate: config.rate,
+        perGenerator: config.perGenerator,
+        killSample: config.killSample,
+        baseline: config.baseline,
+      },
+      log,
+      children,
+    ).run();
+    results['cluster'] = cluster;
+    rows.push(...clusterRows(cluster, config.leaseMs));
   }
 
   if (values.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import { createKeyRing } from './actors/keyRing.ts';
 import type { KeyRing } from './actors/keyRing.ts';
-import type { SessionRegistry } from './actors/sessionRegistry.ts';
+import type { Sessions } from './actors/sessions.ts';
+import type { LimiterFactory } from './infra/rateLimiters.ts';
 import type { TokenLedger } from './actors/tokenLedger.ts';
 import type { ModelCatalog } from './model.ts';
 import { keysReportingTo } from './actors/storeHealth.ts';
@@ -56,7 +57,10 @@ export interface Access {
 export interface AccessOptions {
   auth: AuthOptions;
   store: SessionStore;
-  registry: SessionRegistry;
+  /** The registry on one node; across nodes the cluster's router (see src/cluster). */
+  registry: Sessions;
+  /** Where the rate counters live (default in memory; across nodes Redis). */
+  limiters?: LimiterFactory;
   /** The session store's health: keys kept in its database report to it. */
   health?: StoreHealth;
   admission: Admission;
@@ -83,7 +87,11 @@ export function createAccess(options: AccessOptions): Access {
           ...(authOptions.keyCacheMs !== undefined ? { cacheMs: authOptions.keyCacheMs } : {}),
         })
       : undefined;
-  const limits = createClientLimits({ perIpPerSecond: options.connRatePerIp, perIpBurst: options.connBurstPerIp });
+  const limits = createClientLimits({
+    perIpPerSecond: options.connRatePerIp,
+    perIpBurst: options.connBurstPerIp,
+    ...(options.limiters ? { limiters: options.limiters } : {}),
+  });
   const origins = createOriginPolicy(authOptions.allowedOrigins);
   const auth = createAuthenticator({ mode: authOptions.mode, ring: keyRing, limits, origins, defaultLimits: { ...DEFAULT_KEY_LIMITS, ...authOptions.keyLimits } });
   const keyConnections = createKeyConnections();

@@ -60,6 +60,10 @@ export interface Config {
   databaseUrl: string;
   dataDir: string;
   flushIntervalMs: number;
+  redisUrl: string;
+  workers: number;
+  leaseMs: number;
+  nodeId: string;
   storeTimeoutMs: number;
   auth: 'keys' | 'none';
   allowedOrigins: string;
@@ -157,6 +161,10 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxV1BodyBytes', flag: 'max-v1-body-bytes', env: 'MAX_V1_BODY_BYTES', kind: 'int', default: 16 * 1024 * 1024, min: 1, help: 'largest /v1 request body (images and audio come inline; beyond: 413)' },
   { key: 'modelsFile', flag: 'models-file', env: 'MODELS_FILE', kind: 'string', default: '', help: 'JSON file of the models clients may name, with fallbacks (empty: the one model of --provider/--model)' },
   { key: 'flushIntervalMs', flag: 'flush-interval-ms', env: 'FLUSH_INTERVAL_MS', kind: 'int', default: 500, min: 10, help: 'how often a streaming reply is written to the store (what a crash can lose)' },
+  { key: 'redisUrl', flag: 'redis-url', env: 'REDIS_URL', kind: 'string', default: '', help: 'redis://host:6379: many nodes share the bus, session ownership and the limits through it (empty: one node, all in process)' },
+  { key: 'workers', flag: 'workers', env: 'WORKERS', kind: 'int', default: 1, min: 0, help: 'worker processes sharing the port (node:cluster); 0 = one per core; more than 1 needs --redis-url' },
+  { key: 'leaseMs', flag: 'lease-ms', env: 'LEASE_MS', kind: 'int', default: 5000, min: 200, help: "with --redis-url: a session owner's lease; a dead node's sessions move after about this long" },
+  { key: 'nodeId', flag: 'node-id', env: 'NODE_ID', kind: 'string', default: '', help: 'with --redis-url: this node\'s name in the cluster (default host-pid-random; letters, digits, . _ -)' },
   { key: 'storeTimeoutMs', flag: 'store-timeout-ms', env: 'STORE_TIMEOUT_MS', kind: 'int', default: 5000, min: 100, help: 'PostgreSQL: a query or connection with no answer in this long fails (store_unavailable); the longest a message waits for its acknowledgement' },
   { key: 'auth', flag: 'auth', env: 'AUTH', kind: 'choice', choices: ['keys', 'none'], default: 'keys', help: 'keys: every request needs an API key (one is made and printed at first start); none: anyone who reaches the port may use every session' },
   { key: 'allowedOrigins', flag: 'allowed-origins', env: 'ALLOWED_ORIGINS', kind: 'string', default: '', help: "comma-separated browser origins (https://app.example.com) allowed besides the server's own, for WebSockets and the page's cookie" },
@@ -233,6 +241,20 @@ function validate(config: Config): void {
   }
   if (config.adminToken !== '' && config.adminToken.length < 16) {
     throw new ConfigError('--admin-token (ADMIN_TOKEN) must be at least 16 characters; leave it empty to have one generated');
+  }
+  if (config.workers !== 1 && config.redisUrl === '') {
+    throw new ConfigError(
+      `--workers ${config.workers} needs --redis-url (REDIS_URL): worker processes share sessions, events and limits through Redis`,
+    );
+  }
+  if (config.redisUrl !== '' && !/^rediss?:\/\/./.test(config.redisUrl)) {
+    throw new ConfigError(`--redis-url (REDIS_URL) must be a redis:// or rediss:// URL; got "${config.redisUrl}"`);
+  }
+  if (config.workers !== 1 && config.storeKind === 'memory') {
+    throw new ConfigError('--store memory cannot be shared by several worker processes (each would keep its own history); use sqlite or postgres');
+  }
+  if (config.nodeId !== '' && !/^[A-Za-z0-9._-]{1,64}$/.test(config.nodeId)) {
+    throw new ConfigError(`--node-id (NODE_ID) may hold letters, digits, ".", "_" and "-" (at most 64); got "${config.nodeId}"`);
   }
   for (const origin of allowedOriginsOf(config)) {
     if (!/^https?:\/\/[^/?#\s]+$/i.test(origin)) {

@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { constants as osConstants } from 'node:os';
+import cluster from 'node:cluster';
+import { constants as osConstants, hostname } from 'node:os';
+import { openClusterNode, StoreMismatchError } from './cluster/clusterNode.ts';
+import type { ClusterNode } from './cluster/clusterNode.ts';
+import { storeIdentity } from './cluster/storeIdentity.ts';
+import { announceListening, runWorkers } from './cluster/workers.ts';
+import { redactedRedisUrl } from './infra/redisConnection.ts';
 import { createKeyRing } from './actors/keyRing.ts';
 import { allowedOriginsOf, ConfigError, helpText, loadConfig } from './config.ts';
 import type { Config } from './config.ts';
@@ -65,15 +71,60 @@ async function main(): Promise<void> {
     keyLiveSessions,
     keyConnections,
     keyTokensPerDay,
+    redisUrl,
+    workers,
+    leaseMs,
+    nodeId: configuredNodeId,
     ...settings
   } = config;
   const logger = createPinoLogger({ level: config.logLevel, format: logFormat });
+  if (workers !== 1 && cluster.isPrimary) {
+    // One admin token for every worker: the inspector and /admin/keys may be served by any of them.
+    const sharedToken = (inspector || auth === 'keys') && !configuredToken ? randomBytes(24).toString('base64url') : '';
+    if (sharedToken) process.env['ADMIN_TOKEN'] = sharedToken;
+    runWorkers({
+      count: workers,
+      logger,
+      onListening: (url, count) => {
+        logger.info({ url, workers: count, redis: redactedRedisUrl(redisUrl), auth }, 'llm-chat listening');
+        if (sharedToken && inspector) {
+          logger.info({ inspector: `http://localhost:${new URL(url).port}/inspector#token=${sharedToken}` }, 'inspector ready (admin token generated for this run)');
+        }
+      },
+    });
+    return;
+  }
   // The inspector and the key admin API are never served without a token: one is made when none is configured.
   const adminToken = inspector || auth === 'keys' ? configuredToken || randomBytes(24).toString('base64url') : undefined;
   const stately = inspectStately ? await connectStately(inspectStately, logger) : undefined;
   const { store, kind, where } = await openStore(config);
+  let clusterNode: ClusterNode | undefined;
+  if (redisUrl !== '') {
+    const nodeId = configuredNodeId || `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    try {
+      clusterNode = await openClusterNode({
+        redisUrl,
+        nodeId,
+        leaseMs,
+        clock: systemClock,
+        logger,
+        replayLogSize: config.replayLogSize,
+        logTtlMs: config.sessionTtlMs,
+        storeIdentity: storeIdentity(kind, where, nodeId, config.databaseUrl),
+      });
+    } catch (error) {
+      await store.close().catch(() => {});
+      if (error instanceof StoreMismatchError) {
+        process.stderr.write(`llm-chat: ${error.message}\n`);
+        process.exit(2);
+      }
+      throw error;
+    }
+    logger.info({ node: nodeId, redis: redactedRedisUrl(redisUrl), leaseMs }, 'joined the cluster');
+  }
   const server = createChatServer({
     ...settings,
+    ...(clusterNode ? { cluster: clusterNode } : {}),
     store,
     logger,
     auth: {
@@ -102,7 +153,10 @@ async function main(): Promise<void> {
     : config.llmProvider === 'openai'
       ? { provider: 'openai', model: config.llmModel, baseUrl: config.llmBaseUrl }
       : { provider: 'simulated' };
-  logger.info({ url: address.url, ...model, store: kind, storeAt: where, auth }, 'llm-chat listening');
+  if (cluster.isWorker) {
+    logger.info({ url: address.url, ...model, store: kind, storeAt: where, auth, node: clusterNode?.nodeId }, 'worker listening');
+    announceListening(address.url);
+  } else logger.info({ url: address.url, ...model, store: kind, storeAt: where, auth, ...(clusterNode ? { node: clusterNode.nodeId } : {}) }, 'llm-chat listening');
 
   if (adminToken) {
     if (configuredToken) logger.info({ ...(inspector ? { inspector: `${base}/inspector` } : {}), admin: `${base}/admin/keys` }, 'admin token from configuration');

@@ -11,6 +11,13 @@ import type { AuthOptions } from './access.ts';
 export { DEFAULT_KEY_LIMITS } from './access.ts';
 export type { AuthOptions } from './access.ts';
 import { createSessionRegistry } from './actors/sessionRegistry.ts';
+import type { Sessions } from './actors/sessions.ts';
+import type { ClusterNode } from './cluster/clusterNode.ts';
+import type { ClusterSessions } from './cluster/clusterSessions.ts';
+import { ChatError } from './domain/errors.ts';
+import { registerClusterMetrics } from './infra/clusterMetrics.ts';
+import { redisLimiters } from './infra/rateLimiters.ts';
+import type { Registry } from 'prom-client';
 import { createStoreHealth } from './actors/storeHealth.ts';
 import type { SessionRegistry } from './actors/sessionRegistry.ts';
 import type { ModelOptions } from './model.ts';
@@ -99,6 +106,12 @@ export interface ChatServerOptions extends ModelOptions {
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
   /** How often a streaming reply's text is written to the store (default 500 ms). */
   flushIntervalMs?: number;
+  /**
+   * This node's part in a cluster (Redis): the bus, session ownership by
+   * lease and routing of commands to the owner. Absent: one node, all in
+   * process. `listen()` attaches it.
+   */
+  cluster?: ClusterNode;
   /** Ports and collaborators; each defaults to the embedded implementation. */
   store?: SessionStore;
   bus?: EventBus;
@@ -110,6 +123,8 @@ export interface ChatServerOptions extends ModelOptions {
 export interface ChatServer {
   readonly http: Server;
   readonly registry: SessionRegistry;
+  /** What the transports use: the registry on one node, the cluster's router across nodes. */
+  readonly sessions: Sessions;
   readonly bus: EventBus;
   readonly admission: Admission;
   /** API keys, when `auth.mode` is `keys`. */
@@ -148,9 +163,12 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   let shuttingDown = false;
   // Metrics are created after the store; the hook looks them up when a failure happens.
   let countStoreError: ((operation: StoreOperation) => void) | undefined;
-  const store = trackStore(options.store ?? createMemoryStore(), { onError: (operation) => countStoreError?.(operation) });
+  const cluster = options.cluster;
+  const rawStore = options.store ?? createMemoryStore();
+  const store = trackStore(cluster ? cluster.fence(rawStore) : rawStore, { onError: (operation) => countStoreError?.(operation) });
   const bus = withStoredReplay(
     options.bus ??
+      cluster?.bus ??
       createInProcessBus({
         replayLogSize: options.replayLogSize ?? 1000,
         replayLogBytes: options.replayLogBytes ?? 1024 * 1024,
@@ -180,6 +198,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     sessionTtlMs: options.sessionTtlMs ?? 600_000,
     maxSessions: options.maxSessions === 0 ? undefined : (options.maxSessions ?? 100_000),
     onPassivated: (count) => metrics?.passivated(count),
+    onReleased: (sessionId) => clustered?.released(sessionId),
     ...(options.inspect ? { inspect: options.inspect } : {}),
     flushIntervalMs: options.flushIntervalMs,
     // A store that dies with the process (memory) gains nothing from mid-reply flushes.
@@ -190,6 +209,21 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       ...(options.restartBackoffMs !== undefined ? { backoffBaseMs: options.restartBackoffMs } : {}),
     },
   });
+  // Across nodes, transports reach sessions through the cluster (attached at listen()).
+  let clustered: ClusterSessions | undefined;
+  const attachedCluster = (): ClusterSessions => {
+    if (!clustered) throw new ChatError('unavailable', 'This node has not joined its cluster yet.');
+    return clustered;
+  };
+  const routed: Sessions = cluster
+    ? {
+        create: (details, access) => attachedCluster().create(details, access),
+        find: (sessionId, access) => attachedCluster().find(sessionId, access),
+        remove: (sessionId, access) => attachedCluster().remove(sessionId, access),
+        listSessions: (query, access) => attachedCluster().listSessions(query, access),
+        listMessages: (sessionId, query, access) => attachedCluster().listMessages(sessionId, query, access),
+      }
+    : registry;
   const admission = createAdmission({
     maxConnections: options.maxConnections || defaultMaxConnections(),
     // Per-IP rates (with their burst) are the client limits' below: they count only traffic without a valid key.
@@ -197,6 +231,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     messagesPerSessionPerMinute: options.messagesPerMinute,
     shedLagMs: options.shedLagMs,
     onReject: options.onReject,
+    ...(cluster ? { limiters: redisLimiters(cluster.redis) } : {}),
   });
   const authOptions: AuthOptions = options.auth ?? { mode: 'keys' };
   // Tokens spent per key, day and model: budgets, /api/usage, /admin/usage, llm_chat_tokens_total.
@@ -204,7 +239,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   const access = createAccess({
     auth: authOptions,
     store,
-    registry,
+    registry: routed,
+    ...(cluster ? { limiters: redisLimiters(cluster.redis) } : {}),
     health,
     admission,
     clock,
@@ -225,7 +261,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     onShed: (bytes) => logger.warn({ bytes, heldBytes: budget.heldBytes }, 'node buffer budget exceeded: closing the heaviest consumer'),
   });
   const sse = createSseStreams({
-    registry,
+    registry: routed,
     bus,
     logger,
     admission,
@@ -238,7 +274,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     },
   });
   const ws = createWsGateway({
-    registry,
+    registry: routed,
     bus,
     logger,
     admission,
@@ -266,9 +302,10 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
           connections: () => ({ ws: ws.connectionCount, sse: sse.streamCount }),
           edge: () => ({ slots: admission.connections, bufferedBytes: budget.heldBytes }),
           liveSessions: () => registry.activeCount,
+          ...(cluster ? { extend: (register: Registry) => registerClusterMetrics(register, cluster) } : {}),
         });
   countStoreError = (operation) => metrics?.storeError(operation);
-  const ops = createOpsRoutes({ health, shuttingDown: () => shuttingDown, metrics });
+  const ops = createOpsRoutes({ health, shuttingDown: () => shuttingDown, metrics, ...(cluster ? { redis: cluster } : {}) });
   const inspectorOptions = options.inspector;
   const inspection = inspectorOptions
     ? createInspectionHub({
@@ -288,11 +325,12 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
           adminToken: inspectorOptions.adminToken,
           maxBufferedBytes: options.maxBufferedBytes,
           ...(keyRing ? { keyNames: (ids: readonly string[]) => keyRing.names(ids) } : {}),
+          ...(cluster ? { cluster: { nodeId: cluster.nodeId, nodes: () => cluster.nodes() } } : {}),
         })
       : undefined;
   const admin = keyRing && authOptions.adminToken ? createAdminRoutes({ ring: keyRing, logger, adminToken: authOptions.adminToken, maxBodyBytes: options.maxBodyBytes }) : undefined;
   const openAi = createOpenAiRoutes({
-    registry,
+    registry: routed,
     auth,
     sessions,
     admission,
@@ -308,7 +346,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     maxBodyBytes: options.maxV1BodyBytes,
     heartbeatMs: options.heartbeatMs,
   });
-  const status = createStatusRoute({ registry, models });
+  const status = createStatusRoute({ registry, models, ...(cluster ? { node: cluster.nodeId } : {}) });
   const adminUsage = usage.adminRoutes(keyRing, authOptions.adminToken);
   const app = createHttpApp({
     sessions,
@@ -352,6 +390,8 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       if (deadlineMs > 0) logger.info({ ...drained }, 'sessions drained');
       await registry.close(); // flushes the store writer (bounded wait)
       await usage.close();
+      // Leases go only now: the last writes carried their tokens, and the next owner loads after them.
+      await cluster?.close();
       // A peer that never answers the close handshake must not hold the exit (ws alone waits 30 s).
       const closingSockets = ws.close({ graceMs: SHUTDOWN_CLOSE_GRACE_MS });
       sse.close();
@@ -374,6 +414,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
   return {
     http,
     registry,
+    sessions: routed,
     bus,
     admission,
     keys: keyRing,
@@ -384,7 +425,16 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     get shuttingDown() {
       return shuttingDown;
     },
-    listen(port = 8080, host = '0.0.0.0') {
+    async listen(port = 8080, host = '0.0.0.0') {
+      if (cluster && !clustered) {
+        clustered = await cluster.attach({
+          registry,
+          store,
+          ids: options.ids ?? randomIds,
+          describe: () => ({ sessions: registry.activeCount, connections: ws.connectionCount + sse.streamCount, pid: process.pid }),
+          ...(options.maxSessions === 0 ? {} : { maxSessions: options.maxSessions ?? 100_000 }),
+        });
+      }
       return listen(http, port, host);
     },
     close() {

@@ -91,6 +91,27 @@ describe('configuration', () => {
   });
 });
 
+describe('many nodes', () => {
+  it('defaults to one process and no Redis; --workers needs --redis-url', () => {
+    expect(configOf([])).toMatchObject({ redisUrl: '', workers: 1, leaseMs: 5000, nodeId: '' });
+    expect(configOf([], { REDIS_URL: 'redis://127.0.0.1:6379', WORKERS: '0', LEASE_MS: '2000', NODE_ID: 'edge-1' })).toMatchObject({
+      redisUrl: 'redis://127.0.0.1:6379',
+      workers: 0,
+      leaseMs: 2000,
+      nodeId: 'edge-1',
+    });
+    expect(() => configOf(['--workers', '4'])).toThrow(/--workers 4 needs --redis-url/);
+    expect(() => configOf(['--workers', '0'])).toThrow(/needs --redis-url/);
+    expect(() => configOf(['--redis-url', 'http://x'])).toThrow(/redis:\/\//);
+    expect(() => configOf(['--redis-url', 'redis://x', '--workers', '2', '--store', 'memory'])).toThrow(/memory cannot be shared/);
+    expect(() => configOf(['--lease-ms', '50'])).toThrow(/at least 200/);
+    expect(() => configOf(['--node-id', 'a b'])).toThrow(/--node-id/);
+    expect(helpText()).toContain('--redis-url');
+    expect(helpText()).toContain('--workers');
+    expect(helpText()).toContain('--lease-ms');
+  });
+});
+
 describe('identity and access options', () => {
   it('default to API keys, no extra origins, keep-forever retention and the documented per-key limits', () => {
     expect(configOf([])).toMatchObject({

@@ -16,6 +16,8 @@ export interface ActiveSessionsOptions {
   maxSessions?: number;
   /** Told how many idle actors were passivated (metrics). */
   onPassivated?: (count: number) => void;
+  /** Told whenever a session leaves (stopped, passivated, deleted): many nodes let its lease go. */
+  onDropped?: (sessionId: SessionId) => void;
 }
 
 /**
@@ -66,6 +68,7 @@ export function createActiveSessions(options: ActiveSessionsOptions): ActiveSess
     if (entries.get(sessionId)?.session !== session) return false;
     entries.delete(sessionId);
     count(session.owner, -1);
+    options.onDropped?.(sessionId);
     return true;
   };
 

@@ -38,6 +38,8 @@ const REFUSED_WHEN_STOPPED: Record<StopReason, () => ChatError> = {
   shutdown: () => new ChatError('overloaded', 'The server is shutting down; try again shortly.'),
   restart_limit: () => new ChatError('session_stopped'),
   crashed: () => new ChatError('session_stopped'),
+  // Many nodes: this node let the session go; the next request activates it wherever it lands.
+  unavailable: () => new ChatError('unavailable'),
 };
 
 /**

@@ -53,6 +53,8 @@ export interface SessionRegistryOptions extends Omit<SessionDeps, 'writer' | 'he
   restartPolicy?: Partial<RestartPolicy>;
   /** Told how many idle actors a sweep passivated (metrics). */
   onPassivated?: (count: number) => void;
+  /** Told whenever a session leaves this node's registry (passivated, stopped, deleted, evicted): its lease may go. */
+  onReleased?: (sessionId: SessionId) => void;
   /** An inspection observer given to every session's actor system (e.g. Stately's inspector); costly. */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 }
@@ -82,6 +84,8 @@ export interface SessionListItem extends SessionSummary {
 export interface CreateOptions extends Omit<SessionDetails, 'owner'> {
   /** Earlier turns the session starts from. */
   history?: readonly Turn[];
+  /** The new session's id (many nodes take its lease before it exists); default a fresh one. */
+  sessionId?: SessionId;
   /**
    * Never stored: no session row, no message rows (an ephemeral `/v1`
    * request, removed when it ends, that nobody else can name). Its events
@@ -114,6 +118,14 @@ export interface SessionRegistry {
   liveCountOf(owner: string): number;
   /** Passivates actors idle past the TTL now; returns how many. */
   passivateIdle(): number;
+  /**
+   * Takes a session off this node: with a reason, as a stop (its watchers are
+   * told, a reply in flight ends as the reason says); without one, quietly, as
+   * a passivation (another node has taken it over and speaks for it now).
+   */
+  evict(sessionId: string, reason?: StopReason): void;
+  /** True while some change of this session is not yet in the store. */
+  pendingWrites(sessionId: string): boolean;
   /** Number of active (not passivated) sessions. */
   readonly activeCount: number;
   /** Stops every actor (reason `shutdown`) and the sweeper. */
@@ -168,7 +180,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   const ttlMs = options.sessionTtlMs ?? 600_000;
   const sweepMs = options.sweepIntervalMs ?? Math.min(Math.max(Math.floor(ttlMs / 4), 10), 30_000);
   const restartPolicy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
-  const active = createActiveSessions({ bus, clock, logger, maxSessions: options.maxSessions, onPassivated: options.onPassivated });
+  const active = createActiveSessions({ bus, clock, logger, maxSessions: options.maxSessions, onPassivated: options.onPassivated, onDropped: options.onReleased });
   const activating = new Map<SessionId, Promise<LiveSession | undefined>>();
   let sweepTimer: unknown;
   let closed = false;
@@ -216,6 +228,10 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     }
     actor.start();
     bus.publish({ type: 'session.started', sessionId, resumed });
+    // Watchers still attached (on any node) learn that the reply they were following will not go on.
+    for (const message of recovered) {
+      if (message.role === 'assistant' && message.status === 'interrupted') bus.publish({ type: 'message.interrupted', sessionId, messageId: message.id });
+    }
     return session;
   };
 
@@ -268,8 +284,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       health.assertHealthy();
       admit(owner, access, false);
       const now = clock.now();
-      const sessionId = ids.sessionId();
-      const { history = [], ephemeral: unstored = false, ...rest } = options;
+      const { history = [], ephemeral: unstored = false, sessionId = ids.sessionId(), ...rest } = options;
       const details: SessionDetails = owner === undefined ? rest : { ...rest, owner };
       const conversation =
         history.length === 0
@@ -325,6 +340,23 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       if (!entry && existed) bus.publish({ type: 'session.stopped', sessionId, reason: 'deleted' });
       bus.forget(sessionId);
       return existed || entry !== undefined;
+    },
+
+    evict(sessionId, reason) {
+      if (!isSessionId(sessionId)) return;
+      const entry = active.get(sessionId);
+      if (!entry) return;
+      if (reason) {
+        stopEntry(sessionId, entry, reason);
+        return;
+      }
+      // Its unwritten changes would be refused by the fence anyway: the new owner's history wins.
+      writer.forget(sessionId);
+      active.passivate(sessionId, entry);
+    },
+
+    pendingWrites(sessionId) {
+      return isSessionId(sessionId) && writer.pending(sessionId);
     },
 
     passivateIdle() {

@@ -103,8 +103,8 @@ export const supervisorMachine = setup({
       const { conversation, deps } = context;
       const now = deps.clock.now();
       const reason = context.stopReason ?? 'restart_limit';
-      // At shutdown the reply was cut short by the server, not by anyone's choice.
-      const interrupted = reason === 'shutdown';
+      // At shutdown (or when this node lets the session go) the reply was cut short by the server, not by anyone's choice.
+      const interrupted = reason === 'shutdown' || reason === 'unavailable';
       const reply = conversation.finishReply(interrupted ? 'interrupted' : 'cancelled', now);
       const dropped = conversation.cancelQueued(now);
       if (reply && interrupted) deps.bus.publish({ type: 'message.interrupted', sessionId: conversation.sessionId, messageId: reply.id });

@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   'store_unavailable',
   'store_rejected',
   'forbidden',
+  'unavailable',
   'model_not_found',
   'budget_exceeded',
 ] as const;
@@ -48,6 +49,7 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   store_unavailable: 'Storage is unavailable right now; try again shortly.',
   store_rejected: 'The store refused this content (for instance a character it cannot keep); nothing of it was kept.',
   forbidden: 'Requests from this origin are not allowed.',
+  unavailable: 'The cluster is unreachable from this node right now; try again shortly.',
   model_not_found: 'No model with this name; GET /v1/models lists them.',
   budget_exceeded: "This key has used its tokens for today; try again after the budget resets.",
 };

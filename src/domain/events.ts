@@ -104,8 +104,10 @@ export interface SessionRestartedEvent {
  * - `restart_limit`: its actor failed more often than the restart policy allows.
  * - `crashed`: its supervisor itself failed (a bug); the session may be reopened.
  * - `shutdown`: the server is stopping; the session may be reopened elsewhere or later.
+ * - `unavailable`: this node lost touch with the cluster (Redis) and let the
+ *   session go, or can no longer follow it; reconnect (to any node) and resume.
  */
-export type StopReason = 'deleted' | 'restart_limit' | 'crashed' | 'shutdown';
+export type StopReason = 'deleted' | 'restart_limit' | 'crashed' | 'shutdown' | 'unavailable';
 
 export interface SessionStoppedEvent {
   readonly type: 'session.stopped';

@@ -4,6 +4,7 @@ import type { ChatEvent, ChunkEvent } from './events.ts';
 import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId, SessionId } from './ids.ts';
 import type { FinishReason, Message, Turn, Usage } from './message.ts';
+import type { ClaimResult } from './ownership.ts';
 import type { ToolCallDelta } from './toolCalls.ts';
 import type { UsageStore } from './tokenUsage.ts';
 
@@ -113,6 +114,12 @@ export interface EventBus {
   replay(sessionId: SessionId, afterSeq: number): Promise<readonly ChunkEvent[]>;
   /** Drops what the bus keeps for a session (its recent log); subscribers stay. */
   forget(sessionId: SessionId): void;
+  /**
+   * Resolves once events of this session published on any node reach this
+   * node's subscribers (a bus spanning nodes subscribes asynchronously).
+   * Absent: at once.
+   */
+  ready?(sessionId: SessionId): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -136,6 +143,12 @@ export interface SessionUpdate {
    * COMMIT), so a refused message does not linger in history.
    */
   readonly withdrawn?: readonly string[];
+  /**
+   * The writer's fencing token (many nodes): the store applies the update only
+   * if no newer token has claimed the session, and rejects it with
+   * FencedWriteError otherwise. Absent: no check (one node).
+   */
+  readonly fence?: number;
 }
 
 /** One row of the session list. */
@@ -229,4 +242,10 @@ export interface SessionStore {
   listMessages(sessionId: SessionId, query: MessagePageQuery): Promise<MessagePage | undefined>;
   /** Stored chunks with seq > afterSeq (of replies not yet finished), oldest first. */
   chunksAfter(sessionId: SessionId, afterSeq: number): Promise<readonly ChunkEvent[]>;
+  /**
+   * Raises the session's fencing token to `token` unless it already carries
+   * this one or a newer one: from then on, writes with an older token are
+   * refused. Undefined when there is no such session.
+   */
+  claim?(sessionId: SessionId, token: number): Promise<ClaimResult | undefined>;
 }

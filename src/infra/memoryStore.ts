@@ -3,6 +3,7 @@ import type { ChunkEvent } from '../domain/events.ts';
 import type { SessionId } from '../domain/ids.ts';
 import { copyMessage } from '../domain/message.ts';
 import type { Message } from '../domain/message.ts';
+import { FencedWriteError } from '../domain/ownership.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { LoadWindow, MessagePageQuery, SessionPageQuery, SessionStore, SessionSummary, SessionUpdate } from '../domain/ports.ts';
 import { createMemoryKeyStore } from './memoryKeyStore.ts';
@@ -28,6 +29,8 @@ interface StoredSession {
   ordered: StoredMessage[];
   /** Ids of the messages that have a chunk log (at most a few), so a save never walks the whole history. */
   logged: Set<string>;
+  /** The newest fencing token that claimed or wrote this session (0: none). */
+  fence: number;
 }
 
 /**
@@ -90,6 +93,7 @@ export function createMemoryStore(): SessionStore {
         messages: new Map(),
         ordered: [],
         logged: new Set(),
+        fence: 0,
       };
       for (const message of messages) put(stored, message);
       sessions.set(record.sessionId, stored);
@@ -124,6 +128,10 @@ export function createMemoryStore(): SessionStore {
     async save(update: SessionUpdate) {
       const stored = sessions.get(update.sessionId);
       if (!stored) throw new ChatError('session_not_found', 'The session is not stored (deleted meanwhile); nothing was kept.');
+      if (update.fence !== undefined) {
+        if (update.fence < stored.fence) throw new FencedWriteError(update.sessionId);
+        stored.fence = update.fence;
+      }
       stored.lastSeq = Math.max(stored.lastSeq, update.lastSeq);
       stored.seqReserved = Math.max(stored.seqReserved, update.seqReserved);
       stored.lastActiveAt = Math.max(stored.lastActiveAt, update.lastActiveAt);
@@ -161,6 +169,14 @@ export function createMemoryStore(): SessionStore {
 
     async delete(sessionId: SessionId) {
       return sessions.delete(sessionId);
+    },
+
+    async claim(sessionId: SessionId, token: number) {
+      const stored = sessions.get(sessionId);
+      if (!stored) return undefined;
+      if (token <= stored.fence) return { claimed: false, fence: stored.fence };
+      stored.fence = token;
+      return { claimed: true, fence: token };
     },
 
     async ping() {},

@@ -128,6 +128,8 @@ export function createPostgresPool(options: PostgresStoreOptions): Pool {
     max: options.maxConnections ?? 4,
     connectionTimeoutMillis: timeoutMs,
     query_timeout: timeoutMs,
+    // A node paused mid-transaction (GC, SIGSTOP) must not hold row locks that the session's next owner needs.
+    idle_in_transaction_session_timeout: Math.min(timeoutMs, 5000),
     ...(options.schema !== undefined ? { options: `-c search_path=${options.schema}` } : {}),
   });
   // An idle connection dropped by the server must not take the process down; the next query reconnects.
@@ -225,6 +227,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       }),
 
     save: (update: SessionUpdate) => batcher.save(update),
+
+    claim: (sessionId: SessionId, token: number) =>
+      guarded(async () => {
+        const updated = await pool.query<{ fence: string }>('UPDATE sessions SET fence = $2 WHERE id = $1 AND fence < $2 RETURNING fence', [
+          sessionId,
+          token,
+        ]);
+        if (updated.rows[0]) return { claimed: true, fence: Number(updated.rows[0].fence) };
+        const current = await pool.query<{ fence: string }>('SELECT fence FROM sessions WHERE id = $1', [sessionId]);
+        return current.rows[0] ? { claimed: false, fence: Number(current.rows[0].fence) } : undefined;
+      }),
 
     delete: (sessionId: SessionId) =>
       guarded(async () => ((await pool.query('DELETE FROM sessions WHERE id = $1', [sessionId])).rowCount ?? 0) > 0),

@@ -18,6 +18,8 @@ export interface MetricsSources {
   edge?(): { slots: number; bufferedBytes: number };
   /** Sessions with a live actor on this node now. */
   liveSessions(): number;
+  /** More metrics in the same registry (e.g. the cluster's, see clusterMetrics.ts). */
+  extend?: (register: Registry) => void;
 }
 
 export interface ChatMetrics {
@@ -53,6 +55,7 @@ function processMetrics(): Registry {
 export function createPrometheusMetrics(sources: MetricsSources): ChatMetrics {
   const register = new Registry();
   const registers = [register];
+  sources.extend?.(register);
 
   new Gauge({
     name: 'llm_chat_connections',

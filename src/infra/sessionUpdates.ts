@@ -101,6 +101,7 @@ export function mergeUpdates(updates: readonly SessionUpdate[]): SessionUpdate[]
       lastSeq: Math.max(existing.update.lastSeq, update.lastSeq),
       seqReserved: Math.max(existing.update.seqReserved, update.seqReserved),
       lastActiveAt: Math.max(existing.update.lastActiveAt, update.lastActiveAt),
+      ...(fenceOf(existing.update, update) !== undefined ? { fence: fenceOf(existing.update, update) } : {}),
     };
     for (const message of update.messages) existing.messages.set(message.id, message);
     if (update.chunks) existing.chunks.push(...update.chunks);
@@ -115,5 +116,13 @@ export function mergeUpdates(updates: readonly SessionUpdate[]): SessionUpdate[]
     messages: [...messages.values()],
     chunks,
     ...(withdrawn.length > 0 ? { withdrawn } : {}),
+    ...(update.fence !== undefined ? { fence: update.fence } : {}),
   }));
+}
+
+/** Merged updates carry the newest token either one had. */
+function fenceOf(a: SessionUpdate, b: SessionUpdate): number | undefined {
+  if (a.fence === undefined) return b.fence;
+  if (b.fence === undefined) return a.fence;
+  return Math.max(a.fence, b.fence);
 }

@@ -78,11 +78,14 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     history: db.prepare('SELECT * FROM messages WHERE session_id = ? ORDER BY ord'),
     newest: db.prepare('SELECT * FROM messages WHERE session_id = ? AND ord < ? ORDER BY ord DESC LIMIT ?'),
     unfinished: db.prepare("SELECT * FROM messages WHERE session_id = ? AND status IN ('queued', 'streaming') AND ord < ?"),
+    // A fenced update (@fence set) applies only while no newer token has claimed the session, and raises the stored one.
     touchSession: db.prepare(
       `UPDATE sessions SET last_seq = max(last_seq, @last_seq), seq_reserved = max(seq_reserved, @seq_reserved),
-         last_active_at = max(last_active_at, @last_active_at), stopped = @stopped
-       WHERE id = @id`,
+         last_active_at = max(last_active_at, @last_active_at), stopped = @stopped, fence = max(fence, coalesce(@fence, 0))
+       WHERE id = @id AND fence <= coalesce(@fence, fence)`,
     ),
+    claim: db.prepare('UPDATE sessions SET fence = @token WHERE id = @id AND fence < @token'),
+    fenceOf: db.prepare('SELECT fence FROM sessions WHERE id = ?'),
     upsertMessage: db.prepare(
       `INSERT INTO messages (${MESSAGE_COLUMNS.join(', ')}) VALUES (${MESSAGE_COLUMNS.map((column) => `@${column}`).join(', ')})
        ON CONFLICT (session_id, id) DO UPDATE SET ${UPDATABLE_MESSAGE_COLUMNS.map((column) => `${column} = excluded.${column}`).join(', ')}`,
@@ -125,6 +128,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
 
   const commit = db.transaction((updates: readonly SessionUpdate[]) => {
     const absent = new Set<string>();
+    const fenced = new Set<SessionId>();
     for (const update of updates) {
       const touched = statements.touchSession.run({
         id: update.sessionId,
@@ -132,9 +136,12 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
         seq_reserved: update.seqReserved,
         last_active_at: update.lastActiveAt,
         stopped: update.stopped ? 1 : 0,
+        fence: update.fence ?? null,
       });
       if (touched.changes === 0) {
-        absent.add(update.sessionId); // deleted meanwhile: nothing to keep
+        // Claimed by a newer owner (refused), or deleted meanwhile (nothing to keep).
+        if (update.fence !== undefined && statements.fenceOf.get(update.sessionId)) fenced.add(update.sessionId);
+        else absent.add(update.sessionId);
         continue;
       }
       for (const id of update.withdrawn ?? []) statements.deleteMessage.run(update.sessionId, id);
@@ -152,7 +159,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
         });
       }
     }
-    return absent;
+    return { absent, fenced };
   });
   const batcher = createWriteBatcher(async (updates) => commit(updates));
   let closed = false;
@@ -199,6 +206,14 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     save: (update: SessionUpdate) => batcher.save(update),
 
     delete: (sessionId: SessionId) => guarded(() => statements.deleteSession.run(sessionId).changes > 0),
+
+    claim: (sessionId: SessionId, token: number) =>
+      guarded(() => {
+        // One statement, and SQLite serialises writers across processes: a claim and a fenced write never interleave.
+        const claimed = statements.claim.run({ id: sessionId, token }).changes > 0;
+        const row = statements.fenceOf.get(sessionId) as { fence: number } | undefined;
+        return row ? { claimed, fence: Number(row.fence) } : undefined;
+      }),
 
     ping: () =>
       guarded(() => {

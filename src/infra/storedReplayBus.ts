@@ -13,6 +13,7 @@ export function withStoredReplay(bus: EventBus, store: SessionStore, logger: Log
     subscribe: (sessionId, listener) => bus.subscribe(sessionId, listener),
     subscribeAll: (listener) => bus.subscribeAll(listener),
     forget: (sessionId) => bus.forget(sessionId),
+    ready: (sessionId) => bus.ready?.(sessionId) ?? Promise.resolve(),
     close: () => bus.close(),
     async replay(sessionId, afterSeq) {
       const live = await bus.replay(sessionId, afterSeq);

@@ -42,6 +42,7 @@ export function trackStore(store: SessionStore, options: TrackedStoreOptions = {
     listMessages: (sessionId, query) => track('list', () => store.listMessages(sessionId, query)),
     idleSessions: (before, limit) => track('list', () => store.idleSessions(before, limit)),
     chunksAfter: (sessionId, afterSeq) => track('load', () => store.chunksAfter(sessionId, afterSeq)),
+    ...(store.claim ? { claim: (sessionId: string, token: number) => track('save', () => store.claim!(sessionId, token)) } : {}),
     close: () => store.close(),
     async settled() {
       while (pending.size > 0) await Promise.allSettled([...pending]);

@@ -1,11 +1,25 @@
 import { ChatError } from '../domain/errors.ts';
+import { FencedWriteError } from '../domain/ownership.ts';
 import type { SessionId } from '../domain/ids.ts';
 import type { SessionUpdate } from '../domain/ports.ts';
 import { isContentError, storeError } from './storeErrors.ts';
 import { mergeUpdates } from './sessionUpdates.ts';
 
-/** Commits updates in one transaction; resolves with the ids of sessions that were not stored (nothing kept of those). */
-export type CommitUpdates = (updates: readonly SessionUpdate[]) => Promise<ReadonlySet<SessionId>>;
+/**
+ * Commits updates in one transaction; resolves with the ids of sessions that
+ * were not stored (nothing kept of those), or with those and the sessions
+ * whose updates were refused because a newer fencing token had claimed them
+ * (many nodes; their savers get FencedWriteError, the rest is committed).
+ */
+export type CommitUpdates = (updates: readonly SessionUpdate[]) => Promise<ReadonlySet<SessionId> | CommitOutcome>;
+
+export interface CommitOutcome {
+  readonly absent: ReadonlySet<SessionId>;
+  readonly fenced: ReadonlySet<SessionId>;
+}
+
+const NONE: ReadonlySet<SessionId> = new Set();
+const outcomeOf = (result: ReadonlySet<SessionId> | CommitOutcome): CommitOutcome => ('absent' in result ? result : { absent: result, fenced: NONE });
 
 export interface WriteBatcher {
   /** Queues an update; resolves once the batch holding it is committed (see SessionStore.save). */
@@ -45,8 +59,10 @@ export function createWriteBatcher(commit: CommitUpdates, concurrency = 1): Writ
   const held = new Set<SessionId>();
   let scheduled = false;
 
-  const settle = (waiting: Waiting, absent: ReadonlySet<SessionId>) => {
-    if (absent.has(waiting.update.sessionId)) waiting.reject(missing());
+  const settle = (waiting: Waiting, result: ReadonlySet<SessionId> | CommitOutcome) => {
+    const { absent, fenced } = outcomeOf(result);
+    if (fenced.has(waiting.update.sessionId)) waiting.reject(new FencedWriteError(waiting.update.sessionId));
+    else if (absent.has(waiting.update.sessionId)) waiting.reject(missing());
     else waiting.resolve();
   };
 

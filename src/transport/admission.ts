@@ -1,5 +1,8 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { memoryLimiters } from '../infra/rateLimiters.ts';
+import type { LimiterFactory } from '../infra/rateLimiters.ts';
 import { ChatError } from '../domain/errors.ts';
 
 export type RejectReason = 'max_connections' | 'connection_rate' | 'message_rate' | 'event_loop_lag';
@@ -15,6 +18,8 @@ export interface AdmissionOptions {
   shedLagMs?: number;
   /** Told about every refusal (metrics). */
   onReject?: (reason: RejectReason) => void;
+  /** Where the counters live (default in memory; across nodes in Redis, so limits are cluster-wide). */
+  limiters?: LimiterFactory;
 }
 
 export interface Admission {
@@ -43,8 +48,9 @@ export function createAdmission(options: AdmissionOptions = {}): Admission {
   const perSession = options.messagesPerSessionPerMinute ?? 60;
   const shedLagMs = options.shedLagMs ?? 500;
   const onReject = options.onReject ?? (() => {});
-  const ipLimiter = perIp > 0 ? new RateLimiterMemory({ keyPrefix: 'conn', points: perIp, duration: 1 }) : undefined;
-  const messageLimiter = perSession > 0 ? new RateLimiterMemory({ keyPrefix: 'msg', points: perSession, duration: 60 }) : undefined;
+  const limiters = options.limiters ?? memoryLimiters;
+  const ipLimiter = perIp > 0 ? limiters({ keyPrefix: 'conn', points: perIp, duration: 1 }) : undefined;
+  const messageLimiter = perSession > 0 ? limiters({ keyPrefix: 'msg', points: perSession, duration: 60 }) : undefined;
   let connections = 0;
   let shedding = false;
 
@@ -64,7 +70,7 @@ export function createAdmission(options: AdmissionOptions = {}): Admission {
     throw error;
   };
 
-  const consume = async (limiter: RateLimiterMemory, key: string, reason: RejectReason) => {
+  const consume = async (limiter: RateLimiterAbstract, key: string, reason: RejectReason) => {
     try {
       await limiter.consume(key);
     } catch (rejection) {

@@ -1,5 +1,5 @@
-import type { LiveSession } from '../actors/liveSession.ts';
-import type { SessionListItem, SessionRegistry } from '../actors/sessionRegistry.ts';
+import type { SessionListItem } from '../actors/sessionRegistry.ts';
+import type { SessionHandle, Sessions } from '../actors/sessions.ts';
 import type { TokenLedger } from '../actors/tokenLedger.ts';
 import type { Accepted, UserInput } from '../domain/conversation.ts';
 import type { SessionDetails } from '../domain/conversationRecord.ts';
@@ -24,17 +24,17 @@ import type { ClientLimits } from './clientLimits.ts';
  */
 export interface CallerSessions {
   /** A new session of the caller's; `ephemeral` ones (a `/v1` request without `X-Session-Id`) do not count as sessions made. */
-  create(caller: Caller, details?: Omit<SessionDetails, 'owner'> & { history?: readonly Turn[] }, options?: { ephemeral?: boolean }): Promise<LiveSession>;
+  create(caller: Caller, details?: Omit<SessionDetails, 'owner'> & { history?: readonly Turn[] }, options?: { ephemeral?: boolean }): Promise<SessionHandle>;
   /** The caller's session, re-activated if needed; throws `session_not_found` for any other. */
-  find(caller: Caller, sessionId: string): Promise<LiveSession>;
+  find(caller: Caller, sessionId: string): Promise<SessionHandle>;
   /** Sends a user message (or tool results) after the load, per-session and per-key checks, model and budget included; resolves once accepted. */
-  send(caller: Caller, session: LiveSession, input: string | UserInput, options?: GenerationOptions): Promise<Accepted>;
+  send(caller: Caller, session: SessionHandle, input: string | UserInput, options?: GenerationOptions): Promise<Accepted>;
   /** The model names the caller may use. */
   models(caller: Caller): string[];
   /** Throws `model_not_found` when there is no such model, or the caller may not use it. */
   checkModel(caller: Caller, name: string): void;
-  /** The model a message of this caller on this session answers with when it names none. */
-  modelOf(session: LiveSession, caller?: Caller): string;
+  /** The model a message of this caller on this session answers with when it names none (as far as this node knows). */
+  modelOf(session: SessionHandle, caller?: Caller): string;
   /** Deletes the caller's session; throws `session_not_found` for any other. */
   remove(caller: Caller, sessionId: string): Promise<void>;
   list(caller: Caller, query: PageQuery): Promise<{ sessions: SessionListItem[]; nextCursor: string | null }>;
@@ -43,7 +43,7 @@ export interface CallerSessions {
 }
 
 export interface CallerSessionsOptions {
-  registry: SessionRegistry;
+  registry: Sessions;
   admission: Admission;
   limits: ClientLimits;
   /** The configured models (absent: any name goes, as before models were named). */
@@ -65,7 +65,8 @@ export function createCallerSessions(options: CallerSessionsOptions): CallerSess
     return models?.names.find((name) => allowed(caller, name)) ?? fallback;
   };
   // A session may name a model a later models file no longer has: it goes on with the default.
-  const modelOf = (session: LiveSession, caller?: Caller) => (session.model !== undefined && (!models || models.has(session.model)) ? session.model : defaultFor(caller));
+  const known = (model: string | undefined) => model !== undefined && (!models || models.has(model));
+  const modelOf = (session: SessionHandle, caller?: Caller) => (known(session.model) ? session.model! : defaultFor(caller));
   return {
     models: (caller) => (models?.names ?? []).filter((name) => allowed(caller, name)),
     checkModel,
@@ -83,7 +84,9 @@ export function createCallerSessions(options: CallerSessionsOptions): CallerSess
       return session;
     },
     async send(caller, session, input, generation) {
-      const model = generation?.model ?? modelOf(session, caller);
+      // A session on another node does not say its model here: ask it only when the key's list must be checked.
+      const own = generation?.model ?? session.model ?? (caller.limits.models && models ? (await session.view(1)).model : undefined);
+      const model = known(own) ? own! : defaultFor(caller);
       checkModel(caller, model);
       await admission.admitMessage(session.sessionId);
       await limits.admitMessage(caller);

@@ -1,4 +1,7 @@
-import { BurstyRateLimiter, RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { BurstyRateLimiter, RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { memoryLimiters } from '../infra/rateLimiters.ts';
+import type { LimiterFactory } from '../infra/rateLimiters.ts';
 import type { ResolvedLimits } from '../domain/apiKeys.ts';
 import { ChatError } from '../domain/errors.ts';
 
@@ -7,6 +10,8 @@ export interface ClientLimitsOptions {
   perIpPerSecond?: number;
   /** Extra ones an IP may make above that rate, refilled every minute (default 1,000; 0 = no burst). */
   perIpBurst?: number;
+  /** Where the counters live (default in memory; across nodes Redis, so the limits are cluster-wide). */
+  limiters?: LimiterFactory;
 }
 
 /** Who a limit is counted for: a key id, or nobody (`--auth none`). */
@@ -34,16 +39,18 @@ export interface ClientLimits {
  * The library reads `Date.now()` and its own timers: tests fake those.
  */
 export function createClientLimits(options: ClientLimitsOptions = {}): ClientLimits {
+  // Counted in memory on one node; across nodes in Redis (cluster-wide), see infra/rateLimiters.ts.
+  const limiters = options.limiters ?? memoryLimiters;
   const perIp = options.perIpPerSecond ?? 50;
   const perIpBurst = options.perIpBurst ?? 1000;
   const ipLimiter =
     perIp <= 0
       ? undefined
       : perIpBurst <= 0
-        ? new RateLimiterMemory({ keyPrefix: 'ip', points: perIp, duration: 1 })
+        ? limiters({ keyPrefix: 'ip', points: perIp, duration: 1 })
         : new BurstyRateLimiter(
-            new RateLimiterMemory({ keyPrefix: 'ip', points: perIp, duration: 1 }),
-            new RateLimiterMemory({ keyPrefix: 'ip-burst', points: perIpBurst, duration: 60 }),
+            limiters({ keyPrefix: 'ip', points: perIp, duration: 1 }),
+            limiters({ keyPrefix: 'ip-burst', points: perIpBurst, duration: 60 }),
           );
   // One limiter per (limit, value): keys with the same value share it, a key whose value changes moves to another.
   const perKey = new Map<string, BurstyRateLimiter>();
@@ -52,15 +59,15 @@ export function createClientLimits(options: ClientLimitsOptions = {}): ClientLim
     let limiter = perKey.get(id);
     if (!limiter) {
       limiter = new BurstyRateLimiter(
-        new RateLimiterMemory({ keyPrefix: id, points: perMinute, duration: 60 }),
-        new RateLimiterMemory({ keyPrefix: `${id}:burst`, points: perMinute, duration: 600 }),
+        limiters({ keyPrefix: id, points: perMinute, duration: 60 }),
+        limiters({ keyPrefix: `${id}:burst`, points: perMinute, duration: 600 }),
       );
       perKey.set(id, limiter);
     }
     return limiter;
   };
 
-  const consume = async (limiter: RateLimiterMemory | BurstyRateLimiter, key: string, message: string) => {
+  const consume = async (limiter: RateLimiterAbstract | BurstyRateLimiter, key: string, message: string) => {
     try {
       await limiter.consume(key);
     } catch (rejection) {

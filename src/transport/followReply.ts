@@ -43,7 +43,8 @@ export function followReply(bus: EventBus, sessionId: SessionId): ReplyFollower 
   const take = (event: ChatEvent) => {
     if (event.type === 'session.stopped') {
       // The reply's own end comes first; this only covers a session that vanished.
-      push({ type: 'failed', code: event.reason === 'shutdown' ? 'overloaded' : 'cancelled', message: 'The session ended before the reply finished.' });
+      const code = event.reason === 'shutdown' ? 'overloaded' : event.reason === 'unavailable' ? 'unavailable' : 'cancelled';
+      push({ type: 'failed', code, message: 'The session ended before the reply finished.' });
       return;
     }
     if (!('messageId' in event) || event.messageId !== replyId) return;
@@ -70,6 +71,8 @@ export function followReply(bus: EventBus, sessionId: SessionId): ReplyFollower 
       push({ type: 'failed', code: event.code, message: event.message, ...(event.retryAfterMs !== undefined ? { retryAfterMs: event.retryAfterMs } : {}) });
     }
     else if (event.type === 'message.cancelled') push({ type: 'failed', code: 'cancelled', message: 'The reply was cancelled.' });
+    // The node running the reply stopped (or died) before it finished.
+    else if (event.type === 'message.interrupted') push({ type: 'failed', code: 'unavailable', message: 'The reply was interrupted.' });
   };
   const unsubscribe = bus.subscribe(sessionId, (event) => {
     if (replyId === undefined) early.push(event);

@@ -24,6 +24,8 @@ export interface InspectorRoutesOptions {
   overviewLimit?: number;
   /** An inspector stream whose unsent bytes pass this is ended (default 1 MiB). */
   maxBufferedBytes?: number;
+  /** Many nodes: this node's id (the owner of every session listed) and every node with its counts. */
+  cluster?: { nodeId: string; nodes(): Promise<readonly Record<string, unknown>[]> };
 }
 
 export interface InspectorRoutes {
@@ -51,7 +53,12 @@ export function createInspectorRoutes(options: InspectorRoutesOptions): Inspecto
     const summary = summarise(registry.live(), limit);
     const owners = summary.sessions.flatMap((session) => (session.owner === null ? [] : [session.owner]));
     const names = owners.length > 0 && options.keyNames ? await options.keyNames(owners) : new Map<string, string>();
-    return { ...summary, sessions: summary.sessions.map((session) => ({ ...session, keyName: session.owner === null ? null : (names.get(session.owner) ?? null) })) };
+    const sessions = summary.sessions.map((session) => ({ ...session, keyName: session.owner === null ? null : (names.get(session.owner) ?? null) }));
+    const cluster = options.cluster;
+    if (!cluster) return { ...summary, sessions };
+    // Many nodes: the sessions listed are this node's (it owns each); the others' counts come from their heartbeats.
+    const nodes = await cluster.nodes().catch(() => []);
+    return { ...summary, node: cluster.nodeId, sessions: sessions.map((session) => ({ ...session, node: cluster.nodeId })), cluster: { nodes } };
   };
 
   const router = Router();

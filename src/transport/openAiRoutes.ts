@@ -1,7 +1,6 @@
 import express, { Router } from 'express';
 import type { NextFunction, Request, Response } from 'express';
-import type { LiveSession } from '../actors/liveSession.ts';
-import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import type { SessionHandle, Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { Clock, EventBus, Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
@@ -17,7 +16,7 @@ import { parseChatRequest } from './openAiRequest.ts';
 import { httpErrorHeaders, toWireError } from './wireErrors.ts';
 
 export interface OpenAiRoutesOptions {
-  registry: SessionRegistry;
+  registry: Sessions;
   /** The same rules as every other surface: the caller's key and sessions, its limits and models, load shedding. */
   auth: Authenticator;
   sessions: CallerSessions;
@@ -70,7 +69,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
     const chat = parseChatRequest(request.body);
     if (chat.model !== undefined) sessions.checkModel(caller, chat.model);
     const named = request.get('x-session-id');
-    let session: LiveSession | undefined;
+    let session: SessionHandle | undefined;
     if (named !== undefined) {
       // Another key's session is answered exactly as a missing one.
       session = await sessions.find(caller, named);
@@ -98,6 +97,8 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
     try {
       if (finished) return;
       if (chat.stream) releaseConnection = await holdConnection(request, response, caller);
+      // Across nodes the follower's subscription is asynchronous: it must be live before the reply can start.
+      await bus.ready?.(sessionId);
       // Nothing of the response starts before the message is committed.
       const accepted = await sessions.send(caller, session, chat.input, chat.options);
       follower.track(accepted.replyId);

@@ -7,6 +7,9 @@ export interface OpsRoutesOptions {
   health: Pick<StoreHealth, 'check'>;
   /** True once the server has begun shutting down. */
   shuttingDown(): boolean;
+  /** Many nodes: Redis must answer too (bounded by `redisTimeoutMs`, default 1 s). */
+  redis?: { ping(): Promise<void> };
+  redisTimeoutMs?: number;
   /** Prometheus exposition; absent when metrics are off. */
   metrics?: { contentType: string; render(): Promise<string> };
 }
@@ -26,6 +29,10 @@ export function createOpsRoutes(options: OpsRoutesOptions): Router {
       response.status(503).json({ status: 'unavailable', reason: 'store_unreachable' });
       return;
     }
+    if (options.redis && !(await answersWithin(options.redis.ping(), options.redisTimeoutMs ?? 1000))) {
+      response.status(503).json({ status: 'unavailable', reason: 'redis_unreachable' });
+      return;
+    }
     response.json({ status: 'ready' });
   });
 
@@ -39,4 +46,17 @@ export function createOpsRoutes(options: OpsRoutesOptions): Router {
     });
   }
   return router;
+}
+
+/** True when the promise resolves within `ms`. */
+async function answersWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

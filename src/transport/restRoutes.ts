@@ -76,7 +76,7 @@ export function createRestRoutes(sessions: CallerSessions): Router {
 
   router.post('/sessions/:sessionId/cancel', async (request: Request, response: Response) => {
     const session = await sessions.find(callerOf(response), idOf(request));
-    response.json({ cancelled: session.cancel() });
+    response.json({ cancelled: await session.cancel() });
   });
 
   router.delete('/sessions/:sessionId', async (request: Request, response: Response) => {

@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import type { Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { ChatEvent } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
@@ -11,7 +11,7 @@ import { parseSeq } from './resumePosition.ts';
 import { watchSession } from './watchSession.ts';
 
 export interface SseOptions {
-  registry: SessionRegistry;
+  registry: Sessions;
   bus: EventBus;
   logger: Logger;
   admission: Admission;
@@ -95,16 +95,20 @@ export function createSseStreams(options: SseOptions): SseStreams {
       if (gone()) return end();
       if (!session) throw new ChatError('session_not_found');
 
-      // writeHead, not express's set(): that would append "; charset=utf-8".
-      response.writeHead(200, {
-        'Content-Type': 'text/event-stream',
-        'Cache-Control': 'no-cache',
-        Connection: 'keep-alive',
-        'X-Accel-Buffering': 'no',
-      });
-      response.flushHeaders();
-      response.write(`retry: ${retryMs}\n\n`);
-      open.add(response);
+      // Sent once the subscription is live (across nodes it is asynchronous), so nothing after them is missed;
+      // a failure before (the cluster unreachable) is still a plain HTTP error.
+      const writeHeaders = () => {
+        // writeHead, not express's set(): that would append "; charset=utf-8".
+        response.writeHead(200, {
+          'Content-Type': 'text/event-stream',
+          'Cache-Control': 'no-cache',
+          Connection: 'keep-alive',
+          'X-Accel-Buffering': 'no',
+        });
+        response.flushHeaders();
+        response.write(`retry: ${retryMs}\n\n`);
+        open.add(response);
+      };
       const deliver = (event: ChatEvent) => {
         if (ended) return;
         const text = sseEvent(event);
@@ -114,7 +118,7 @@ export function createSseStreams(options: SseOptions): SseStreams {
         budget.note(stream, buffered);
         if (event.type === 'session.stopped') end();
       };
-      const stop = await watchSession(bus, session.sessionId, afterSeq, deliver);
+      const stop = await watchSession(bus, session.sessionId, afterSeq, deliver, writeHeaders);
       if (gone()) {
         stop();
         end();

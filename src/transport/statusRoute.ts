@@ -6,6 +6,8 @@ import type { Models } from '../model.ts';
 export interface StatusRouteOptions {
   registry: SessionRegistry;
   models: Pick<Models, 'catalog' | 'status'>;
+  /** Many nodes: this node's id. */
+  node?: string;
 }
 
 /**
@@ -19,6 +21,7 @@ export function createStatusRoute(options: StatusRouteOptions): Router {
     const chosen = models.find((model) => model.name === options.models.catalog.defaultModel) ?? models[0]!;
     response.json({
       status: 'ok',
+      ...(options.node !== undefined ? { node: options.node } : {}),
       sessions: { active: options.registry.activeCount },
       provider: { name: chosen.provider, model: chosen.model ?? chosen.name, breaker: chosen.breaker },
       defaultModel: options.models.catalog.defaultModel,

@@ -27,6 +27,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   // The content, not the server, is the problem: resending it unchanged fails again.
   store_rejected: 422,
   forbidden: 403,
+  unavailable: 503,
   model_not_found: 404,
   budget_exceeded: 429,
 };

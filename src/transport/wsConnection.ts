@@ -1,5 +1,5 @@
 import type { RawData, WebSocket } from 'ws';
-import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import type { Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { ChatEvent, StopReason } from '../domain/events.ts';
 import type { EventBus, Logger, Unsubscribe } from '../domain/ports.ts';
@@ -19,7 +19,7 @@ import { WS_CLOSE, isInternal, toWireError, wsErrorFrame } from './wireErrors.ts
 
 /** What every connection of one gateway shares. */
 export interface WsShared {
-  registry: SessionRegistry;
+  registry: Sessions;
   bus: EventBus;
   logger: Logger;
   admission: Admission;
@@ -42,6 +42,7 @@ const CLOSE_FOR_STOP: Record<StopReason, [number, string]> = {
   restart_limit: [WS_CLOSE.internalError, 'session stopped'],
   crashed: [WS_CLOSE.internalError, 'session stopped'],
   shutdown: [WS_CLOSE.goingAway, 'server shutting down'],
+  unavailable: [WS_CLOSE.tryAgainLater, 'cluster unavailable'],
 };
 
 const CLOSE_FOR_REFUSAL: Partial<Record<string, number>> = {
@@ -50,6 +51,8 @@ const CLOSE_FOR_REFUSAL: Partial<Record<string, number>> = {
   rate_limited: WS_CLOSE.tryAgainLater,
   // Transient: the page retries with backoff (1011 would read as final).
   store_unavailable: WS_CLOSE.tryAgainLater,
+  // Many nodes, Redis unreachable: as transient.
+  unavailable: WS_CLOSE.tryAgainLater,
 };
 
 /**
@@ -100,8 +103,9 @@ export class WsConnection implements BufferedStream {
     }
     this.#sessionId = session.sessionId;
     this.#shared.logger.debug({ connectionId: this.#connectionId, sessionId: session.sessionId, resumeAfter: afterSeq }, 'websocket attached');
-    this.#sendText(JSON.stringify({ type: 'session', sessionId: session.sessionId }));
-    const unsubscribe = await watchSession(bus, session.sessionId, afterSeq, this.#deliver);
+    const unsubscribe = await watchSession(bus, session.sessionId, afterSeq, this.#deliver, () =>
+      this.#sendText(JSON.stringify({ type: 'session', sessionId: session.sessionId })),
+    );
     if (this.#closed) unsubscribe();
     else this.#unsubscribe = unsubscribe;
   }
@@ -172,7 +176,7 @@ export class WsConnection implements BufferedStream {
         // The `accepted` frame goes out (to every watcher) once the message is committed.
         await this.#shared.sessions.send(this.#caller, session, frame.text, frame.model !== undefined ? { model: frame.model } : undefined);
       } else {
-        session.cancel();
+        await session.cancel();
       }
     } catch (error) {
       this.#sendError(error);

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
-import type { SessionRegistry } from '../actors/sessionRegistry.ts';
+import type { Sessions } from '../actors/sessions.ts';
 import type { EventBus, Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
 import type { Caller } from './authenticate.ts';
@@ -16,7 +16,7 @@ import type { WsShared } from './wsConnection.ts';
 import { WS_CLOSE, toWireError, wsErrorFrame } from './wireErrors.ts';
 
 export interface WsGatewayOptions {
-  registry: SessionRegistry;
+  registry: Sessions;
   bus: EventBus;
   logger: Logger;
   admission: Admission;

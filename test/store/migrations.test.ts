@@ -110,7 +110,7 @@ describe('SQLite migrations', () => {
 
     const store = openSqliteStore({ path });
     const versions = migrateSqliteVersions(path).map((row) => row.version);
-    expect(versions).toEqual([1, 2, 3, 4, 5]);
+    expect(versions).toEqual(SQLITE_MIGRATIONS.map((migration) => migration.version));
     const loaded = await store.load(V1_SESSION);
     expect(loaded?.owner).toBe('key_one');
     expect(loaded?.seqReserved).toBe(5 + 1_000_000);
@@ -256,7 +256,7 @@ describe.skipIf(!reachable)('PostgreSQL migrations (real local server)', () => {
     }
     const check = createPostgresPool({ connectionString: TEST_DATABASE_URL, schema: name });
     try {
-      expect((await check.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version')).rows.map((row) => row.version)).toEqual([1, 2, 3, 4, 5]);
+      expect((await check.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version')).rows.map((row) => row.version)).toEqual(POSTGRES_MIGRATIONS.map((migration) => migration.version));
     } finally {
       await check.end();
     }

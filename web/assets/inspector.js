@@ -138,6 +138,15 @@ function renderOverview(overview) {
   for (const [name, value] of Object.entries(overview.bySupervisor)) add(name, value);
   for (const [name, value] of Object.entries(overview.bySession)) if (name !== 'none') add(name, value);
   add('recent restarts', overview.restarts);
+  // Many nodes: who this node is (it owns every session listed) and the others' counts, from their heartbeats.
+  const cluster = $('cluster');
+  cluster.hidden = !overview.cluster;
+  if (overview.cluster) {
+    const nodes = overview.cluster.nodes.map((node) =>
+      node.alive ? `${node.id}${node.id === overview.node ? ' (this node)' : ''}: ${node.sessions ?? 0} sessions, ${node.connections ?? 0} connections` : `${node.id}: gone`,
+    );
+    cluster.textContent = `Owner of these sessions: ${overview.node}. Nodes: ${nodes.join('; ')}.`;
+  }
 
   const body = $('sessions');
   body.replaceChildren();

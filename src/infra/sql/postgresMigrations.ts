@@ -114,4 +114,13 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX token_usage_by_day ON token_usage (day);
     `,
   },
+  {
+    version: 6,
+    name: 'fencing token of the session owner',
+    sql: `
+      -- The newest lease token that claimed the session (many nodes, see src/cluster): writes with an
+      -- older one are refused, so a node that lost its lease cannot overwrite the new owner's history.
+      ALTER TABLE sessions ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;
+    `,
+  },
 ];

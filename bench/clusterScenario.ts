@@ -1,0 +1,329 @@
+/**
+ * `npm run bench -- --scenario cluster`: N WebSocket sessions (default
+ * 100,000) on one port served by `--workers W` processes (default 6) sharing
+ * a Redis of the bench's own and one store, a fraction of them (10%)
+ * streaming at a time; then the same streaming load on one plain process;
+ * then cancel and delete from whichever worker takes the request, and a
+ * worker killed with SIGKILL.
+ */
+import { request } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { startGenerators } from './processes.ts';
+import type { Child } from './processes.ts';
+import { benchStore, commandTallies, cpuMsOf, rssOf, startBenchRedis, startMain, workersOf } from './clusterProcesses.ts';
+import type { BenchRedis, MainProcess } from './clusterProcesses.ts';
+import { formatNumber, summarize } from './stats.ts';
+import type { Row } from './stats.ts';
+
+export interface ClusterBenchConfig {
+  sessions: number;
+  workers: number;
+  fraction: number;
+  leaseMs: number;
+  rate: number;
+  perGenerator: number;
+  killSample: number;
+  baseline: boolean;
+}
+
+const KB = 1024;
+const ratio = (ours: number, base: number | undefined) => (base === undefined || !base ? '' : `${(ours / base).toFixed(2)}×`);
+const verdict = (ok: boolean): 'pass' | 'FAIL' => (ok ? 'pass' : 'FAIL');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One HTTP request on a connection of its own (so the primary hands it to any worker); status and time taken. */
+function timedRequest(port: number, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<{ status: number; ms: number; body: string }> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const call = request(
+      { host: '127.0.0.1', port, method, path, agent: false, headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {} },
+      (response) => {
+        let text = '';
+        response.on('data', (data: Buffer) => (text += data.toString()));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, ms: performance.now() - started, body: text }));
+      },
+    );
+    call.on('error', (error) => resolve({ status: 0, ms: performance.now() - started, body: String(error) }));
+    call.setTimeout(timeoutMs, () => call.destroy(new Error('timeout')));
+    call.end(payload);
+  });
+}
+
+interface Fleet {
+  generators: { child: Child; address: string }[];
+  ok: number;
+  failed: number;
+  errors: Record<string, number>;
+}
+
+export function createClusterBench(config: ClusterBenchConfig, log: (line: string) => void, children: Child[]) {
+  async function connectFleet(port: number, sessions: number): Promise<Fleet> {
+    const count = Math.max(1, Math.ceil(sessions / config.perGenerator));
+    const generators = await startGenerators(count);
+    children.push(...generators.map(({ child }) => child));
+    const progress = new Map<Child, number>();
+    for (const { child } of generators) child.onProgress = (message) => progress.set(child, Number(message['ok'] ?? message['completed'] ?? 0));
+    const ticker = setInterval(() => log(`  ${[...progress.values()].reduce((a, b) => a + b, 0)}/${sessions}`), 5000);
+    const results = await Promise.all(
+      generators.map(({ child, address }, index) => {
+        const share = Math.floor(sessions / count) + (index < sessions % count ? 1 : 0);
+        return child.ask({ type: 'connect', url: `ws://127.0.0.1:${port}/ws`, client: 'ws', count: share, ratePerSecond: config.rate / count, localAddress: address }, 'connected', 1_800_000);
+      }),
+    );
+    clearInterval(ticker);
+    const errors: Record<string, number> = {};
+    for (const result of results) for (const [code, n] of Object.entries(result['errors'] as Record<string, number>)) errors[code] = (errors[code] ?? 0) + n;
+    return { generators, ok: results.reduce((sum, r) => sum + Number(r['ok']), 0), failed: results.reduce((sum, r) => sum + Number(r['failed']), 0), errors };
+  }
+
+  async function closeFleet(fleet: Fleet): Promise<number> {
+    const replies = await Promise.all(fleet.generators.map(({ child }) => child.ask({ type: 'close' }, 'closed')));
+    for (const { child } of fleet.generators) child.kill();
+    return replies.reduce((sum, reply) => sum + Number(reply['alive'] ?? 0), 0);
+  }
+
+  async function streamPhase(fleet: Fleet, fraction: number, during?: () => Promise<void>) {
+    const intervalMs = 400;
+    const spreadMs = 2000;
+    const pending = Promise.all(
+      fleet.generators.map(({ child }) =>
+        child.ask({ type: 'stream', messages: 1, intervalMs, spreadMs, fraction, timeoutMs: 120_000 }, 'streamed', 300_000),
+      ),
+    );
+    if (during) {
+      await sleep(spreadMs + 2.5 * intervalMs);
+      await during();
+    }
+    const results = await pending;
+    const chunks = results.reduce((sum, r) => sum + Number(r['chunks']), 0);
+    const elapsed = Math.max(...results.map((r) => Number(r['elapsedMs'])));
+    const ttfc = summarize(results.flatMap((r) => r['ttfc'] as number[]));
+    const lateness = summarize(results.flatMap((r) => r['lateness'] as number[]));
+    return {
+      streaming: results.reduce((sum, r) => sum + Number(r['expected']), 0),
+      completed: results.reduce((sum, r) => sum + Number(r['completed']), 0),
+      chunks,
+      chunksPerSecond: chunks / (elapsed / 1000),
+      elapsedMs: elapsed,
+      ttfcP50Ms: ttfc.p50,
+      ttfcP99Ms: ttfc.p99,
+      latenessP50Ms: lateness.p50,
+      latenessP99Ms: lateness.p99,
+    };
+  }
+
+  const serverArgs = (extra: string[]) => [
+    '--port', '0',
+    // The load comes without API keys (their cost is the 'auth' scenario's).
+    '--auth', 'none',
+    '--sim-interval-ms', '400',
+    '--sim-chunks', '5',
+    '--conn-rate-per-ip', '0',
+    '--messages-per-minute', '0',
+    '--max-sessions', '0',
+    // Capacity is what is measured here: refusing under lag would hide it.
+    '--shed-lag-ms', '0',
+    // info: the start-up line says where it listens; nothing is logged per request at info.
+    '--log-level', 'info',
+    '--no-inspector',
+    ...extra,
+  ];
+
+  const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+  async function cancelAndDelete(port: number, fleet: Fleet) {
+    const ids = (await Promise.all(fleet.generators.map(({ child }) => child.ask({ type: 'ids', limit: 40 }, 'ids')))).flatMap((reply) => reply['ids'] as string[]);
+    const cancels: number[] = [];
+    const deletes: number[] = [];
+    const sample = ids.slice(0, 200);
+    for (const [index, sessionId] of sample.entries()) {
+      if (index % 2 === 0) {
+        const sent = await timedRequest(port, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'to cancel' });
+        if (sent.status !== 202) continue;
+        const cancelled = await timedRequest(port, 'POST', `/api/sessions/${sessionId}/cancel`);
+        if (cancelled.status === 200) cancels.push(cancelled.ms);
+      } else {
+        const removed = await timedRequest(port, 'DELETE', `/api/sessions/${sessionId}`);
+        if (removed.status === 204) deletes.push(removed.ms);
+      }
+    }
+    return { cancel: summarize(cancels), delete: summarize(deletes) };
+  }
+
+  async function killWorker(port: number, redis: Redis, server: MainProcess) {
+    const workers = await workersOf(redis);
+    const victim = workers[0];
+    if (!victim) throw new Error('no worker found in Redis');
+    // The victim's sessions: their leases name it.
+    const owned: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', 'llm-chat:{s:*}:lease', 'COUNT', 2000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const values = await redis.mget(...keys);
+      for (const [index, value] of values.entries()) {
+        if (value?.startsWith(`${victim.node} `)) owned.push(/\{s:([^}]+)\}/.exec(keys[index]!)![1]!);
+      }
+    } while (cursor !== '0' && owned.length < config.killSample * 5);
+    const sample = owned.slice(0, config.killSample);
+    log(`cluster: kill -9 worker ${victim.node} (pid ${victim.pid}), ${owned.length}+ sessions; timing ${sample.length} of them`);
+    process.kill(victim.pid, 'SIGKILL');
+    const killedAt = performance.now();
+    const servedAfter: number[] = [];
+    let failures = 0;
+    const next = [...sample];
+    await Promise.all(
+      Array.from({ length: 25 }, async () => {
+        for (let sessionId = next.shift(); sessionId !== undefined; sessionId = next.shift()) {
+          for (let attempt = 0; attempt < 40; attempt += 1) {
+            // A client's own timeout: a connection the primary handed to the dying worker is lost, as with any crash.
+            const sent = await timedRequest(port, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'after the kill' }, 3000);
+            if (sent.status === 202) {
+              servedAfter.push(performance.now() - killedAt);
+              break;
+            }
+            if (attempt === 39) failures += 1;
+            await sleep(50);
+          }
+        }
+      }),
+    );
+    await sleep(2000);
+    const replaced = server.log().includes('worker died; starting another');
+    return { victim: victim.node, timed: sample.length, failures, servedAfter: summarize(servedAfter), replaced };
+  }
+
+  async function run() {
+    const directory = mkdtempSync(join(tmpdir(), 'llm-chat-cluster-bench-'));
+    const redis: BenchRedis = await startBenchRedis();
+    const store = await benchStore(join(directory, 'bench.sqlite'));
+    let server: MainProcess | undefined;
+    try {
+      log(`cluster: ${config.workers} workers, Redis ${redis.url}, store ${store.what}`);
+      server = await startMain(serverArgs(['--workers', String(config.workers), '--lease-ms', String(config.leaseMs)]), { ...store.env, REDIS_URL: redis.url });
+      await sleep(2000);
+      const workers = await workersOf(redis.client);
+      const pids = () => workers.map((worker) => worker.pid);
+      const rssBefore = sum(pids().map(rssOf));
+      const redisBefore = await redis.usedMemory();
+      log(`cluster: opening ${config.sessions} sessions over ${workers.length} workers`);
+      const fleet = await connectFleet(server.port, config.sessions);
+      if (Object.keys(fleet.errors).length > 0) log(`cluster: connection errors ${JSON.stringify(fleet.errors)}`);
+      await sleep(5000); // heartbeats and leases settle
+      const rssHeld = sum(pids().map(rssOf));
+      const redisHeld = await redis.usedMemory();
+      // The background: lease renewals and heartbeats of idle sessions.
+      const idleCalls0 = sum(Object.values(await redis.commandCalls()));
+      const idleCpu0 = sum(pids().map(cpuMsOf));
+      await sleep(5000);
+      const idleCallsPerSecond = (sum(Object.values(await redis.commandCalls())) - idleCalls0) / 5;
+      const idleCpuMsPerSecond = (sum(pids().map(cpuMsOf)) - idleCpu0) / 5;
+      const calls0 = await redis.commandCalls();
+      const tally0 = await commandTallies(redis.client);
+      const cpu0 = sum(pids().map(cpuMsOf));
+      let redisStreaming = redisHeld;
+      log(`cluster: ${Math.round(config.fraction * 100)}% of ${fleet.ok} sessions stream one reply each (5 chunks x 400 ms, starts spread over 2 s)`);
+      const streamed = await streamPhase(fleet, config.fraction, async () => {
+        redisStreaming = await redis.usedMemory();
+      });
+      const calls1 = await redis.commandCalls();
+      await sleep(2 * (config.leaseMs / 3) + 200); // the next heartbeats carry the tallies
+      const tally1 = await commandTallies(redis.client);
+      const issued = (kind: string) => (tally1[kind] ?? 0) - (tally0[kind] ?? 0);
+      const cpuPerReply = (sum(pids().map(cpuMsOf)) - cpu0) / Math.max(1, streamed.completed);
+      const totalCalls = sum(Object.values(calls1)) - sum(Object.values(calls0));
+      const evalsha = (calls1['evalsha'] ?? 0) - (calls0['evalsha'] ?? 0);
+      const streamingCalls = totalCalls - idleCallsPerSecond * (streamed.elapsedMs / 1000);
+      log('cluster: cancel and delete through the shared port (any worker; most are routed to the owner)');
+      const commands = await cancelAndDelete(server.port, fleet);
+      const killed = await killWorker(server.port, redis.client, server);
+      const alive = await closeFleet(fleet);
+      if (process.env['BENCH_SERVER_LOG']) (await import('node:fs')).writeFileSync(process.env['BENCH_SERVER_LOG'], server.log());
+      server.child.kill('SIGTERM');
+      await new Promise((resolve) => server!.child.once('exit', resolve));
+      server = undefined;
+
+      let single: Awaited<ReturnType<typeof streamPhase>> | undefined;
+      let singleHeld = 0;
+      if (config.baseline) {
+        // The same streaming load on one process (as many idle connections as its open files allow).
+        const streamingSessions = streamed.streaming;
+        const held = Math.min(config.sessions, 18_000, Math.max(streamingSessions, 1));
+        log(`single process: ${held} sessions, ${streamingSessions} of them stream`);
+        server = await startMain(serverArgs([]), { ...store.env, REDIS_URL: '', WORKERS: '1' });
+        const singleFleet = await connectFleet(server.port, held);
+        singleHeld = singleFleet.ok;
+        single = await streamPhase(singleFleet, Math.min(1, streamingSessions / Math.max(1, singleFleet.ok)));
+        await closeFleet(singleFleet);
+        server.child.kill('SIGTERM');
+        await new Promise((resolve) => server!.child.once('exit', resolve));
+        server = undefined;
+      }
+      return {
+        workers: workers.length,
+        store: store.what,
+        sessions: config.sessions,
+        held: fleet.ok,
+        failed: fleet.failed,
+        errors: fleet.errors,
+        aliveAtEndAfterKill: alive,
+        rssPerConnectionKB: (rssHeld - rssBefore) / Math.max(1, fleet.ok) / KB,
+        rssTotalMB: rssHeld / KB / KB,
+        redisPerSessionBytes: (redisHeld - redisBefore) / Math.max(1, fleet.ok),
+        redisPerStreamingSessionBytes: (redisStreaming - redisHeld) / Math.max(1, streamed.streaming),
+        idleRedisCallsPerSecond: idleCallsPerSecond,
+        idleCpuMsPerSecond,
+        streamed,
+        redisCommandsPerChunk: totalCalls / Math.max(1, streamed.chunks),
+        redisCommandsPerChunkStreaming: streamingCalls / Math.max(1, streamed.chunks),
+        evalshaPerChunk: evalsha / Math.max(1, streamed.chunks),
+        publishesPerChunk: issued('publish') / Math.max(1, streamed.chunks),
+        leaseCommandsPerChunk: issued('lease') / Math.max(1, streamed.chunks),
+        issuedPerChunk: Object.keys(tally1).reduce((total, kind) => total + issued(kind), 0) / Math.max(1, streamed.chunks),
+        cpuMsPerReply: cpuPerReply,
+        commands,
+        killed,
+        single,
+        singleHeld,
+      };
+    } finally {
+      if (server) server.kill();
+      await redis.stop();
+      await store.drop().catch(() => {});
+      rmSync(directory, { recursive: true, force: true });
+    }
+  }
+
+  return { run };
+}
+
+
+type ClusterFigures = Awaited<ReturnType<ReturnType<typeof createClusterBench>['run']>>;
+
+/** The printed rows of the cluster scenario. */
+export function clusterRows(cluster: ClusterFigures, leaseMs: number): Row[] {
+  const config = { leaseMs };
+    const s = cluster.single;
+    const ms = (value: number) => formatNumber(value);
+    return [
+      { figure: `cluster: connections held over ${cluster.workers} workers (${cluster.store})`, ours: `${cluster.held} (${cluster.failed} failed)`, target: `${cluster.sessions}`, verdict: verdict(cluster.held === cluster.sessions) },
+      { figure: 'cluster: RSS per connection, summed over the workers (KB)', ours: formatNumber(cluster.rssPerConnectionKB, 2), baseline: `total ${formatNumber(cluster.rssTotalMB)} MB` },
+      { figure: `cluster: ${cluster.streamed.streaming} streaming at once, replies complete`, ours: `${cluster.streamed.completed}`, baseline: s ? `${s.completed} of ${s.streaming} (${cluster.singleHeld} held)` : '', target: 'all', verdict: verdict(cluster.streamed.completed === cluster.streamed.streaming) },
+      { figure: 'cluster: time to first chunk p50 / p99 (ms)', ours: `${ms(cluster.streamed.ttfcP50Ms)} / ${ms(cluster.streamed.ttfcP99Ms)}`, baseline: s ? `${ms(s.ttfcP50Ms)} / ${ms(s.ttfcP99Ms)}` : '', target: 'p99 < 500', verdict: verdict(cluster.streamed.ttfcP99Ms < 500) },
+      { figure: 'cluster: chunk lateness p50 / p99 (ms)', ours: `${ms(cluster.streamed.latenessP50Ms)} / ${ms(cluster.streamed.latenessP99Ms)}`, baseline: s ? `${ms(s.latenessP50Ms)} / ${ms(s.latenessP99Ms)}` : '', target: 'p99 < 100', verdict: verdict(cluster.streamed.latenessP99Ms < 100) },
+      { figure: 'cluster: chunks/s delivered (vs one process, same streaming load)', ours: formatNumber(cluster.streamed.chunksPerSecond), baseline: s ? formatNumber(s.chunksPerSecond) : '', ratio: ratio(cluster.streamed.chunksPerSecond, s?.chunksPerSecond) },
+      { figure: 'cluster: server CPU per reply, all workers (ms)', ours: formatNumber(cluster.cpuMsPerReply, 3), baseline: `idle ${formatNumber(cluster.idleCpuMsPerSecond)} ms/s` },
+      { figure: 'cluster: Redis commands issued per chunk: publishes / all (nodes\' own count)', ours: `${formatNumber(cluster.publishesPerChunk, 2)} / ${formatNumber(cluster.issuedPerChunk, 2)}`, baseline: `leases ${formatNumber(cluster.leaseCommandsPerChunk, 2)}` },
+      { figure: 'cluster: Redis-side calls per chunk, scripts\' inner calls counted (all / less idle background)', ours: `${formatNumber(cluster.redisCommandsPerChunk, 2)} / ${formatNumber(cluster.redisCommandsPerChunkStreaming, 2)}`, baseline: `idle ${formatNumber(cluster.idleRedisCallsPerSecond)}/s` },
+      { figure: 'cluster: Redis memory per live session, idle / streaming (bytes)', ours: `${formatNumber(cluster.redisPerSessionBytes)} / +${formatNumber(cluster.redisPerStreamingSessionBytes)}` },
+      { figure: 'cluster: cancel via any worker p50 / p99 (ms)', ours: `${ms(cluster.commands.cancel.p50)} / ${ms(cluster.commands.cancel.p99)} (${cluster.commands.cancel.count})`, target: 'p99 < 100', verdict: verdict(cluster.commands.cancel.p99 < 100) },
+      { figure: 'cluster: delete via any worker p50 / p99 (ms)', ours: `${ms(cluster.commands.delete.p50)} / ${ms(cluster.commands.delete.p99)} (${cluster.commands.delete.count})`, target: 'p99 < 100', verdict: verdict(cluster.commands.delete.p99 < 100) },
+      { figure: `cluster: kill -9 of a worker → its sessions served elsewhere p50 / p99 / max (ms, ${cluster.killed.timed} timed)`, ours: `${ms(cluster.killed.servedAfter.p50)} / ${ms(cluster.killed.servedAfter.p99)} / ${ms(cluster.killed.servedAfter.max)}`, baseline: `lease ${config.leaseMs} ms`, target: `≤ lease + 1 s`, verdict: verdict(cluster.killed.failures === 0 && cluster.killed.servedAfter.max <= config.leaseMs + 1000) },
+      { figure: 'cluster: killed worker replaced by the primary', ours: cluster.killed.replaced ? 'yes' : 'no', verdict: verdict(cluster.killed.replaced) },
+    ];
+}

@@ -1,0 +1,279 @@
+import type { Redis } from 'ioredis';
+import { ChatError } from '../domain/errors.ts';
+import type { SessionId } from '../domain/ids.ts';
+import type { LeaseHolder } from '../domain/ownership.ts';
+import type { Clock, Logger } from '../domain/ports.ts';
+import { redisKeys } from '../infra/redisKeys.ts';
+import { withScripts } from '../infra/redisScripts.ts';
+
+export interface LeasesOptions {
+  redis: Redis;
+  nodeId: string;
+  /** How long a lease lasts without renewal (`--lease-ms`). */
+  leaseMs: number;
+  clock: Clock;
+  logger: Logger;
+  /** The heartbeat (the renewal of every lease) goes this often (default a third of the lease). */
+  renewEveryMs?: number;
+  /**
+   * Leases are given up locally this long before they could expire in Redis
+   * (default a fifth of the lease, at least 100 ms): counted from when the
+   * last successful heartbeat was *sent*, so a slow answer only shortens it.
+   */
+  marginMs?: number;
+  /**
+   * Leases this node can no longer be sure of: `moved` (another holder may
+   * have it) or `unavailable` (the heartbeat failed for lease − margin). The
+   * caller stops those sessions' actors; the leases are already forgotten here.
+   */
+  onLost(sessionIds: SessionId[], reason: 'moved' | 'unavailable'): void;
+  /** What this node says about itself in its heartbeat (inspector, cluster-wide counts). */
+  describe?: () => Record<string, unknown>;
+  /** Told of every Redis command issued for leases and heartbeats. */
+  onCommand?: (count: number) => void;
+}
+
+interface Held {
+  holder: string;
+  token: number;
+}
+
+export type Acquired = { acquired: true; token: number } | { acquired: false; holder: LeaseHolder; pttl: number };
+
+const RECLAIM_BATCH = 500;
+
+export function parseHolder(value: string): LeaseHolder {
+  const space = value.lastIndexOf(' ');
+  return { node: value.slice(0, space), token: Number(value.slice(space + 1)) };
+}
+
+/**
+ * Session leases in Redis with fencing tokens. Taking a lease is `SET NX` of
+ * `node token` in a script that INCRements the session's token; the lease's
+ * life (PX `--lease-ms`) is its node's heartbeat key, renewed every third of
+ * the lease: one command per node, however many sessions it holds (a
+ * renewal per session was measured at 120,000 Redis calls a second for
+ * 100,000 sessions, enough to starve a shared Redis). A lease of a node whose
+ * heartbeat expired is free. Locally a lease counts as held only until
+ * `lease − margin` after the last heartbeat that succeeded, so a node cut off
+ * from Redis stops its actors before anyone else can take them over; a node
+ * paused past that (GC, SIGSTOP) finds its leases gone when it wakes, and the
+ * store's fence refuses whatever it still tries to write.
+ */
+export function createLeases(options: LeasesOptions) {
+  const { nodeId, leaseMs, clock, logger } = options;
+  const redis = withScripts(options.redis);
+  const renewEveryMs = options.renewEveryMs ?? Math.max(50, Math.floor(leaseMs / 3));
+  const marginMs = options.marginMs ?? Math.max(100, Math.floor(leaseMs / 5));
+  const onCommand = options.onCommand ?? (() => {});
+  const heartbeatKey = redisKeys.node(nodeId);
+  const heldKey = redisKeys.held(nodeId);
+  const held = new Map<SessionId, Held>();
+  /** Tokens of leases let go whose last writes may still be on their way to the store. */
+  const former = new Map<SessionId, number>();
+  let timer: unknown;
+  let renewing: Promise<void> | undefined;
+  let lastRenewalStarted = 0;
+  let lastRenewalOk = clock.now();
+  /** Until when this node may act on its leases (the last good heartbeat's send time + lease − margin). */
+  let validUntil = 0;
+  let closed = false;
+
+  const unavailable = (error: unknown) => {
+    logger.warn({ err: String(error) }, 'redis did not answer a lease command');
+    return new ChatError('unavailable', undefined, { cause: error, retryAfterMs: 1000 });
+  };
+
+  const drop = (sessionIds: SessionId[]) => {
+    for (const sessionId of sessionIds) {
+      const lease = held.get(sessionId);
+      if (!lease) continue;
+      former.set(sessionId, lease.token);
+      held.delete(sessionId);
+    }
+  };
+
+  const expireLocally = () => {
+    if (held.size === 0 || clock.now() < validUntil) return;
+    const lost = [...held.keys()];
+    drop(lost);
+    logger.warn({ sessions: lost.length, sinceRenewalMs: clock.now() - lastRenewalOk }, 'leases could not be renewed: stopping their sessions here');
+    options.onLost(lost, 'unavailable');
+  };
+
+  // The heartbeat was found expired while this node still held leases (Redis restarted empty, say):
+  // keep those still ours, report the rest.
+  const reclaim = async (): Promise<void> => {
+    const batch = [...held.entries()];
+    const lost: SessionId[] = [];
+    for (let index = 0; index < batch.length; index += RECLAIM_BATCH) {
+      const slice = batch.slice(index, index + RECLAIM_BATCH);
+      const keys = slice.flatMap(([sessionId]) => [redisKeys.lease(sessionId), redisKeys.fence(sessionId)]);
+      const args = slice.flatMap(([, lease]) => [lease.holder, lease.token]);
+      onCommand(1);
+      const indexes = await redis.reclaimLeases(keys.length, ...keys, heldKey, ...args);
+      for (const position of indexes) {
+        const [sessionId, lease] = slice[position - 1]!;
+        if (held.get(sessionId) === lease) lost.push(sessionId);
+      }
+    }
+    if (lost.length > 0) {
+      drop(lost);
+      logger.warn({ sessions: lost.length }, 'leases taken by another node: stopping their sessions here');
+      options.onLost(lost, 'moved');
+    }
+  };
+
+  const renew = async (): Promise<void> => {
+    const started = clock.now();
+    try {
+      onCommand(1);
+      const existed = await redis.heartbeat(heartbeatKey, redisKeys.nodes, JSON.stringify({ at: started, ...(options.describe?.() ?? {}) }), leaseMs, nodeId);
+      if (existed === 0 && held.size > 0) await reclaim();
+    } catch (error) {
+      logger.debug({ err: String(error) }, 'heartbeat failed');
+      return;
+    }
+    lastRenewalOk = started;
+    validUntil = started + leaseMs - marginMs;
+  };
+
+  const beat = (): Promise<void> => {
+    lastRenewalStarted = clock.now();
+    renewing ??= renew().finally(() => {
+      renewing = undefined;
+    });
+    return renewing;
+  };
+
+  const tick = () => {
+    if (closed) return;
+    expireLocally();
+    const now = clock.now();
+    if (!renewing && now - lastRenewalStarted >= renewEveryMs) beat();
+    timer = clock.setTimeout(tick, Math.max(20, Math.min(renewEveryMs, Math.floor(marginMs / 2))));
+  };
+
+  return {
+    renewEveryMs,
+    marginMs,
+
+    /** Sends the first heartbeat (no lease can be taken before it) and keeps beating. */
+    async start(): Promise<void> {
+      await beat();
+      tick();
+    },
+
+    /** The lease value this node holds for the session, while it may still act on it. */
+    holderOf(sessionId: SessionId): string | undefined {
+      const lease = held.get(sessionId);
+      if (!lease) return undefined;
+      if (clock.now() >= validUntil) {
+        // Checked here too: a node waking from a pause must not act on a lease before its timer runs.
+        expireLocally();
+        return undefined;
+      }
+      return lease.holder;
+    },
+
+    /** The token to stamp on this session's writes: the held lease's, or the last one while its writes drain. */
+    tokenOf(sessionId: SessionId): number | undefined {
+      return held.get(sessionId)?.token ?? former.get(sessionId);
+    },
+
+    /** Tries to take the lease (floor: the least token the store will accept). Throws `unavailable` when Redis does not answer. */
+    async acquire(sessionId: SessionId, floor = 0): Promise<Acquired> {
+      // Back from an outage before the next beat is due: beat now rather than refuse.
+      if (clock.now() >= validUntil) await (renewing ?? beat());
+      if (clock.now() >= validUntil) throw new ChatError('unavailable', 'This node has no live heartbeat in Redis right now.', { retryAfterMs: 1000 });
+      let result: [1, string] | [0, string, number] | [-1];
+      try {
+        onCommand(1);
+        const lease = redisKeys.lease(sessionId);
+        result = await redis.acquireLease(lease, redisKeys.fence(sessionId), heartbeatKey, heldKey, nodeId, 0, floor, redisKeys.nodePrefix, lease);
+      } catch (error) {
+        throw unavailable(error);
+      }
+      if (result[0] === -1) throw new ChatError('unavailable', 'This node has no live heartbeat in Redis right now.', { retryAfterMs: 1000 });
+      if (result[0] === 0) return { acquired: false, holder: parseHolder(result[1]), pttl: Number(result[2]) };
+      const { token } = parseHolder(result[1]);
+      former.delete(sessionId);
+      held.set(sessionId, { holder: result[1], token });
+      return { acquired: true, token };
+    },
+
+    /** Raises a held lease's token to at least `floor` (the store had a newer one); undefined when no longer ours. */
+    async raise(sessionId: SessionId, floor: number): Promise<number | undefined> {
+      const lease = held.get(sessionId);
+      if (!lease) return undefined;
+      let value: string | null;
+      try {
+        onCommand(1);
+        value = await redis.raiseLease(redisKeys.lease(sessionId), redisKeys.fence(sessionId), lease.holder, floor, 0, nodeId);
+      } catch (error) {
+        throw unavailable(error);
+      }
+      if (value === null || held.get(sessionId) !== lease) return undefined;
+      lease.holder = value;
+      lease.token = parseHolder(value).token;
+      return lease.token;
+    },
+
+    /** Who holds the lease per Redis (a live node), with the remaining time of its heartbeat; undefined when free. */
+    async holder(sessionId: SessionId): Promise<{ holder: LeaseHolder; pttl: number } | undefined> {
+      let found: [string, number] | null;
+      try {
+        onCommand(1);
+        found = await redis.leaseHolder(redisKeys.lease(sessionId), redisKeys.nodePrefix);
+      } catch (error) {
+        throw unavailable(error);
+      }
+      return found === null ? undefined : { holder: parseHolder(found[0]), pttl: Number(found[1]) };
+    },
+
+    /** Lets the lease go (locally at once, then in Redis). Its token stays known for writes still draining until `forgetToken`. */
+    async release(sessionId: SessionId): Promise<void> {
+      const lease = held.get(sessionId);
+      if (!lease) return;
+      held.delete(sessionId);
+      former.set(sessionId, lease.token);
+      try {
+        onCommand(1);
+        await redis.releaseLease(redisKeys.lease(sessionId), heldKey, lease.holder);
+      } catch (error) {
+        // It is free anyway once this node's heartbeat lapses.
+        logger.debug({ err: String(error) }, 'lease release failed');
+      }
+    },
+
+    forgetToken(sessionId: SessionId): void {
+      if (!held.has(sessionId)) former.delete(sessionId);
+    },
+
+    /** Sessions held here. */
+    get count(): number {
+      return held.size;
+    },
+
+    held(): IterableIterator<SessionId> {
+      return held.keys();
+    },
+
+    /** True while heartbeats succeed. */
+    get healthy(): boolean {
+      return clock.now() < validUntil;
+    },
+
+    /** Stops beating and releases every lease (after the sessions have stopped and their writes landed). */
+    async close(): Promise<void> {
+      closed = true;
+      if (timer !== undefined) clock.clearTimeout(timer);
+      const sessions = [...held.keys()];
+      await Promise.allSettled(sessions.map((sessionId) => this.release(sessionId)));
+      former.clear();
+      await Promise.allSettled([redis.del(heartbeatKey, heldKey), redis.srem(redisKeys.nodes, nodeId)]);
+    },
+  };
+}
+
+export type Leases = ReturnType<typeof createLeases>;

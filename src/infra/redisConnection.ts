@@ -1,0 +1,80 @@
+import { Redis } from 'ioredis';
+import type { Logger } from '../domain/ports.ts';
+
+export interface RedisConnectionOptions {
+  /** `redis://[user:password@]host:port[/db]` */
+  url: string;
+  logger: Logger;
+  /** Shown in `CLIENT LIST` (e.g. `llm-chat:NODE:commands`). */
+  name: string;
+  /** A command without an answer within this long fails (default 1 s): a hung Redis must not hang lease renewal. */
+  commandTimeoutMs?: number;
+}
+
+/**
+ * One ioredis connection as llm-chat uses it:
+ * - commands fail at once while disconnected (no offline queue): a caller
+ *   gets `unavailable` now rather than a promise that waits for Redis;
+ * - reconnection is retried forever, at most a second apart, so service
+ *   resumes within about a second of Redis coming back, without a restart;
+ * - commands issued in the same tick go out as one pipeline (auto-pipelining):
+ *   a chunk's publish shares its round trip with everything else of that tick.
+ */
+export function openRedis(options: RedisConnectionOptions): Redis {
+  const { logger } = options;
+  const redis = new Redis(options.url, {
+    connectionName: options.name,
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    maxRetriesPerRequest: 0,
+    commandTimeout: options.commandTimeoutMs ?? 1000,
+    connectTimeout: 2000,
+    retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
+    lazyConnect: true,
+  });
+  let down = false;
+  // Without an 'error' listener ioredis would print every failed reconnection attempt.
+  redis.on('error', (error: Error) => {
+    if (!down) logger.warn({ redis: options.name, err: String(error) }, 'redis connection failed; retrying');
+    down = true;
+  });
+  redis.on('ready', () => {
+    if (down) logger.info({ redis: options.name }, 'redis connection back');
+    down = false;
+  });
+  redis.on('close', () => {
+    if (!down) logger.warn({ redis: options.name }, 'redis connection lost; retrying');
+    down = true;
+  });
+  return redis;
+}
+
+/** Connects, or rejects after `timeoutMs` (start-up: Redis must be there when a node starts); reconnection goes on by itself. */
+export async function connectRedis(redis: Redis, timeoutMs = 10_000): Promise<void> {
+  if (redis.status === 'ready') return;
+  let timer: NodeJS.Timeout | undefined;
+  let onReady: (() => void) | undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      onReady = resolve;
+      redis.once('ready', onReady);
+      timer = setTimeout(() => reject(new Error(`no answer from Redis within ${timeoutMs} ms`)), timeoutMs);
+      // The first attempt may fail; the retry strategy keeps trying until the timeout.
+      if (redis.status === 'wait') redis.connect().catch(() => {});
+    });
+  } finally {
+    clearTimeout(timer);
+    if (onReady) redis.off('ready', onReady);
+  }
+}
+
+/** The URL without its password, for logs. */
+export function redactedRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'redis://(unparsable URL)';
+  }
+}

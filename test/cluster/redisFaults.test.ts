@@ -1,0 +1,101 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { clusterServicesAvailable, TestCluster, wsUrlOf } from '../support/cluster.ts';
+import { api, WsClient } from '../support/harness.ts';
+import type { Json } from '../support/harness.ts';
+
+const available = await clusterServicesAvailable();
+const LEASE_MS = 1000;
+let cluster: TestCluster | undefined;
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = await probe().catch(() => undefined);
+    if (found !== undefined) return found;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe.skipIf(!available)('Redis killed and restarted mid-stream', () => {
+  it('the node survives, tells watchers it cannot keep clearly, and serves again within 5 s of Redis coming back', async () => {
+    cluster = await TestCluster.start(2, { leaseMs: LEASE_MS, simChunks: 60, simIntervalMs: 50 });
+    const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    const { client: onA, sessionId } = await WsClient.session(wsUrlOf(a));
+    const onB = await WsClient.open(wsUrlOf(b, `?sessionId=${sessionId}`));
+    await onB.waitFor((frame) => frame.type === 'session');
+    onA.send('through the outage');
+    await onA.waitForCount((frame) => frame.type === 'chunk', 3);
+
+    await cluster.redis.kill();
+    const killedAt = Date.now();
+    const chunksAtKill = onA.frames.filter((frame) => frame.type === 'chunk').length;
+
+    // A watcher on another node cannot be kept: it is told so and closed with 1013 (reconnect and resume).
+    const stoppedOnB = await onB.waitFor((frame) => frame.type === 'stopped', 3000);
+    expect(stoppedOnB['reason']).toBe('unavailable');
+    expect((await onB.closed()).code).toBe(1013);
+
+    // The owner keeps serving its own watchers while its lease can still be trusted (lease − margin)...
+    await sleep(300);
+    expect(onA.frames.filter((frame) => frame.type === 'chunk').length).toBeGreaterThan(chunksAtKill);
+    // ...then stops the session before anyone could take it over: the reply ends interrupted, the socket closes 1013.
+    const interrupted = await onA.waitFor((frame) => frame.type === 'interrupted', 3000);
+    expect(Date.now() - killedAt).toBeLessThan(LEASE_MS);
+    expect(interrupted['messageId']).toBe(onA.frames.find((frame) => frame.type === 'accepted')!['messageId']);
+    expect((await onA.waitFor((frame) => frame.type === 'stopped'))['reason']).toBe('unavailable');
+    expect((await onA.closed()).code).toBe(1013);
+
+    // Meanwhile: no crash, and a clear answer.
+    expect(a.child.exitCode).toBeNull();
+    expect(b.child.exitCode).toBeNull();
+    const refused = await api(a.url, 'POST', '/api/sessions');
+    expect(refused.status).toBe(503);
+    expect((refused.body['error'] as Json)['code']).toBe('unavailable');
+    expect(refused.headers.get('retry-after')).not.toBeNull();
+    const unready = await api(b.url, 'GET', '/readyz');
+    expect(unready.status).toBe(503);
+    expect(unready.body['reason']).toBe('redis_unreachable');
+    // What was stored stays readable only through its owner; nobody can own it now: the answer says so.
+    const blocked = await api(b.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'now?' });
+    expect(blocked.status).toBe(503);
+    // A WebSocket that cannot be opened now is told to try again later.
+    const refusedSocket = await WsClient.open(wsUrlOf(b));
+    expect((await refusedSocket.waitFor((frame) => frame.type === 'error'))['code']).toBe('unavailable');
+    expect((await refusedSocket.closed()).code).toBe(1013);
+
+    await cluster.redis.restart();
+    const backAt = Date.now();
+    // Served again without a restart: a new session on each node, and the old one on the other node.
+    const created = await until(async () => {
+      const response = await api(a.url, 'POST', '/api/sessions');
+      return response.status === 201 ? response : undefined;
+    }, 5000, 'a new session on A');
+    expect(Date.now() - backAt).toBeLessThan(5000);
+    const newId = String(created.body['sessionId']);
+    const watcher = await WsClient.open(wsUrlOf(b, `?sessionId=${newId}`));
+    await watcher.waitFor((frame) => frame.type === 'session');
+    expect((await api(a.url, 'POST', `/api/sessions/${newId}/messages`, { text: 'after' })).status).toBe(202);
+    await watcher.waitFor((frame) => frame.type === 'chunk', 5000);
+
+    // Each node reconnects on its own (at most a second apart): B answers too within the 5 s.
+    await until(async () => {
+      const response = await api(b.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'again' });
+      return response.status === 202 ? response : undefined;
+    }, 5000 - (Date.now() - backAt), 'the old session taking a message on B');
+    const history = await until(async () => {
+      const response = await api(a.url, 'GET', `/api/sessions/${sessionId}`);
+      const messages = response.body['messages'] as Json[] | undefined;
+      return messages?.length === 4 && messages[3]!['status'] === 'complete' ? messages : undefined;
+    }, 10_000, 'the old session answering again');
+    expect(history.map((m) => m['status'])).toEqual(['complete', 'interrupted', 'complete', 'complete']);
+    expect(Date.now() - backAt).toBeLessThan(5000 + 60 * 50 + 2000);
+    expect((await api(b.url, 'GET', '/readyz')).status).toBe(200);
+    watcher.close();
+  }, 60_000);
+});

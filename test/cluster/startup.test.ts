@@ -1,0 +1,113 @@
+import { spawn } from 'node:child_process';
+import { get } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startChildServer } from '../support/childServer.ts';
+import type { ChildServer } from '../support/childServer.ts';
+import { clusterServicesAvailable, TestCluster } from '../support/cluster.ts';
+import { api, WsClient } from '../support/harness.ts';
+import { startRedis } from '../support/redisServer.ts';
+import type { OwnRedis } from '../support/redisServer.ts';
+
+const available = await clusterServicesAvailable();
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const directory = mkdtempSync(join(tmpdir(), 'llm-chat-startup-'));
+const cleanup: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const step of cleanup.reverse()) await step().catch(() => {});
+  rmSync(directory, { recursive: true, force: true });
+});
+
+/** Runs the server to its exit (it is expected to refuse to start). */
+function runToExit(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--port', '0', '--host', '127.0.0.1', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL: '', REDIS_URL: '', WORKERS: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (data: Buffer) => (output += data.toString()));
+    child.stderr.on('data', (data: Buffer) => (output += data.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+describe('start-up refuses what cannot keep the guarantees (exit code 2)', () => {
+  it('--workers without --redis-url', async () => {
+    const { code, output } = await runToExit(['--workers', '2'], {});
+    expect(code).toBe(2);
+    expect(output).toMatch(/--workers 2 needs --redis-url/);
+  });
+
+  it.skipIf(!available)('a node whose SQLite file is not the one the cluster shares', async () => {
+    const redis: OwnRedis = await startRedis();
+    cleanup.push(() => redis.stop());
+    const first: ChildServer = await startChildServer(['--store', 'sqlite', '--lease-ms', '1000'], {
+      REDIS_URL: redis.url,
+      DATABASE_URL: join(directory, 'one.sqlite'),
+    });
+    cleanup.push(async () => void (await first.stop('SIGKILL')));
+    const { code, output } = await runToExit(['--store', 'sqlite'], { REDIS_URL: redis.url, DATABASE_URL: join(directory, 'two.sqlite') });
+    expect(code).toBe(2);
+    expect(output).toMatch(/another node of this cluster uses a different store/);
+    // The same file is fine: worker processes on one machine may share it.
+    const second = await startChildServer(['--store', 'sqlite', '--lease-ms', '1000'], { REDIS_URL: redis.url, DATABASE_URL: join(directory, 'one.sqlite') });
+    cleanup.push(async () => void (await second.stop('SIGKILL')));
+    const sessionId = String((await api(first.url, 'POST', '/api/sessions')).body['sessionId']);
+    expect((await api(second.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'shared file' })).status).toBe(202);
+  });
+});
+
+describe.skipIf(!available)('--workers N', () => {
+  it('starts N processes on one port; a worker killed is replaced and its sessions serve from the others', async () => {
+    const cluster = await TestCluster.start(1, { leaseMs: 1000, simChunks: 3, simIntervalMs: 20 });
+    cleanup.push(() => cluster.stop());
+    const primary = await cluster.startNode(['--workers', '3']);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const nodes = new Set<string>();
+    // A new connection each time (no keep-alive): the primary hands connections out round-robin.
+    const statusOnNewConnection = () =>
+      new Promise<string>((resolve, reject) => {
+        get(`${primary.url}/api/status`, { agent: false }, (response) => {
+          let body = '';
+          response.on('data', (data: Buffer) => (body += data.toString()));
+          response.on('end', () => resolve(String((JSON.parse(body) as { node: string }).node)));
+        }).on('error', reject);
+      });
+    for (let index = 0; index < 12; index += 1) nodes.add(await statusOnNewConnection());
+    expect(nodes.size).toBe(3);
+
+    // A session created through the shared port: find the worker that owns it and kill it.
+    const { client, sessionId } = await WsClient.session(`${primary.url.replace('http', 'ws')}/ws`);
+    client.send('before');
+    await client.waitFor((frame) => frame.type === 'completed');
+    const redis = cluster.redis.client();
+    const holder = String(await redis.get(`llm-chat:{s:${sessionId}}:lease`));
+    const pid = Number(/-(\d+)-[0-9a-f]+ \d+$/.exec(holder)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid, 'SIGKILL');
+    const killedAt = Date.now();
+    const sent = await api(primary.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'after' });
+    expect(sent.status).toBe(202);
+    expect(Date.now() - killedAt).toBeLessThan(1000 + 1500);
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const messages = (await api(primary.url, 'GET', `/api/sessions/${sessionId}`)).body['messages'] as { status: string }[];
+      if (messages.length === 4 && messages[3]!.status === 'complete') break;
+      if (Date.now() > deadline) throw new Error(`not answered: ${JSON.stringify(messages)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(primary.log()).toContain('worker died; starting another');
+    const stopped = await primary.stop('SIGTERM');
+    expect(stopped.code).toBe(0);
+  }, 60_000);
+});
