@@ -13,8 +13,10 @@ import type { CreateOptions, SessionAccess, SessionListItem } from './sessionReg
  */
 export interface SessionHandle {
   readonly sessionId: SessionId;
-  /** The model the session answers with unless a message names another, when this node knows it (a remote session does not). */
+  /** The model the session answers with unless a message names another (absent: the default). */
   readonly model?: string | undefined;
+  /** True for a session whose actor runs on another node: its `model` is not known here. */
+  readonly remote?: boolean;
   /** Accepts a user message (or an input with content parts and tool results); resolves once it is committed (throws ChatError `busy`, `session_stopped`, …). */
   send(input: string | UserInput, options?: GenerationOptions): Promise<Accepted>;
   /** Stops the reply in progress and the queue; the reply ids cancelled. */

@@ -12,6 +12,7 @@ export type Route = (sessionId: SessionId, op: CommandOp, args?: unknown, access
 /** A session whose actor runs on another node: every call goes to the owner. */
 export class RemoteSession implements SessionHandle {
   readonly sessionId: SessionId;
+  readonly remote = true;
   readonly #route: Route;
   readonly #access: SessionAccess | undefined;
 

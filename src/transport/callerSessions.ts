@@ -85,8 +85,9 @@ export function createCallerSessions(options: CallerSessionsOptions): CallerSess
     },
     async send(caller, session, input, generation) {
       // A session on another node does not say its model here: ask it only when the key's list must be checked.
-      const own = generation?.model ?? session.model ?? (caller.limits.models && models ? (await session.view(1)).model : undefined);
-      const model = known(own) ? own! : defaultFor(caller);
+      // A model the message names must exist; the session's own may have left a later models file (then: the default).
+      const stored = generation?.model === undefined ? (session.remote && caller.limits.models && models ? (await session.view(1)).model : session.model) : undefined;
+      const model = generation?.model ?? (known(stored) ? stored! : defaultFor(caller));
       checkModel(caller, model);
       await admission.admitMessage(session.sessionId);
       await limits.admitMessage(caller);

@@ -97,7 +97,7 @@ describe.skipIf(!available)('three nodes on one Redis and one PostgreSQL', () =>
   it('a /v1 request with X-Session-Id on B runs on the owner A and streams back', async () => {
     const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
     const { client: onA, sessionId } = await WsClient.session(wsUrlOf(a));
-    const response = await api(b.url, 'POST', '/v1/chat/completions', { model: 'any', messages: [{ role: 'user', content: 'v1' }] }, { 'x-session-id': sessionId });
+    const response = await api(b.url, 'POST', '/v1/chat/completions', { model: 'simulated', messages: [{ role: 'user', content: 'v1' }] }, { 'x-session-id': sessionId });
     expect(response.status).toBe(200);
     const choices = response.body['choices'] as { message: { content: string } }[];
     expect(choices[0]!.message.content).toBe(Array.from({ length: 6 }, (_, index) => `chunk ${index + 1}: v1`).join(''));
