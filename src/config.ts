@@ -284,9 +284,6 @@ function convert(setting: Setting, raw: string, source: string): number | string
     case 'level':
       if (!(LEVELS as readonly string[]).includes(raw)) throw new ConfigError(`${source} must be one of ${LEVELS.join(', ')}; got "${raw}"`);
       return raw;
-    case 'choice':
-      if (!setting.choices?.includes(raw)) throw new ConfigError(`${source} must be one of ${setting.choices?.join(', ')}; got "${raw}"`);
-      return raw;
     case 'boolean': {
       const value = BOOLEAN_WORDS[raw.toLowerCase()];
       if (value === undefined) throw new ConfigError(`${source} must be true or false; got "${raw}"`);
