@@ -4,7 +4,7 @@ import { constants as osConstants, hostname } from 'node:os';
 import { openClusterNode, StoreMismatchError } from './cluster/clusterNode.ts';
 import type { ClusterNode } from './cluster/clusterNode.ts';
 import { storeIdentity } from './cluster/storeIdentity.ts';
-import { announceListening, runWorkers } from './cluster/workers.ts';
+import { announceListening, onPrimaryShutdown, runWorkers } from './cluster/workers.ts';
 import { redactedRedisUrl } from './infra/redisConnection.ts';
 import { createKeyRing } from './actors/keyRing.ts';
 import { allowedOriginsOf, ConfigError, helpText, loadConfig } from './config.ts';
@@ -205,6 +205,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // The primary's request repeats a signal the process group already brought:
+  // only its "now" counts as a second one.
+  if (cluster.isWorker) {
+    onPrimaryShutdown((signal, now) => {
+      if (!shuttingDown || now) shutdown(signal);
+    });
+  }
 }
 
 main().catch((error: unknown) => {

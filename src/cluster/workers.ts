@@ -15,12 +15,21 @@ export interface WorkersOptions {
 export type WorkerMessage = { type: 'llm-chat:listening'; url: string };
 
 /**
+ * What the primary tells a worker: drain (`now: false`) or exit at once.
+ * A message, not a signal: Ctrl-C (or `timeout`, or systemd's KillMode) sends
+ * the signal to the whole process group, so a worker already has it; a
+ * forwarded signal would arrive as its *second* one and make it exit without
+ * draining.
+ */
+export type PrimaryMessage = { type: 'llm-chat:shutdown'; signal: NodeJS.Signals; now: boolean };
+
+/**
  * The primary of `--workers N`: forks N copies of this program, which share
  * the port (node:cluster hands connections out round-robin) and each other's
  * sessions through Redis. A worker that dies is replaced (its sessions move
- * to the others once their leases expire); SIGTERM / SIGINT go to every
- * worker, which drain as one node would, and the primary exits when they
- * have.
+ * to the others once their leases expire); SIGTERM / SIGINT tell every
+ * worker to drain as one node would (a second signal: to exit at once), and
+ * the primary exits when they have.
  */
 export function runWorkers(options: WorkersOptions): void {
   const { logger } = options;
@@ -59,7 +68,13 @@ export function runWorkers(options: WorkersOptions): void {
     const again = stopping;
     stopping = true;
     logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, again ? 'stopping workers now' : 'stopping workers');
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
+    const message: PrimaryMessage = { type: 'llm-chat:shutdown', signal, now: again };
+    for (const worker of Object.values(cluster.workers ?? {})) {
+      if (!worker) continue;
+      // A worker whose IPC channel is gone cannot be told: the signal is all that is left.
+      if (worker.isConnected()) worker.send(message);
+      else worker.process.kill(again ? 'SIGKILL' : signal);
+    }
     if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -73,6 +88,17 @@ export function runWorkers(options: WorkersOptions): void {
 export function announceListening(url: string): void {
   const message: WorkerMessage = { type: 'llm-chat:listening', url };
   process.send?.(message);
+}
+
+/** In a worker: calls `onShutdown` for each shutdown the primary asks for. Returns the unsubscribe. */
+export function onPrimaryShutdown(onShutdown: (signal: NodeJS.Signals, now: boolean) => void): () => void {
+  const listener = (message: unknown) => {
+    const shutdown = message as Partial<PrimaryMessage> | null;
+    if (shutdown?.type !== 'llm-chat:shutdown' || typeof shutdown.signal !== 'string') return;
+    onShutdown(shutdown.signal, shutdown.now === true);
+  };
+  process.on('message', listener);
+  return () => void process.off('message', listener);
 }
 
 export const isWorker = (): boolean => cluster.isWorker;

@@ -18,12 +18,18 @@ export interface ChildServer {
  * free port; resolves once it logs that it listens. Without API keys
  * (`--auth none`) unless `args` or `env` choose (`--auth keys`, `AUTH`).
  */
-export function startChildServer(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer> {
+export function startChildServer(
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+  options: { ownProcessGroup?: boolean } = {},
+): Promise<ChildServer> {
   const auth = args.includes('--auth') || env['AUTH'] !== undefined ? [] : ['--auth', 'none'];
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--port', '0', '--host', '127.0.0.1', '--log-format', 'json', ...auth, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so a test can signal it as a terminal's Ctrl-C does: the whole group.
+    detached: options.ownProcessGroup === true,
   });
   let output = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
