@@ -18,6 +18,14 @@ const stopButton = $('stop');
 const connection = $('connection');
 const notice = $('notice');
 const messages = createMessageList(log, $('empty'), () => refreshControls());
+const OLDER_PAGE = 50;
+const olderButton = document.createElement('button');
+olderButton.id = 'load-older';
+olderButton.type = 'button';
+olderButton.className = 'secondary older';
+olderButton.textContent = 'Load older messages';
+olderButton.hidden = true;
+olderButton.addEventListener('click', () => void loadOlder());
 const conversations = createConversationList(openSession, () => unauthorized());
 
 const state = {
@@ -32,6 +40,8 @@ const state = {
   ended: false,
   /** False while the key is not (or no longer) accepted: nothing reconnects until signed in again. */
   signedIn: false,
+  /** Where the page before the oldest shown message starts; null: none; undefined: not loaded yet. */
+  olderCursor: undefined,
 };
 
 function sessionFromUrl() {
@@ -72,19 +82,59 @@ async function loadHistory(id) {
   if (response.status === 404) return false;
   if (!response.ok) throw new Error(`history: HTTP ${response.status}`);
   const view = await response.json();
-  for (const message of view.messages) {
-    messages.upsert({
-      id: message.id,
-      role: message.role,
-      content: message.content,
-      status: message.status,
-      ...(message.toolCalls ? { toolCalls: message.toolCalls } : {}),
-      ...(message.model ? { model: message.model } : {}),
-    });
-  }
+  for (const message of view.messages) messages.upsert(shownMessage(message));
+  // Only the first load sets the cursor: a reconnect's reload must not lose the pages already shown.
+  if (state.olderCursor === undefined) showOlderCursor(view.olderCursor);
   state.lastSeq = view.lastSeq;
   if (view.status === 'stopped') end('This chat was stopped after repeated failures. Start a new chat to go on.');
   return true;
+}
+
+/** Empties the log for another conversation (or none). */
+function clearConversation() {
+  messages.clear();
+  state.olderCursor = undefined;
+  olderButton.hidden = true;
+}
+
+/** A stored message as the list shows it. */
+function shownMessage(message) {
+  return {
+    id: message.id,
+    role: message.role,
+    content: message.content,
+    status: message.status,
+    ...(message.toolCalls ? { toolCalls: message.toolCalls } : {}),
+    ...(message.model ? { model: message.model } : {}),
+  };
+}
+
+/** The "Load older messages" button leads the log while the store has pages before those shown. */
+function showOlderCursor(cursor) {
+  state.olderCursor = cursor ?? null;
+  olderButton.hidden = state.olderCursor === null;
+  olderButton.disabled = false;
+  if (!olderButton.hidden) log.prepend(olderButton);
+}
+
+/** One page before the oldest shown (GET …/messages?order=desc&cursor=), drawn above it. */
+async function loadOlder() {
+  const id = state.sessionId;
+  if (!id || !state.olderCursor) return;
+  olderButton.disabled = true;
+  try {
+    const query = new URLSearchParams({ order: 'desc', limit: String(OLDER_PAGE), cursor: state.olderCursor });
+    const response = await fetch(`/api/sessions/${id}/messages?${query}`, { headers: { accept: 'application/json' } });
+    if (response.status === 401) return unauthorized();
+    if (!response.ok) throw new Error(`older messages: HTTP ${response.status}`);
+    const page = await response.json();
+    if (id !== state.sessionId) return; // another conversation was opened meanwhile
+    messages.prependOlder(page.messages.map(shownMessage).reverse());
+    showOlderCursor(page.nextCursor);
+  } catch {
+    olderButton.disabled = false;
+    showNotice('Could not load older messages; try again.');
+  }
 }
 
 // ---- the socket ------------------------------------------------------------
@@ -136,7 +186,7 @@ function onClose(code) {
       return;
     case 4404:
       showNotice('That chat no longer exists. A new one was started.');
-      messages.clear();
+      clearConversation();
       setSession(undefined);
       state.lastSeq = 0;
       connect();
@@ -216,7 +266,7 @@ function openSession(id) {
   state.socket = undefined;
   old?.close(1000);
   clearTimeout(state.retryTimer);
-  messages.clear();
+  clearConversation();
   showNotice('');
   setSession(id);
   state.lastSeq = 0;
@@ -311,7 +361,7 @@ $('new-chat').addEventListener('click', () => {
   const old = state.socket;
   state.socket = undefined;
   old?.close(1000);
-  messages.clear();
+  clearConversation();
   showNotice('');
   setSession(undefined);
   state.lastSeq = 0;

@@ -48,7 +48,8 @@ export function createMessageList(log, empty, onChange) {
     log.scrollTop = log.scrollHeight;
   }
 
-  function render(message) {
+  /** The message's element, made (at the end, or before `before`) if it has none yet. */
+  function elementOf(message, before) {
     let element = log.querySelector(`[data-id="${message.id}"]`);
     if (!element) {
       element = document.createElement('article');
@@ -61,9 +62,15 @@ export function createMessageList(log, empty, onChange) {
       const tag = document.createElement('div');
       tag.className = 'tag';
       element.append(bubble, tools, tag);
-      log.append(element);
+      if (before) log.insertBefore(element, before);
+      else log.append(element);
       empty.hidden = true;
     }
+    return element;
+  }
+
+  function render(message) {
+    const element = elementOf(message);
     element.dataset.status = message.status;
     const model = message.model && message.status === 'complete' ? message.model : '';
     element.querySelector('.tag').textContent = message.errorMessage ?? STATUS_TAGS[message.status] ?? model;
@@ -104,6 +111,28 @@ export function createMessageList(log, empty, onChange) {
   return {
     get: (id) => messages.get(id),
     upsert,
+    /**
+     * Older messages (oldest first) above the ones shown, keeping what the
+     * reader looks at where it is. Those already shown are left alone.
+     */
+    prependOlder(older) {
+      const fresh = older.filter((message) => !messages.has(message.id));
+      if (fresh.length === 0) return;
+      const shown = [...messages.entries()];
+      messages.clear();
+      for (const message of fresh) messages.set(message.id, message);
+      for (const [id, message] of shown) messages.set(id, message);
+      const first = log.querySelector('.message');
+      const heightBefore = log.scrollHeight;
+      for (const message of fresh) {
+        const element = elementOf(message, first ?? undefined);
+        element.dataset.status = message.status;
+        element.querySelector('.tag').textContent = STATUS_TAGS[message.status] ?? (message.status === 'complete' ? message.model ?? '' : '');
+        paint(element, message);
+      }
+      log.scrollTop += log.scrollHeight - heightBefore;
+      onChange();
+    },
     settlePrompt,
     /** Remembers which user message a reply answers. */
     link(replyId, userMessageId) {
