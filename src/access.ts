@@ -21,6 +21,7 @@ import { createKeyConnections } from './transport/keyConnections.ts';
 import type { KeyConnections } from './transport/keyConnections.ts';
 import { createOriginPolicy } from './transport/origins.ts';
 import type { OriginPolicy } from './transport/origins.ts';
+import { clientAddressOf } from './transport/clientAddress.ts';
 
 /** Who may use the server, and how much. */
 export interface AuthOptions {
@@ -122,7 +123,7 @@ export function createAccess(options: AccessOptions): Access {
     }),
     async identifySocket(request) {
       const caller = await auth.identify(request, { query: true });
-      if (caller.keyId === undefined) await limits.admitUnknown(request.socket.remoteAddress ?? 'unknown');
+      if (caller.keyId === undefined) await limits.admitUnknown(clientAddressOf(request));
       return caller;
     },
     close() {

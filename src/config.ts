@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import type { LogLevel } from './infra/pinoLogger.ts';
 import { loadModelsFile, ModelsFileError } from './modelsFile.ts';
 import type { ModelsConfig } from './modelsFile.ts';
+import { trustedProxies } from './transport/clientAddress.ts';
 
 /**
  * One typed configuration: command-line flags over environment variables over
@@ -67,6 +68,7 @@ export interface Config {
   storeTimeoutMs: number;
   auth: 'keys' | 'none';
   allowedOrigins: string;
+  trustProxy: string;
   connBurstPerIp: number;
   keyMessagesPerMinute: number;
   keySessionsPerMinute: number;
@@ -168,6 +170,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'storeTimeoutMs', flag: 'store-timeout-ms', env: 'STORE_TIMEOUT_MS', kind: 'int', default: 5000, min: 100, help: 'PostgreSQL: a query or connection with no answer in this long fails (store_unavailable); the longest a message waits for its acknowledgement' },
   { key: 'auth', flag: 'auth', env: 'AUTH', kind: 'choice', choices: ['keys', 'none'], default: 'keys', help: 'keys: every request needs an API key (one is made and printed at first start); none: anyone who reaches the port may use every session' },
   { key: 'allowedOrigins', flag: 'allowed-origins', env: 'ALLOWED_ORIGINS', kind: 'string', default: '', help: "comma-separated browser origins (https://app.example.com) allowed besides the server's own, for WebSockets and the page's cookie" },
+  { key: 'trustProxy', flag: 'trust-proxy', env: 'TRUST_PROXY', kind: 'string', default: '', help: 'comma-separated proxy addresses or CIDRs (or loopback) whose X-Forwarded-For names the client for the per-IP limits; empty: trust none' },
   { key: 'connBurstPerIp', flag: 'conn-burst-per-ip', env: 'CONN_BURST_PER_IP', kind: 'int', default: 1000, min: 0, help: 'extra new connections (and requests without a valid key) one IP may make above --conn-rate-per-ip, per minute' },
   { key: 'keyMessagesPerMinute', flag: 'key-messages-per-minute', env: 'KEY_MESSAGES_PER_MINUTE', kind: 'int', default: 600, min: 0, help: "each key's messages per minute across its sessions (plus as many per 10 minutes as a burst), unless the key has its own; 0 = no limit" },
   { key: 'keySessionsPerMinute', flag: 'key-sessions-per-minute', env: 'KEY_SESSIONS_PER_MINUTE', kind: 'int', default: 600, min: 0, help: "each key's new sessions per minute (plus as many per 10 minutes as a burst); 0 = no limit" },
@@ -260,6 +263,11 @@ function validate(config: Config): void {
     if (!/^https?:\/\/[^/?#\s]+$/i.test(origin)) {
       throw new ConfigError(`--allowed-origins (ALLOWED_ORIGINS) takes origins such as https://app.example.com:8443 (no path); got "${origin}"`);
     }
+  }
+  try {
+    trustedProxies(config.trustProxy);
+  } catch (error) {
+    throw new ConfigError(`--trust-proxy (TRUST_PROXY) takes addresses and CIDRs such as 10.0.0.0/8, or loopback: ${(error as Error).message}`);
   }
   if (config.inspectStately !== '' && !/^wss?:\/\/./.test(config.inspectStately)) {
     throw new ConfigError(`--inspect-stately (INSPECT_STATELY) must be a ws:// or wss:// URL; got "${config.inspectStately}"`);

@@ -35,6 +35,7 @@ import { withStoredReplay } from './infra/storedReplayBus.ts';
 import { systemClock } from './infra/systemClock.ts';
 import { defaultMaxConnections } from './infra/fileLimit.ts';
 import { createAdmission } from './transport/admission.ts';
+import { clientAddressResolver, stampClientAddress, trustedProxies } from './transport/clientAddress.ts';
 import { createBufferBudget } from './transport/bufferBudget.ts';
 import type { Admission, RejectReason } from './transport/admission.ts';
 import { countTokens } from './infra/tokenizer.ts';
@@ -59,6 +60,8 @@ export interface ChatServerOptions extends ModelOptions {
   auth?: AuthOptions;
   /** New connections (and requests without a valid key) an IP may make above `connRatePerIp`, per minute (default 1,000). */
   connBurstPerIp?: number;
+  /** Proxies (addresses, CIDRs, `loopback`) whose `X-Forwarded-For` names the client for per-IP limits (default: none). */
+  trustProxy?: string;
   /** Delete sessions with no activity for this many days (default 0 = keep forever). */
   retentionDays?: number;
   queueLimit?: number;
@@ -368,8 +371,14 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     ],
     onClientError: (code) => metrics?.clientError('http', code),
   });
-  const http = createHttpServer(app);
+  // Stamped once at the edge, read by every per-IP limit (WS, SSE, REST, /v1).
+  const resolveAddress = clientAddressResolver(trustedProxies(options.trustProxy ?? ''));
+  const http = createHttpServer((request, response) => {
+    stampClientAddress(request, resolveAddress);
+    app(request, response);
+  });
   http.on('upgrade', (request, socket, head) => {
+    stampClientAddress(request, resolveAddress);
     // New connections are refused while draining; watchers already attached stay.
     if (shuttingDown) socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     else ws.handleUpgrade(request, socket, head);

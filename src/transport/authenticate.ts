@@ -7,6 +7,7 @@ import { resolveLimits } from '../domain/apiKeys.ts';
 import { ChatError } from '../domain/errors.ts';
 import type { ClientLimits } from './clientLimits.ts';
 import type { OriginPolicy } from './origins.ts';
+import { clientAddressOf } from './clientAddress.ts';
 
 export type AuthMode = 'keys' | 'none';
 
@@ -74,7 +75,7 @@ function credentialOf(request: IncomingMessage, query: boolean): { via: Credenti
   return cookie === undefined ? undefined : { via: 'cookie', key: cookie };
 }
 
-const addressOf = (request: IncomingMessage) => request.socket.remoteAddress ?? 'unknown';
+const addressOf = clientAddressOf;
 
 /**
  * One place that decides who a request is, for every surface. With keys, a

@@ -14,6 +14,7 @@ import { openAiErrorFor, toOpenAiError } from './openAiErrors.ts';
 import { answerReply, streamReply } from './openAiReply.ts';
 import { parseChatRequest } from './openAiRequest.ts';
 import { httpErrorHeaders, toWireError } from './wireErrors.ts';
+import { clientAddressOf } from './clientAddress.ts';
 
 export interface OpenAiRoutesOptions {
   registry: Sessions;
@@ -113,7 +114,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
 
   /** A streamed reply is a connection like a WebSocket's: it takes a slot of the node and of the key, until it ends. */
   const holdConnection = async (request: Request, response: Response, caller: Caller) => {
-    const release = await admission.admitConnection(request.socket.remoteAddress ?? 'unknown');
+    const release = await admission.admitConnection(clientAddressOf(request));
     try {
       const untrack = keyConnections.open(caller, () => revokeStream(response));
       return () => {

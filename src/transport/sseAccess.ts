@@ -3,6 +3,7 @@ import type { Authenticator } from './authenticate.ts';
 import type { CallerSessions } from './callerSessions.ts';
 import type { ClientLimits } from './clientLimits.ts';
 import type { KeyConnections } from './keyConnections.ts';
+import { clientAddressOf } from './clientAddress.ts';
 
 export interface SseAccessOptions {
   auth: Authenticator;
@@ -23,7 +24,7 @@ export function createSseAccess(options: SseAccessOptions) {
   return async (request: Request, response: Response, next: NextFunction) => {
     const caller = await auth.identify(request, { query: true });
     await sessions.find(caller, String(request.params['sessionId']));
-    if (caller.keyId === undefined) await limits.admitUnknown(request.socket.remoteAddress ?? 'unknown');
+    if (caller.keyId === undefined) await limits.admitUnknown(clientAddressOf(request));
     const release = keyConnections.open(caller, () => {
       if (!response.writableEnded) response.end();
     });

@@ -9,6 +9,7 @@ import type { BufferBudget, BufferedStream } from './bufferBudget.ts';
 import { requestLogger } from './requestContext.ts';
 import { parseSeq } from './resumePosition.ts';
 import { watchSession } from './watchSession.ts';
+import { clientAddressOf } from './clientAddress.ts';
 
 export interface SseOptions {
   registry: Sessions;
@@ -89,7 +90,7 @@ export function createSseStreams(options: SseOptions): SseStreams {
     response.on('close', end);
 
     try {
-      release = await admission.admitConnection(request.socket.remoteAddress ?? 'unknown');
+      release = await admission.admitConnection(clientAddressOf(request));
       if (gone()) return end();
       const session = await registry.find(sessionId);
       if (gone()) return end();

@@ -14,6 +14,7 @@ import { closeGracefully } from './closeGracefully.ts';
 import { WsConnection } from './wsConnection.ts';
 import type { WsShared } from './wsConnection.ts';
 import { WS_CLOSE, toWireError, wsErrorFrame } from './wireErrors.ts';
+import { clientAddressOf } from './clientAddress.ts';
 
 export interface WsGatewayOptions {
   registry: Sessions;
@@ -106,7 +107,7 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
   // Who it is, then whether this node and this key have room for one more socket.
   const admit = async (request: IncomingMessage) => {
     const caller = await options.identify(request);
-    const releaseSlot = await admission.admitConnection(request.socket.remoteAddress ?? 'unknown');
+    const releaseSlot = await admission.admitConnection(clientAddressOf(request));
     // Revoked before the handshake ends: the connection is told as soon as it exists.
     const holder: { connection?: WsConnection; revoked: boolean } = { revoked: false };
     let untrack: () => void;
