@@ -1,0 +1,23 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { SETTINGS } from '../src/config.ts';
+import { ERROR_CODES } from '../src/domain/errors.ts';
+
+// Other clients are written against what the README says: every option and
+// every error code that exists must be in it (a new one without docs fails here).
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+const protocol = readFileSync(new URL('../docs/protocol.md', import.meta.url), 'utf8');
+
+describe('the docs describe what exists', () => {
+  it('every option has a row in the README options table, with its env variable', () => {
+    const rows = readme.split('\n').filter((line) => line.startsWith('| `--'));
+    const flagOf = (setting: (typeof SETTINGS)[number]) => (setting.kind === 'boolean' ? `--[no-]${setting.flag}` : `--${setting.flag}`);
+    const missing = SETTINGS.filter((setting) => !rows.some((row) => row.startsWith(`| \`${flagOf(setting)}\``) && row.includes(`\`${setting.env}\``)));
+    expect(missing.map((setting) => `--${setting.flag} (${setting.env})`)).toEqual([]);
+  });
+
+  it('every error code is listed in the README and in the protocol', () => {
+    expect(ERROR_CODES.filter((code) => !readme.includes(`\`${code}\``))).toEqual([]);
+    expect(ERROR_CODES.filter((code) => !protocol.includes(`\`${code}\``))).toEqual([]);
+  });
+});
