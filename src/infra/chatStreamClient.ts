@@ -14,12 +14,14 @@ export interface ChatStreamClientOptions {
 
 export interface ChatStreamClient {
   /**
-   * POSTs a streamed Chat Completions request and yields each SSE `data:`
-   * payload parsed (never `[DONE]`). Every failure is a ChatError
+   * POSTs a streamed Chat Completions request and yields the SSE `data:`
+   * payloads parsed (never `[DONE]`), all those of one network read in one
+   * batch (a fast upstream's 20 deltas: one batch, not 20 steps of every
+   * async generator stacked above). Every failure is a ChatError
    * `upstream_error`; once `signal` is aborted it just ends. A consumer that
    * stops early closes the connection.
    */
-  stream(body: unknown, signal: AbortSignal): AsyncIterable<Record<string, unknown>>;
+  stream(body: unknown, signal: AbortSignal): AsyncIterable<Record<string, unknown>[]>;
   /** Closes the idle keep-alive connections. */
   close(): void;
 }
@@ -80,6 +82,7 @@ export function createChatStreamClient(options: ChatStreamClientOptions): ChatSt
         try {
           for await (const part of response as AsyncIterable<string>) {
             buffer += part;
+            const batch: Record<string, unknown>[] = [];
             let from = 0;
             for (let end = buffer.indexOf('\n', from); end !== -1; end = buffer.indexOf('\n', from)) {
               const line = buffer.charCodeAt(end - 1) === 13 ? buffer.slice(from, end - 1) : buffer.slice(from, end);
@@ -89,7 +92,15 @@ export function createChatStreamClient(options: ChatStreamClientOptions): ChatSt
                 if (data.length > 0 && !done) {
                   const text = data.join('\n');
                   if (text.startsWith('[DONE]')) done = true;
-                  else yield parsePayload(text, event);
+                  else {
+                    const parsed = parsePayload(text, event);
+                    if (parsed instanceof ChatError) {
+                      // What came before the error in this read is the reply's: it goes out first.
+                      if (batch.length > 0) yield batch;
+                      throw parsed;
+                    }
+                    batch.push(parsed);
+                  }
                 }
                 data = [];
                 event = '';
@@ -98,13 +109,18 @@ export function createChatStreamClient(options: ChatStreamClientOptions): ChatSt
               // `id:`, `retry:` and `:` comments mean nothing here.
             }
             buffer = from === 0 ? buffer : buffer.slice(from);
+            if (batch.length > 0) yield batch;
           }
         } catch (error) {
           if (error instanceof ChatError) throw error;
           throw new ChatError('upstream_error', "The connection to the model's server failed.", { cause: error });
         }
         // (A last event without its blank line is the stream's end, as browsers take it.)
-        if (data.length > 0 && !done && !data.join('\n').startsWith('[DONE]')) yield parsePayload(data.join('\n'), event);
+        if (data.length > 0 && !done && !data.join('\n').startsWith('[DONE]')) {
+          const parsed = parsePayload(data.join('\n'), event);
+          if (parsed instanceof ChatError) throw parsed;
+          yield [parsed];
+        }
         finished = true;
       } finally {
         clearTimeout(backstop);
@@ -119,19 +135,20 @@ export function createChatStreamClient(options: ChatStreamClientOptions): ChatSt
   };
 }
 
-function parsePayload(text: string, event: string): Record<string, unknown> {
+/** The payload, or the failure it stands for (returned: the caller first passes on what came before it). */
+function parsePayload(text: string, event: string): Record<string, unknown> | ChatError {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new ChatError('upstream_error', "The model's server sent a malformed stream.", { cause: error });
+    return new ChatError('upstream_error', "The model's server sent a malformed stream.", { cause: error });
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ChatError('upstream_error', "The model's server sent a malformed stream.");
+    return new ChatError('upstream_error', "The model's server sent a malformed stream.");
   }
   // An `error` payload (or event) mid-stream: what the SDK raises as an APIError.
   if (event === 'error' || (value as Record<string, unknown>)['error'] !== undefined) {
-    throw new ChatError('upstream_error', "The model's server reported an error in its stream.");
+    return new ChatError('upstream_error', "The model's server reported an error in its stream.");
   }
   return value as Record<string, unknown>;
 }

@@ -64,6 +64,12 @@ function toolDeltas(chunk: WireToolCall[] | null | undefined): ToolCallDelta[] |
   }));
 }
 
+function toolTokensOf(deltas: readonly ToolCallDelta[], count: TokenCounter): number {
+  let tokens = 0;
+  for (const delta of deltas) tokens += (delta.name ? count(delta.name) : 0) + (delta.arguments ? count(delta.arguments) : 0);
+  return tokens;
+}
+
 /**
  * A model behind any OpenAI-compatible Chat Completions endpoint (OpenAI,
  * Ollama, vLLM, llama.cpp's server), streamed over keep-alive HTTP. It
@@ -100,6 +106,8 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
 
   const turnsFor = (request: GenerationRequest, system: string): Turn[] => {
     const prompt: Turn = request.promptTurn ?? { role: 'user', content: request.prompt };
+    // Nothing to fit (an ephemeral /v1 request's usual case): nothing to count.
+    if (request.history.length === 0) return [prompt];
     const reserved = requestTokens([prompt], count, system);
     const history = answeredToolCalls<Turn>([...request.history, prompt]).slice(0, -1);
     return [...fitHistory(history, budget, reserved, count, prompt, costOf), prompt];
@@ -116,8 +124,9 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
       const turns = turnsFor(request, system);
       let finishReason: FinishReason | undefined;
       let usage: Usage | undefined;
-      let text = '';
-      let toolTokens = 0;
+      // Kept only to count usage when the server reports none (counted once, at the end).
+      const text: string[] = [];
+      const toolCallDeltas: ToolCallDelta[] = [];
       try {
         const body = {
           ...upstream,
@@ -128,20 +137,30 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
           ...(temperature !== undefined ? { temperature } : {}),
           ...(maxTokens ? { max_tokens: maxTokens } : {}),
         };
-        for await (const raw of client.stream(body, signal)) {
-          const chunk = raw as WireChunk;
-          if (chunk.usage) usage = { inputTokens: chunk.usage.prompt_tokens, outputTokens: chunk.usage.completion_tokens };
-          const choice = chunk.choices?.[0];
-          if (!choice) continue;
-          const content = choice.delta?.content;
-          const toolCalls = toolDeltas(choice.delta?.tool_calls);
-          const logprobs = choice.logprobs?.content?.length ? (choice.logprobs.content as JsonValue[]) : undefined;
-          if (content) text += content;
-          if (toolCalls) for (const delta of toolCalls) toolTokens += (delta.name ? count(delta.name) : 0) + (delta.arguments ? count(delta.arguments) : 0);
-          if (content || toolCalls || logprobs) {
-            yield { text: content ?? '', last: false, ...(toolCalls ? { toolCalls } : {}), ...(logprobs ? { logprobs } : {}) };
+        for await (const batch of client.stream(body, signal)) {
+          // The deltas of one read go on as one piece (the coalescer would join them anyway).
+          let pieceText = '';
+          let pieceCalls: ToolCallDelta[] | undefined;
+          let pieceLogprobs: JsonValue[] | undefined;
+          for (const raw of batch) {
+            const chunk = raw as WireChunk;
+            if (chunk.usage) usage = { inputTokens: chunk.usage.prompt_tokens, outputTokens: chunk.usage.completion_tokens };
+            const choice = chunk.choices?.[0];
+            if (!choice) continue;
+            const content = choice.delta?.content;
+            const toolCalls = toolDeltas(choice.delta?.tool_calls);
+            if (content) pieceText += content;
+            if (toolCalls) {
+              (pieceCalls ??= []).push(...toolCalls);
+              toolCallDeltas.push(...toolCalls);
+            }
+            if (choice.logprobs?.content?.length) (pieceLogprobs ??= []).push(...(choice.logprobs.content as JsonValue[]));
+            if (choice.finish_reason) finishReason = finishReasonOf(choice.finish_reason);
           }
-          if (choice.finish_reason) finishReason = finishReasonOf(choice.finish_reason);
+          if (pieceText) text.push(pieceText);
+          if (pieceText || pieceCalls || pieceLogprobs) {
+            yield { text: pieceText, last: false, ...(pieceCalls ? { toolCalls: pieceCalls } : {}), ...(pieceLogprobs ? { logprobs: pieceLogprobs } : {}) };
+          }
         }
       } catch (error) {
         if (signal.aborted) return;
@@ -150,7 +169,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
       if (signal.aborted) return;
       // Without a finish_reason the connection was closed early, not the answer.
       if (!finishReason) throw new ChatError('upstream_error', "The model's stream ended before the reply was finished.");
-      usage ??= { inputTokens: requestTokens(turns, count, system), outputTokens: count(text) + toolTokens };
+      usage ??= { inputTokens: requestTokens(turns, count, system), outputTokens: count(text.join('')) + toolTokensOf(toolCallDeltas, count) };
       yield { text: '', last: true, usage, finishReason };
     },
   };
