@@ -41,7 +41,10 @@ export function createChatStreamClient(options: ChatStreamClientOptions): ChatSt
   const url = new URL(`${options.baseUrl.replace(/\/+$/, '')}/chat/completions`);
   const secure = url.protocol === 'https:';
   // LIFO: the warmest connection first, so the pool stays as small as the concurrency needs.
-  const agent = secure ? new https.Agent({ keepAlive: true, scheduling: 'lifo' }) : new http.Agent({ keepAlive: true, scheduling: 'lifo' });
+  // An idle connection is closed after 4 s (the agent applies it to free sockets only), before
+  // a Node server's default 5 s keep-alive closes it under a request about to reuse it.
+  const pool = { keepAlive: true, scheduling: 'lifo', timeout: 4_000 } as const;
+  const agent = secure ? new https.Agent(pool) : new http.Agent(pool);
   const send = secure ? https.request : http.request;
   const target = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || undefined, path: `${url.pathname}${url.search}` };
   const authorization = `Bearer ${options.apiKey}`;
