@@ -174,8 +174,10 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     reserveSeqs: options.store.durable !== false,
     ...(options.countTokens ? { countTokens: options.countTokens } : {}),
   };
-  // An ephemeral session outlives nothing: none of its chunk numbers is ever stored.
-  const ephemeralPolicy: ConversationPolicy = { ...policy, reserveSeqs: false };
+  // An ephemeral session outlives nothing: none of its chunk numbers is ever stored. Its
+  // messages are all in memory for its one request anyway, so its window counts no tokens
+  // (the provider fits the history it sends): counting prompt and reply was ~2% of a /v1 request.
+  const ephemeralPolicy: ConversationPolicy = { ...policy, reserveSeqs: false, contextBudgetTokens: Number.POSITIVE_INFINITY };
   const window = windowFor(budget);
   const ttlMs = options.sessionTtlMs ?? 600_000;
   const sweepMs = options.sweepIntervalMs ?? Math.min(Math.max(Math.floor(ttlMs / 4), 10), 30_000);

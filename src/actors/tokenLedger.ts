@@ -126,7 +126,12 @@ export function createTokenLedger(options: TokenLedgerOptions): TokenLedger {
     record(keyId, model, usage) {
       options.onRecord?.(keyId, model, usage);
       if (closed || usage.inputTokens + usage.outputTokens === 0) return;
-      pending = sumUsage([...pending, { keyId, day: dayOf(clock.now()), model, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens }]);
+      // Added to its row in place of re-summing every pending row (a copy of all of them per reply).
+      const day = dayOf(clock.now());
+      const at = pending.findIndex((entry) => entry.keyId === keyId && entry.day === day && entry.model === model);
+      const known = pending[at];
+      if (known) pending[at] = { ...known, inputTokens: known.inputTokens + usage.inputTokens, outputTokens: known.outputTokens + usage.outputTokens };
+      else pending.push({ keyId, day, model, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens });
       schedule(flushMs);
     },
     spentToday,

@@ -1,5 +1,3 @@
-import OpenAI, { APIConnectionError, APIError } from 'openai';
-import type { ChatCompletionChunk, ChatCompletionCreateParamsStreaming } from 'openai/resources/chat/completions';
 import type { JsonValue } from '../domain/conversationRecord.ts';
 import { ChatError } from '../domain/errors.ts';
 import { fitHistory, requestTokens, turnTokens } from '../domain/historyBudget.ts';
@@ -9,7 +7,7 @@ import type { FinishReason, Turn, Usage } from '../domain/message.ts';
 import type { GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
 import { answeredToolCalls } from '../domain/toolCalls.ts';
 import type { ToolCallDelta } from '../domain/toolCalls.ts';
-import { parseRetryAfter } from './retryAfter.ts';
+import { createChatStreamClient } from './chatStreamClient.ts';
 import { countTokens } from './tokenizer.ts';
 
 export interface OpenAiProviderOptions {
@@ -24,12 +22,21 @@ export interface OpenAiProviderOptions {
   maxTokens?: number;
   /** Tokens of history sent per request, counted with `countTokens`; oldest turns go first (default 3,000). */
   historyBudgetTokens?: number;
-  /** The SDK's own whole-request backstop; the real deadlines are the guard's (default 10 min). */
+  /** A whole-request backstop; the real deadlines are the guard's (default 10 min). */
   requestTimeoutMs?: number;
   /** Counts the history budget, and usage when the server reports none (default: the o200k tokenizer). */
   countTokens?: TokenCounter;
-  /** For tests: the fetch the SDK uses. */
-  fetch?: typeof fetch;
+}
+
+/** The parts of a streamed `chat.completion.chunk` read here (the rest is ignored). */
+interface WireToolCall {
+  index: number;
+  id?: string;
+  function?: { name?: string; arguments?: string };
+}
+interface WireChunk {
+  usage?: { prompt_tokens: number; completion_tokens: number } | null;
+  choices?: { delta?: { content?: string | null; tool_calls?: WireToolCall[] | null }; logprobs?: { content?: unknown[] | null } | null; finish_reason?: string | null }[];
 }
 
 /** A turn as OpenAI's Chat Completions API takes it: content parts and tool calls as they were given. */
@@ -47,7 +54,7 @@ function finishReasonOf(value: string): FinishReason {
   return (FINISH_REASONS as readonly string[]).includes(value) ? (value as FinishReason) : 'stop';
 }
 
-function toolDeltas(chunk: ChatCompletionChunk.Choice.Delta['tool_calls']): ToolCallDelta[] | undefined {
+function toolDeltas(chunk: WireToolCall[] | null | undefined): ToolCallDelta[] | undefined {
   if (!chunk?.length) return undefined;
   return chunk.map((call) => ({
     index: call.index,
@@ -57,24 +64,27 @@ function toolDeltas(chunk: ChatCompletionChunk.Choice.Delta['tool_calls']): Tool
   }));
 }
 
+function toolTokensOf(deltas: readonly ToolCallDelta[], count: TokenCounter): number {
+  let tokens = 0;
+  for (const delta of deltas) tokens += (delta.name ? count(delta.name) : 0) + (delta.arguments ? count(delta.arguments) : 0);
+  return tokens;
+}
+
 /**
  * A model behind any OpenAI-compatible Chat Completions endpoint (OpenAI,
- * Ollama, vLLM, llama.cpp's server), streamed with the official SDK. It
+ * Ollama, vLLM, llama.cpp's server), streamed over keep-alive HTTP. It
  * yields raw token deltas and tool-call fragments, ends with the server's
  * finish_reason and usage (counted with the tokenizer when the server
  * reports none), and reports every failure as a typed ChatError; the
- * retries, deadlines and circuit breaker live in `guardedProvider`, so the
- * SDK's own retries are off. Request fields the client asked to pass
+ * retries, deadlines and circuit breaker live in `guardedProvider`. Request fields the client asked to pass
  * through (`options.upstream`) go to the server as they are.
  */
 export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvider {
-  const client = new OpenAI({
-    baseURL: options.baseUrl,
-    // The SDK insists on a key; local servers (Ollama, vLLM) need none.
+  const client = createChatStreamClient({
+    baseUrl: options.baseUrl,
+    // Local servers (Ollama, vLLM) need no key and ignore this one.
     apiKey: options.apiKey || 'unused',
-    maxRetries: 0,
-    timeout: options.requestTimeoutMs ?? 600_000,
-    ...(options.fetch ? { fetch: options.fetch } : {}),
+    timeoutMs: options.requestTimeoutMs ?? 600_000,
   });
   const budget = options.historyBudgetTokens ?? 3_000;
   const count = options.countTokens ?? countTokens;
@@ -96,6 +106,8 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
 
   const turnsFor = (request: GenerationRequest, system: string): Turn[] => {
     const prompt: Turn = request.promptTurn ?? { role: 'user', content: request.prompt };
+    // Nothing to fit (an ephemeral /v1 request's usual case): nothing to count.
+    if (request.history.length === 0) return [prompt];
     const reserved = requestTokens([prompt], count, system);
     const history = answeredToolCalls<Turn>([...request.history, prompt]).slice(0, -1);
     return [...fitHistory(history, budget, reserved, count, prompt, costOf), prompt];
@@ -112,8 +124,9 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
       const turns = turnsFor(request, system);
       let finishReason: FinishReason | undefined;
       let usage: Usage | undefined;
-      let text = '';
-      let toolTokens = 0;
+      // Kept only to count usage when the server reports none (counted once, at the end).
+      const text: string[] = [];
+      const toolCallDeltas: ToolCallDelta[] = [];
       try {
         const body = {
           ...upstream,
@@ -123,21 +136,31 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
           stream_options: { include_usage: true },
           ...(temperature !== undefined ? { temperature } : {}),
           ...(maxTokens ? { max_tokens: maxTokens } : {}),
-        } as unknown as ChatCompletionCreateParamsStreaming;
-        const stream = await client.chat.completions.create(body, { signal });
-        for await (const chunk of stream) {
-          if (chunk.usage) usage = { inputTokens: chunk.usage.prompt_tokens, outputTokens: chunk.usage.completion_tokens };
-          const choice = chunk.choices[0];
-          if (!choice) continue;
-          const content = choice.delta?.content;
-          const toolCalls = toolDeltas(choice.delta?.tool_calls);
-          const logprobs = choice.logprobs?.content?.length ? (choice.logprobs.content as unknown as JsonValue[]) : undefined;
-          if (content) text += content;
-          if (toolCalls) for (const delta of toolCalls) toolTokens += (delta.name ? count(delta.name) : 0) + (delta.arguments ? count(delta.arguments) : 0);
-          if (content || toolCalls || logprobs) {
-            yield { text: content ?? '', last: false, ...(toolCalls ? { toolCalls } : {}), ...(logprobs ? { logprobs } : {}) };
+        };
+        for await (const batch of client.stream(body, signal)) {
+          // The deltas of one read go on as one piece (the coalescer would join them anyway).
+          let pieceText = '';
+          let pieceCalls: ToolCallDelta[] | undefined;
+          let pieceLogprobs: JsonValue[] | undefined;
+          for (const raw of batch) {
+            const chunk = raw as WireChunk;
+            if (chunk.usage) usage = { inputTokens: chunk.usage.prompt_tokens, outputTokens: chunk.usage.completion_tokens };
+            const choice = chunk.choices?.[0];
+            if (!choice) continue;
+            const content = choice.delta?.content;
+            const toolCalls = toolDeltas(choice.delta?.tool_calls);
+            if (content) pieceText += content;
+            if (toolCalls) {
+              (pieceCalls ??= []).push(...toolCalls);
+              toolCallDeltas.push(...toolCalls);
+            }
+            if (choice.logprobs?.content?.length) (pieceLogprobs ??= []).push(...(choice.logprobs.content as JsonValue[]));
+            if (choice.finish_reason) finishReason = finishReasonOf(choice.finish_reason);
           }
-          if (choice.finish_reason) finishReason = finishReasonOf(choice.finish_reason);
+          if (pieceText) text.push(pieceText);
+          if (pieceText || pieceCalls || pieceLogprobs) {
+            yield { text: pieceText, last: false, ...(pieceCalls ? { toolCalls: pieceCalls } : {}), ...(pieceLogprobs ? { logprobs: pieceLogprobs } : {}) };
+          }
         }
       } catch (error) {
         if (signal.aborted) return;
@@ -146,28 +169,14 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
       if (signal.aborted) return;
       // Without a finish_reason the connection was closed early, not the answer.
       if (!finishReason) throw new ChatError('upstream_error', "The model's stream ended before the reply was finished.");
-      usage ??= { inputTokens: requestTokens(turns, count, system), outputTokens: count(text) + toolTokens };
+      usage ??= { inputTokens: requestTokens(turns, count, system), outputTokens: count(text.join('')) + toolTokensOf(toolCallDeltas, count) };
       yield { text: '', last: true, usage, finishReason };
     },
   };
 }
 
-/** What the client may see of an upstream failure: its status, never its text (it may hold secrets). */
+/** Every failure the client makes is a ChatError already; anything else is a broken connection. */
 function toChatError(error: unknown): ChatError {
   if (error instanceof ChatError) return error;
-  if (error instanceof APIConnectionError) {
-    return new ChatError('upstream_error', "The model's server could not be reached.", { cause: error });
-  }
-  if (error instanceof APIError && typeof error.status === 'number') {
-    const retryAfterMs = parseRetryAfter(error.headers);
-    return new ChatError('upstream_error', `The model's server answered with HTTP ${error.status}.`, {
-      cause: error,
-      upstreamStatus: error.status,
-      ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
-    });
-  }
-  if (error instanceof APIError) {
-    return new ChatError('upstream_error', "The model's server reported an error in its stream.", { cause: error });
-  }
   return new ChatError('upstream_error', "The connection to the model's server failed.", { cause: error });
 }

@@ -41,6 +41,8 @@ function countSegment(text: string): number {
  */
 export const countTokens: TokenCounter = (text) => {
   if (text === '') return 0;
+  // A short text holds no long run and needs no segments (most chat messages and replies).
+  if (text.length <= MAX_RUN) return countO200k(text, PLAIN);
   // Past a megabyte (a 16 MiB /v1 body is ~1.5 s of counting, all on the event
   // loop) the rest is estimated at the rate of the first megabyte.
   if (text.length > EXACT_UP_TO) {

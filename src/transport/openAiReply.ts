@@ -94,9 +94,18 @@ export async function streamReply(
   reply: ReplyIds,
   options: { includeUsage: boolean; heartbeatMs: number; maxBufferedBytes: number; onSlowConsumer: () => void },
 ): Promise<void> {
-  const withUsage = options.includeUsage ? { usage: null } : {};
-  const frame = (choices: unknown[], extra: Record<string, unknown> = withUsage) =>
-    `data: ${JSON.stringify({ id: reply.id, object: 'chat.completion.chunk', created: reply.created, model: reply.model, choices, ...extra })}\n\n`;
+  // The fields every frame repeats are serialised once per reply (again only if the model's name changes), the same bytes as one JSON.stringify of the whole frame.
+  let head = '';
+  let headModel: string | undefined;
+  const headOf = () => {
+    if (headModel !== reply.model) {
+      headModel = reply.model;
+      head = `data: {"id":${JSON.stringify(reply.id)},"object":"chat.completion.chunk","created":${JSON.stringify(reply.created)},"model":${JSON.stringify(reply.model)},"choices":`;
+    }
+    return head;
+  };
+  const withUsage = options.includeUsage ? ',"usage":null' : '';
+  const frame = (choices: unknown[], extra: string = withUsage) => `${headOf()}${JSON.stringify(choices)}${extra}}\n\n`;
   const delta = (content: Record<string, unknown>, finishReason: string | null = null, logprobs: readonly JsonValue[] | undefined = undefined) =>
     frame([{ index: 0, delta: content, logprobs: logprobs ? { content: logprobs, refusal: null } : null, finish_reason: finishReason }]);
   const write = (text: string) => {
@@ -135,7 +144,7 @@ export async function streamReply(
       } else if (step.type === 'tool_calls') write(delta({ tool_calls: toolCallDeltasJson(step.toolCalls) }));
       else if (step.type === 'completed') {
         write(delta({}, step.finishReason));
-        if (options.includeUsage && step.usage) write(frame([], { usage: usageJson(step.usage) }));
+        if (options.includeUsage && step.usage) write(frame([], `,"usage":${JSON.stringify(usageJson(step.usage))}`));
         write('data: [DONE]\n\n');
       } else {
         // The official SDK raises an APIError for a payload carrying `error`.
