@@ -8,6 +8,7 @@ import type { IdGenerator, MessageId, SessionId } from '../domain/ids.ts';
 import { publicMessage } from '../domain/message.ts';
 import type { Message, PublicMessage } from '../domain/message.ts';
 import type { MessagePageQuery } from '../domain/ports.ts';
+import { decodeMessageCursor } from '../infra/pageCursor.ts';
 import type { SessionDeps } from './sessionMachine.ts';
 import type { SupervisorMachine } from './supervisorMachine.ts';
 
@@ -175,25 +176,29 @@ export class LiveSession {
 
   /**
    * A page of history from the store (O(page)), with the live versions of
-   * messages still changing; the page that ends the history (the last one
-   * oldest first, the first one newest first) also shows the newest messages
-   * not written yet (a reply that just started), as watchers saw them.
+   * messages still changing, and the live messages not written yet that fall
+   * in the page's range of places (a reply that started before a later
+   * question was stored belongs between them, not after it), as watchers saw
+   * them. Each message is in exactly one page.
    */
   async messages(query: MessagePageQuery): Promise<{ messages: PublicMessage[]; nextCursor: string | null } | undefined> {
     this.#deps.health.assertHealthy();
     const page = await this.#deps.store.listMessages(this.sessionId, query);
     if (!page) return undefined;
+    const descending = query.order === 'desc';
+    const messages = this.#withUnwritten(page.messages, pageRange(query, page.messages, page.nextCursor));
+    if (descending) messages.reverse();
+    return { nextCursor: page.nextCursor, messages: messages.map(publicMessage) };
+  }
+
+  /** Stored messages (their live versions where changing) plus the unwritten live ones `inRange` holds, oldest first. */
+  #withUnwritten(page: readonly Message[], inRange: (order: number) => boolean): Message[] {
     // The store is current up to the last flush; the live window is current now (and small).
     const live = new Map(this.liveMessages().map((message) => [message.id, message]));
-    const stored = page.messages.map((message) => live.get(message.id) ?? message);
-    const descending = query.order === 'desc';
-    const endsHistory = descending ? query.cursor === undefined : page.nextCursor === null && (stored.length > 0 || query.cursor === undefined);
-    if (!endsHistory) return { nextCursor: page.nextCursor, messages: stored.map(publicMessage) };
-    const newest = stored.reduce((highest, message) => Math.max(highest, message.order), Number.NEGATIVE_INFINITY);
+    const stored = page.map((message) => live.get(message.id) ?? message);
     const ids = new Set(stored.map((message) => message.id));
-    const unwritten = [...live.values()].filter((message) => message.order > newest && !ids.has(message.id));
-    const messages = descending ? [...unwritten.reverse(), ...stored] : [...stored, ...unwritten];
-    return { nextCursor: page.nextCursor, messages: messages.map(publicMessage) };
+    const unwritten = [...live.values()].filter((message) => !ids.has(message.id) && inRange(message.order));
+    return [...stored, ...unwritten].sort((a, b) => a.order - b.order);
   }
 
   /**
@@ -203,14 +208,10 @@ export class LiveSession {
    */
   async view(limit = 50): Promise<SessionView> {
     this.#deps.health.assertHealthy();
-    const page = await this.#deps.store.listMessages(this.sessionId, { limit, order: 'desc' });
+    const query: MessagePageQuery = { limit, order: 'desc' };
+    const page = await this.#deps.store.listMessages(this.sessionId, query);
     if (!page) throw new ChatError('session_not_found');
-    const live = new Map(this.liveMessages().map((message) => [message.id, message]));
-    const stored = page.messages.map((message) => live.get(message.id) ?? message);
-    const newestStored = stored[0]?.order ?? Number.NEGATIVE_INFINITY;
-    const ids = new Set(stored.map((message) => message.id));
-    const unwritten = [...live.values()].filter((message) => message.order > newestStored && !ids.has(message.id));
-    const messages = [...stored, ...unwritten].sort((a, b) => a.order - b.order);
+    const messages = this.#withUnwritten(page.messages, pageRange(query, page.messages, page.nextCursor));
     const conversation = this.#conversation;
     return {
       sessionId: this.sessionId,
@@ -225,4 +226,17 @@ export class LiveSession {
       ...(conversation.model !== undefined ? { model: conversation.model } : {}),
     };
   }
+}
+
+/**
+ * The places (`order`) a page of the store covers, between its cursors: a
+ * cursor is the order of the last message of the page before, exclusive; a
+ * page with a next cursor ends at its own last message, one without runs to
+ * the end of the history in its direction.
+ */
+function pageRange(query: MessagePageQuery, page: readonly Message[], nextCursor: string | null): (order: number) => boolean {
+  const from = query.cursor === undefined ? undefined : decodeMessageCursor(query.cursor);
+  const last = nextCursor === null ? undefined : page[page.length - 1]?.order;
+  if (query.order === 'desc') return (order) => (from === undefined || order < from) && (last === undefined || order >= last);
+  return (order) => (from === undefined || order > from) && (last === undefined || order <= last);
 }

@@ -152,3 +152,40 @@ describe('a failing store', () => {
     client.close();
   });
 });
+
+describe('while a reply streams behind a later question, listings keep conversation order', () => {
+  // q2 and q3 are committed (queued) while a1 streams; a2 then streams with
+  // flushes 60 s apart: every listing must read q1 a1 q2 a2 q3 (the finished
+  // but unflushed case is test/transport/conversationOrder.test.ts).
+  it('in the session view, in pages either way, and in pages of one with no message twice', async () => {
+    const path = join(directory, `db-${++files}.sqlite`);
+    const server = await onSqlite(path, { simIntervalMs: 300, simChunks: 5, flushIntervalMs: 60_000 });
+    const { client, sessionId } = await WsClient.session(server.wsUrl);
+    client.send('q1');
+    await client.waitFor((frame) => frame.type === 'chunk');
+    client.send('q2');
+    client.send('q3');
+    await client.waitFor((frame) => frame.type === 'completed');
+    await client.waitForCount((frame) => frame.type === 'chunk', 6);
+    const texts = (messages: Json[]) => messages.map((message) => (message['role'] === 'user' ? message['content'] : `a:${String(message['content']).slice(-2)}`));
+
+    const view = await api(server.url, 'GET', `/api/sessions/${sessionId}`);
+    expect(texts(view.body['messages'] as Json[])).toEqual(['q1', 'a:q1', 'q2', 'a:q2', 'q3']);
+    const ascending = await api(server.url, 'GET', `/api/sessions/${sessionId}/messages?limit=50`);
+    expect(texts(ascending.body['messages'] as Json[])).toEqual(['q1', 'a:q1', 'q2', 'a:q2', 'q3']);
+    const descending = await api(server.url, 'GET', `/api/sessions/${sessionId}/messages?order=desc&limit=50`);
+    expect(texts(descending.body['messages'] as Json[])).toEqual(['q3', 'a:q2', 'q2', 'a:q1', 'q1']);
+
+    // Pages of one, newest first: each message once, in order, the unwritten one included.
+    const seen: Json[] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor === null ? '' : `&cursor=${cursor}`;
+      const page = await api(server.url, 'GET', `/api/sessions/${sessionId}/messages?order=desc&limit=1${query}`);
+      seen.push(...(page.body['messages'] as Json[]));
+      cursor = page.body['nextCursor'] as string | null;
+    } while (cursor !== null && seen.length < 20);
+    expect(texts(seen)).toEqual(['q3', 'a:q2', 'q2', 'a:q1', 'q1']);
+    client.close();
+  });
+});
