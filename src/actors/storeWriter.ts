@@ -176,8 +176,11 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     const { conversation } = state;
     const messages = state.messages;
     // The reply still streaming goes with every write, with its text so far.
-    const streaming = conversation.inProgress()?.reply;
-    if (streaming && (state.chunks.length > 0 || messages.has(streaming.id))) messages.set(streaming.id, streaming);
+    // (Only the reply is copied: copying its prompt and inputs too on every flush was garbage per chunk.)
+    if (state.chunks.length > 0 || conversation.generating) {
+      const streaming = conversation.streamingReply();
+      if (streaming && (state.chunks.length > 0 || messages.has(streaming.id))) messages.set(streaming.id, streaming);
+    }
     if (!state.touched && messages.size === 0 && state.chunks.length === 0 && state.waiters.length === 0 && state.withdrawn.length === 0) {
       release(state);
       return;
