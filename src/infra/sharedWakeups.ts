@@ -6,8 +6,10 @@ export interface Wakeup {
 }
 
 export interface SharedWakeups {
-  /** Calls `wake` after `ms` (0: on the next turn of the event loop, after I/O). */
+  /** Calls `wake` after `ms`, on the clock's timers. */
   after(ms: number, wake: () => void): Wakeup;
+  /** Calls `wake` on the next turn of the event loop, after I/O (`setImmediate`, shared by the waiters of one turn). */
+  nextTurn(wake: () => void): Wakeup;
 }
 
 interface Bucket {
@@ -40,20 +42,21 @@ export function createSharedWakeups(clock: Clock): SharedWakeups {
   };
 
   return {
-    after(ms, wake) {
-      if (ms <= 0) {
-        if (!immediate) {
-          immediate = new Set();
-          setImmediate(fireImmediate);
-        }
-        const waiters = immediate;
-        waiters.add(wake);
-        return { cancel: () => void waiters.delete(wake) };
+    nextTurn(wake) {
+      if (!immediate) {
+        immediate = new Set();
+        setImmediate(fireImmediate);
       }
+      const waiters = immediate;
+      waiters.add(wake);
+      return { cancel: () => void waiters.delete(wake) };
+    },
+
+    after(ms, wake) {
       const due = clock.now() + ms;
       let bucket = buckets.get(due);
       if (!bucket) {
-        bucket = { handle: clock.setTimeout(() => fire(due), ms), waiters: new Set() };
+        bucket = { handle: clock.setTimeout(() => fire(due), Math.max(0, ms)), waiters: new Set() };
         buckets.set(due, bucket);
       }
       const owner = bucket;

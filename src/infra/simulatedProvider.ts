@@ -50,7 +50,7 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Mode
             if (signal.aborted) resolve();
             // At 0 ms it still yields to the event loop (after I/O), as a real
             // model's I/O would: a reply made in one macrotask lets no socket drain.
-            else pending = wakeups.after(intervalMs, resolve);
+            else pending = intervalMs <= 0 ? wakeups.nextTurn(resolve) : wakeups.after(intervalMs, resolve);
           });
           pending = undefined;
           if (signal.aborted) return;

@@ -46,12 +46,12 @@ describe('shared wake-ups', () => {
     expect(woken).toEqual(['c']);
   });
 
-  it('at 0 ms, waiters of one turn share the next turn, and a cancelled one is not woken', async () => {
+  it('on the next turn, waiters of one turn share the next turn, and a cancelled one is not woken', async () => {
     const clock = new ManualClock();
     const wakeups = createSharedWakeups(clock);
     const woken: string[] = [];
-    wakeups.after(0, () => woken.push('a'));
-    wakeups.after(0, () => woken.push('b')).cancel();
+    wakeups.nextTurn(() => woken.push('a'));
+    wakeups.nextTurn(() => woken.push('b')).cancel();
     expect(woken).toEqual([]);
     await new Promise((resolve) => setImmediate(resolve));
     expect(woken).toEqual(['a']);
