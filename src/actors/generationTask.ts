@@ -1,4 +1,5 @@
 import type { Conversation } from '../domain/conversation.ts';
+import type { ChunkEvent } from '../domain/events.ts';
 import type { Message, Turn } from '../domain/message.ts';
 import type { Clock, EventBus, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
 import type { StoreWriter } from './storeWriter.ts';
@@ -61,16 +62,13 @@ export async function runGeneration(conversation: Conversation, deps: Generation
   };
   const publish = (text: string, last: boolean, logprobs?: ProviderChunk['logprobs']) => {
     const { messageId, seq, text: kept } = conversation.appendChunk(text, deps.clock.now());
-    const chunk = {
-      type: 'chunk',
-      sessionId: conversation.sessionId,
-      messageId,
-      seq,
-      chunk: kept,
-      is_last: last,
-      ...modelOnce(),
-      ...(logprobs ? { logprobs } : {}),
-    } as const;
+    // Built without spreads of empty objects: a chunk is the hottest object a reply makes.
+    const chunk: { -readonly [K in keyof ChunkEvent]: ChunkEvent[K] } = { type: 'chunk', sessionId: conversation.sessionId, messageId, seq, chunk: kept, is_last: last };
+    if (!announced && model !== undefined) {
+      announced = true;
+      chunk.model = model;
+    }
+    if (logprobs) chunk.logprobs = logprobs;
     deps.bus.publish(chunk);
     deps.writer.chunk(conversation, chunk);
   };

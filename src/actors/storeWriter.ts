@@ -5,6 +5,8 @@ import type { SessionId } from '../domain/ids.ts';
 import { copyMessage } from '../domain/message.ts';
 import type { Message } from '../domain/message.ts';
 import type { Clock, Logger, SessionStore, SessionUpdate } from '../domain/ports.ts';
+import { createSharedWakeups } from '../infra/sharedWakeups.ts';
+import type { Wakeup } from '../infra/sharedWakeups.ts';
 
 export interface StoreWriterOptions {
   store: SessionStore;
@@ -84,7 +86,7 @@ interface PendingState {
   withdrawn: string[];
   /** The session's own fields (stopped, counters) changed. */
   touched: boolean;
-  flushTimer: unknown;
+  flushTimer: Wakeup | undefined;
   /** When the flush timer fires. */
   flushAt: number;
   retryTimer: unknown;
@@ -104,6 +106,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
   const stored = options.stored ?? (() => true);
   const lifecycleDelayMs = options.lifecycleDelayMs ?? 10;
   const states = new Map<SessionId, PendingState>();
+  const wakeups = createSharedWakeups(clock);
   let closing = false;
   let onIdle: (() => void) | undefined;
 
@@ -140,7 +143,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
   };
 
   const clearTimers = (state: PendingState) => {
-    if (state.flushTimer !== undefined) clock.clearTimeout(state.flushTimer);
+    state.flushTimer?.cancel();
     if (state.retryTimer !== undefined) clock.clearTimeout(state.retryTimer);
     state.flushTimer = state.retryTimer = undefined;
   };
@@ -159,13 +162,14 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     const due = clock.now() + (closing ? 0 : delayMs);
     if (state.flushTimer !== undefined) {
       if (state.flushAt <= due) return;
-      clock.clearTimeout(state.flushTimer);
+      state.flushTimer.cancel();
     }
     state.flushAt = due;
-    state.flushTimer = clock.setTimeout(() => {
+    // Sessions due in the same millisecond share one timer (streams started by one group commit flush together).
+    state.flushTimer = wakeups.after(due - clock.now(), () => {
       state.flushTimer = undefined;
       write(state);
-    }, due - clock.now());
+    });
   };
 
   const write = (state: PendingState): void => {
@@ -176,8 +180,11 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     const { conversation } = state;
     const messages = state.messages;
     // The reply still streaming goes with every write, with its text so far.
-    const streaming = conversation.inProgress()?.reply;
-    if (streaming && (state.chunks.length > 0 || messages.has(streaming.id))) messages.set(streaming.id, streaming);
+    // (Only the reply is copied: copying its prompt and inputs too on every flush was garbage per chunk.)
+    if (state.chunks.length > 0 || conversation.generating) {
+      const streaming = conversation.streamingReply();
+      if (streaming && (state.chunks.length > 0 || messages.has(streaming.id))) messages.set(streaming.id, streaming);
+    }
     if (!state.touched && messages.size === 0 && state.chunks.length === 0 && state.waiters.length === 0 && state.withdrawn.length === 0) {
       release(state);
       return;

@@ -238,6 +238,11 @@ export class Conversation {
     return this.#options ? { ...current, options: this.#options } : current;
   }
 
+  /** A copy of the reply being generated, if any (without copying its prompt and inputs, as `inProgress` does). */
+  streamingReply(): Message | undefined {
+    return this.#reply && this.#prompt ? copyMessage(this.#reply) : undefined;
+  }
+
   /** Ids of the reply in progress and of every queued reply, in order. */
   pendingReplyIds(): MessageId[] {
     const ids = this.#queue.map(({ replyId }) => replyId);

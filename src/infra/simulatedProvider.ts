@@ -1,6 +1,8 @@
 import { requestTokens } from '../domain/historyBudget.ts';
 import type { TokenCounter } from '../domain/historyBudget.ts';
 import type { Clock, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import { createSharedWakeups } from './sharedWakeups.ts';
+import type { Wakeup } from './sharedWakeups.ts';
 import { countTokens } from './tokenizer.ts';
 
 export interface SimulatedProviderOptions {
@@ -15,8 +17,9 @@ export interface SimulatedProviderOptions {
 
 /**
  * The seed's model: for user text T it streams `chunk 1: T` … `chunk N: T`,
- * one every `intervalMs`. Every session streams on its own timers, so a
- * thousand sessions finish in one stream's time. It reports usage counted
+ * one every `intervalMs`. Every session streams on its own schedule (on
+ * timers shared by the replies due in the same millisecond), so a thousand
+ * sessions finish in one stream's time. It reports usage counted
  * with the tokenizer: in, the prompt it reads (it reads no history); out,
  * its whole reply. It always stops with `finish_reason` `stop`.
  */
@@ -25,16 +28,18 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Mode
   const intervalMs = options.intervalMs ?? 400;
   const { clock } = options;
   const count = options.countTokens ?? countTokens;
+  // All replies of this model share timers: one per due millisecond, not one per chunk per reply.
+  const wakeups = createSharedWakeups(clock);
 
   return {
     name: 'simulated',
     async *stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
       // One abort listener per reply, not one per chunk: EventTarget
       // listeners are costly when 10,000 replies stream at once.
-      let timer: unknown;
+      let pending: Wakeup | undefined;
       let wake: (() => void) | undefined;
       const onAbort = () => {
-        if (timer !== undefined) clock.clearTimeout(timer);
+        pending?.cancel();
         wake?.();
       };
       signal.addEventListener('abort', onAbort, { once: true });
@@ -43,12 +48,11 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Mode
           await new Promise<void>((resolve) => {
             wake = resolve;
             if (signal.aborted) resolve();
-            // At 0 ms it still yields to the event loop, as a real model's
-            // I/O would: a reply made in one macrotask lets no socket drain.
-            else if (intervalMs <= 0) setImmediate(resolve);
-            else timer = clock.setTimeout(resolve, intervalMs);
+            // At 0 ms it still yields to the event loop (after I/O), as a real
+            // model's I/O would: a reply made in one macrotask lets no socket drain.
+            else pending = intervalMs <= 0 ? wakeups.nextTurn(resolve) : wakeups.after(intervalMs, resolve);
           });
-          timer = undefined;
+          pending = undefined;
           if (signal.aborted) return;
           const text = `chunk ${index}: ${request.prompt}`;
           if (index < chunks) {
