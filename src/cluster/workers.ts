@@ -16,7 +16,7 @@ export type WorkerMessage = { type: 'llm-chat:listening'; url: string };
 
 /**
  * The primary of `--workers N`: forks N copies of this program, which share
- * the port (each accepts from the shared socket) and each other's
+ * the port (node:cluster hands connections out round-robin) and each other's
  * sessions through Redis. A worker that dies is replaced (its sessions move
  * to the others once their leases expire); SIGTERM / SIGINT go to every
  * worker, which drain as one node would, and the primary exits when they
@@ -65,17 +65,7 @@ export function runWorkers(options: WorkersOptions): void {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
-  // The workers accept from the shared socket themselves (the kernel hands
-  // each connection to a worker waiting in accept), unless
-  // NODE_CLUSTER_SCHED_POLICY says otherwise. node:cluster's default,
-  // round-robin, has the primary accept every connection and pass it over
-  // IPC with one handoff in flight per worker: in a 100,000-connection run
-  // on the shared 2 cores that fell below the 1,000/s arriving, the primary
-  // ended up holding 10,474 accepted sockets unread (19,982 of its 20,000
-  // files), handing out ones whose clients had given up (30 s) at ~700/s,
-  // and no handshake after the 6,920th was answered.
-  if (process.env['NODE_CLUSTER_SCHED_POLICY'] === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
-  logger.info({ workers: count, scheduling: cluster.schedulingPolicy === cluster.SCHED_NONE ? 'workers accept' : 'round-robin' }, 'starting workers');
+  logger.info({ workers: count }, 'starting workers');
   for (let index = 0; index < count; index += 1) fork();
 }
 
