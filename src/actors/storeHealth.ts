@@ -126,7 +126,7 @@ export function reportingTo(health: StoreHealth, store: SessionStore): SessionSt
     create: (record) => watch(store.create(record), true),
     load: (sessionId, window) => watch(store.load(sessionId, window)),
     save: (update) => watch(store.save(update), true),
-    delete: (sessionId) => watch(store.delete(sessionId), true),
+    delete: (sessionId, owner) => watch(store.delete(sessionId, owner), true),
     ping: () => store.ping(),
     close: () => store.close(),
     listSessions: (query) => watch(store.listSessions(query)),

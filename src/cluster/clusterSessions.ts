@@ -170,6 +170,15 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
     }
   };
 
+  const routedRemove = async (sessionId: SessionId, access: SessionAccess | undefined): Promise<boolean> => {
+    try {
+      return (await route(sessionId, 'remove', undefined, access)) as boolean;
+    } catch (error) {
+      if (error instanceof ChatError && error.code === 'session_not_found') return false;
+      throw error;
+    }
+  };
+
   const cluster: ClusterSessions = {
     route,
 
@@ -207,12 +216,21 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
 
     async remove(sessionId, access) {
       if (!isSessionId(sessionId)) return false;
-      try {
-        return (await route(sessionId, 'remove', undefined, access)) as boolean;
-      } catch (error) {
-        if (error instanceof ChatError && error.code === 'session_not_found') return false;
-        throw error;
-      }
+      // Owned here, or Redis out of reach (the owner could not be told): the
+      // registry's own store-first delete, nothing overlapped.
+      if (ownedHere(sessionId) || !leases.healthy) return await routedRemove(sessionId, access);
+      // Owned elsewhere (or nowhere): the store delete goes out now, alongside
+      // finding the owner and asking it, instead of after that trip. The
+      // owner's own store-first delete then waits on this one's row lock and
+      // finds nothing, so it still stops the session only once the rows are
+      // gone, and the answer (204) still waits for both. This one failing
+      // changes nothing: the owner's delete decides. Left: when the rows went
+      // but the owner cannot be reached (Redis lost meanwhile), the answer is
+      // `unavailable` and the session is gone anyway (its owner stops it as
+      // Redis goes; a retry answers 404).
+      const early = store.delete(sessionId, access?.owner).catch(() => false);
+      const [existed, removed] = await Promise.all([early, routedRemove(sessionId, access)]);
+      return existed || removed;
     },
 
     listSessions: (query, access) => registry.listSessions(query, access),

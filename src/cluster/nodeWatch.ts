@@ -4,6 +4,9 @@ import type { Clock, Logger } from '../domain/ports.ts';
 import { redisKeys } from '../infra/redisKeys.ts';
 import { withScripts } from '../infra/redisScripts.ts';
 
+/** Sessions a survivor takes from a dead node at a time. */
+const ADOPT_BATCH = 50;
+
 export interface NodeWatchOptions {
   redis: Redis;
   nodeId: string;
@@ -31,8 +34,8 @@ export interface NodeInfo {
 /**
  * Watches the other nodes. Each node keeps the set of its working sessions
  * in Redis (two commands per reply, not per chunk); when a node's heartbeat
- * key expires, one survivor (SET NX) takes its working sessions over and
- * clears its entries.
+ * key expires, the survivors share its working sessions out (SPOP) and
+ * take them over; one of them (SET NX) clears its entries.
  */
 export function createNodeWatch(options: NodeWatchOptions) {
   const { redis, nodeId, clock, logger } = options;
@@ -45,14 +48,27 @@ export function createNodeWatch(options: NodeWatchOptions) {
   /** Sessions the other live nodes reported in their last heartbeats. */
   let othersSessions = 0;
 
+  // Every survivor that sees the heartbeat gone pops batches of the dead
+  // node's working sessions (SPOP) until none is left, so the activations
+  // spread over all the survivors' cores and store connections instead of
+  // queueing on one winner (one node activating 1,250 sessions from a 30,000
+  // run took 0.6–1.1 s past the lease's expiry). One survivor then clears
+  // what is left of the dead node. A survivor that dies holding a batch
+  // leaves those sessions to their next command (recovered `interrupted`
+  // then, as on any activation).
   const takeOver = async (dead: string) => {
+    let taken = 0;
+    for (;;) {
+      onCommand(1);
+      const batch = (await redis.spop(redisKeys.working(dead), ADOPT_BATCH)) as SessionId[];
+      if (batch.length === 0) break;
+      taken += batch.length;
+      await options.onOrphans(batch, dead);
+    }
+    if (taken > 0) logger.warn({ deadNode: dead, sessions: taken }, 'node gone: took over some of its sessions in flight');
     onCommand(1);
     const won = await redis.set(redisKeys.takeover(dead), nodeId, 'PX', 30_000, 'NX');
     if (won !== 'OK') return;
-    onCommand(1);
-    const orphans = await redis.smembers(redisKeys.working(dead));
-    if (orphans.length > 0) logger.warn({ deadNode: dead, sessions: orphans.length }, 'node gone: taking over its sessions in flight');
-    await options.onOrphans(orphans, dead);
     // Its leases were free already (its heartbeat is gone); this frees their memory.
     onCommand(3);
     await withScripts(redis).forgetNode(redisKeys.held(dead), dead);

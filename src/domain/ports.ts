@@ -224,7 +224,11 @@ export interface SessionStore {
    * (or no longer) stored: nothing was kept.
    */
   save(update: SessionUpdate): Promise<void>;
-  delete(sessionId: SessionId): Promise<boolean>;
+  /**
+   * Deletes the session and its history; false when there was none. With
+   * `owner`, only a session of that owner (another's is left, and false).
+   */
+  delete(sessionId: SessionId, owner?: string): Promise<boolean>;
   /** False for a store that keeps nothing past the process (memory): there is no crash to write ahead for. */
   readonly durable?: boolean;
   /** Tokens spent per key, day and model, kept in the same database; absent: the server keeps them in memory. */

@@ -167,7 +167,8 @@ export function createMemoryStore(): SessionStore {
       }
     },
 
-    async delete(sessionId: SessionId) {
+    async delete(sessionId: SessionId, owner?: string) {
+      if (owner !== undefined && sessions.get(sessionId)?.record.owner !== owner) return false;
       return sessions.delete(sessionId);
     },
 

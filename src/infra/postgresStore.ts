@@ -239,8 +239,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         return current.rows[0] ? { claimed: false, fence: Number(current.rows[0].fence) } : undefined;
       }),
 
-    delete: (sessionId: SessionId) =>
-      guarded(async () => ((await pool.query('DELETE FROM sessions WHERE id = $1', [sessionId])).rowCount ?? 0) > 0),
+    delete: (sessionId: SessionId, owner?: string) =>
+      guarded(async () => {
+        const deleted =
+          owner === undefined
+            ? await pool.query('DELETE FROM sessions WHERE id = $1', [sessionId])
+            : await pool.query('DELETE FROM sessions WHERE id = $1 AND owner_key_id = $2', [sessionId, owner]);
+        return (deleted.rowCount ?? 0) > 0;
+      }),
 
     ping: () =>
       guarded(async () => {

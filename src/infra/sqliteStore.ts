@@ -102,6 +102,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
        WHERE session_id = @session AND id = @id AND (chunk_next_seq IS NULL OR chunk_next_seq = @first)`,
     ),
     deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
+    deleteOwnedSession: db.prepare('DELETE FROM sessions WHERE id = ? AND owner_key_id = ?'),
     deleteMessage: db.prepare('DELETE FROM messages WHERE session_id = ? AND id = ?'),
     firstSessions: db.prepare(
       `SELECT ${SESSION_COLUMNS} FROM sessions s
@@ -205,7 +206,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
 
     save: (update: SessionUpdate) => batcher.save(update),
 
-    delete: (sessionId: SessionId) => guarded(() => statements.deleteSession.run(sessionId).changes > 0),
+    delete: (sessionId: SessionId, owner?: string) =>
+      guarded(() => (owner === undefined ? statements.deleteSession.run(sessionId) : statements.deleteOwnedSession.run(sessionId, owner)).changes > 0),
 
     claim: (sessionId: SessionId, token: number) =>
       guarded(() => {

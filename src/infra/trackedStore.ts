@@ -36,7 +36,7 @@ export function trackStore(store: SessionStore, options: TrackedStoreOptions = {
     create: (record) => track('create', () => store.create(record)),
     load: (sessionId, window) => track('load', () => store.load(sessionId, window)),
     save: (update) => track('save', () => store.save(update)),
-    delete: (sessionId) => track('delete', () => store.delete(sessionId)),
+    delete: (sessionId, owner) => track('delete', () => store.delete(sessionId, owner)),
     ping: () => track('ping', () => store.ping()),
     listSessions: (query) => track('list', () => store.listSessions(query)),
     listMessages: (sessionId, query) => track('list', () => store.listMessages(sessionId, query)),

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import type { Sessions } from '../actors/sessions.ts';
+import { ChatError } from '../domain/errors.ts';
 import type { EventBus, Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
 import type { Caller } from './authenticate.ts';
@@ -15,6 +16,7 @@ import { WsConnection } from './wsConnection.ts';
 import type { WsShared } from './wsConnection.ts';
 import { WS_CLOSE, toWireError, wsErrorFrame } from './wireErrors.ts';
 import { clientAddressOf } from './clientAddress.ts';
+import { withDeadline } from './withDeadline.ts';
 
 export interface WsGatewayOptions {
   registry: Sessions;
@@ -38,6 +40,12 @@ export interface WsGatewayOptions {
   pingIntervalMs?: number;
   /** How long a close handshake may take before the socket is dropped (default 2 s). */
   closeGraceMs?: number;
+  /**
+   * Longest a handshake waits for admission (who it is, room for it) before
+   * it is answered `unavailable` (default 3 s: above Redis' and the stores'
+   * own 1–2 s command bounds, so those answer first when they work).
+   */
+  admitTimeoutMs?: number;
   /** Called when a slow consumer is dropped. */
   onSlowConsumer?: () => void;
   /** Told of every error frame sent to a client (metrics). */
@@ -69,6 +77,7 @@ export interface WsGateway {
 export function createWsGateway(options: WsGatewayOptions): WsGateway {
   const { admission } = options;
   const closeGraceMs = options.closeGraceMs ?? 2000;
+  const admitTimeoutMs = options.admitTimeoutMs ?? 3000;
   const connections = new Set<WsConnection>();
   const shared: WsShared = {
     registry: options.registry,
@@ -148,7 +157,16 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
       let gone = false;
       const onGone = () => (gone = true);
       socket.once('close', onGone);
-      admit(request).then(
+      // Admission may wait on Redis (cluster-wide limits) or the key store:
+      // whatever hangs there, the handshake is answered (`unavailable`, try
+      // again) within the bound, never left open with the socket held.
+      const admitting = withDeadline(
+        admit(request),
+        admitTimeoutMs,
+        () => new ChatError('unavailable', 'The server could not admit the connection in time; try again shortly.', { retryAfterMs: 1000 }),
+        (late) => late.release(),
+      );
+      admitting.then(
         ({ caller, holder, release }) => {
           socket.off('close', onGone);
           if (gone || socket.destroyed) return release();

@@ -94,6 +94,32 @@ describe.skipIf(!available)('three nodes on one Redis and one PostgreSQL', () =>
     for (const node of [a, b, c]) expect((await api(node.url, 'GET', `/api/sessions/${sessionId}`)).status).toBe(404);
   });
 
+  it('a delete on C of a session A owns answers 204 only once its rows are gone, and A stops it; again: 404 from every node', async () => {
+    const [a, b, c] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    for (let round = 0; round < 10; round += 1) {
+      const { client: onA, sessionId } = await WsClient.session(wsUrlOf(a));
+      onA.send('some history');
+      await onA.waitFor((frame) => frame.type === 'completed');
+      // Rows to delete: wait for the history to reach the store.
+      for (let tries = 0; ; tries += 1) {
+        const [stored] = await cluster.query<{ n: string }>('SELECT count(*) AS n FROM messages WHERE session_id = $1', [sessionId]);
+        if (Number(stored?.n) >= 2) break;
+        expect(tries).toBeLessThan(100);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // The store delete and the trip to the owner overlap; the 204 still waits for the delete to commit.
+      const removed = await api(c.url, 'DELETE', `/api/sessions/${sessionId}`);
+      expect(removed.status).toBe(204);
+      const [rows] = await cluster.query<{ sessions: string; messages: string }>(
+        'SELECT (SELECT count(*) FROM sessions WHERE id = $1) AS sessions, (SELECT count(*) FROM messages WHERE session_id = $1) AS messages',
+        [sessionId],
+      );
+      expect(rows).toEqual({ sessions: '0', messages: '0' });
+      expect((await onA.waitFor((frame) => frame.type === 'stopped'))['reason']).toBe('deleted');
+      for (const node of [a, b, c]) expect((await api(node.url, 'DELETE', `/api/sessions/${sessionId}`)).status).toBe(404);
+    }
+  });
+
   it('a /v1 request with X-Session-Id on B runs on the owner A and streams back', async () => {
     const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
     const { client: onA, sessionId } = await WsClient.session(wsUrlOf(a));

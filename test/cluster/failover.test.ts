@@ -142,4 +142,43 @@ describe.skipIf(!available)('a node dies or stalls', () => {
     onA.close();
     onB.close();
   }, 30_000);
+
+  it('kill -9 of an owner with 150 replies in flight: every watcher elsewhere gets interrupted within lease + 1 s, and the survivors share the takeover', async () => {
+    cluster = await TestCluster.start(3, { leaseMs: LEASE_MS, simChunks: 200, simIntervalMs: 50 });
+    const [a, b, c] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    const ids: string[] = [];
+    for (let index = 0; index < 150; index += 1) ids.push(String((await api(a.url, 'POST', '/api/sessions')).body['sessionId']));
+    const watchers = await Promise.all(ids.map(async (sessionId, index) => {
+      const watcher = await WsClient.open(wsUrlOf(index % 2 === 0 ? b : c, `?sessionId=${sessionId}`));
+      await watcher.waitFor((frame) => frame.type === 'session');
+      return watcher;
+    }));
+    for (const sessionId of ids) expect((await api(a.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'long' })).status).toBe(202);
+    await Promise.all(watchers.map((watcher) => watcher.waitForCount((frame) => frame.type === 'chunk', 2, 10_000)));
+
+    await a.stop('SIGKILL');
+    const killedAt = Date.now();
+    const after = await Promise.all(watchers.map(async (watcher) => {
+      await watcher.waitFor((frame) => frame.type === 'interrupted', LEASE_MS + 5000);
+      return Date.now() - killedAt;
+    }));
+    expect(Math.max(...after)).toBeLessThan(LEASE_MS + 1000);
+    // Taken over without anyone's next command, and by both survivors (a few sessions each at least).
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(cluster.redis.url);
+    try {
+      const holders = await redis.mget(...ids.map((sessionId) => `llm-chat:{s:${sessionId}}:lease`));
+      const nodesOf = new Map<string, number>();
+      for (const holder of holders) {
+        expect(holder).not.toBeNull();
+        const node = holder!.slice(0, holder!.lastIndexOf(' '));
+        nodesOf.set(node, (nodesOf.get(node) ?? 0) + 1);
+      }
+      const [statusB, statusC] = await Promise.all([api(b.url, 'GET', '/api/status'), api(c.url, 'GET', '/api/status')]);
+      expect([...nodesOf.keys()].sort()).toEqual([String(statusB.body['node']), String(statusC.body['node'])].sort());
+    } finally {
+      redis.disconnect();
+    }
+    for (const watcher of watchers) watcher.close();
+  }, 60_000);
 });

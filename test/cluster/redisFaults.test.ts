@@ -1,13 +1,17 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { clusterServicesAvailable, TestCluster, wsUrlOf } from '../support/cluster.ts';
+import { startFaultProxy } from '../support/faultProxy.ts';
+import type { FaultProxy } from '../support/faultProxy.ts';
 import { api, WsClient } from '../support/harness.ts';
 import type { Json } from '../support/harness.ts';
 
 const available = await clusterServicesAvailable();
 const LEASE_MS = 1000;
 let cluster: TestCluster | undefined;
+let proxy: FaultProxy | undefined;
 afterAll(async () => {
   await cluster?.stop();
+  await proxy?.close();
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -98,4 +102,37 @@ describe.skipIf(!available)('Redis killed and restarted mid-stream', () => {
     expect((await api(b.url, 'GET', '/readyz')).status).toBe(200);
     watcher.close();
   }, 60_000);
+});
+
+describe.skipIf(!available)('Redis holds its replies (a fault proxy)', () => {
+  it('a WebSocket handshake is still answered, `unavailable` within the bound, and served again once Redis answers', async () => {
+    cluster = await TestCluster.start(1, { leaseMs: LEASE_MS });
+    proxy = await startFaultProxy({ host: '127.0.0.1', port: cluster.redis.port });
+    // Per-IP connection counts in Redis: the upgrade itself asks Redis.
+    const node = await cluster.startNode(['--conn-rate-per-ip', '50'], { REDIS_URL: proxy.through(cluster.redis.url) });
+    const { client: before } = await WsClient.session(wsUrlOf(node));
+    before.close();
+
+    proxy.hang();
+    const heldAt = Date.now();
+    const clients = await Promise.all(Array.from({ length: 5 }, () => WsClient.open(wsUrlOf(node))));
+    for (const client of clients) {
+      const first = await client.waitFor((frame) => frame.type === 'error' || frame.type === 'session', 8000);
+      expect(first.type).toBe('error');
+      expect(first['code']).toBe('unavailable');
+      expect((await client.closed()).code).toBe(1013);
+    }
+    expect(Date.now() - heldAt).toBeLessThan(5000);
+    expect(node.child.exitCode).toBeNull();
+
+    proxy.restore();
+    const backAt = Date.now();
+    await until(async () => {
+      const client = await WsClient.open(wsUrlOf(node));
+      const first = await client.waitFor((frame) => frame.type === 'error' || frame.type === 'session', 3000);
+      client.close();
+      return first.type === 'session' ? first : undefined;
+    }, 8000, 'a session once Redis answers');
+    expect(Date.now() - backAt).toBeLessThan(5000);
+  }, 40_000);
 });

@@ -185,6 +185,18 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
       expect((await store.load(sid(5)))?.messages).toEqual([message('r')]);
     });
 
+    it('deletes with an owner only a session of that owner (a node deleting on behalf of a key before asking the owner node)', async () => {
+      await store.create(record(6, { owner: 'key-a', messages: [message('mine')] }));
+      await store.create(record(7, { messages: [message('nobody')] }));
+      expect(await store.delete(sid(6), 'key-b')).toBe(false);
+      expect(await store.delete(sid(7), 'key-b')).toBe(false);
+      expect((await store.load(sid(6)))?.messages).toEqual([message('mine')]);
+      expect((await store.load(sid(7)))?.messages).toEqual([message('nobody')]);
+      expect(await store.delete(sid(6), 'key-a')).toBe(true);
+      expect(await store.load(sid(6))).toBeUndefined();
+      expect(await store.delete(sid(7))).toBe(true);
+    });
+
     it('keeps the chunks of a reply while it streams, drops them when it finishes', async () => {
       const s = sid(6);
       await store.create(record(6));

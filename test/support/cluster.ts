@@ -50,7 +50,8 @@ export class TestCluster {
     return cluster;
   }
 
-  async startNode(extra: readonly string[] = []): Promise<ChildServer> {
+  /** One more node; `env` over the cluster's (a `REDIS_URL` through a fault proxy, say). */
+  async startNode(extra: readonly string[] = [], env: Record<string, string> = {}): Promise<ChildServer> {
     const options = this.#options;
     const node = await startChildServer(
       [
@@ -64,7 +65,7 @@ export class TestCluster {
         ...(options.args ?? []),
         ...extra,
       ],
-      { REDIS_URL: this.redis.url, DATABASE_URL: this.databaseUrl, STORE: 'postgres', WORKERS: '1' },
+      { REDIS_URL: this.redis.url, DATABASE_URL: this.databaseUrl, STORE: 'postgres', WORKERS: '1', ...env },
     );
     this.nodes.push(node);
     return node;

@@ -45,7 +45,7 @@ export function flaky(inner: SessionStore): FlakyStore {
         saved.push(structuredClone(update));
         return inner.save(update);
       }),
-    delete: (sessionId) => gate(() => inner.delete(sessionId)),
+    delete: (sessionId, owner) => gate(() => inner.delete(sessionId, owner)),
     ping: () => gate(() => inner.ping()),
     close: () => inner.close(),
     listSessions: (query) => gate(() => inner.listSessions(query)),

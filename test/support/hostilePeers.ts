@@ -150,7 +150,7 @@ export function slowStore(inner: SessionStore, delayMs: number): SessionStore {
         sessionId.startsWith('F') ? Promise.reject(new ChatError('store_unavailable', undefined, { cause: new Error('load failed (test)') })) : inner.load(sessionId, window),
       ),
     save: (update) => inner.save(update),
-    delete: (sessionId) => inner.delete(sessionId),
+    delete: (sessionId, owner) => inner.delete(sessionId, owner),
     ping: () => inner.ping(),
     close: () => inner.close(),
     listSessions: (query) => inner.listSessions(query),
