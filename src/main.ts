@@ -175,13 +175,14 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
 
   let shuttingDown = false;
+  // A second signal: exit now, as a crash would. Acknowledged messages are
+  // already in the store; the reply in flight comes back `interrupted`.
+  const exitNow = (signal: NodeJS.Signals) => {
+    logger.warn({ signal }, 'second signal: exiting at once');
+    process.exit(128 + (osConstants.signals[signal] ?? 0));
+  };
   const shutdown = (signal: NodeJS.Signals) => {
-    if (shuttingDown) {
-      // A second signal: exit now, as a crash would. Acknowledged messages are
-      // already in the store; the reply in flight comes back `interrupted`.
-      logger.warn({ signal }, 'second signal: exiting at once');
-      process.exit(128 + (osConstants.signals[signal] ?? 0));
-    }
+    if (shuttingDown) return;
     shuttingDown = true;
     const deadlineMs = config.shutdownDeadlineMs;
     logger.info({ signal, deadlineMs }, 'shutting down: letting replies in flight finish');
@@ -203,15 +204,17 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  // The primary's request repeats a signal the process group already brought:
-  // only its "now" counts as a second one.
-  if (cluster.isWorker) {
-    onPrimaryShutdown((signal, now) => {
-      if (!shuttingDown || now) shutdown(signal);
-    });
-  }
+  // Only signals count towards "second": with --workers, Ctrl-C signals the
+  // whole process group and the primary asks too, in either order.
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) exitNow(signal);
+    signalled = true;
+    shutdown(signal);
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  if (cluster.isWorker) onPrimaryShutdown((signal, now) => (now ? exitNow(signal) : shutdown(signal)));
 }
 
 main().catch((error: unknown) => {
