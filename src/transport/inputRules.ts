@@ -63,7 +63,16 @@ export function assertCleanJson(value: unknown, where: string, maxDepth: number 
 
 /** Express middleware (after the JSON parser): the rules over the parsed body and the query string. */
 export function rejectHostileInput(request: Request, _response: Response, next: NextFunction): void {
+  // A body the JSON parser skipped for its Content-Type would read as "no body": say why instead.
+  if (request.body === undefined && hasBody(request) && !request.is('application/json')) {
+    throw new ChatError('bad_request', 'The body must be JSON, sent with Content-Type: application/json.');
+  }
   assertCleanJson(request.query, 'the query string');
   if (request.body !== undefined) assertCleanJson(request.body, 'the body');
   next();
+}
+
+function hasBody(request: Request): boolean {
+  const length = request.headers['content-length'];
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

@@ -102,6 +102,27 @@ describe('/v1 refuses hostile input with 400 in OpenAI error shape', () => {
   });
 });
 
+describe('a body that is not sent as JSON is refused with a reason, not read as "no body"', () => {
+  it('REST and /v1: text/plain or a form is 400 bad_request saying what to send; no body at all is still fine where allowed', async () => {
+    const sessionId = await createSession();
+    const asText = { 'content-type': 'text/plain' };
+    const rest = await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, '{"text":"hi"}', asText);
+    expect(rest.status).toBe(400);
+    expect(rest.body).toMatchObject({ error: { code: 'bad_request', message: expect.stringMatching(/Content-Type: application\/json/) } });
+    const form = await api(running.url, 'POST', '/api/sessions', 'title=x', { 'content-type': 'application/x-www-form-urlencoded' });
+    expect(form.status).toBe(400);
+    const v1 = await api(running.url, 'POST', '/v1/chat/completions', '{"model":"m","messages":[{"role":"user","content":"hi"}]}', asText);
+    expect(v1.status).toBe(400);
+    expect(v1.body).toMatchObject({ error: { code: 'bad_request', type: 'invalid_request_error', message: expect.stringMatching(/application\/json/) } });
+    // Nothing was stored, and a session made with no body at all still is.
+    expect((await api(running.url, 'GET', `/api/sessions/${sessionId}`)).body['messages']).toEqual([]);
+    expect((await api(running.url, 'POST', '/api/sessions')).status).toBe(201);
+    // JSON with a charset is JSON.
+    const charset = await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, '{"text":"hi"}', { 'content-type': 'application/json; charset=utf-8' });
+    expect(charset.status).toBe(202);
+  });
+});
+
 describe('WebSocket frames refuse hostile input with an error frame and stay usable', () => {
   it('plain text with NUL, JSON frames with escaped NUL or lone surrogates, frames nested too deep', async () => {
     const { client, sessionId } = await WsClient.session(running.wsUrl);
