@@ -9,10 +9,17 @@ const available = await clusterServicesAvailable();
 const LEASE_MS = 1000;
 let cluster: TestCluster | undefined;
 let proxy: FaultProxy | undefined;
+// Every cluster a test starts is stopped, not only the last one assigned.
+const clusters: TestCluster[] = [];
 afterAll(async () => {
-  await cluster?.stop();
+  for (const started of clusters) await started.stop().catch(() => {});
   await proxy?.close();
 });
+const startCluster = async (...args: Parameters<typeof TestCluster.start>) => {
+  const started = await TestCluster.start(...args);
+  clusters.push(started);
+  return started;
+};
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -28,7 +35,7 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, 
 
 describe.skipIf(!available)('Redis killed and restarted mid-stream', () => {
   it('the node survives, tells watchers it cannot keep clearly, and serves again within 5 s of Redis coming back', async () => {
-    cluster = await TestCluster.start(2, { leaseMs: LEASE_MS, simChunks: 60, simIntervalMs: 50 });
+    cluster = await startCluster(2, { leaseMs: LEASE_MS, simChunks: 60, simIntervalMs: 50 });
     const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
     const { client: onA, sessionId } = await WsClient.session(wsUrlOf(a));
     const onB = await WsClient.open(wsUrlOf(b, `?sessionId=${sessionId}`));
@@ -106,7 +113,7 @@ describe.skipIf(!available)('Redis killed and restarted mid-stream', () => {
 
 describe.skipIf(!available)('Redis holds its replies (a fault proxy)', () => {
   it('a WebSocket handshake is still answered, `unavailable` within the bound, and served again once Redis answers', async () => {
-    cluster = await TestCluster.start(1, { leaseMs: LEASE_MS });
+    cluster = await startCluster(1, { leaseMs: LEASE_MS });
     proxy = await startFaultProxy({ host: '127.0.0.1', port: cluster.redis.port });
     // Per-IP connection counts in Redis: the upgrade itself asks Redis.
     const node = await cluster.startNode(['--conn-rate-per-ip', '50'], { REDIS_URL: proxy.through(cluster.redis.url) });
