@@ -35,7 +35,8 @@ export async function runGeneration(conversation: Conversation, deps: Generation
     sessionId: conversation.sessionId,
     messageId: current.reply.id,
     prompt: prompt.content,
-    ...(prompt.role !== 'user' || prompt.parts ? { promptTurn: turnOf(prompt) } : {}),
+    // The message itself, not a copy: the count its window made of it is found again (settledTurnTokens).
+    promptTurn: conversation.promptTurn() ?? turnOf(prompt),
     // Copied only for a provider that reads it (a model that takes history):
     // copying a long conversation for each reply was a measured hot spot.
     get history() {

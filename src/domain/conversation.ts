@@ -238,6 +238,15 @@ export class Conversation {
     return this.#options ? { ...current, options: this.#options } : current;
   }
 
+  /**
+   * The message being answered, as the model reads it: the live object, not
+   * a copy, so a count of it made when it entered the window is found again
+   * (see `settledTurnTokens`); read-only through its type.
+   */
+  promptTurn(): Turn | undefined {
+    return this.#reply ? this.#prompt : undefined;
+  }
+
   /** A copy of the reply being generated, if any (without copying its prompt and inputs, as `inProgress` does). */
   streamingReply(): Message | undefined {
     return this.#reply && this.#prompt ? copyMessage(this.#reply) : undefined;

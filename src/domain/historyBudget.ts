@@ -31,6 +31,29 @@ export function turnTokens(turn: Turn, count: TokenCounter): number {
   return tokens;
 }
 
+/** Counts of turns that no longer change, per counter: a message is counted once however many read it (its window, the model). */
+const settledCosts = new WeakMap<TokenCounter, WeakMap<Turn, number>>();
+
+/**
+ * `turnTokens` of a turn that will not change again (a stored prompt, a
+ * finished reply), remembered on the turn object for this counter. Each
+ * reply's prompt was counted by its session's window and again by the model
+ * for its usage, and each reply by the model and again by the window (three
+ * BPE counts per reply, 2–4% of the CPU under a burst): now a prompt is
+ * counted once, and a reply whose model reported its output tokens is not
+ * counted at all (the model's count replaces the tokenizer's, as for usage).
+ */
+export function settledTurnTokens(turn: Turn & { readonly usage?: { readonly outputTokens: number } }, count: TokenCounter): number {
+  let costs = settledCosts.get(count);
+  if (!costs) settledCosts.set(count, (costs = new WeakMap()));
+  let cost = costs.get(turn);
+  if (cost === undefined) {
+    cost = turn.role === 'assistant' && turn.usage && !turn.parts ? TOKENS_PER_MESSAGE + turn.usage.outputTokens : turnTokens(turn, count);
+    costs.set(turn, cost);
+  }
+  return cost;
+}
+
 /** Input tokens of a whole request (system prompt, history, prompt) as OpenAI's format frames it. */
 export function requestTokens(turns: readonly Turn[], count: TokenCounter, system = ''): number {
   let tokens = TOKENS_PER_REPLY + (system ? TOKENS_PER_MESSAGE + count(system) : 0);

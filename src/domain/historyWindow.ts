@@ -1,4 +1,4 @@
-import { turnTokens } from './historyBudget.ts';
+import { settledTurnTokens } from './historyBudget.ts';
 import type { TokenCounter } from './historyBudget.ts';
 import type { Message } from './message.ts';
 
@@ -14,8 +14,6 @@ const roughly: TokenCounter = (text) => Math.ceil(text.length / 4);
 export class HistoryWindow {
   readonly #budgetTokens: number;
   readonly #count: TokenCounter;
-  /** What each settled message was counted at (counted once; a message that leaves takes its count with it). */
-  readonly #costs = new WeakMap<Message, number>();
   #messages: Message[];
   /** Tokens of the settled messages. */
   #tokens = 0;
@@ -27,14 +25,14 @@ export class HistoryWindow {
     for (const message of messages) this.#tokens += this.#cost(message);
   }
 
+  /**
+   * What a settled message costs: counted once per message and counter (the
+   * model reads the same count for its usage), so what is added is what is
+   * taken away when it leaves.
+   */
   #cost(message: Message): number {
-    let cost = this.#costs.get(message);
-    if (cost === undefined) {
-      // No budget, no need to count (the window then holds everything).
-      cost = Number.isFinite(this.#budgetTokens) ? turnTokens(message, this.#count) : 0;
-      this.#costs.set(message, cost);
-    }
-    return cost;
+    // No budget, no need to count (the window then holds everything).
+    return Number.isFinite(this.#budgetTokens) ? settledTurnTokens(message, this.#count) : 0;
   }
 
   get length(): number {

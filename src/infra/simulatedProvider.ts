@@ -1,4 +1,4 @@
-import { requestTokens } from '../domain/historyBudget.ts';
+import { requestTokens, settledTurnTokens } from '../domain/historyBudget.ts';
 import type { TokenCounter } from '../domain/historyBudget.ts';
 import type { Clock, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
 import { createSharedWakeups } from './sharedWakeups.ts';
@@ -60,7 +60,9 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Mode
             continue;
           }
           const prompt = request.promptTurn ?? { role: 'user' as const, content: request.prompt };
-          const usage = { inputTokens: requestTokens([prompt], count, request.options?.system), outputTokens: replyTokens(request.prompt, chunks, count) };
+          // The prompt is the stored message (counted once: its window read the same count).
+          const inputTokens = requestTokens([], count, request.options?.system) + settledTurnTokens(prompt, count);
+          const usage = { inputTokens, outputTokens: replyTokens(request.prompt, chunks, count) };
           yield { text, last: true, usage, finishReason: 'stop' };
         }
       } finally {

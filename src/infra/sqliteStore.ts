@@ -12,6 +12,7 @@ import { SQLITE_MIGRATIONS } from './sql/sqliteMigrations.ts';
 import { createSqliteKeyStore } from './sqliteKeyStore.ts';
 import { guarded } from './storeErrors.ts';
 import { createSqliteUsageStore } from './sqliteUsageStore.ts';
+import { createGroupCreate } from './groupCreate.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
 
 export interface SqliteStoreOptions {
@@ -163,6 +164,27 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     return { absent, fenced };
   });
   const batcher = createWriteBatcher(async (updates) => commit(updates));
+  const insertRecord = (record: ConversationRecord) => {
+    statements.insertSession.run({
+      id: record.sessionId,
+      created_at: record.createdAt,
+      last_active_at: record.lastActiveAt,
+      last_seq: record.lastSeq,
+      seq_reserved: record.seqReserved,
+      stopped: record.stopped ? 1 : 0,
+      title: record.title ?? null,
+      metadata: record.metadata === undefined ? null : JSON.stringify(record.metadata),
+      owner_key_id: record.owner ?? null,
+      model: record.model ?? null,
+    });
+    for (const message of record.messages) statements.upsertMessage.run(messageColumns(record.sessionId, message));
+  };
+  // Sessions created in the same turn share one transaction (resolved once it is committed).
+  const creates = createGroupCreate(
+    db.transaction((records: readonly ConversationRecord[]) => {
+      for (const record of records) insertRecord(record);
+    }),
+  );
   let closed = false;
 
   const history = async (sessionId: SessionId, window: LoadWindow | undefined) =>
@@ -178,24 +200,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     keys: createSqliteKeyStore(db),
 
     usage: createSqliteUsageStore(db),
-    create: (record: ConversationRecord) =>
-      guarded(() => {
-        db.transaction(() => {
-          statements.insertSession.run({
-            id: record.sessionId,
-            created_at: record.createdAt,
-            last_active_at: record.lastActiveAt,
-            last_seq: record.lastSeq,
-            seq_reserved: record.seqReserved,
-            stopped: record.stopped ? 1 : 0,
-            title: record.title ?? null,
-            metadata: record.metadata === undefined ? null : JSON.stringify(record.metadata),
-            owner_key_id: record.owner ?? null,
-            model: record.model ?? null,
-          });
-          for (const message of record.messages) statements.upsertMessage.run(messageColumns(record.sessionId, message));
-        })();
-      }),
+    create: (record: ConversationRecord) => creates.create(record),
 
     load: (sessionId: SessionId, window?: LoadWindow) =>
       guarded(async () => {
@@ -231,6 +236,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
 
     async close() {
       if (closed) return;
+      await creates.drain();
       await batcher.drain();
       closed = true;
       probe?.close();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fitHistory, requestTokens, turnTokens, TOKENS_PER_MEDIA_PART, TOKENS_PER_MESSAGE, TOKENS_PER_REPLY } from '../../src/domain/historyBudget.ts';
+import { fitHistory, requestTokens, settledTurnTokens, turnTokens, TOKENS_PER_MEDIA_PART, TOKENS_PER_MESSAGE, TOKENS_PER_REPLY } from '../../src/domain/historyBudget.ts';
 import type { Turn } from '../../src/domain/message.ts';
 
 // One token per character: budgets below are easy to reason about.
@@ -106,5 +106,19 @@ describe('request token counts', () => {
   it('counts tool calls by their name and arguments', () => {
     const turn: Turn = { role: 'assistant', content: '', toolCalls: [{ id: 'x', type: 'function', function: { name: 'ab', arguments: '{}' } }] };
     expect(turnTokens(turn, count)).toBe(TOKENS_PER_MESSAGE + 2 + 2 + TOKENS_PER_MESSAGE);
+  });
+
+  it('counts a settled turn once per counter, and a reply by the usage its model reported', () => {
+    const texts: string[] = [];
+    const counting = (text: string) => (texts.push(text), text.length);
+    const prompt: Turn = { role: 'user', content: 'hello' };
+    expect(settledTurnTokens(prompt, counting)).toBe(cost('hello'));
+    expect(settledTurnTokens(prompt, counting)).toBe(cost('hello'));
+    expect(texts).toEqual(['hello']);
+    // Another counter counts for itself.
+    expect(settledTurnTokens(prompt, (text) => 2 * text.length)).toBe(10 + TOKENS_PER_MESSAGE);
+    const reply = { role: 'assistant' as const, content: 'a long answer', usage: { inputTokens: 9, outputTokens: 4 } };
+    expect(settledTurnTokens(reply, counting)).toBe(4 + TOKENS_PER_MESSAGE);
+    expect(texts).toEqual(['hello']);
   });
 });
