@@ -261,14 +261,19 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     ],
     onClientError: (code) => metrics?.clientError('http', code),
   });
-  // Stamped once at the edge, read by every per-IP limit (WS, SSE, REST, /v1).
-  const resolveAddress = clientAddressResolver(trustedProxies(options.trustProxy ?? ''));
-  const http = createHttpServer((request, response) => {
-    stampClientAddress(request, resolveAddress);
-    app(request, response);
-  });
+  // With --trust-proxy, stamped once at the edge and read by every per-IP limit
+  // (WS, SSE, REST, /v1); without it they read the socket's peer, and no
+  // request pays for a lookup it cannot use.
+  const trusted = trustedProxies(options.trustProxy ?? '');
+  const resolveAddress = trusted ? clientAddressResolver(trusted) : undefined;
+  const http = resolveAddress
+    ? createHttpServer((request, response) => {
+        stampClientAddress(request, resolveAddress);
+        app(request, response);
+      })
+    : createHttpServer(app);
   http.on('upgrade', (request, socket, head) => {
-    stampClientAddress(request, resolveAddress);
+    if (resolveAddress) stampClientAddress(request, resolveAddress);
     // New connections are refused while draining; watchers already attached stay.
     if (shuttingDown) socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     else ws.handleUpgrade(request, socket, head);
