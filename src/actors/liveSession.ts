@@ -8,7 +8,7 @@ import type { IdGenerator, MessageId, SessionId } from '../domain/ids.ts';
 import { publicMessage } from '../domain/message.ts';
 import type { Message, PublicMessage } from '../domain/message.ts';
 import type { MessagePageQuery } from '../domain/ports.ts';
-import { decodeMessageCursor } from '../infra/pageCursor.ts';
+import { decodeMessageCursor, encodeMessageCursor } from '../infra/pageCursor.ts';
 import type { SessionDeps } from './sessionMachine.ts';
 import type { SupervisorMachine } from './supervisorMachine.ts';
 
@@ -185,10 +185,9 @@ export class LiveSession {
     this.#deps.health.assertHealthy();
     const page = await this.#deps.store.listMessages(this.sessionId, query);
     if (!page) return undefined;
-    const descending = query.order === 'desc';
-    const messages = this.#withUnwritten(page.messages, pageRange(query, page.messages, page.nextCursor));
-    if (descending) messages.reverse();
-    return { nextCursor: page.nextCursor, messages: messages.map(publicMessage) };
+    const merged = this.#withUnwritten(page.messages, pageRange(query, page.messages, page.nextCursor));
+    const { messages, nextCursor } = withinLimit(merged, query, page.nextCursor);
+    return { nextCursor, messages: messages.map(publicMessage) };
   }
 
   /** Stored messages (their live versions where changing) plus the unwritten live ones `inRange` holds, oldest first. */
@@ -226,6 +225,20 @@ export class LiveSession {
       ...(conversation.model !== undefined ? { model: conversation.model } : {}),
     };
   }
+}
+
+/**
+ * At most `limit` of the merged messages (oldest first), in the query's
+ * order: unwritten live ones can push a page past its limit (the store held
+ * exactly `limit` and said there was no more), and then the page ends at its
+ * last kept message and the rest start the next one.
+ */
+function withinLimit(merged: Message[], query: MessagePageQuery, storeCursor: string | null): { messages: Message[]; nextCursor: string | null } {
+  const descending = query.order === 'desc';
+  const ordered = descending ? merged.reverse() : merged;
+  if (ordered.length <= query.limit) return { messages: ordered, nextCursor: storeCursor };
+  const kept = ordered.slice(0, query.limit);
+  return { messages: kept, nextCursor: encodeMessageCursor(kept[kept.length - 1]!.order) };
 }
 
 /**

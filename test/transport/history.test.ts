@@ -189,3 +189,37 @@ describe('while a reply streams behind a later question, listings keep conversat
     client.close();
   });
 });
+
+describe('replies the store has not written yet count toward a page\'s limit', () => {
+  it('with q1 q2 q3 stored and a1 a2 a3 still unwritten, pages of three hold three, newest first and oldest first, each message once', async () => {
+    // No reply ever reaches the store (as if the write-behind had not got
+    // there yet; CI once caught that moment): the store holds exactly the
+    // three questions and says there is nothing more, so the live, unwritten
+    // replies are what fill the page.
+    const inner = openSqliteStore({ path: join(directory, `db-${++files}.sqlite`) });
+    const store: typeof inner = {
+      ...inner,
+      save: (update) => inner.save({ ...update, messages: update.messages.filter((message) => message.role !== 'assistant') }),
+    };
+    const server = await startServer({ store, simIntervalMs: 5 });
+    servers.push(server);
+    const { client, sessionId } = await WsClient.session(server.wsUrl);
+    for (const [index, text] of ['q1', 'q2', 'q3'].entries()) {
+      client.send(text);
+      await client.waitForCount((frame) => frame.type === 'completed', index + 1);
+    }
+    const texts = (messages: Json[]) => messages.map((message) => (message['role'] === 'user' ? message['content'] : `a:${String(message['content']).slice(-2)}`));
+    for (const [order, first, rest] of [
+      ['desc', ['a:q3', 'q3', 'a:q2'], ['q2', 'a:q1', 'q1']],
+      ['asc', ['q1', 'a:q1', 'q2'], ['a:q2', 'q3', 'a:q3']],
+    ] as const) {
+      const page = await api(server.url, 'GET', `/api/sessions/${sessionId}/messages?order=${order}&limit=3`);
+      expect(texts(page.body['messages'] as Json[])).toEqual(first);
+      expect(page.body['nextCursor']).toEqual(expect.any(String));
+      const next = await api(server.url, 'GET', `/api/sessions/${sessionId}/messages?order=${order}&limit=3&cursor=${String(page.body['nextCursor'])}`);
+      expect(texts(next.body['messages'] as Json[])).toEqual(rest);
+      expect(next.body['nextCursor']).toBeNull();
+    }
+    client.close();
+  });
+});
