@@ -25,6 +25,7 @@ export const ERROR_CODES = [
   'unavailable',
   'model_not_found',
   'budget_exceeded',
+  'method_not_allowed',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -52,6 +53,7 @@ export const DEFAULT_ERROR_MESSAGES: Record<ErrorCode, string> = {
   unavailable: 'The cluster is unreachable from this node right now; try again shortly.',
   model_not_found: 'No model with this name; GET /v1/models lists them.',
   budget_exceeded: "This key has used its tokens for today; try again after the budget resets.",
+  method_not_allowed: 'This endpoint does not take this method; the Allow header lists those it takes.',
 };
 
 /**
@@ -78,6 +80,8 @@ export interface ChatErrorOptions {
   upstreamStatus?: number;
   /** For `budget_exceeded`: when the budget resets (ms since the epoch). */
   resetsAt?: number;
+  /** For `method_not_allowed`: the methods the endpoint takes. */
+  allow?: readonly string[];
 }
 
 export class ChatError extends Error {
@@ -87,6 +91,8 @@ export class ChatError extends Error {
   readonly upstreamStatus?: number;
   /** For `budget_exceeded`: when the budget resets. */
   readonly resetsAt?: number;
+  /** For `method_not_allowed`: the methods the endpoint takes. */
+  readonly allow?: readonly string[];
 
   constructor(code: ErrorCode, message: string = DEFAULT_ERROR_MESSAGES[code], options: ChatErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -95,6 +101,7 @@ export class ChatError extends Error {
     this.retryAfterMs = options.retryAfterMs;
     if (options.upstreamStatus !== undefined) this.upstreamStatus = options.upstreamStatus;
     if (options.resetsAt !== undefined) this.resetsAt = options.resetsAt;
+    if (options.allow !== undefined) this.allow = options.allow;
   }
 }
 

@@ -1,7 +1,7 @@
 import express from 'express';
 import type { NextFunction, Request, Response, Router } from 'express';
-import { ChatError } from '../domain/errors.ts';
 import type { Logger } from '../domain/ports.ts';
+import { noSuchRoute } from './allowedMethods.ts';
 import type { Authenticator } from './authenticate.ts';
 import type { CallerSessions } from './callerSessions.ts';
 import { rejectHostileInput } from './inputRules.ts';
@@ -44,9 +44,7 @@ export function createHttpApp(options: HttpAppOptions): express.Express {
   app.use('/api', auth.guard(), createRestRoutes(sessions));
   for (const { path, router } of options.routers ?? []) app.use(path, router);
 
-  app.use((_request: Request, _response: Response, next: NextFunction) => {
-    next(new ChatError('not_found'));
-  });
+  app.use(noSuchRoute(app.router));
 
   // Every HTTP error leaves through here, in one JSON shape.
   app.use((error: unknown, request: Request, response: Response, _next: NextFunction) => {

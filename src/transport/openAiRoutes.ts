@@ -1,7 +1,7 @@
 import express, { Router } from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { SessionHandle, Sessions } from '../actors/sessions.ts';
-import { ChatError } from '../domain/errors.ts';
+import { noSuchRoute } from './allowedMethods.ts';
 import type { Clock, EventBus, Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
 import { callerOf } from './authenticate.ts';
@@ -131,7 +131,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
     logger.warn({ buffered: response.writableLength }, 'closing slow /v1 stream consumer');
   };
 
-  router.use((_request: Request, _response: Response, next: NextFunction) => next(new ChatError('not_found')));
+  router.use(noSuchRoute(router));
   router.use((error: unknown, request: Request, response: Response, _next: NextFunction) => {
     const { status, body, internal } = toOpenAiError(error);
     if (internal) logger.error({ method: request.method, path: request.path, err: String(error) }, 'request failed');

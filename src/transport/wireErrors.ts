@@ -30,6 +30,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   unavailable: 503,
   model_not_found: 404,
   budget_exceeded: 429,
+  method_not_allowed: 405,
 };
 
 /** WebSocket close codes we use (4000–4999 are ours by RFC 6455). */
@@ -52,6 +53,8 @@ export interface WireError {
   retryAfterMs?: number;
   /** For `budget_exceeded`: when the budget resets (ms since the epoch). */
   resetsAt?: number;
+  /** For `method_not_allowed`: sent as `Allow`. */
+  allow?: readonly string[];
 }
 
 interface BodyParserError {
@@ -65,6 +68,7 @@ export function toWireError(error: unknown): WireError {
     const wire: WireError = { code: error.code, message: error.message, status: HTTP_STATUS[error.code] };
     if (error.retryAfterMs !== undefined) wire.retryAfterMs = error.retryAfterMs;
     if (error.resetsAt !== undefined) wire.resetsAt = error.resetsAt;
+    if (error.allow !== undefined) wire.allow = error.allow;
     return wire;
   }
   const parserError = (error ?? {}) as BodyParserError;
@@ -86,7 +90,10 @@ export function httpErrorBody(error: WireError): { error: { code: ErrorCode; mes
 
 /** Headers that go with an HTTP error response. */
 export function httpErrorHeaders(error: WireError): Record<string, string> {
-  return error.retryAfterMs === undefined ? {} : { 'Retry-After': String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))) };
+  return {
+    ...(error.retryAfterMs === undefined ? {} : { 'Retry-After': String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))) }),
+    ...(error.allow === undefined ? {} : { Allow: error.allow.join(', ') }),
+  };
 }
 
 export function wsErrorFrame(error: WireError, messageId?: string): string {
