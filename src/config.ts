@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { ERROR_CODES } from './domain/errors.ts';
 import { loadModelsFile, ModelsFileError } from './modelsFile.ts';
 import { trustedProxies } from './transport/clientAddress.ts';
 import { LEVELS, PROVIDERS, SETTINGS } from './settings.ts';
@@ -158,7 +159,8 @@ export function helpText(): string {
     const shown = setting.default === undefined ? 'unset' : JSON.stringify(setting.default);
     // A flag too long for the column gets its text on the next line.
     const head = left.length >= 32 ? `${left}\n${''.padEnd(32)}` : left.padEnd(32);
-    return `${head}${setting.help}\n${''.padEnd(32)}env ${setting.env}, default ${shown}`;
+    const indent = `\n${''.padEnd(32)}`;
+    return `${head}${wrapped(setting.help, 100 - 32).join(indent)}${indent}env ${setting.env}, default ${shown}`;
   });
   return [
     'llm-chat: a high-concurrency LLM chat gateway (WebSocket, SSE, REST).',
@@ -189,5 +191,23 @@ export function helpText(): string {
     '"baseUrl", "apiKeyEnv", "model", "fallbacks": [NAME…]}, …]}; clients pick one by name',
     '(/v1 "model", POST /api/sessions {"model"}, WebSocket {"type":"message","text","model"}).',
     '',
+    ...wrapped(`Error codes (docs/protocol.md gives each one's HTTP status and meaning): ${ERROR_CODES.join(', ')}.`),
+    'WebSocket close codes: 1000, 1001, 1007, 1008, 1009, 1011, 1013 (try again later), 4401 (no valid key,',
+    'or revoked), 4404 (no such session), 4410 (session deleted).',
+    '',
   ].join('\n');
+}
+
+/** `text` in lines of at most `width` characters, broken at spaces. */
+function wrapped(text: string, width = 100): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') lines.push(line);
+  return lines;
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { SETTINGS } from '../src/config.ts';
+import { helpText } from '../src/config.ts';
+import { SETTINGS } from '../src/settings.ts';
 import { ERROR_CODES } from '../src/domain/errors.ts';
 
 // Other clients are written against what the README says: every option and
@@ -19,5 +20,14 @@ describe('the docs describe what exists', () => {
   it('every error code is listed in the README and in the protocol', () => {
     expect(ERROR_CODES.filter((code) => !readme.includes(`\`${code}\``))).toEqual([]);
     expect(ERROR_CODES.filter((code) => !protocol.includes(`\`${code}\``))).toEqual([]);
+  });
+
+  it('--help lists every option and every error code, in lines a terminal shows whole', () => {
+    const help = helpText();
+    const flagOf = (setting: (typeof SETTINGS)[number]) => (setting.kind === 'boolean' ? `--[no-]${setting.flag}` : `--${setting.flag}`);
+    expect(SETTINGS.filter((setting) => !help.includes(flagOf(setting))).map((setting) => setting.flag)).toEqual([]);
+    const words = new Set(help.split(/[\s,.:()]+/));
+    expect(ERROR_CODES.filter((code) => !words.has(code))).toEqual([]);
+    expect(help.split('\n').filter((line) => line.length > 132)).toEqual([]);
   });
 });
