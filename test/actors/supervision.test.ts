@@ -92,7 +92,8 @@ describe('session actor', () => {
     const actors: string[] = [];
     const { clock, registry, events } = setup({
       inspect: (event) => {
-        if (event.type === '@xstate.actor' && event.actorRef.id === 'session') actors.push(event.actorRef.sessionId);
+        const ref = event.actorRef as { id?: unknown; sessionId: string };
+        if (event.type === '@xstate.actor' && ref.id === 'session') actors.push(ref.sessionId);
       },
     });
     const session = await registry.create();
