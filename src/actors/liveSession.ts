@@ -9,7 +9,7 @@ import { publicMessage } from '../domain/message.ts';
 import type { Message, PublicMessage } from '../domain/message.ts';
 import type { MessagePageQuery } from '../domain/ports.ts';
 import { decodeMessageCursor, encodeMessageCursor } from '../infra/pageCursor.ts';
-import type { SessionDeps } from './sessionMachine.ts';
+import type { SessionDeps } from './sessionEffects.ts';
 import type { SupervisorMachine } from './supervisorMachine.ts';
 
 /** Shared by a registry's sessions: false once the server drains for shutdown. */

@@ -8,7 +8,7 @@ import type { StopReason } from '../domain/events.ts';
 import { windowFor } from '../domain/conversationRules.ts';
 import type { ConversationPolicy } from '../domain/conversationRules.ts';
 import { LiveSession } from './liveSession.ts';
-import type { SessionDeps } from './sessionMachine.ts';
+import type { SessionDeps } from './sessionEffects.ts';
 import { createActiveSessions } from './activeSessions.ts';
 import type { ActiveEntry } from './activeSessions.ts';
 import { drainSessions } from './drainSessions.ts';

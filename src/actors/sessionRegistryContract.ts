@@ -7,7 +7,7 @@ import type { TokenCounter } from '../domain/historyBudget.ts';
 import type { MessagePageQuery, PageQuery, SessionSummary } from '../domain/ports.ts';
 import type { LiveSession } from './liveSession.ts';
 import type { SessionStatus } from './liveSession.ts';
-import type { SessionDeps } from './sessionMachine.ts';
+import type { SessionDeps } from './sessionEffects.ts';
 import type { DrainResult } from './drainSessions.ts';
 import type { StoreHealth } from './storeHealth.ts';
 import type { RestartPolicy } from './supervisorMachine.ts';

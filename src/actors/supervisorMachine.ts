@@ -3,8 +3,9 @@ import type { Conversation } from '../domain/conversation.ts';
 import { DEFAULT_ERROR_MESSAGES, isChatError } from '../domain/errors.ts';
 import type { ErrorCode } from '../domain/errors.ts';
 import type { StopReason } from '../domain/events.ts';
-import { announceCancelled, failCurrentReply, persist, sessionMachine } from './sessionMachine.ts';
-import type { SessionDeps } from './sessionMachine.ts';
+import { sessionLogic } from './sessionActor.ts';
+import { announceCancelled, failCurrentReply, persist } from './sessionEffects.ts';
+import type { SessionDeps } from './sessionEffects.ts';
 
 /** OTP-style restart intensity: at most `intensity` restarts within `periodMs`. */
 export interface RestartPolicy {
@@ -62,7 +63,7 @@ export const supervisorMachine = setup({
     input: {} as SupervisorInput,
     events: {} as SupervisorEvent,
   },
-  actors: { session: sessionMachine },
+  actors: { session: sessionLogic },
   delays: {
     backoff: ({ context }) => {
       const attempt = Math.max(1, context.restarts.length);

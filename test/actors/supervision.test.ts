@@ -88,6 +88,39 @@ describe('session actor', () => {
     expect(reply).toMatchObject({ status: 'cancelled', content: 'chunk 1: onechunk 2: one' });
     expect(session.status()).toBe('idle');
   });
+  it('answers queued messages with the one session actor it spawned for the busy period', async () => {
+    const actors: string[] = [];
+    const { clock, registry, events } = setup({
+      inspect: (event) => {
+        const ref = event.actorRef as { id?: unknown; sessionId: string };
+        if (event.type === '@xstate.actor' && ref.id === 'session') actors.push(ref.sessionId);
+      },
+    });
+    const session = await registry.create();
+    const replies = [await session.send('one'), await session.send('two'), await session.send('three')];
+    await clock.advance(15 * INTERVAL);
+    for (const reply of replies) expect(chunksOf(events, reply.replyId)).toHaveLength(5);
+    expect(session.status()).toBe('idle');
+    // One actor for the three replies, none left once the queue is empty.
+    expect(actors).toHaveLength(1);
+    expect(session.actor.getSnapshot().children['session']).toBeUndefined();
+    await session.send('four');
+    expect(actors).toHaveLength(2);
+  });
+
+  it('a stop mid-reply (delete, shutdown) aborts the provider at once', async () => {
+    const { clock, registry, provider } = setup();
+    const deleted = await registry.create();
+    const shut = await registry.create();
+    const first = await deleted.send('one');
+    const second = await shut.send('two');
+    await clock.advance(2 * INTERVAL);
+    expect(await registry.remove(deleted.sessionId)).toBe(true);
+    await settle();
+    expect(provider.aborted).toEqual([first.replyId]);
+    await registry.close();
+    expect(provider.aborted).toEqual([first.replyId, second.replyId]);
+  });
 });
 
 describe('supervisor', () => {
