@@ -10,7 +10,7 @@ import type { Message, PublicMessage } from '../domain/message.ts';
 import type { MessagePageQuery } from '../domain/ports.ts';
 import { decodeMessageCursor, encodeMessageCursor } from '../infra/pageCursor.ts';
 import type { SessionDeps } from './sessionEffects.ts';
-import type { SupervisorMachine } from './supervisorMachine.ts';
+import type { SupervisorLogic } from './supervisorActor.ts';
 
 /** Shared by a registry's sessions: false once the server drains for shutdown. */
 export interface Admission {
@@ -49,13 +49,13 @@ const REFUSED_WHEN_STOPPED: Record<StopReason, () => ChatError> = {
  */
 export class LiveSession {
   readonly sessionId: SessionId;
-  readonly actor: Actor<SupervisorMachine>;
+  readonly actor: Actor<SupervisorLogic>;
   readonly #conversation: Conversation;
   readonly #deps: SessionDeps;
   readonly #ids: IdGenerator;
   readonly #admission: Admission | undefined;
 
-  constructor(actor: Actor<SupervisorMachine>, conversation: Conversation, deps: SessionDeps, ids: IdGenerator, admission?: Admission) {
+  constructor(actor: Actor<SupervisorLogic>, conversation: Conversation, deps: SessionDeps, ids: IdGenerator, admission?: Admission) {
     this.sessionId = conversation.sessionId;
     this.actor = actor;
     this.#conversation = conversation;

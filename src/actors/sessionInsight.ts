@@ -1,10 +1,9 @@
 import type { AnyActorRef, InspectionEvent } from 'xstate';
 import { isChatError } from '../domain/errors.ts';
 import type { LiveSession } from './liveSession.ts';
-import { chartOf } from './machineChart.ts';
 import type { MachineChart } from './machineChart.ts';
 import { sessionChart } from './sessionActor.ts';
-import { supervisorMachine } from './supervisorMachine.ts';
+import { supervisorChart } from './supervisorChart.ts';
 
 export type { ChartState, ChartTransition, MachineChart } from './machineChart.ts';
 
@@ -61,7 +60,7 @@ let charts: MachineChart[] | undefined;
 
 /** The supervisor machine's and the session actor's states and transitions (computed once). */
 export function machineCharts(): MachineChart[] {
-  charts ??= [chartOf(supervisorMachine), sessionChart];
+  charts ??= [supervisorChart, sessionChart];
   return charts;
 }
 

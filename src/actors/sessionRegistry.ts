@@ -14,8 +14,8 @@ import type { ActiveEntry } from './activeSessions.ts';
 import { drainSessions } from './drainSessions.ts';
 import { createStoreHealth, reportingTo } from './storeHealth.ts';
 import { createStoreWriter } from './storeWriter.ts';
-import { DEFAULT_RESTART_POLICY, supervisorMachine } from './supervisorMachine.ts';
-import type { RestartPolicy } from './supervisorMachine.ts';
+import { DEFAULT_RESTART_POLICY, supervisorLogic } from './supervisorActor.ts';
+import type { RestartPolicy } from './supervisorActor.ts';
 
 import type { SessionAccess, SessionRegistry, SessionRegistryOptions } from './sessionRegistryContract.ts';
 
@@ -76,7 +76,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
 
   const activate = (conversation: Conversation, resumed: boolean): LiveSession => {
     const sessionId = conversation.sessionId;
-    const actor = createActor(supervisorMachine, {
+    const actor = createActor(supervisorLogic, {
       input: { conversation, deps, policy: restartPolicy },
       clock,
       ...(options.inspect ? { inspect: options.inspect } : {}),

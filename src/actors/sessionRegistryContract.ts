@@ -10,7 +10,7 @@ import type { SessionStatus } from './liveSession.ts';
 import type { SessionDeps } from './sessionEffects.ts';
 import type { DrainResult } from './drainSessions.ts';
 import type { StoreHealth } from './storeHealth.ts';
-import type { RestartPolicy } from './supervisorMachine.ts';
+import type { RestartPolicy } from './supervisorActor.ts';
 
 /** What the session registry takes and offers; `createSessionRegistry` (sessionRegistry.ts) is the one implementation. */
 
