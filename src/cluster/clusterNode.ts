@@ -123,6 +123,8 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
   let describe: () => Record<string, unknown> = () => ({});
   const leases = createLeases({
     redis,
+    redisUrl: options.redisUrl,
+    connectTimeoutMs: options.connectTimeoutMs,
     nodeId,
     leaseMs,
     clock,
