@@ -162,9 +162,14 @@ export function createLeases(options: LeasesOptions) {
     return settling;
   };
 
+  /** How late the main thread's tick ran at worst (ms): the event loop's starvation, as the leases see it. */
+  let tickLateMaxMs = 0;
+  let tickDue = 0;
   const tick = () => {
     if (closed || !thread) return;
     const now = clock.now();
+    if (tickDue > 0 && now - tickDue > tickLateMaxMs) tickLateMaxMs = now - tickDue;
+    tickDue = now + tickMs;
     thread.stamp(now);
     const beats = thread.beats();
     if (beats > beatsCounted) onCommand(beats - beatsCounted);
@@ -211,9 +216,9 @@ export function createLeases(options: LeasesOptions) {
       return starting;
     },
 
-    /** Longest heartbeat round trip so far (ms). */
-    get heartbeatMaxRoundTripMs(): number {
-      return thread?.maxRoundTripMs() ?? 0;
+    /** Longest heartbeat round trip so far (ms), and the main thread's latest tick (ms late): printed by the cluster bench. */
+    lateness(): { heartbeatRoundTripMaxMs: number; tickLateMaxMs: number } {
+      return { heartbeatRoundTripMaxMs: thread?.maxRoundTripMs() ?? 0, tickLateMaxMs };
     },
 
     /** The lease value this node holds for the session, while it may still act on it. */
