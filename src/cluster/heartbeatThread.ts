@@ -1,3 +1,6 @@
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../domain/ports.ts';
 import { SLOT, SLOTS } from './heartbeatShared.ts';
@@ -13,8 +16,11 @@ export interface HeartbeatThreadOptions extends Omit<HeartbeatWorkerData, 'share
 // worker; a Worker does not inherit tsx's hooks from `--import tsx`
 // (ERR_UNKNOWN_FILE_EXTENSION, tried), so the worker registers them first.
 const workerUrl = new URL(`./heartbeatWorker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
+// Resolved from here, not from the eval'd code: that would resolve `tsx` from the working directory.
+// (require.resolve would name the CommonJS build, which cannot be imported from ESM: tried.)
+const tsxApi = () => pathToFileURL(join(dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
 const bootstrap = workerUrl.endsWith('.ts')
-  ? `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(workerUrl)}); })`
+  ? `import(${JSON.stringify(tsxApi())}).then(({ register }) => { register(); return import(${JSON.stringify(workerUrl)}); })`
   : `import(${JSON.stringify(workerUrl)})`;
 
 /**

@@ -7,6 +7,8 @@ import { redisKeys } from '../infra/redisKeys.ts';
 import { withScripts } from '../infra/redisScripts.ts';
 import { startHeartbeatThread } from './heartbeatThread.ts';
 import type { HeartbeatThread } from './heartbeatThread.ts';
+import { reclaimLeases } from './reclaimLeases.ts';
+import type { HeldLease } from './reclaimLeases.ts';
 
 export interface LeasesOptions {
   /** The main thread's connection: acquire, raise, release, reclaim. */
@@ -49,14 +51,9 @@ export interface LeasesOptions {
   onCommand?: (count: number) => void;
 }
 
-interface Held {
-  holder: string;
-  token: number;
-}
+type Held = HeldLease;
 
 export type Acquired = { acquired: true; token: number } | { acquired: false; holder: LeaseHolder; pttl: number };
-
-const RECLAIM_BATCH = 500;
 
 export function parseHolder(value: string): LeaseHolder {
   const space = value.lastIndexOf(' ');
@@ -124,19 +121,7 @@ export function createLeases(options: LeasesOptions) {
   // The heartbeat was found expired while this node still held leases (Redis restarted empty, a
   // pause past the lease): keep those still ours, report the rest.
   const reclaim = async (): Promise<void> => {
-    const batch = [...held.entries()];
-    const lost: SessionId[] = [];
-    for (let index = 0; index < batch.length; index += RECLAIM_BATCH) {
-      const slice = batch.slice(index, index + RECLAIM_BATCH);
-      const keys = slice.flatMap(([sessionId]) => [redisKeys.lease(sessionId), redisKeys.fence(sessionId)]);
-      const args = slice.flatMap(([, lease]) => [lease.holder, lease.token]);
-      onCommand(1);
-      const indexes = await redis.reclaimLeases(keys.length, ...keys, heldKey, ...args);
-      for (const position of indexes) {
-        const [sessionId, lease] = slice[position - 1]!;
-        if (held.get(sessionId) === lease) lost.push(sessionId);
-      }
-    }
+    const lost = await reclaimLeases(redis, heldKey, held, onCommand);
     if (lost.length > 0) {
       drop(lost);
       logger.warn({ sessions: lost.length }, 'leases taken by another node: stopping their sessions here');
