@@ -20,6 +20,9 @@ export const SLOTS = 5;
 
 export interface HeartbeatWorkerData {
   shared: SharedArrayBuffer;
+  SLOT: typeof SLOT;
+  /** The heartbeat script (src/infra/redisScripts.ts): KEYS heartbeat, nodes; ARGV description, lease ms, node. */
+  heartbeatLua: string;
   redisUrl: string;
   nodeId: string;
   heartbeatKey: string;

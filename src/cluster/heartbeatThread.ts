@@ -1,27 +1,17 @@
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../domain/ports.ts';
+import { HEARTBEAT_LUA } from '../infra/redisScripts.ts';
 import { SLOT, SLOTS } from './heartbeatShared.ts';
 import type { HeartbeatWorkerData, ToMain, ToWorker } from './heartbeatShared.ts';
 
-export interface HeartbeatThreadOptions extends Omit<HeartbeatWorkerData, 'shared'> {
+export interface HeartbeatThreadOptions extends Omit<HeartbeatWorkerData, 'shared' | 'SLOT' | 'heartbeatLua'> {
   logger: Logger;
   /** A beat found this node's heartbeat key expired (see `expiredAt`). */
   onExpired: () => void;
 }
 
-// Under tsx (npm start, tests, bench) this module is TypeScript and so is the
-// worker; a Worker does not inherit tsx's hooks from `--import tsx`
-// (ERR_UNKNOWN_FILE_EXTENSION, tried), so the worker registers them first.
-const workerUrl = new URL(`./heartbeatWorker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
-// Resolved from here, not from the eval'd code: that would resolve `tsx` from the working directory.
-// (require.resolve would name the CommonJS build, which cannot be imported from ESM: tried.)
-const tsxApi = () => pathToFileURL(join(dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
-const bootstrap = workerUrl.endsWith('.ts')
-  ? `import(${JSON.stringify(tsxApi())}).then(({ register }) => { register(); return import(${JSON.stringify(workerUrl)}); })`
-  : `import(${JSON.stringify(workerUrl)})`;
+// Plain JavaScript, so a thread needs no TypeScript hooks of its own (see the file's header).
+const workerUrl = new URL('./heartbeatWorker.mjs', import.meta.url);
 
 /**
  * The heartbeat thread as the main thread sees it. Started: after its first
@@ -33,8 +23,8 @@ export async function startHeartbeatThread(options: HeartbeatThreadOptions) {
   const shared = new SharedArrayBuffer(SLOTS * BigInt64Array.BYTES_PER_ELEMENT);
   const state = new BigInt64Array(shared);
   Atomics.store(state, SLOT.mainTick, BigInt(Date.now()));
-  const data: HeartbeatWorkerData = { ...rest, shared };
-  const worker = new Worker(bootstrap, { eval: true, workerData: data, name: `llm-chat heartbeat ${rest.nodeId}` });
+  const data: HeartbeatWorkerData = { ...rest, shared, SLOT, heartbeatLua: HEARTBEAT_LUA };
+  const worker = new Worker(workerUrl, { workerData: data, name: `llm-chat heartbeat ${rest.nodeId}` });
   // The thread must not keep a process alive that is otherwise done.
   worker.unref();
   const waiting = new Map<number, () => void>();

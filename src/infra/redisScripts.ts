@@ -171,6 +171,9 @@ const SCRIPTS = {
 
 type Arg = string | number;
 
+/** The heartbeat script's source, for the heartbeat thread's own connection. */
+export const HEARTBEAT_LUA = SCRIPTS.heartbeat.lua;
+
 /** The scripts as typed commands of a connection. */
 export interface ScriptCommands {
   publishEvent(lease: string, log: string, holder: string, channel: string, origin: string, json: string, seq: number, maxlen: number, ttlMs: number): Promise<number>;
