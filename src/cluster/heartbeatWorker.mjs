@@ -26,13 +26,14 @@ const post = (message) => port.postMessage(message);
 /** @param {'debug' | 'info' | 'warn' | 'error'} level @param {Record<string, unknown>} fields @param {string} message */
 const log = (level, fields, message) => post({ type: 'log', level, fields, message });
 
-// As openRedis (src/infra/redisConnection.ts): no offline queue, retried forever at most a second
-// apart; a beat unanswered for half a lease fails, so the next one goes out well within the lease.
+// As openRedis (src/infra/redisConnection.ts) and the node's other connections: no offline queue,
+// retried forever at most a second apart; a beat unanswered for half a lease (at least 1 s: a busy
+// Redis on the loaded machine is not a dead one) fails, so the next one goes out within the lease.
 const redis = new Redis(data.redisUrl, {
   connectionName: `llm-chat:${data.nodeId}:heartbeat`,
   enableOfflineQueue: false,
   maxRetriesPerRequest: 0,
-  commandTimeout: Math.max(200, Math.floor(data.leaseMs / 2)),
+  commandTimeout: Math.max(1000, Math.floor(data.leaseMs / 2)),
   connectTimeout: 2000,
   retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
 });
