@@ -205,3 +205,20 @@ export async function commandTallies(redis: Redis): Promise<Record<string, numbe
   }
   return total;
 }
+
+/** Leases lost and the worst heartbeat round trip / main-loop tick lateness, over every live node (from their heartbeats). */
+export async function leaseFigures(redis: Redis): Promise<{ lostMoved: number; lostUnavailable: number; heartbeatRoundTripMaxMs: number; tickLateMaxMs: number }> {
+  const figures = { lostMoved: 0, lostUnavailable: 0, heartbeatRoundTripMaxMs: 0, tickLateMaxMs: 0 };
+  const ids = await redis.smembers('llm-chat:nodes');
+  if (ids.length === 0) return figures;
+  const beats = await redis.mget(...ids.map((id) => `llm-chat:{n:${id}}:alive`));
+  for (const beat of beats) {
+    if (!beat) continue;
+    const node = JSON.parse(beat) as { leasesLost?: { moved?: number; unavailable?: number }; heartbeatRoundTripMaxMs?: number; tickLateMaxMs?: number };
+    figures.lostMoved += node.leasesLost?.moved ?? 0;
+    figures.lostUnavailable += node.leasesLost?.unavailable ?? 0;
+    figures.heartbeatRoundTripMaxMs = Math.max(figures.heartbeatRoundTripMaxMs, node.heartbeatRoundTripMaxMs ?? 0);
+    figures.tickLateMaxMs = Math.max(figures.tickLateMaxMs, node.tickLateMaxMs ?? 0);
+  }
+  return figures;
+}

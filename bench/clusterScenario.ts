@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { startGenerators } from './processes.ts';
 import type { Child } from './processes.ts';
-import { benchStore, commandTallies, cpuMsOf, rssOf, startBenchRedis, startMain, workersOf } from './clusterProcesses.ts';
+import { benchStore, commandTallies, cpuMsOf, leaseFigures, rssOf, startBenchRedis, startMain, workersOf } from './clusterProcesses.ts';
 import type { BenchRedis, MainProcess } from './clusterProcesses.ts';
 import { summarize } from './stats.ts';
 
@@ -113,6 +113,23 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
 
   const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
 
+  /** SIGTERM (drain), then SIGKILL if it has not exited within `ms`: the run never waits on a stuck drain. */
+  async function stopWithin(server: MainProcess, ms: number) {
+    if (server.child.exitCode !== null || server.child.signalCode !== null) return;
+    const exited = new Promise((resolve) => server.child.once('exit', resolve));
+    server.child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), ms);
+    });
+    if ((await Promise.race([exited, late])) === 'late') {
+      log(`cluster: the server did not stop within ${ms} ms of SIGTERM; killing it`);
+      server.kill();
+      await exited;
+    }
+    clearTimeout(timer);
+  }
+
   async function cancelAndDelete(port: number, fleet: Fleet) {
     const ids = (await Promise.all(fleet.generators.map(({ child }) => child.ask({ type: 'ids', limit: 40 }, 'ids')))).flatMap((reply) => reply['ids'] as string[]);
     const cancels: number[] = [];
@@ -155,10 +172,21 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
     const servedAfter: number[] = [];
     let failures = 0;
     const next = [...sample];
+    // The phase's own bound: a session not served by then counts as a failure (before, 40 tries of
+    // up to 3 s each per session could hold the run until --max-seconds).
+    const giveUpAt = killedAt + config.leaseMs + 30_000;
     await Promise.all(
       Array.from({ length: 25 }, async () => {
         for (let sessionId = next.shift(); sessionId !== undefined; sessionId = next.shift()) {
+          if (performance.now() > giveUpAt) {
+            failures += 1;
+            continue;
+          }
           for (let attempt = 0; attempt < 40; attempt += 1) {
+            if (performance.now() > giveUpAt) {
+              failures += 1;
+              break;
+            }
             // A client's own timeout: a connection the primary handed to the dying worker is lost, as with any crash.
             const sent = await timedRequest(port, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'after the kill' }, 3000);
             if (sent.status === 202) {
@@ -210,8 +238,11 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
         redisStreaming = await redis.usedMemory();
       });
       const calls1 = await redis.commandCalls();
-      await sleep(2 * (config.leaseMs / 3) + 200); // the next heartbeats carry the tallies
+      // The next heartbeats carry the tallies: the description is handed to the heartbeat thread every
+      // third of a lease and sent with the beat after that.
+      await sleep(config.leaseMs + 500);
       const tally1 = await commandTallies(redis.client);
+      const leases = await leaseFigures(redis.client);
       const issued = (kind: string) => (tally1[kind] ?? 0) - (tally0[kind] ?? 0);
       const cpuPerReply = (sum(pids().map(cpuMsOf)) - cpu0) / Math.max(1, streamed.completed);
       const totalCalls = sum(Object.values(calls1)) - sum(Object.values(calls0));
@@ -222,8 +253,7 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
       const killed = await killWorker(server.port, redis.client, server);
       const alive = await closeFleet(fleet);
       if (process.env['BENCH_SERVER_LOG']) (await import('node:fs')).writeFileSync(process.env['BENCH_SERVER_LOG'], server.log());
-      server.child.kill('SIGTERM');
-      await new Promise((resolve) => server!.child.once('exit', resolve));
+      await stopWithin(server, 30_000);
       server = undefined;
 
       let single: Awaited<ReturnType<typeof streamPhase>> | undefined;
@@ -238,8 +268,7 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
         singleHeld = singleFleet.ok;
         single = await streamPhase(singleFleet, Math.min(1, streamingSessions / Math.max(1, singleFleet.ok)));
         await closeFleet(singleFleet);
-        server.child.kill('SIGTERM');
-        await new Promise((resolve) => server!.child.once('exit', resolve));
+        await stopWithin(server, 30_000);
         server = undefined;
       }
       return {
@@ -264,6 +293,7 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
         leaseCommandsPerChunk: issued('lease') / Math.max(1, streamed.chunks),
         issuedPerChunk: Object.keys(tally1).reduce((total, kind) => total + issued(kind), 0) / Math.max(1, streamed.chunks),
         cpuMsPerReply: cpuPerReply,
+        leases,
         commands,
         killed,
         single,

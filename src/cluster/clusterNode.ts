@@ -88,6 +88,7 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
   const counters: ClusterCounters = {};
   // Commands by what issued them, also in the heartbeat (the cluster bench reads publishes per chunk there).
   const tally = { publish: 0, subscribe: 0, replay: 0, lease: 0, watch: 0, route: 0 };
+  const lostTally = { moved: 0, unavailable: 0 };
   const countAs = (kind: keyof typeof tally) => (n: number) => {
     tally[kind] += n;
     counters.redisCommand?.(n);
@@ -123,13 +124,16 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
   let describe: () => Record<string, unknown> = () => ({});
   const leases = createLeases({
     redis,
+    redisUrl: options.redisUrl,
+    connectTimeoutMs: options.connectTimeoutMs,
     nodeId,
     leaseMs,
     clock,
     logger,
-    describe: () => ({ ...describe(), redisCommands: tally }),
+    describe: () => ({ ...describe(), redisCommands: tally, leasesLost: lostTally, ...leases.lateness() }),
     onCommand: countAs('lease'),
     onLost: (sessionIds, reason) => {
+      lostTally[reason] += sessionIds.length;
       counters.leasesLost?.(sessionIds.length, reason);
       sessions?.lost(sessionIds, reason);
     },

@@ -133,7 +133,15 @@ export function createClusterSessions(options: ClusterSessionsOptions): ClusterS
         continue; // another node won the lease: ask again who
       }
       if (found.holder.node !== nodeId) return { remote: found.holder.node, pttl: found.pttl };
-      // Ours in Redis but let go here (expired locally, or being released): it goes shortly.
+      // Ours in Redis, lost here (not renewed in time) and no longer running: take it back under a
+      // new token rather than wait for a lease that only this node could free.
+      if (!releasing.has(sessionId) && leases.holderOf(sessionId) === undefined && !registry.peek(sessionId)) {
+        const retaken = await activateHere(sessionId);
+        if (retaken === MISSING) return MISSING;
+        if (retaken) return { local: retaken };
+        continue;
+      }
+      // Ours in Redis and still being released or set up here: it settles shortly.
       if (clock.now() > deadline) throw new ChatError('unavailable', 'This node still holds the session\'s lease in Redis but no longer runs it; try again shortly.', { retryAfterMs: 1000 });
       await sleep(clock, Math.min(Math.max(found.pttl, 10), 100));
     }

@@ -5,12 +5,20 @@ import type { LeaseHolder } from '../domain/ownership.ts';
 import type { Clock, Logger } from '../domain/ports.ts';
 import { redisKeys } from '../infra/redisKeys.ts';
 import { withScripts } from '../infra/redisScripts.ts';
+import { startHeartbeatThread } from './heartbeatThread.ts';
+import type { HeartbeatThread } from './heartbeatThread.ts';
+import { reclaimLeases } from './reclaimLeases.ts';
+import type { HeldLease } from './reclaimLeases.ts';
 
 export interface LeasesOptions {
+  /** The main thread's connection: acquire, raise, release, reclaim. */
   redis: Redis;
+  /** The heartbeat thread opens its own connection to this Redis. */
+  redisUrl: string;
   nodeId: string;
   /** How long a lease lasts without renewal (`--lease-ms`). */
   leaseMs: number;
+  /** The main thread's clock: its `now()` must be wall-clock time (the heartbeat thread stamps `Date.now()`). */
   clock: Clock;
   logger: Logger;
   /** The heartbeat (the renewal of every lease) goes this often (default a third of the lease). */
@@ -21,6 +29,16 @@ export interface LeasesOptions {
    * last successful heartbeat was *sent*, so a slow answer only shortens it.
    */
   marginMs?: number;
+  /**
+   * The heartbeat stops when the main thread has not ticked for this long
+   * (default max(lease × 3, 15 s)): a wedged main thread (an endless loop, a
+   * deadlock) must not keep its leases forever, while one merely starved of
+   * CPU (ticks seconds late: 8.1 s measured under the 30,000-session bench)
+   * keeps them.
+   */
+  wedgeMs?: number;
+  /** How long the heartbeat thread waits for Redis at start-up before beating anyway (default 10 s). */
+  connectTimeoutMs?: number;
   /**
    * Leases this node can no longer be sure of: `moved` (another holder may
    * have it) or `unavailable` (the heartbeat failed for lease − margin). The
@@ -33,14 +51,9 @@ export interface LeasesOptions {
   onCommand?: (count: number) => void;
 }
 
-interface Held {
-  holder: string;
-  token: number;
-}
+type Held = HeldLease;
 
 export type Acquired = { acquired: true; token: number } | { acquired: false; holder: LeaseHolder; pttl: number };
-
-const RECLAIM_BATCH = 500;
 
 export function parseHolder(value: string): LeaseHolder {
   const space = value.lastIndexOf(' ');
@@ -65,19 +78,22 @@ export function createLeases(options: LeasesOptions) {
   const redis = withScripts(options.redis);
   const renewEveryMs = options.renewEveryMs ?? Math.max(50, Math.floor(leaseMs / 3));
   const marginMs = options.marginMs ?? Math.max(100, Math.floor(leaseMs / 5));
+  const wedgeMs = options.wedgeMs ?? Math.max(leaseMs * 3, 15_000);
   const onCommand = options.onCommand ?? (() => {});
   const heartbeatKey = redisKeys.node(nodeId);
   const heldKey = redisKeys.held(nodeId);
   const held = new Map<SessionId, Held>();
   /** Tokens of leases let go whose last writes may still be on their way to the store. */
   const former = new Map<SessionId, number>();
+  let thread: HeartbeatThread | undefined;
   let timer: unknown;
-  let renewing: Promise<void> | undefined;
-  let lastRenewalStarted = 0;
-  let lastRenewalOk = clock.now();
-  /** Until when this node may act on its leases (the last good heartbeat's send time + lease − margin). */
-  let validUntil = 0;
+  let settling: Promise<void> | undefined;
+  let beatsCounted = 0;
   let closed = false;
+  const tickMs = Math.max(20, Math.min(renewEveryMs, Math.floor(marginMs / 2)));
+
+  /** Until when this node may act on its leases (written by the heartbeat thread). */
+  const validUntil = () => thread?.validUntil() ?? 0;
 
   const unavailable = (error: unknown) => {
     logger.warn({ err: String(error) }, 'redis did not answer a lease command');
@@ -94,29 +110,17 @@ export function createLeases(options: LeasesOptions) {
   };
 
   const expireLocally = () => {
-    if (held.size === 0 || clock.now() < validUntil) return;
+    if (held.size === 0 || clock.now() < validUntil()) return;
     const lost = [...held.keys()];
     drop(lost);
-    logger.warn({ sessions: lost.length, sinceRenewalMs: clock.now() - lastRenewalOk }, 'leases could not be renewed: stopping their sessions here');
+    logger.warn({ sessions: lost.length, lateMs: clock.now() - validUntil() }, 'leases could not be renewed: stopping their sessions here');
     options.onLost(lost, 'unavailable');
   };
 
-  // The heartbeat was found expired while this node still held leases (Redis restarted empty, say):
-  // keep those still ours, report the rest.
+  // The heartbeat was found expired while this node still held leases (Redis restarted empty, a
+  // pause past the lease): keep those still ours, report the rest.
   const reclaim = async (): Promise<void> => {
-    const batch = [...held.entries()];
-    const lost: SessionId[] = [];
-    for (let index = 0; index < batch.length; index += RECLAIM_BATCH) {
-      const slice = batch.slice(index, index + RECLAIM_BATCH);
-      const keys = slice.flatMap(([sessionId]) => [redisKeys.lease(sessionId), redisKeys.fence(sessionId)]);
-      const args = slice.flatMap(([, lease]) => [lease.holder, lease.token]);
-      onCommand(1);
-      const indexes = await redis.reclaimLeases(keys.length, ...keys, heldKey, ...args);
-      for (const position of indexes) {
-        const [sessionId, lease] = slice[position - 1]!;
-        if (held.get(sessionId) === lease) lost.push(sessionId);
-      }
-    }
+    const lost = await reclaimLeases(redis, heldKey, held, onCommand);
     if (lost.length > 0) {
       drop(lost);
       logger.warn({ sessions: lost.length }, 'leases taken by another node: stopping their sessions here');
@@ -124,51 +128,87 @@ export function createLeases(options: LeasesOptions) {
     }
   };
 
-  const renew = async (): Promise<void> => {
-    const started = clock.now();
-    try {
-      onCommand(1);
-      const existed = await redis.heartbeat(heartbeatKey, redisKeys.nodes, JSON.stringify({ at: started, ...(options.describe?.() ?? {}) }), leaseMs, nodeId);
-      if (existed === 0 && held.size > 0) await reclaim();
-    } catch (error) {
-      logger.debug({ err: String(error) }, 'heartbeat failed');
-      return;
-    }
-    lastRenewalOk = started;
-    validUntil = started + leaseMs - marginMs;
-  };
-
-  const beat = (): Promise<void> => {
-    lastRenewalStarted = clock.now();
-    renewing ??= renew().finally(() => {
-      renewing = undefined;
+  /** Deals with an expiry the heartbeat thread found: leases are acted on again only after it. */
+  const settle = (): Promise<void> => {
+    const at = thread?.expiredAt() ?? 0;
+    if (at === 0 || closed) return Promise.resolve();
+    settling ??= (async () => {
+      try {
+        if (held.size > 0) await reclaim();
+        thread?.settleExpired(at, at + leaseMs - marginMs);
+      } catch (error) {
+        // Left pending: the next tick tries again, and meanwhile the leases lapse locally.
+        logger.debug({ err: String(error) }, 'reclaiming leases failed');
+      }
+    })().finally(() => {
+      settling = undefined;
     });
-    return renewing;
+    return settling;
   };
 
+  /** How late the main thread's tick ran at worst (ms): the event loop's starvation, as the leases see it. */
+  let tickLateMaxMs = 0;
+  let tickDue = 0;
   const tick = () => {
-    if (closed) return;
-    expireLocally();
+    if (closed || !thread) return;
     const now = clock.now();
-    if (!renewing && now - lastRenewalStarted >= renewEveryMs) beat();
-    timer = clock.setTimeout(tick, Math.max(20, Math.min(renewEveryMs, Math.floor(marginMs / 2))));
+    if (tickDue > 0 && now - tickDue > tickLateMaxMs) tickLateMaxMs = now - tickDue;
+    tickDue = now + tickMs;
+    thread.stamp(now);
+    const beats = thread.beats();
+    if (beats > beatsCounted) onCommand(beats - beatsCounted);
+    beatsCounted = beats;
+    // Every tick (a tenth of the lease at most), not every beat: the next beat carries counts at most a
+    // tick old, as the session cap across nodes expects (once a third of a lease, the cap test saw 7 of 6).
+    thread.describe(JSON.stringify(options.describe?.() ?? {}));
+    void settle();
+    expireLocally();
+    timer = clock.setTimeout(tick, tickMs);
+  };
+
+  let starting: Promise<void> | undefined;
+  const startThread = async (): Promise<void> => {
+    if (closed) return;
+    const started = await startHeartbeatThread({
+      redisUrl: options.redisUrl,
+      nodeId,
+      heartbeatKey,
+      nodesKey: redisKeys.nodes,
+      leaseMs,
+      marginMs,
+      renewEveryMs,
+      wedgeMs,
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      logger,
+      onExpired: () => void settle(),
+    });
+    // Closed while starting: the thread goes at once.
+    if (closed) return started.close();
+    thread = started;
+    tick();
   };
 
   return {
     renewEveryMs,
     marginMs,
+    wedgeMs,
 
-    /** Sends the first heartbeat (no lease can be taken before it) and keeps beating. */
-    async start(): Promise<void> {
-      await beat();
-      tick();
+    /** Starts the heartbeat thread, which sends the first heartbeat (no lease can be taken before it) and keeps beating. */
+    start(): Promise<void> {
+      starting ??= startThread();
+      return starting;
+    },
+
+    /** Longest heartbeat round trip so far (ms), and the main thread's latest tick (ms late): printed by the cluster bench. */
+    lateness(): { heartbeatRoundTripMaxMs: number; tickLateMaxMs: number } {
+      return { heartbeatRoundTripMaxMs: thread?.maxRoundTripMs() ?? 0, tickLateMaxMs };
     },
 
     /** The lease value this node holds for the session, while it may still act on it. */
     holderOf(sessionId: SessionId): string | undefined {
       const lease = held.get(sessionId);
       if (!lease) return undefined;
-      if (clock.now() >= validUntil) {
+      if (clock.now() >= validUntil()) {
         // Checked here too: a node waking from a pause must not act on a lease before its timer runs.
         expireLocally();
         return undefined;
@@ -183,9 +223,18 @@ export function createLeases(options: LeasesOptions) {
 
     /** Tries to take the lease (floor: the least token the store will accept). Throws `unavailable` when Redis does not answer. */
     async acquire(sessionId: SessionId, floor = 0): Promise<Acquired> {
+      const mine = held.get(sessionId);
+      if (mine && clock.now() < validUntil()) return { acquired: true, token: mine.token };
+      // Held but no longer valid: reported lost first, so a retake below is a new holder with a new token.
+      if (mine) expireLocally();
+      // Not started yet: start (a lease is only ever taken under a live heartbeat).
+      await this.start();
       // Back from an outage before the next beat is due: beat now rather than refuse.
-      if (clock.now() >= validUntil) await (renewing ?? beat());
-      if (clock.now() >= validUntil) throw new ChatError('unavailable', 'This node has no live heartbeat in Redis right now.', { retryAfterMs: 1000 });
+      if (clock.now() >= validUntil()) {
+        await thread?.beatNow();
+        await settle();
+      }
+      if (clock.now() >= validUntil()) throw new ChatError('unavailable', 'This node has no live heartbeat in Redis right now.', { retryAfterMs: 1000 });
       let result: [1, string] | [0, string, number] | [-1];
       try {
         onCommand(1);
@@ -234,12 +283,16 @@ export function createLeases(options: LeasesOptions) {
     /** Lets the lease go (locally at once, then in Redis). Its token stays known for writes still draining until `forgetToken`. */
     async release(sessionId: SessionId): Promise<void> {
       const lease = held.get(sessionId);
-      if (!lease) return;
+      // A lease lost here (not renewed in time) may still name this node in Redis: it goes too, so
+      // that nobody (this node included) waits for it; compare-and-delete, a newer holder's stays.
+      const formerToken = former.get(sessionId);
+      if (!lease && formerToken === undefined) return;
+      const value = lease?.holder ?? `${nodeId} ${formerToken}`;
       held.delete(sessionId);
-      former.set(sessionId, lease.token);
+      former.set(sessionId, lease?.token ?? formerToken!);
       try {
         onCommand(1);
-        await redis.releaseLease(redisKeys.lease(sessionId), heldKey, lease.holder);
+        await redis.releaseLease(redisKeys.lease(sessionId), heldKey, value);
       } catch (error) {
         // It is free anyway once this node's heartbeat lapses.
         logger.debug({ err: String(error) }, 'lease release failed');
@@ -261,7 +314,7 @@ export function createLeases(options: LeasesOptions) {
 
     /** True while heartbeats succeed. */
     get healthy(): boolean {
-      return clock.now() < validUntil;
+      return clock.now() < validUntil();
     },
 
     /** Stops beating and releases every lease (after the sessions have stopped and their writes landed). */
@@ -271,6 +324,9 @@ export function createLeases(options: LeasesOptions) {
       const sessions = [...held.keys()];
       await Promise.allSettled(sessions.map((sessionId) => this.release(sessionId)));
       former.clear();
+      // No beat may recreate the heartbeat key after it is deleted.
+      await starting?.catch(() => undefined);
+      await thread?.close();
       await Promise.allSettled([redis.del(heartbeatKey, heldKey), redis.srem(redisKeys.nodes, nodeId)]);
     },
   };

@@ -30,7 +30,9 @@ const SCRIPTS = {
    * INCRemented in the same step (never below ARGV[3], the floor the store
    * asks for). A lease counts as held only while its node's heartbeat key
    * (PX the lease) lives, so a lease of a dead node is free; a node whose own
-   * heartbeat is missing may not take any (it must renew first). Returns
+   * heartbeat is missing may not take any (it must renew first). A lease that
+   * still names the caller is one it gave up locally (it asks only for leases
+   * it does not hold): it takes it again under a new, higher token. Returns
    * {1, holder}, {0, holder, pttl of the holder's heartbeat}, or {-1} (own
    * heartbeat missing).
    * KEYS: lease, fence, own heartbeat, own held set. ARGV: node, unused, floor, heartbeat key prefix.
@@ -42,8 +44,10 @@ const SCRIPTS = {
       local holder = redis.call('GET', KEYS[1])
       if holder then
         local node = string.match(holder, '^(.*) %d+$')
-        local alive = redis.call('PTTL', ARGV[4] .. node .. '}:alive')
-        if alive > 0 or alive == -1 then return {0, holder, alive} end
+        if node ~= ARGV[1] then
+          local alive = redis.call('PTTL', ARGV[4] .. node .. '}:alive')
+          if alive > 0 or alive == -1 then return {0, holder, alive} end
+        end
       end
       local token = redis.call('INCR', KEYS[2])
       local floor = tonumber(ARGV[3])
@@ -166,6 +170,9 @@ const SCRIPTS = {
 } as const;
 
 type Arg = string | number;
+
+/** The heartbeat script's source, for the heartbeat thread's own connection. */
+export const HEARTBEAT_LUA = SCRIPTS.heartbeat.lua;
 
 /** The scripts as typed commands of a connection. */
 export interface ScriptCommands {

@@ -105,7 +105,7 @@ describe.skipIf(!available)('leases with fencing tokens (own redis-server)', () 
   it('one holder at a time, tokens rising with each new holder, renewal keeps it, release frees it', async () => {
     const lost: string[][] = [];
     const make = async (nodeId: string) =>
-      createLeases({ redis: await connection(`${nodeId}:leases`), nodeId, leaseMs: 600, clock: systemClock, logger: silentLogger, onLost: (ids) => lost.push(ids) });
+      createLeases({ redisUrl: redis.url, redis: await connection(`${nodeId}:leases`), nodeId, leaseMs: 600, clock: systemClock, logger: silentLogger, onLost: (ids) => lost.push(ids) });
     const [a, b] = [await make('A'), await make('B')];
     await a.start();
     await b.start();
@@ -132,7 +132,7 @@ describe.skipIf(!available)('leases with fencing tokens (own redis-server)', () 
 
   it('a node whose heartbeat lapsed finds which of its leases were taken, and keeps the others', async () => {
     const lost: [string[], string][] = [];
-    const leases = createLeases({ redis: await connection('D:leases'), nodeId: 'D', leaseMs: 600, clock: systemClock, logger: silentLogger, onLost: (ids, reason) => lost.push([ids, reason]) });
+    const leases = createLeases({ redisUrl: redis.url, redis: await connection('D:leases'), nodeId: 'D', leaseMs: 600, clock: systemClock, logger: silentLogger, onLost: (ids, reason) => lost.push([ids, reason]) });
     await leases.start();
     const [taken, kept] = ['lease000000000000000002', 'lease000000000000000003'];
     await leases.acquire(taken);
@@ -152,7 +152,7 @@ describe.skipIf(!available)('leases with fencing tokens (own redis-server)', () 
   it('a lease whose node stopped beating is free for others; a node takes leases only under a live heartbeat', async () => {
     const client = redis.client();
     const lost: string[][] = [];
-    const live = createLeases({ redis: await connection('F:leases'), nodeId: 'F', leaseMs: 600, clock: systemClock, logger: silentLogger, onLost: (ids) => lost.push(ids) });
+    const live = createLeases({ redisUrl: redis.url, redis: await connection('F:leases'), nodeId: 'F', leaseMs: 600, clock: systemClock, logger: silentLogger, onLost: (ids) => lost.push(ids) });
     await live.start();
     const sessionId = 'lease000000000000000004';
     // A dead node's lease: its key names it, its heartbeat is gone.
@@ -162,7 +162,7 @@ describe.skipIf(!available)('leases with fencing tokens (own redis-server)', () 
     expect(await live.acquire(sessionId)).toEqual({ acquired: true, token: 5 });
     expect((await live.holder(sessionId))?.holder).toEqual({ node: 'F', token: 5 });
     // A node not beating yet beats first: its lease is only ever held under a live heartbeat.
-    const late = createLeases({ redis: await connection('G:leases'), nodeId: 'G', leaseMs: 600, clock: systemClock, logger: silentLogger, onLost: () => {} });
+    const late = createLeases({ redisUrl: redis.url, redis: await connection('G:leases'), nodeId: 'G', leaseMs: 600, clock: systemClock, logger: silentLogger, onLost: () => {} });
     expect((await late.acquire('lease000000000000000005')).acquired).toBe(true);
     expect(await client.pttl('llm-chat:{n:G}:alive')).toBeGreaterThan(0);
     await live.close();

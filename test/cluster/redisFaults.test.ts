@@ -143,3 +143,40 @@ describe.skipIf(!available)('Redis holds its replies (a fault proxy)', () => {
     expect(Date.now() - backAt).toBeLessThan(5000);
   }, 40_000);
 });
+
+describe.skipIf(!available)('Redis paused past the lease (CLIENT PAUSE)', () => {
+  it('the owner stops its session, then takes it back under a higher fencing token and answers again, history intact', async () => {
+    const paused = await startCluster(1, { leaseMs: LEASE_MS });
+    const [a] = paused.nodes as [typeof paused.nodes[0]];
+    const created = await api(a.url, 'POST', '/api/sessions');
+    expect(created.status).toBe(201);
+    const sessionId = String(created.body['sessionId']);
+    expect((await api(a.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'before' })).status).toBe(202);
+    const completed = async (count: number) => {
+      const response = await api(a.url, 'GET', `/api/sessions/${sessionId}`);
+      const messages = response.body['messages'] as Json[] | undefined;
+      return messages?.length === count && messages[count - 1]!['status'] === 'complete' ? messages : undefined;
+    };
+    await until(() => completed(2), 10_000, 'the first reply');
+    const redisClient = paused.redis.client();
+    const leaseKey = `llm-chat:{s:${sessionId}}:lease`;
+    const before = String(await redisClient.get(leaseKey));
+    expect(before).toMatch(/ \d+$/);
+
+    // Every command waits for 2.5 leases: the heartbeat cannot renew, the node gives the session up.
+    await paused.redis.client().call('CLIENT', 'PAUSE', String(LEASE_MS * 2.5), 'ALL');
+    await sleep(LEASE_MS * 2.5 + 200);
+
+    // The lease may still name this node; the next command is served here again, under a new token.
+    const sent = await until(async () => {
+      const response = await api(a.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'after' });
+      return response.status === 202 ? response : undefined;
+    }, LEASE_MS + 2000, 'the session taking a message again');
+    expect(sent.status).toBe(202);
+    const history = await until(() => completed(4), 10_000, 'the second reply');
+    expect(history.map((m) => m['status'])).toEqual(['complete', 'complete', 'complete', 'complete']);
+    const after = String(await redisClient.get(leaseKey));
+    const tokenOf = (holder: string) => Number(holder.slice(holder.lastIndexOf(' ') + 1));
+    expect(tokenOf(after)).toBeGreaterThan(tokenOf(before));
+  }, 60_000);
+});
