@@ -35,6 +35,7 @@ export function runWorkers(options: WorkersOptions): void {
   const { logger } = options;
   const count = options.count === 0 ? availableParallelism() : options.count;
   let stopping = false;
+  let lastShutdown: PrimaryMessage | undefined;
   let announced = false;
   const listening = new Set<number>();
 
@@ -42,6 +43,10 @@ export function runWorkers(options: WorkersOptions): void {
     const worker = cluster.fork();
     worker.on('message', (message: WorkerMessage) => {
       if (message?.type !== 'llm-chat:listening') return;
+      // A worker still starting when the primary was told to stop (a replacement forked just before)
+      // had no listener for the request yet and dropped it: the cluster bench's primary then waited
+      // for it for good. Told again now that it listens.
+      if (stopping && lastShutdown) worker.send(lastShutdown);
       listening.add(worker.id);
       if (!announced && listening.size >= count) {
         announced = true;
@@ -69,6 +74,7 @@ export function runWorkers(options: WorkersOptions): void {
     stopping = true;
     logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, again ? 'stopping workers now' : 'stopping workers');
     const message: PrimaryMessage = { type: 'llm-chat:shutdown', signal, now: again };
+    lastShutdown = message;
     for (const worker of Object.values(cluster.workers ?? {})) {
       if (!worker) continue;
       // A worker whose IPC channel is gone cannot be told: the signal is all that is left.
