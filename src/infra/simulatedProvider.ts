@@ -54,6 +54,9 @@ class SimulatedStream implements AsyncIterator<ProviderChunk> {
   readonly #intervalMs: number;
   readonly #wakeups: SharedWakeups;
   readonly #count: TokenCounter;
+  // Bound once per reply, not an arrow field: tsx (how the server runs)
+  // names every arrow it makes (`__name`, a defineProperty per closure).
+  readonly #wake: () => void = this.#wakeUp.bind(this);
   #index = 0;
   #listening = false;
   #pending: Wakeup | undefined;
@@ -75,7 +78,8 @@ class SimulatedStream implements AsyncIterator<ProviderChunk> {
       // One abort listener per reply, not one per chunk: EventTarget
       // listeners are costly when 10,000 replies stream at once.
       this.#listening = true;
-      this.#signal.addEventListener('abort', this.#onAbort, { once: true });
+      // The stream itself listens (`handleEvent`): no listener function to make.
+      this.#signal.addEventListener('abort', this, { once: true });
     }
     return new Promise((resolve, reject) => {
       this.#resolve = resolve;
@@ -93,7 +97,7 @@ class SimulatedStream implements AsyncIterator<ProviderChunk> {
     return Promise.resolve(this.#finish());
   }
 
-  #wake = (): void => {
+  #wakeUp(): void {
     const resolve = this.#resolve;
     const reject = this.#reject;
     this.#pending = undefined;
@@ -111,12 +115,13 @@ class SimulatedStream implements AsyncIterator<ProviderChunk> {
       this.#finish();
       reject(error);
     }
-  };
+  }
 
-  #onAbort = (): void => {
+  /** The signal aborted: the wait ends now, its timer released. */
+  handleEvent(): void {
     this.#pending?.cancel();
-    this.#wake();
-  };
+    this.#wakeUp();
+  }
 
   #piece(): IteratorResult<ProviderChunk> {
     this.#index += 1;
@@ -136,7 +141,7 @@ class SimulatedStream implements AsyncIterator<ProviderChunk> {
   #finish(): IteratorResult<ProviderChunk> {
     if (this.#listening) {
       this.#listening = false;
-      this.#signal.removeEventListener('abort', this.#onAbort);
+      this.#signal.removeEventListener('abort', this);
     }
     return { done: true, value: undefined };
   }
