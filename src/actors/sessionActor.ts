@@ -43,16 +43,18 @@ const GENERATION_DONE: SessionEvent = Object.freeze({ type: 'generation.done' })
 function startGeneration(task: SessionTask, self: Self): void {
   const controller = new AbortController();
   task.controller = controller;
-  const settle = (event: SessionEvent) => {
-    if (controller.signal.aborted) return;
-    // Settled: nothing left to abort (an abort makes a DOMException, a measured cost per reply).
-    if (task.controller === controller) task.controller = undefined;
-    self.send(event);
-  };
   runGeneration(task.conversation, task.deps, controller.signal).then(
-    () => settle(GENERATION_DONE),
-    (error: unknown) => settle({ type: 'generation.failed', error }),
+    () => settle(task, controller, self, GENERATION_DONE),
+    (error: unknown) => settle(task, controller, self, { type: 'generation.failed', error }),
   );
+}
+
+/** The generation ended: its actor hears of it unless it was aborted (a module function: a named closure per reply costs tsx's `__name` too). */
+function settle(task: SessionTask, controller: AbortController, self: Self, event: SessionEvent): void {
+  if (controller.signal.aborted) return;
+  // Settled: nothing left to abort (an abort makes a DOMException, a measured cost per reply).
+  if (task.controller === controller) task.controller = undefined;
+  self.send(event);
 }
 
 function abortGeneration(task: SessionTask): void {

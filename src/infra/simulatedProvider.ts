@@ -2,7 +2,7 @@ import { requestTokens, settledTurnTokens } from '../domain/historyBudget.ts';
 import type { TokenCounter } from '../domain/historyBudget.ts';
 import type { Clock, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
 import { createSharedWakeups } from './sharedWakeups.ts';
-import type { Wakeup } from './sharedWakeups.ts';
+import type { SharedWakeups, Wakeup } from './sharedWakeups.ts';
 import { countTokens } from './tokenizer.ts';
 
 export interface SimulatedProviderOptions {
@@ -33,43 +33,118 @@ export function createSimulatedProvider(options: SimulatedProviderOptions): Mode
 
   return {
     name: 'simulated',
-    async *stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
+    stream: (request, signal) => ({ [Symbol.asyncIterator]: () => new SimulatedStream(request, signal, chunks, intervalMs, wakeups, count) }),
+  };
+}
+
+/**
+ * One reply's stream, as a hand-written iterator rather than an async
+ * generator: a generator stepped by `for await` made, per chunk, its request
+ * record, a promise for each `await` and one for each `next()`, and was with
+ * the closures its loop made ~12 KB of the ~82 KB a reply allocated in the
+ * 2,000-session burst (bench/allocations.ts, `next` and `stream`). Here a
+ * chunk costs one promise, its result and its text. The same contract: each
+ * chunk `intervalMs` after the one before (the first too), and once `signal`
+ * aborts the wait ends at once, its timer released, and the stream is done.
+ */
+class SimulatedStream implements AsyncIterator<ProviderChunk> {
+  readonly #request: GenerationRequest;
+  readonly #signal: AbortSignal;
+  readonly #chunks: number;
+  readonly #intervalMs: number;
+  readonly #wakeups: SharedWakeups;
+  readonly #count: TokenCounter;
+  // Bound once per reply, not an arrow field: tsx (how the server runs)
+  // names every arrow it makes (`__name`, a defineProperty per closure).
+  readonly #wake: () => void = this.#wakeUp.bind(this);
+  #index = 0;
+  #listening = false;
+  #pending: Wakeup | undefined;
+  #resolve: ((result: IteratorResult<ProviderChunk>) => void) | undefined;
+  #reject: ((error: unknown) => void) | undefined;
+
+  constructor(request: GenerationRequest, signal: AbortSignal, chunks: number, intervalMs: number, wakeups: SharedWakeups, count: TokenCounter) {
+    this.#request = request;
+    this.#signal = signal;
+    this.#chunks = chunks;
+    this.#intervalMs = intervalMs;
+    this.#wakeups = wakeups;
+    this.#count = count;
+  }
+
+  next(): Promise<IteratorResult<ProviderChunk>> {
+    if (this.#index >= this.#chunks || this.#signal.aborted) return Promise.resolve(this.#finish());
+    if (!this.#listening) {
       // One abort listener per reply, not one per chunk: EventTarget
       // listeners are costly when 10,000 replies stream at once.
-      let pending: Wakeup | undefined;
-      let wake: (() => void) | undefined;
-      const onAbort = () => {
-        pending?.cancel();
-        wake?.();
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      try {
-        for (let index = 1; index <= chunks; index += 1) {
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            if (signal.aborted) resolve();
-            // At 0 ms it still yields to the event loop (after I/O), as a real
-            // model's I/O would: a reply made in one macrotask lets no socket drain.
-            else pending = intervalMs <= 0 ? wakeups.nextTurn(resolve) : wakeups.after(intervalMs, resolve);
-          });
-          pending = undefined;
-          if (signal.aborted) return;
-          const text = `chunk ${index}: ${request.prompt}`;
-          if (index < chunks) {
-            yield { text, last: false };
-            continue;
-          }
-          const prompt = request.promptTurn ?? { role: 'user' as const, content: request.prompt };
-          // The prompt is the stored message (counted once: its window read the same count).
-          const inputTokens = requestTokens([], count, request.options?.system) + settledTurnTokens(prompt, count);
-          const usage = { inputTokens, outputTokens: replyTokens(request.prompt, chunks, count) };
-          yield { text, last: true, usage, finishReason: 'stop' };
-        }
-      } finally {
-        signal.removeEventListener('abort', onAbort);
-      }
-    },
-  };
+      this.#listening = true;
+      // The stream itself listens (`handleEvent`): no listener function to make.
+      this.#signal.addEventListener('abort', this, { once: true });
+    }
+    return new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+      // At 0 ms it still yields to the event loop (after I/O), as a real
+      // model's I/O would: a reply made in one macrotask lets no socket drain.
+      this.#pending = this.#intervalMs <= 0 ? this.#wakeups.nextTurn(this.#wake) : this.#wakeups.after(this.#intervalMs, this.#wake);
+    });
+  }
+
+  return(): Promise<IteratorResult<ProviderChunk>> {
+    this.#pending?.cancel();
+    this.#pending = undefined;
+    this.#index = this.#chunks;
+    return Promise.resolve(this.#finish());
+  }
+
+  #wakeUp(): void {
+    const resolve = this.#resolve;
+    const reject = this.#reject;
+    this.#pending = undefined;
+    this.#resolve = undefined;
+    this.#reject = undefined;
+    if (!resolve || !reject) return;
+    if (this.#signal.aborted) {
+      resolve(this.#finish());
+      return;
+    }
+    try {
+      resolve(this.#piece());
+    } catch (error) {
+      this.#index = this.#chunks;
+      this.#finish();
+      reject(error);
+    }
+  }
+
+  /** The signal aborted: the wait ends now, its timer released. */
+  handleEvent(): void {
+    this.#pending?.cancel();
+    this.#wakeUp();
+  }
+
+  #piece(): IteratorResult<ProviderChunk> {
+    this.#index += 1;
+    const index = this.#index;
+    const request = this.#request;
+    const text = `chunk ${index}: ${request.prompt}`;
+    if (index < this.#chunks) return { done: false, value: { text, last: false } };
+    const count = this.#count;
+    const prompt = request.promptTurn ?? { role: 'user' as const, content: request.prompt };
+    // The prompt is the stored message (counted once: its window read the same count).
+    const inputTokens = requestTokens([], count, request.options?.system) + settledTurnTokens(prompt, count);
+    const usage = { inputTokens, outputTokens: replyTokens(request.prompt, this.#chunks, count) };
+    return { done: false, value: { text, last: true, usage, finishReason: 'stop' } };
+  }
+
+  /** Done: the abort listener goes (as a generator's `finally`). */
+  #finish(): IteratorResult<ProviderChunk> {
+    if (this.#listening) {
+      this.#listening = false;
+      this.#signal.removeEventListener('abort', this);
+    }
+    return { done: true, value: undefined };
+  }
 }
 
 /**
