@@ -229,6 +229,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     admission,
     keyConnections,
     maxBufferedBytes: options.maxBufferedBytes,
+    budget,
     onSlowConsumer: () => {
       options.onSlowConsumer?.('http');
       metrics?.slowConsumer('http');
