@@ -217,6 +217,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
           logger,
           adminToken: inspectorOptions.adminToken,
           maxBufferedBytes: options.maxBufferedBytes,
+          budget,
           ...(keyRing ? { keyNames: (ids: readonly string[]) => keyRing.names(ids) } : {}),
           ...(cluster ? { cluster: { nodeId: cluster.nodeId, nodes: () => cluster.nodes() } } : {}),
         })
@@ -229,6 +230,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     admission,
     keyConnections,
     maxBufferedBytes: options.maxBufferedBytes,
+    budget,
     onSlowConsumer: () => {
       options.onSlowConsumer?.('http');
       metrics?.slowConsumer('http');

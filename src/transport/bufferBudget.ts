@@ -1,6 +1,6 @@
 /**
- * A node-wide budget of unsent bytes. Every stream (WebSocket, SSE, later
- * `/v1`) reports what it holds after it writes; past the budget the streams
+ * A node-wide budget of unsent bytes. Every stream (WebSocket, SSE, the inspector's, a
+ * streamed `/v1` reply) reports what it holds after it writes; past the budget the streams
  * holding the most are closed first, until the rest fits. Each stream keeps
  * its own per-connection cap as well: this bounds the sum (19,600 slow
  * consumers at 1 MiB each would be 19 GiB).

@@ -7,6 +7,7 @@ import { ChatError } from '../domain/errors.ts';
 import { isSessionId } from '../domain/ids.ts';
 import type { Logger } from '../domain/ports.ts';
 import { adminGuard } from './adminGuard.ts';
+import type { BufferBudget, BufferedStream } from './bufferBudget.ts';
 import { requestLogger } from './requestContext.ts';
 import { sendPage } from './webPages.ts';
 
@@ -24,6 +25,8 @@ export interface InspectorRoutesOptions {
   overviewLimit?: number;
   /** An inspector stream whose unsent bytes pass this is ended (default 1 MiB). */
   maxBufferedBytes?: number;
+  /** The node-wide budget of unsent bytes (shared with WebSocket, SSE and `/v1`): every stream reports to it. */
+  budget: BufferBudget;
   /** Many nodes: this node's id (the owner of every session listed) and every node with its counts. */
   cluster?: { nodeId: string; nodes(): Promise<readonly Record<string, unknown>[]> };
 }
@@ -84,14 +87,20 @@ export function createInspectorRoutes(options: InspectorRoutesOptions): Inspecto
     response.flushHeaders();
 
     let ended = false;
+    const cutOff = (why: string) => {
+      requestLogger(response, logger).warn({ buffered: response.writableLength }, why);
+      end();
+      response.destroy();
+    };
+    const stream: BufferedStream = {
+      bufferedBytes: () => response.writableLength,
+      shed: () => cutOff('closing slow inspector stream: node buffer budget exceeded'),
+    };
     const send = (event: string, data: unknown) => {
       if (ended) return;
       response.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-      if (response.writableLength > maxBufferedBytes) {
-        requestLogger(response, logger).warn({ buffered: response.writableLength }, 'closing slow inspector stream');
-        end();
-        response.destroy();
-      }
+      if (response.writableLength > maxBufferedBytes) cutOff('closing slow inspector stream');
+      else options.budget.note(stream, response.writableLength);
     };
     const pushOverview = () => {
       overview().then(
@@ -107,6 +116,7 @@ export function createInspectorRoutes(options: InspectorRoutesOptions): Inspecto
       ended = true;
       clearInterval(timer);
       unwatch?.();
+      options.budget.forget(stream);
       open.delete(end);
       response.end();
     };

@@ -2,7 +2,9 @@ import type { Response } from 'express';
 import type { JsonValue } from '../domain/conversationRecord.ts';
 import type { ToolCall, Usage } from '../domain/message.ts';
 import type { ToolCallDelta } from '../domain/toolCalls.ts';
+import type { BufferBudget, BufferedStream } from './bufferBudget.ts';
 import { corkForThisTick } from './corkedSocket.ts';
+import type { FlushListener } from './corkedSocket.ts';
 import type { ReplyFollower } from './followReply.ts';
 import { openAiErrorFor } from './openAiErrors.ts';
 import { httpErrorHeaders } from './wireErrors.ts';
@@ -92,7 +94,7 @@ export async function streamReply(
   response: Response,
   follower: ReplyFollower,
   reply: ReplyIds,
-  options: { includeUsage: boolean; heartbeatMs: number; maxBufferedBytes: number; onSlowConsumer: () => void },
+  options: { includeUsage: boolean; heartbeatMs: number; maxBufferedBytes: number; budget: BufferBudget; onSlowConsumer: (why: string) => void },
 ): Promise<void> {
   // The fields every frame repeats are serialised once per reply (again only if the model's name changes), the same bytes as one JSON.stringify of the whole frame.
   let head = '';
@@ -108,16 +110,31 @@ export async function streamReply(
   const frame = (choices: unknown[], extra: string = withUsage) => `${headOf()}${JSON.stringify(choices)}${extra}}\n\n`;
   const delta = (content: Record<string, unknown>, finishReason: string | null = null, logprobs: readonly JsonValue[] | undefined = undefined) =>
     frame([{ index: 0, delta: content, logprobs: logprobs ? { content: logprobs, refusal: null } : null, finish_reason: finishReason }]);
+  // A reader that stopped reading is cut off, as on WebSocket and SSE (the follower then stops): past
+  // its own cap, or when the node-wide budget of unsent bytes picks it among the heaviest.
+  let done = false;
+  const cutOff = (why: string) => {
+    if (response.destroyed) return;
+    options.onSlowConsumer(why);
+    response.destroy();
+  };
+  const stream: BufferedStream = {
+    bufferedBytes: () => response.writableLength,
+    shed: () => cutOff('closing slow /v1 stream consumer: node buffer budget exceeded'),
+  };
+  // What is still unsent once this turn's corked frames went to the socket is real backlog: the budget hears that.
+  const account: FlushListener = {
+    flushed: () => {
+      if (!done && !response.destroyed) options.budget.note(stream, response.writableLength);
+    },
+  };
   const write = (text: string) => {
     if (response.writableEnded || response.destroyed) return;
-    corkForThisTick(response);
+    const flushes = corkForThisTick(response, account);
     response.write(text);
-    // A reader that stopped reading is cut off, as on WebSocket and SSE; the follower then stops.
     // (Corked until the end of this turn: what is counted here is at most this turn's frames more.)
-    if (response.writableLength > options.maxBufferedBytes) {
-      options.onSlowConsumer();
-      response.destroy();
-    }
+    if (response.writableLength > options.maxBufferedBytes) cutOff('closing slow /v1 stream consumer');
+    else if (!flushes) options.budget.note(stream, response.writableLength);
   };
   const open = () => {
     if (response.headersSent) return;
@@ -152,7 +169,9 @@ export async function streamReply(
       }
     }
   } finally {
+    done = true;
     clearInterval(heartbeat);
+    options.budget.forget(stream);
     if (!response.writableEnded) response.end();
   }
 }

@@ -1,9 +1,10 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { SessionHandle, Sessions } from '../actors/sessions.ts';
 import { noSuchRoute } from './allowedMethods.ts';
 import type { Clock, EventBus, Logger } from '../domain/ports.ts';
 import type { Admission } from './admission.ts';
+import type { BufferBudget } from './bufferBudget.ts';
 import { callerOf } from './authenticate.ts';
 import type { Authenticator, Caller } from './authenticate.ts';
 import type { CallerSessions } from './callerSessions.ts';
@@ -13,6 +14,7 @@ import { rejectHostileInput } from './inputRules.ts';
 import { openAiErrorFor, toOpenAiError } from './openAiErrors.ts';
 import { answerReply, streamReply } from './openAiReply.ts';
 import { parseChatRequest } from './openAiRequest.ts';
+import { plainJsonBody } from './plainJsonBody.ts';
 import { httpErrorHeaders, toWireError } from './wireErrors.ts';
 import { clientAddressOf } from './clientAddress.ts';
 
@@ -27,6 +29,8 @@ export interface OpenAiRoutesOptions {
   /** A streamed response whose unsent bytes pass this is cut off (default 1 MiB). */
   maxBufferedBytes?: number;
   onSlowConsumer?: () => void;
+  /** The node-wide budget of unsent bytes (shared with WebSocket and SSE): a streamed reply reports to it. */
+  budget: BufferBudget;
   bus: EventBus;
   clock: Clock;
   logger: Logger;
@@ -52,7 +56,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
   const router = Router();
   // The key first (an OpenAI-shaped 401 before anything else is read), then the body.
   router.use(options.auth.guard());
-  router.use(express.json({ limit: options.maxBodyBytes ?? 16 * 1024 * 1024 }), rejectHostileInput);
+  router.use(plainJsonBody(options.maxBodyBytes ?? 16 * 1024 * 1024), rejectHostileInput);
 
   // A key sees the models it may use (`limits.models`); the others do not exist for it.
   const modelJson = (id: string) => ({ id, object: 'model', created: startedAt, owned_by: 'llm-chat' });
@@ -105,7 +109,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
       follower.track(accepted.replyId);
       const reply = { id: `chatcmpl-${accepted.replyId}`, created: Math.floor(clock.now() / 1000), model: chat.model ?? sessions.modelOf(session, caller) };
       if (chat.stream) {
-        await streamReply(response, follower, reply, { includeUsage: chat.includeUsage, heartbeatMs, maxBufferedBytes, onSlowConsumer: slowConsumer(response) });
+        await streamReply(response, follower, reply, { includeUsage: chat.includeUsage, heartbeatMs, maxBufferedBytes, budget: options.budget, onSlowConsumer: slowConsumer(response) });
       } else await answerReply(response, follower, reply);
     } finally {
       finish();
@@ -126,9 +130,9 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
       throw error;
     }
   };
-  const slowConsumer = (response: Response) => () => {
+  const slowConsumer = (response: Response) => (why: string) => {
     options.onSlowConsumer?.();
-    logger.warn({ buffered: response.writableLength }, 'closing slow /v1 stream consumer');
+    logger.warn({ buffered: response.writableLength }, why);
   };
 
   router.use(noSuchRoute(router));

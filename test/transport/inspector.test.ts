@@ -169,3 +169,34 @@ describe('inspector', () => {
     stream.close();
   });
 });
+
+describe('inspector streams and the node-wide buffered budget', () => {
+  it('cuts off an inspector stream whose reader never reads, under its own cap but past the node budget', async () => {
+    running = await startServer({
+      inspector: { adminToken: TOKEN },
+      simChunks: 700,
+      messagesPerMinute: 0,
+      // ~60 KB of text per recorded chunk event: far under the stream's own cap, past the node's budget.
+      maxBufferedBytes: 64 * 1024 * 1024,
+      maxBufferedTotalBytes: 24 * 1024 * 1024,
+    });
+    const sessionId = String((await api(running.url, 'POST', '/api/sessions')).body['sessionId']);
+    await new Promise<void>((resolve, reject) => {
+      const request = httpRequest(`${running!.url}/inspector/stream?sessionId=${sessionId}`, { headers: auth }, (response) => {
+        response.pause();
+        response.on('error', () => {});
+        resolve();
+      });
+      request.on('error', reject);
+      request.end();
+    });
+    const hub = running.server.inspection;
+    expect(hub?.attachedCount).toBe(1);
+    expect((await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'i'.repeat(60_000) })).status).toBe(202);
+    const deadline = Date.now() + 30_000;
+    // Cut off: the server ends the stream (its observer detaches) while the client still holds the connection, unread.
+    while (hub?.attachedCount !== 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(hub?.attachedCount).toBe(0);
+    expect(running.server.edge().bufferedBytes).toBe(0);
+  }, 60_000);
+});

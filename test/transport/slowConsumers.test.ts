@@ -140,3 +140,48 @@ describe('the node-wide buffered budget', () => {
     expect(ended).toBe(true);
   }, 60_000);
 });
+
+describe('the node-wide buffered budget over /v1 streams', () => {
+  it('cuts off a streamed /v1 reply whose reader never reads, under its own cap but past the node budget', async () => {
+    let slow: string[] = [];
+    running = await startServer({
+      simChunks: 700,
+      messagesPerMinute: 0,
+      // The stream's own cap is never reached (700 chunks of ~60 KB are ~42 MB): only the node-wide budget can cut it.
+      maxBufferedBytes: 64 * 1024 * 1024,
+      maxBufferedTotalBytes: 24 * 1024 * 1024,
+      onSlowConsumer: (transport) => (slow = [...slow, transport]),
+    });
+    const body = JSON.stringify({ model: 'simulated', stream: true, messages: [{ role: 'user', content: 'v'.repeat(60_000) }] });
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const request = httpRequest(`${running!.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (answer) => {
+        answer.pause();
+        paused.push(answer);
+        resolve(answer);
+      });
+      request.on('error', reject);
+      request.end(body);
+    });
+    expect(response.statusCode).toBe(200);
+    let ended = false;
+    response.on('close', () => (ended = true));
+    const deadline = Date.now() + 30_000;
+    while (slow.length === 0 && Date.now() < deadline) await wait(20);
+    expect(slow).toEqual(['http']);
+    // What it was sent, read now: the reply stops short of its end.
+    let text = '';
+    response.on('data', (part: Buffer) => (text += part.toString()));
+    response.on('error', () => {});
+    response.resume();
+    while (!ended && Date.now() < deadline) await wait(20);
+    expect(ended).toBe(true);
+    expect(text).not.toContain('data: [DONE]');
+    // The node goes on serving /v1.
+    const next = await fetch(`${running.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'simulated', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(next.status).toBe(200);
+  }, 60_000);
+});
