@@ -51,8 +51,6 @@ export interface LeasesOptions {
   onCommand?: (count: number) => void;
 }
 
-type Held = HeldLease;
-
 export type Acquired = { acquired: true; token: number } | { acquired: false; holder: LeaseHolder; pttl: number };
 
 export function parseHolder(value: string): LeaseHolder {
@@ -82,7 +80,7 @@ export function createLeases(options: LeasesOptions) {
   const onCommand = options.onCommand ?? (() => {});
   const heartbeatKey = redisKeys.node(nodeId);
   const heldKey = redisKeys.held(nodeId);
-  const held = new Map<SessionId, Held>();
+  const held = new Map<SessionId, HeldLease>();
   /** Tokens of leases let go whose last writes may still be on their way to the store. */
   const former = new Map<SessionId, number>();
   let thread: HeartbeatThread | undefined;
