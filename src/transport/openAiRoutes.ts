@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import express, { Router } from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { SessionHandle, Sessions } from '../actors/sessions.ts';
 import { noSuchRoute } from './allowedMethods.ts';
@@ -14,7 +14,6 @@ import { rejectHostileInput } from './inputRules.ts';
 import { openAiErrorFor, toOpenAiError } from './openAiErrors.ts';
 import { answerReply, streamReply } from './openAiReply.ts';
 import { parseChatRequest } from './openAiRequest.ts';
-import { plainJsonBody } from './plainJsonBody.ts';
 import { httpErrorHeaders, toWireError } from './wireErrors.ts';
 import { clientAddressOf } from './clientAddress.ts';
 
@@ -56,7 +55,7 @@ export function createOpenAiRoutes(options: OpenAiRoutesOptions): Router {
   const router = Router();
   // The key first (an OpenAI-shaped 401 before anything else is read), then the body.
   router.use(options.auth.guard());
-  router.use(plainJsonBody(options.maxBodyBytes ?? 16 * 1024 * 1024), rejectHostileInput);
+  router.use(express.json({ limit: options.maxBodyBytes ?? 16 * 1024 * 1024 }), rejectHostileInput);
 
   // A key sees the models it may use (`limits.models`); the others do not exist for it.
   const modelJson = (id: string) => ({ id, object: 'model', created: startedAt, owned_by: 'llm-chat' });
