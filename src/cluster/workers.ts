@@ -25,7 +25,7 @@ export type PrimaryMessage = { type: 'llm-chat:shutdown'; signal: NodeJS.Signals
 
 /**
  * The primary of `--workers N`: forks N copies of this program, which share
- * the port (node:cluster hands connections out round-robin) and each other's
+ * the port (each accepts from the one listening socket) and each other's
  * sessions through Redis. A worker that dies is replaced (its sessions move
  * to the others once their leases expire); SIGTERM / SIGINT tell every
  * worker to drain as one node would (a second signal: to exit at once), and
@@ -38,6 +38,12 @@ export function runWorkers(options: WorkersOptions): void {
   let lastShutdown: PrimaryMessage | undefined;
   let announced = false;
   const listening = new Set<number>();
+  // The workers accept from the shared socket themselves. With node:cluster's round-robin the
+  // primary accepts every connection and hands it over IPC to one worker at a time: in the
+  // 100,000-session bench that handoff fell behind 400 connections/s, the primary held 8,395 sockets
+  // unread at 30,000 and ran out of files (20,000) at 14,228, after which nobody connected.
+  // Accepting in the workers, 96,356 connected. NODE_CLUSTER_SCHED_POLICY=rr still chooses it.
+  if (process.env['NODE_CLUSTER_SCHED_POLICY'] === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
 
   const fork = (): Worker => {
     const worker = cluster.fork();

@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createStoreHealth, reportingTo } from '../../src/actors/storeHealth.ts';
 import type { StoreHealth } from '../../src/actors/storeHealth.ts';
@@ -5,6 +8,7 @@ import type { StoredKey } from '../../src/domain/apiKeys.ts';
 import type { ConversationRecord } from '../../src/domain/conversationRecord.ts';
 import { createMemoryStore } from '../../src/infra/memoryStore.ts';
 import { silentLogger } from '../../src/infra/silentLogger.ts';
+import { systemClock } from '../../src/infra/systemClock.ts';
 import { flaky } from '../support/flakyStore.ts';
 import { ManualClock } from '../support/manualClock.ts';
 
@@ -69,5 +73,65 @@ describe('reportingTo: the store as the sessions see it, every answer reported t
     expect(await store.keys!.findByHash('c'.repeat(64))).toBeUndefined();
     expect(await store.keys!.update('key_none', { name: 'x' })).toBeUndefined();
     expect(health.healthy).toBe(true);
+  });
+});
+
+/** A store stand-in in another thread: answers each byte it gets with one (or never, when `silent`). */
+async function remoteAnswerer(silent: boolean): Promise<{ ping: () => Promise<void>; close: () => Promise<void> }> {
+  const thread = new Worker(
+    `const net = require('node:net'); const { parentPort, workerData } = require('node:worker_threads');
+     const server = net.createServer((socket) => socket.on('data', (data) => { if (!workerData.silent) socket.write(data); }));
+     server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));`,
+    { eval: true, workerData: { silent } },
+  );
+  const port = await new Promise<number>((resolve) => thread.once('message', resolve));
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  return {
+    ping: () => {
+      socket.write('p');
+      return once(socket, 'data').then(() => undefined);
+    },
+    close: async () => {
+      socket.destroy();
+      await thread.terminate();
+    },
+  };
+}
+
+const blockFor = (ms: number) => {
+  const until = Date.now() + ms;
+  while (Date.now() < until);
+};
+
+describe('createStoreHealth: a probe times the store, not this thread\'s event loop', () => {
+  it('an answer that came while the loop was blocked past the deadline is an answer, not an outage', async () => {
+    const answerer = await remoteAnswerer(false);
+    try {
+      health = createStoreHealth({ ping: answerer.ping, clock: systemClock, logger: silentLogger, timeoutMs: 200, intervalMs: 3_600_000 });
+      const probed = health.check();
+      // Busy past the deadline: the answer waits in the socket while the deadline comes due.
+      blockFor(600);
+      expect(await probed).toBe(true);
+      expect(health.healthy).toBe(true);
+    } finally {
+      await answerer.close();
+    }
+  });
+
+  it('a store that never answers is still found out on a loop keeping time', async () => {
+    const answerer = await remoteAnswerer(true);
+    try {
+      health = createStoreHealth({ ping: answerer.ping, clock: systemClock, logger: silentLogger, timeoutMs: 200, intervalMs: 3_600_000, recoveryIntervalMs: 3_600_000 });
+      const started = Date.now();
+      const probed = health.check();
+      blockFor(600);
+      expect(await probed).toBe(false);
+      expect(health.healthy).toBe(false);
+      // The late deadline looked again once the loop kept time, and found no answer.
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      await answerer.close();
+    }
   });
 });
