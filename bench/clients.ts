@@ -19,10 +19,11 @@ export interface ClientConnection {
   terminate(): void;
 }
 
-/** Told of every reply chunk (whether it is the reply's last), and of every error frame's code. */
+/** Told of every reply chunk (whether it is the reply's last), of every error frame's code, and of a close once open. */
 export interface FrameListener {
   chunk(isLast: boolean): void;
   error(code: string): void;
+  closed?(why: string): void;
 }
 
 const ERROR_CODE = /"code":"([a-z_]+)"/;
@@ -60,7 +61,10 @@ function openWs(url: string, localAddress: string, listener: FrameListener): Pro
       else if (text.startsWith('{"type":"error"')) listener.error(ERROR_CODE.exec(text)?.[1] ?? 'unknown');
     });
     socket.on('error', (error: NodeJS.ErrnoException) => settle(error.code ?? error.message));
-    socket.on('close', (code) => settle(`close ${code}`));
+    socket.on('close', (code) => {
+      if (settled) listener.closed?.(`close ${code}`);
+      settle(`close ${code}`);
+    });
   });
 }
 

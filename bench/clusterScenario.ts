@@ -77,6 +77,15 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
       await during();
     }
     const results = await pending;
+    // Why replies did not complete: error frames and closes seen while streaming, summed.
+    const tally = (field: string) => {
+      const total: Record<string, number> = {};
+      for (const result of results) for (const [why, n] of Object.entries((result[field] ?? {}) as Record<string, number>)) total[why] = (total[why] ?? 0) + n;
+      return total;
+    };
+    const errors = tally('errors');
+    const closed = tally('closed');
+    if (Object.keys(errors).length > 0 || Object.keys(closed).length > 0) log(`  while streaming: error frames ${JSON.stringify(errors)}, closes ${JSON.stringify(closed)}`);
     const chunks = results.reduce((sum, r) => sum + Number(r['chunks']), 0);
     const elapsed = Math.max(...results.map((r) => Number(r['elapsedMs'])));
     const ttfc = summarize(results.flatMap((r) => r['ttfc'] as number[]));

@@ -30,6 +30,8 @@ const now = () => performance.now();
 
 /** Error frames received since the last report, by code (e.g. `overloaded`). */
 let errorFrames: Record<string, number> = {};
+/** Connections closed after they opened, since the last report, by close code. */
+let closes: Record<string, number> = {};
 let chunkListener: ((connection: Connection, isLast: boolean) => void) | undefined;
 
 async function open(command: Extract<Command, { type: 'connect' }>): Promise<Connection | string> {
@@ -40,6 +42,9 @@ async function open(command: Extract<Command, { type: 'connect' }>): Promise<Con
     },
     error: (code) => {
       errorFrames[code] = (errorFrames[code] ?? 0) + 1;
+    },
+    closed: (why) => {
+      closes[why] = (closes[why] ?? 0) + 1;
     },
   });
   if (typeof client === 'string') return client;
@@ -123,9 +128,12 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
   chunkListener = undefined;
   const errors = errorFrames;
   errorFrames = {};
+  const closed = closes;
+  closes = {};
   send({
     type: 'streamed',
     errors,
+    closed,
     completed,
     expected,
     chunks,
