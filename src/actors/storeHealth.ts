@@ -40,7 +40,7 @@ export interface StoreHealthOptions {
 const ON_TIME_MS = 100;
 /** How soon a deadline that fired late looks again. */
 const RECHECK_MS = 100;
-/** On a loop that never keeps time, a probe still fails after this many timeouts. */
+/** On a loop that never keeps time (or a store that commits writes but never answers the probe), a probe still fails after this many timeouts. */
 const LATE_LOOP_BOUND = 10;
 
 export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
@@ -52,6 +52,8 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
   let timer: unknown;
   let probing: Promise<boolean> | undefined;
   let closed = false;
+  /** When a write last committed: a sign of life for a probe waiting its turn. */
+  let lastAnsweredAt = -Infinity;
 
   const become = (next: boolean, error?: unknown) => {
     if (next === healthy) return;
@@ -88,12 +90,15 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
       // the socket counted as none: 52 false outages in that run, each refusing work for a while. So a
       // probe fails only on a deadline that fired on time, looked at once the sockets of its turn were
       // read (setImmediate runs after them); one that fired late looks again shortly, up to a bound.
+      // Likewise a probe queued behind busy pool connections while writes commit meets a store that
+      // is busy, not gone (83 false outages in the next run, each "no answer" in about 1.1 s).
       const expire = (dueAt: number) => {
         const late = clock.now() - dueAt;
         setImmediate(() => {
           if (settled) return;
           const waited = clock.now() - startedAt;
-          if (late <= ON_TIME_MS || waited >= timeoutMs * LATE_LOOP_BOUND) finish(false, new Error(`no answer within ${Math.round(waited)} ms`));
+          const stillAnswering = lastAnsweredAt >= startedAt && clock.now() - lastAnsweredAt < timeoutMs;
+          if ((late <= ON_TIME_MS && !stillAnswering) || waited >= timeoutMs * LATE_LOOP_BOUND) finish(false, new Error(`no answer within ${Math.round(waited)} ms`));
           else arm(RECHECK_MS);
         });
       };
@@ -121,6 +126,7 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
       if (!healthy) throw new ChatError('store_unavailable');
     },
     answered() {
+      lastAnsweredAt = clock.now();
       become(true);
     },
     failed(error) {

@@ -135,3 +135,36 @@ describe('createStoreHealth: a probe times the store, not this thread\'s event l
     }
   });
 });
+
+describe('createStoreHealth: a probe waiting behind busy connections meets a busy store, not a gone one', () => {
+  it('while writes commit, a slow probe does not take the store down; a timeout after the last commit, it does', async () => {
+    const clock = new ManualClock(T0);
+    let answerProbe: (() => void) | undefined;
+    health = createStoreHealth({
+      ping: () => new Promise<void>((resolve) => (answerProbe = resolve)),
+      clock,
+      logger: silentLogger,
+      timeoutMs: 1000,
+      intervalMs: 3_600_000,
+      recoveryIntervalMs: 3_600_000,
+    });
+    const probed = health.check();
+    await clock.advance(500);
+    health.answered();
+    // Past the probe's deadline, but a write committed 600 ms ago: busy, not gone.
+    await clock.advance(600);
+    expect(health.healthy).toBe(true);
+    await clock.advance(300);
+    health.answered();
+    await clock.advance(100);
+    expect(health.healthy).toBe(true);
+    answerProbe!();
+    expect(await probed).toBe(true);
+
+    // The next probe waits as long, and the last commit is older than a timeout: down.
+    const second = health.check();
+    await clock.advance(1000);
+    expect(await second).toBe(false);
+    expect(health.healthy).toBe(false);
+  });
+});
