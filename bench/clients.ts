@@ -62,7 +62,8 @@ function openWs(url: string, localAddress: string, listener: FrameListener): Pro
     });
     socket.on('error', (error: NodeJS.ErrnoException) => settle(error.code ?? error.message));
     socket.on('close', (code) => {
-      if (settled) listener.closed?.(`close ${code}`);
+      // Only a connection that opened (a failed handshake is reported by `settle`).
+      if (connection.sessionId !== '') listener.closed?.(`close ${code}`);
       settle(`close ${code}`);
     });
   });
