@@ -109,6 +109,7 @@ async function main(): Promise<void> {
         clock: systemClock,
         logger,
         replayLogSize: config.replayLogSize,
+        replayLogBytes: config.replayLogBytes,
         logTtlMs: config.sessionTtlMs,
         storeIdentity: storeIdentity(kind, where, nodeId, config.databaseUrl),
       });

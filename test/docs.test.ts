@@ -10,8 +10,14 @@ const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 const protocol = readFileSync(new URL('../docs/protocol.md', import.meta.url), 'utf8');
 
 describe('the docs describe what exists', () => {
-  it('every option has a row in the README options table, with its env variable', () => {
-    const rows = readme.split('\n').filter((line) => line.startsWith('| `--'));
+  it('every option has a row in the README options table, with its env variable, in one unbroken table', () => {
+    // Rows after a line that is not a table row render as plain text: only the header's unbroken block counts.
+    const lines = readme.split('\n');
+    const header = lines.indexOf('| flag | env | default | meaning |');
+    expect(header).toBeGreaterThan(-1);
+    let end = header + 1;
+    while (lines[end]?.startsWith('|')) end += 1;
+    const rows = lines.slice(header + 2, end);
     const flagOf = (setting: (typeof SETTINGS)[number]) => (setting.kind === 'boolean' ? `--[no-]${setting.flag}` : `--${setting.flag}`);
     const missing = SETTINGS.filter((setting) => !rows.some((row) => row.startsWith(`| \`${flagOf(setting)}\``) && row.includes(`\`${setting.env}\``)));
     expect(missing.map((setting) => `--${setting.flag} (${setting.env})`)).toEqual([]);

@@ -16,6 +16,17 @@ describe('edge options', () => {
     expect(() => configOf(['--max-buffered-total-bytes', '0'])).toThrow(/--max-buffered-total-bytes must be at least 1/);
   });
 
+  it('--replay-log-size, --replay-log-bytes, --flush-interval-ms, --shutdown-deadline-ms: documented defaults, env, flags win', () => {
+    expect(configOf([])).toMatchObject({ replayLogSize: 1000, replayLogBytes: 1024 * 1024, flushIntervalMs: 500, shutdownDeadlineMs: 10_000 });
+    const env = { REPLAY_LOG_SIZE: '50', REPLAY_LOG_BYTES: '4096', FLUSH_INTERVAL_MS: '100', SHUTDOWN_DEADLINE_MS: '2000' };
+    expect(configOf([], env)).toMatchObject({ replayLogSize: 50, replayLogBytes: 4096, flushIntervalMs: 100, shutdownDeadlineMs: 2000 });
+    expect(configOf(['--replay-log-bytes', '0', '--flush-interval-ms', '250', '--shutdown-deadline-ms', '1000'], env)).toMatchObject({
+      replayLogBytes: 0,
+      flushIntervalMs: 250,
+      shutdownDeadlineMs: 1000,
+    });
+  });
+
   it('--help keeps a long flag apart from its text (the text goes to the next line)', () => {
     expect(helpText()).toMatch(/ {2}--max-buffered-total-bytes <n>\n {32}unsent bytes over all connections/);
     expect(helpText()).toMatch(/ {2}--ws-ping-ms <n> +WebSocket ping interval/);

@@ -25,6 +25,8 @@ export interface ClusterNodeOptions {
   logger: Logger;
   /** Chunks kept per session in its Redis stream (`--replay-log-size`). */
   replayLogSize: number;
+  /** Bytes of chunk text this node keeps per session for its own watchers' resume (`--replay-log-bytes`; default 1 MiB). */
+  replayLogBytes?: number;
   /** A session's stream expires after this long without a chunk. */
   logTtlMs: number;
   /** How long start-up waits for Redis (default 10 s). */
@@ -145,6 +147,7 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
     logger,
     holderOf: (sessionId) => leases.holderOf(sessionId),
     replayLogSize: options.replayLogSize,
+    ...(options.replayLogBytes !== undefined ? { replayLogBytes: options.replayLogBytes } : {}),
     logTtlMs: options.logTtlMs,
     onCommand: (kind) => countAs(kind)(1),
     onPublishFailed: () => counters.publishFailed?.(),

@@ -20,6 +20,8 @@ export interface RedisBusOptions {
   holderOf(sessionId: SessionId): string | undefined;
   /** Chunks kept per session, in Redis and for the owner's own watchers (default 1,000). */
   replayLogSize?: number;
+  /** …and at most this many bytes of chunk text in this node's copy (default 1 MiB; the newest chunk always kept). Redis's stream is capped by count. */
+  replayLogBytes?: number;
   /** A session's stream expires this long after its last chunk (default 10 minutes). */
   logTtlMs?: number;
   onListenerError?: (error: unknown, event: ChatEvent) => void;
@@ -61,6 +63,7 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
   const { subscriber, nodeId, logger, holderOf } = options;
   const commands = withScripts(options.commands);
   const replayLogSize = options.replayLogSize ?? 1000;
+  const replayLogBytes = options.replayLogBytes ?? 1024 * 1024;
   const logTtlMs = options.logTtlMs ?? 600_000;
   const onListenerError = options.onListenerError ?? (() => {});
   const onCommand = options.onCommand ?? (() => {});
@@ -139,10 +142,10 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
 
   const bus: RedisBus = {
     publish(event) {
-      if (event.type === 'chunk' && replayLogSize > 0) {
+      if (event.type === 'chunk' && replayLogSize > 0 && replayLogBytes > 0) {
         let log = logs.get(event.sessionId);
         if (!log) {
-          log = new ChunkLog(replayLogSize);
+          log = new ChunkLog(replayLogSize, replayLogBytes);
           logs.set(event.sessionId, log);
         }
         log.append(event);

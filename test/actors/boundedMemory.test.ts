@@ -6,7 +6,7 @@ import { createSessionRegistry } from '../../src/actors/sessionRegistry.ts';
 import type { SessionRegistry, SessionRegistryOptions } from '../../src/actors/sessionRegistry.ts';
 import type { ChatEvent } from '../../src/domain/events.ts';
 import type { Message } from '../../src/domain/message.ts';
-import type { LoadWindow, SessionStore } from '../../src/domain/ports.ts';
+import type { LoadWindow, Logger, SessionStore } from '../../src/domain/ports.ts';
 import { createInProcessBus } from '../../src/infra/inProcessBus.ts';
 import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { createSimulatedProvider } from '../../src/infra/simulatedProvider.ts';
@@ -210,6 +210,27 @@ describe('replay logs of stopped sessions are dropped, whatever stopped them', (
     expect(chunks).toBe(1); // one went into the log before the failure
     await new Promise((resolve) => setImmediate(resolve));
     expect(session.status()).toBe('stopped');
+    expect(await bus.replay(session.sessionId, 0)).toEqual([]);
+  });
+
+  it('stopped because its supervisor itself failed (crashed)', async () => {
+    // A supervisor fails only through a bug; here its logger throws while it handles a failed reply.
+    const throwing: Logger = {
+      ...silentLogger,
+      warn(_fields, message) {
+        if (message === 'session actor failed') throw new Error('logger broke (test)');
+      },
+    };
+    const { registry, bus } = setup({ logger: throwing });
+    const session = await registry.create();
+    const events: ChatEvent[] = [];
+    bus.subscribe(session.sessionId, (event) => events.push(event));
+    await session.send('explode please');
+    const deadline = Date.now() + 2000;
+    while (!events.some((event) => event.type === 'session.stopped') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(events.filter((event) => event.type === 'chunk')).toHaveLength(1); // one went into the log before the failure
+    expect(events.find((event) => event.type === 'session.stopped')).toMatchObject({ reason: 'crashed' });
+    expect(registry.peek(session.sessionId)).toBeUndefined();
     expect(await bus.replay(session.sessionId, 0)).toEqual([]);
   });
 });

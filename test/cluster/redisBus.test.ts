@@ -27,13 +27,14 @@ async function connection(name: string) {
 }
 
 /** A node's bus with a lease table the test controls. */
-async function node(nodeId: string, holders: Map<string, string>) {
+async function node(nodeId: string, holders: Map<string, string>, options: { replayLogBytes?: number } = {}) {
   return createRedisBus({
     commands: await connection(`${nodeId}:commands`),
     subscriber: await connection(`${nodeId}:events`),
     nodeId,
     logger: silentLogger,
     holderOf: (sessionId) => holders.get(sessionId),
+    ...options,
   });
 }
 
@@ -98,6 +99,17 @@ describe.skipIf(!available)('the Redis bus (own redis-server)', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(seen).toEqual([]);
     expect(await redisClient.exists(`llm-chat:{s:${sessionId}}:log`)).toBe(0);
+  });
+
+  it("keeps this node's copy of a session's chunks within --replay-log-bytes (2 bytes a UTF-16 unit), the newest one always", async () => {
+    const sessionId = 'bus0000000000000000003';
+    // No lease held here, so nothing goes to Redis: what replay answers is this node's own copy.
+    const bus = await node('A', new Map(), { replayLogBytes: 100 });
+    const sized = (seq: number, chars: number): ChatEvent => ({ type: 'chunk', sessionId, messageId: 'm1', seq, chunk: 'x'.repeat(chars), is_last: false });
+    for (let seq = 1; seq <= 10; seq += 1) bus.publish(sized(seq, 20)); // 40 bytes each
+    expect((await bus.replay(sessionId, 0)).map((event) => event.seq)).toEqual([9, 10]);
+    bus.publish(sized(11, 500)); // larger than the cap on its own
+    expect((await bus.replay(sessionId, 0)).map((event) => event.seq)).toEqual([11]);
   });
 });
 

@@ -96,8 +96,11 @@ describe.skipIf(!reachable)('PostgreSQL behind a faulty network (real server, TC
     expect(await ledger.send(server.url, sessionId, 'before')).toBe(202);
     await watcher.waitForCount((frame) => frame.type === 'chunk', 3);
     proxy.hang(); // the reply goes on streaming; its flushes hang
+    const hungAt = Date.now();
     const during = await Promise.all([1, 2, 3].map((n) => ledger.send(server.url, sessionId, `during ${n}`)));
     expect(during).toEqual([503, 503, 503]);
+    // Each refused within the store timeout (2 s here), not left waiting on the hung database.
+    expect(Date.now() - hungAt).toBeLessThan(2000 + 1000);
     expect([...ledger.refused.values()]).toEqual(['store_unavailable', 'store_unavailable', 'store_unavailable']);
     expect((await api(server.url, 'GET', '/readyz')).status).toBe(503);
     await watcher.waitFor((frame) => frame.type === 'completed'); // the reply itself never waited for the store
