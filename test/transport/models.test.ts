@@ -157,6 +157,24 @@ describe('several models from one file', () => {
     expect(backup.requests).toHaveLength(0);
   });
 
+  it('tries the fallbacks in order, on a 429 as on a 5xx: the first that answers is the model named', async () => {
+    const { server, fast, backup } = await start({}, ['backup', 'sim']);
+    // fast is limited (429, no Retry-After), backup is down (503): sim, the second fallback, answers.
+    fast.enqueue({ kind: 'status', status: 429 });
+    backup.enqueue({ kind: 'status', status: 503 });
+    const answer = await ask(server, 'fast', 'yo');
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ model: 'sim', choices: [{ message: { content: [1, 2, 3, 4, 5].map((n) => `chunk ${n}: yo`).join('') } }] });
+    expect(fast.requests).toHaveLength(1);
+    expect(backup.requests).toHaveLength(1);
+    expect(backup.requests[0]!.receivedAt).toBeGreaterThanOrEqual(fast.requests[0]!.receivedAt);
+    // A 429 with a fallback left is not the client's 429: backup answers it alone.
+    fast.enqueue({ kind: 'status', status: 429 });
+    expect((await ask(server, 'fast')).body).toMatchObject({ model: 'backup', choices: [{ message: { content: 'Hello, world' } }] });
+    expect(fast.requests).toHaveLength(2);
+    expect(backup.requests).toHaveLength(2);
+  });
+
   it('each model has its own circuit breaker, on /api/status; an open one is skipped for its fallback', async () => {
     const { server, fast, backup } = await start({ breakerFailures: 1, breakerCooldownMs: 60_000 });
     fast.enqueue({ kind: 'status', status: 500 });
