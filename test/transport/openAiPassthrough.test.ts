@@ -1,0 +1,51 @@
+import OpenAI from 'openai';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ChatServerOptions } from '../../src/server.ts';
+import { startFakeUpstream } from '../support/fakeUpstream.ts';
+import type { FakeUpstream } from '../support/fakeUpstream.ts';
+import { api, SseClient, startServer } from '../support/harness.ts';
+import type { Json, RunningServer } from '../support/harness.ts';
+
+let upstream: FakeUpstream;
+let running: RunningServer | undefined;
+const closers: (() => void)[] = [];
+beforeEach(async () => {
+  upstream = await startFakeUpstream();
+});
+afterEach(async () => {
+  for (const close of closers.splice(0)) close();
+  await running?.close();
+  running = undefined;
+  await upstream.close();
+});
+
+async function start(options: ChatServerOptions = {}) {
+  running = await startServer({ llmProvider: 'openai', llmBaseUrl: upstream.baseUrl, llmModel: 'fake-model', llmRetries: 0, ...options });
+  return running;
+}
+
+const sdk = (base: string, headers: Record<string, string> = {}) => new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0, defaultHeaders: headers });
+
+describe('finish_reason content_filter', () => {
+  it('reaches the client streamed and not, and the completed frame of an SSE watcher', async () => {
+    const server = await start();
+    const filtered = { kind: 'stream' as const, pieces: ['I can'], finishReason: 'content_filter' };
+    upstream.enqueue(filtered, filtered, filtered);
+    const stream = await sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'x' }], stream: true });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks.at(-1)?.choices[0]?.finish_reason).toBe('content_filter');
+    const plain = await sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'x' }] });
+    expect(plain.choices[0]).toMatchObject({ finish_reason: 'content_filter', message: { content: 'I can' } });
+
+    const created = await api(server.url, 'POST', '/api/sessions');
+    const sessionId = String(created.body['sessionId']);
+    const sse = await SseClient.open(`${server.url}/sse/${sessionId}`);
+    closers.push(() => sse.close());
+    await api(server.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'x' });
+    const completed = await sse.waitFor(() => sse.messages.find((message) => message.event === 'message.completed'));
+    expect(JSON.parse(completed.data)).toMatchObject({ type: 'completed', finishReason: 'content_filter' });
+    const view = await api(server.url, 'GET', `/api/sessions/${sessionId}`);
+    expect((view.body['messages'] as Json[]).at(-1)).toMatchObject({ role: 'assistant', finishReason: 'content_filter' });
+  });
+});
