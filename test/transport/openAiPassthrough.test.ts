@@ -49,3 +49,45 @@ describe('finish_reason content_filter', () => {
     expect((view.body['messages'] as Json[]).at(-1)).toMatchObject({ role: 'assistant', finishReason: 'content_filter' });
   });
 });
+
+describe('the newer request fields README lists as passed through', () => {
+  it('reasoning and caching options, custom tools and tool_choice objects reach the model’s server as sent; developer and system messages become its system prompt; a message’s name is dropped', async () => {
+    const server = await start({ llmSystemPrompt: 'The flag prompt, replaced for this reply.' });
+    const passthrough = {
+      reasoning_effort: 'low',
+      verbosity: 'high',
+      service_tier: 'flex',
+      prompt_cache_key: 'cache-1',
+      safety_identifier: 'user-hash',
+      store: false,
+      prediction: { type: 'content', content: 'Hello' },
+      tools: [{ type: 'custom', custom: { name: 'run_sql', description: 'Runs SQL' } }],
+      tool_choice: { type: 'custom', custom: { name: 'run_sql' } },
+    };
+    const response = await api(server.url, 'POST', '/v1/chat/completions', {
+      model: 'fake-model',
+      messages: [
+        { role: 'developer', content: 'Answer in French.' },
+        { role: 'system', content: [{ type: 'text', text: 'Be brief.' }] },
+        { role: 'user', content: 'hi', name: 'alice' },
+      ],
+      ...passthrough,
+    });
+    expect(response.status).toBe(200);
+    const body = upstream.requests[0]!.body;
+    expect(body).toMatchObject(passthrough);
+    expect(body.messages).toEqual([
+      { role: 'system', content: 'Answer in French.\n\nBe brief.' },
+      { role: 'user', content: 'hi' },
+    ]);
+  });
+
+  it('refuses more than 128 tools before calling the model', async () => {
+    const server = await start();
+    const tools = Array.from({ length: 129 }, (_, index) => ({ type: 'function', function: { name: `f${index}` } }));
+    const response = await api(server.url, 'POST', '/v1/chat/completions', { model: 'fake-model', messages: [{ role: 'user', content: 'hi' }], tools });
+    expect(response.status).toBe(400);
+    expect(response.body['error']).toMatchObject({ code: 'bad_request', message: expect.stringMatching(/at tools/) });
+    expect(upstream.requests).toHaveLength(0);
+  });
+});
