@@ -91,3 +91,19 @@ describe('the newer request fields README lists as passed through', () => {
     expect(upstream.requests).toHaveLength(0);
   });
 });
+
+describe('the /v1 body limit by default (--max-v1-body-bytes 16 MiB)', () => {
+  it('takes a 3 MiB image while REST keeps its 64 KiB, and refuses a body just past 16 MiB with 413', async () => {
+    const server = await start();
+    const image = `data:image/png;base64,${'A'.repeat(3 * 1024 * 1024)}`;
+    const big = await api(server.url, 'POST', '/v1/chat/completions', { model: 'fake-model', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: image } }] }] });
+    expect(big.status).toBe(200);
+    expect((await api(server.url, 'POST', '/api/sessions', { title: 'x'.repeat(65 * 1024) })).status).toBe(413);
+    const prefix = JSON.stringify({ model: 'fake-model', messages: [{ role: 'user', content: '' }] });
+    const filler = 'A'.repeat(16 * 1024 * 1024 - prefix.length + 1);
+    const tooBig = await api(server.url, 'POST', '/v1/chat/completions', JSON.stringify({ model: 'fake-model', messages: [{ role: 'user', content: filler }] }), { 'content-type': 'application/json' });
+    expect(tooBig.status).toBe(413);
+    expect(tooBig.body).toMatchObject({ error: { code: 'payload_too_large' } });
+    expect(upstream.requests).toHaveLength(1);
+  });
+});
