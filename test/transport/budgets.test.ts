@@ -93,6 +93,9 @@ describe('per-key token budgets (limits.tokensPerDay), on an injected clock', ()
     const v1 = await failure(sdk.chat.completions.create({ model: 'sim', messages: [{ role: 'user', content: 'hi' }] }));
     expect(v1.status).toBe(429);
     expect(v1.error).toMatchObject({ code: 'budget_exceeded', type: 'rate_limit_error' });
+    // The reset time in the message, and a Retry-After the SDKs honour.
+    expect(v1.message).toContain('2026-03-11T00:00:00.000Z');
+    expect(Number(v1.headers?.get('retry-after'))).toBeGreaterThan(0);
 
     // Another key is not held back by this one's spending.
     const other = await makeKey(server.url, 'fresh', { tokensPerDay: REPLY + 1 });
