@@ -142,6 +142,18 @@ describe('per-key token budgets (limits.tokensPerDay), on an injected clock', ()
     expect(metrics).not.toContain(alice.id);
   });
 
+  it('a cancelled reply is not charged', async () => {
+    running = await startServer({ auth: { mode: 'keys', adminToken: ADMIN_TOKEN }, messagesPerMinute: 0, models: MODELS, clock: movableClock(), usageFlushMs: 20, simIntervalMs: 30, simChunks: 50 });
+    const key = await makeKey(running.url, 'canceller', {});
+    const { client } = await WsClient.session(running.wsUrl, { headers: key.headers });
+    closers.push(() => client.close());
+    client.send(JSON.stringify({ type: 'message', text: 'long', model: 'sim-b' }));
+    await client.waitFor((frame) => frame.type === 'chunk');
+    client.send(JSON.stringify({ type: 'cancel' }));
+    await client.waitFor((frame) => frame.type === 'cancelled');
+    expect((await api(running.url, 'GET', '/api/usage', undefined, key.headers)).body).toMatchObject({ spentToday: 0, usage: [] });
+  });
+
   it('spent tokens are in the store: a budget spent before a restart is still spent after it (SQLite)', async () => {
     const directory = mkdtempSync(join(tmpdir(), 'llm-chat-budget-'));
     afterClose.push(() => rmSync(directory, { recursive: true, force: true }));
