@@ -91,6 +91,16 @@ describe('configuration', () => {
   });
 });
 
+describe('body limits', () => {
+  it('/v1 bodies default to 16 MiB (--max-v1-body-bytes, env MAX_V1_BODY_BYTES), other REST bodies to 64 KiB', () => {
+    expect(configOf([])).toMatchObject({ maxV1BodyBytes: 16 * 1024 * 1024, maxBodyBytes: 65_536 });
+    expect(configOf(['--max-v1-body-bytes', '1048576']).maxV1BodyBytes).toBe(1_048_576);
+    expect(configOf([], { MAX_V1_BODY_BYTES: '2097152' }).maxV1BodyBytes).toBe(2_097_152);
+    expect(() => configOf(['--max-v1-body-bytes', '0'])).toThrow(ConfigError);
+    expect(/--max-v1-body-bytes [^]*?, default (\d+)/.exec(helpText())?.[1]).toBe(String(16 * 1024 * 1024));
+  });
+});
+
 describe('many nodes', () => {
   it('defaults to one process and no Redis; --workers needs --redis-url', () => {
     expect(configOf([])).toMatchObject({ redisUrl: '', workers: 1, leaseMs: 5000, nodeId: '' });

@@ -85,16 +85,18 @@ export function createCallerSessions(options: CallerSessionsOptions): CallerSess
     },
     async send(caller, session, input, generation) {
       // A session on another node does not say its model here: ask it only when the key's list must be checked.
+      // Otherwise a message that names none goes without one, and the owner answers with the session's model.
+      const ownersChoice = generation?.model === undefined && session.remote === true && !(caller.limits.models && models);
       // A model the message names must exist; the session's own may have left a later models file (then: the default).
-      const stored = generation?.model === undefined ? (session.remote && caller.limits.models && models ? (await session.view(1)).model : session.model) : undefined;
+      const stored = generation?.model === undefined && !ownersChoice ? (session.remote ? (await session.view(1)).model : session.model) : undefined;
       const model = generation?.model ?? (known(stored) ? stored! : defaultFor(caller));
-      checkModel(caller, model);
+      if (!ownersChoice) checkModel(caller, model);
       await admission.admitMessage(session.sessionId);
       await limits.admitMessage(caller);
       await ledger?.checkBudget(caller.keyId ?? '', caller.limits.tokensPerDay);
       // Resolves once the message is committed to the store. The model goes with the message: it is
       // the one this caller may use (a key limited to some models answers with the first of them).
-      return await session.send(input, models ? { ...generation, model } : generation);
+      return await session.send(input, models && !ownersChoice ? { ...generation, model } : generation);
     },
     async remove(caller, sessionId) {
       if (!(await registry.remove(sessionId, accessOf(caller)))) throw new ChatError('session_not_found');

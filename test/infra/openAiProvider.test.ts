@@ -5,12 +5,14 @@ import { coalescingProvider } from '../../src/actors/coalescingProvider.ts';
 import { guardedProvider } from '../../src/actors/guardedProvider.ts';
 import type { GuardOptions } from '../../src/actors/guardedProvider.ts';
 import { ChatError } from '../../src/domain/errors.ts';
+import { requestTokens, turnTokens } from '../../src/domain/historyBudget.ts';
 import type { Message } from '../../src/domain/message.ts';
 import type { GenerationRequest, ModelProvider, ProviderChunk } from '../../src/domain/ports.ts';
 import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { createOpenAiProvider } from '../../src/infra/openAiProvider.ts';
 import type { OpenAiProviderOptions } from '../../src/infra/openAiProvider.ts';
 import { systemClock } from '../../src/infra/systemClock.ts';
+import { countTokens } from '../../src/infra/tokenizer.ts';
 import { startFakeUpstream } from '../support/fakeUpstream.ts';
 import type { FakeUpstream } from '../support/fakeUpstream.ts';
 
@@ -106,6 +108,21 @@ describe('OpenAI-compatible provider against a fake upstream', () => {
     ]);
     await collect(provider({}, { historyBudgetTokens: 10_000 }), request('now', history));
     expect(upstream.requests[1]?.body.messages).toHaveLength(5);
+  });
+
+  it('counts the history budget with the tokenizer (o200k_base), not characters ÷ 4', async () => {
+    // Japanese is ~1 token per 1.3 characters and repeated English words ~1 per 5: characters ÷ 4 is wrong both ways.
+    const question = '日本語のテキストを数えてください。'.repeat(8);
+    const answer = ' hello'.repeat(60);
+    expect(countTokens(question)).toBeGreaterThan(question.length / 4 + 20);
+    expect(countTokens(answer)).toBeLessThan(answer.length / 4 - 20);
+    const history = [turn('user', question, 1), turn('assistant', answer, 2)];
+    const exact = requestTokens([{ role: 'user', content: 'now' }], countTokens) + turnTokens(history[0]!, countTokens) + turnTokens(history[1]!, countTokens);
+    await collect(provider({}, { historyBudgetTokens: exact }), request('now', history));
+    expect(upstream.requests[0]?.body.messages).toHaveLength(3);
+    // One token short: the oldest exchange no longer fits, and an answer never starts the history.
+    await collect(provider({}, { historyBudgetTokens: exact - 1 }), request('now', history));
+    expect(upstream.requests[1]?.body.messages).toEqual([{ role: 'user', content: 'now' }]);
   });
 
   it('retries HTTP 429 and 500 before the first token, then streams', async () => {

@@ -93,6 +93,9 @@ describe('per-key token budgets (limits.tokensPerDay), on an injected clock', ()
     const v1 = await failure(sdk.chat.completions.create({ model: 'sim', messages: [{ role: 'user', content: 'hi' }] }));
     expect(v1.status).toBe(429);
     expect(v1.error).toMatchObject({ code: 'budget_exceeded', type: 'rate_limit_error' });
+    // The reset time in the message, and a Retry-After the SDKs honour.
+    expect(v1.message).toContain('2026-03-11T00:00:00.000Z');
+    expect(Number(v1.headers?.get('retry-after'))).toBeGreaterThan(0);
 
     // Another key is not held back by this one's spending.
     const other = await makeKey(server.url, 'fresh', { tokensPerDay: REPLY + 1 });
@@ -137,6 +140,18 @@ describe('per-key token budgets (limits.tokensPerDay), on an injected clock', ()
     expect(metrics).toContain(`llm_chat_tokens_total{key="bob",model="sim",direction="input"} ${IN}`);
     expect(metrics).not.toContain(alice.key);
     expect(metrics).not.toContain(alice.id);
+  });
+
+  it('a cancelled reply is not charged', async () => {
+    running = await startServer({ auth: { mode: 'keys', adminToken: ADMIN_TOKEN }, messagesPerMinute: 0, models: MODELS, clock: movableClock(), usageFlushMs: 20, simIntervalMs: 30, simChunks: 50 });
+    const key = await makeKey(running.url, 'canceller', {});
+    const { client } = await WsClient.session(running.wsUrl, { headers: key.headers });
+    closers.push(() => client.close());
+    client.send(JSON.stringify({ type: 'message', text: 'long', model: 'sim-b' }));
+    await client.waitFor((frame) => frame.type === 'chunk');
+    client.send(JSON.stringify({ type: 'cancel' }));
+    await client.waitFor((frame) => frame.type === 'cancelled');
+    expect((await api(running.url, 'GET', '/api/usage', undefined, key.headers)).body).toMatchObject({ spentToday: 0, usage: [] });
   });
 
   it('spent tokens are in the store: a budget spent before a restart is still spent after it (SQLite)', async () => {

@@ -1,5 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI, { APIError } from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openSqliteStore } from '../../src/infra/sqliteStore.ts';
 import { parseModels } from '../../src/modelsFile.ts';
 import type { ChatServerOptions } from '../../src/server.ts';
 import { startFakeUpstream } from '../support/fakeUpstream.ts';
@@ -157,6 +161,24 @@ describe('several models from one file', () => {
     expect(backup.requests).toHaveLength(0);
   });
 
+  it('tries the fallbacks in order, on a 429 as on a 5xx: the first that answers is the model named', async () => {
+    const { server, fast, backup } = await start({}, ['backup', 'sim']);
+    // fast is limited (429, no Retry-After), backup is down (503): sim, the second fallback, answers.
+    fast.enqueue({ kind: 'status', status: 429 });
+    backup.enqueue({ kind: 'status', status: 503 });
+    const answer = await ask(server, 'fast', 'yo');
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ model: 'sim', choices: [{ message: { content: [1, 2, 3, 4, 5].map((n) => `chunk ${n}: yo`).join('') } }] });
+    expect(fast.requests).toHaveLength(1);
+    expect(backup.requests).toHaveLength(1);
+    expect(backup.requests[0]!.receivedAt).toBeGreaterThanOrEqual(fast.requests[0]!.receivedAt);
+    // A 429 with a fallback left is not the client's 429: backup answers it alone.
+    fast.enqueue({ kind: 'status', status: 429 });
+    expect((await ask(server, 'fast')).body).toMatchObject({ model: 'backup', choices: [{ message: { content: 'Hello, world' } }] });
+    expect(fast.requests).toHaveLength(2);
+    expect(backup.requests).toHaveLength(2);
+  });
+
   it('each model has its own circuit breaker, on /api/status; an open one is skipped for its fallback', async () => {
     const { server, fast, backup } = await start({ breakerFailures: 1, breakerCooldownMs: 60_000 });
     fast.enqueue({ kind: 'status', status: 500 });
@@ -170,6 +192,34 @@ describe('several models from one file', () => {
     expect((await ask(server, 'fast')).body['model']).toBe('backup');
     expect(fast.requests).toHaveLength(1);
     expect(backup.requests).toHaveLength(2);
+  });
+});
+
+describe('a stored session whose model left the models file', () => {
+  it('answers with the new default after a restart, and a message may still name a model', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'llm-chat-models-'));
+    try {
+      const path = join(directory, 'db.sqlite');
+      const before = parseModels({ default: 'sim', models: [{ name: 'sim', provider: 'simulated' }, { name: 'sim-old', provider: 'simulated' }] }, {});
+      running = await startServer({ models: before, store: openSqliteStore({ path }) });
+      const created = await api(running.url, 'POST', '/api/sessions', { model: 'sim-old' });
+      const sessionId = String(created.body['sessionId']);
+      await running.close();
+      const after = parseModels({ default: 'sim-new', models: [{ name: 'sim-new', provider: 'simulated' }, { name: 'sim', provider: 'simulated' }] }, {});
+      running = await startServer({ models: after, store: openSqliteStore({ path }) });
+      const client = await WsClient.open(`${running.wsUrl}?sessionId=${sessionId}`);
+      clients.push(client);
+      client.send('hi');
+      expect(await client.waitFor((frame) => frame.type === 'completed' || frame.type === 'error')).toMatchObject({ type: 'completed', model: 'sim-new' });
+      client.send(JSON.stringify({ type: 'message', text: 'again', model: 'sim' }));
+      await client.waitForCount((frame) => frame.type === 'completed', 2);
+      const view = await api(running.url, 'GET', `/api/sessions/${sessionId}`);
+      expect((view.body['messages'] as Json[]).filter((message) => message['role'] === 'assistant').map((message) => message['model'])).toEqual(['sim-new', 'sim']);
+    } finally {
+      await running?.close();
+      running = undefined;
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 });
 
