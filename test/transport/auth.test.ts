@@ -111,8 +111,8 @@ describe('REST', () => {
     expect((await api(running.url, 'GET', `/api/sessions/${made}`, undefined, alice.headers)).status).toBe(404);
   });
 
-  it('needs no key for /healthz, /readyz, the page and its assets', async () => {
-    for (const path of ['/healthz', '/readyz', '/', '/assets/chat.js', '/assets/signIn.js']) {
+  it('needs no key for /healthz, /readyz, /metrics, the page and its assets', async () => {
+    for (const path of ['/healthz', '/readyz', '/metrics', '/', '/assets/chat.js', '/assets/signIn.js']) {
       expect([path, (await api(running.url, 'GET', path)).status]).toEqual([path, 200]);
     }
   });
