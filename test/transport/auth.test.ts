@@ -221,6 +221,22 @@ describe('/v1 (the openai SDK)', () => {
   });
 });
 
+describe('which credential counts', () => {
+  it('a header wins over ?access_token=, which wins over the cookie: a wrong first one is 401 whatever follows', async () => {
+    const cookie = `llm_chat_key=${alice.key}`;
+    const badToken = `llmc_${'v'.repeat(43)}`;
+    expect((await api(running.url, 'GET', '/api/sessions', undefined, { ...WRONG, cookie })).status).toBe(401);
+    expect((await api(running.url, 'GET', '/api/sessions', undefined, { ...alice.headers, cookie: `llm_chat_key=${badToken}` })).status).toBe(200);
+    expect((await api(running.url, 'GET', `/sse/${aliceSession}?access_token=${alice.key}`, undefined, WRONG)).status).toBe(401);
+    expect((await api(running.url, 'GET', `/sse/${aliceSession}?access_token=${badToken}`, undefined, { cookie })).status).toBe(401);
+    const byQuery = await SseClient.open(`${running.url}/sse/${aliceSession}?access_token=${alice.key}`, { cookie: `llm_chat_key=${badToken}` });
+    expect(byQuery.status).toBe(200);
+    byQuery.close();
+    const socket = await WsClient.open(`${running.wsUrl}?sessionId=${aliceSession}&access_token=${badToken}`, { headers: { cookie } });
+    expect((await socket.closed()).code).toBe(4401);
+  });
+});
+
 describe('credentials that are not API keys', () => {
   it('an API key never opens /admin or /inspector; the admin token is not an API key', async () => {
     for (const path of ['/admin/keys', '/inspector/api/overview']) {
