@@ -16,6 +16,7 @@ let bob: TestKey;
 let revoked: TestKey;
 let aliceSession: string;
 let bobSession: string;
+let revokedSession: string;
 const NEVER = 'AAAAAAAAAAAAAAAAAAAAAA'; // a well-formed id nobody made
 const WRONG = { authorization: `Bearer llmc_${'x'.repeat(43)}` };
 
@@ -28,6 +29,7 @@ beforeAll(async () => {
   bobSession = String((await api(running.url, 'POST', '/api/sessions', { title: 'bob’s' }, bob.headers)).body['sessionId']);
   // A message, so the history has something a stranger must not read.
   expect((await api(running.url, 'POST', `/api/sessions/${aliceSession}/messages`, { text: 'secret plans' }, alice.headers)).status).toBe(202);
+  revokedSession = String((await api(running.url, 'POST', '/api/sessions', {}, revoked.headers)).body['sessionId']);
   expect(await revokeKey(running.url, revoked.id)).toBe(204);
 });
 afterAll(() => running?.close());
@@ -247,10 +249,11 @@ describe('credentials that are not API keys', () => {
     expect((await api(running.url, 'GET', `/sse/${aliceSession}`, undefined, adminAsKey)).status).toBe(401);
   });
 
-  it('the inspector sees every session with the name of its key', async () => {
+  it('the inspector sees every session with the name of its key, a revoked key’s too', async () => {
     const overview = await api(running.url, 'GET', '/inspector/api/overview', undefined, { authorization: `Bearer ${ADMIN_TOKEN}` });
     const byId = new Map((overview.body['sessions'] as Json[]).map((s) => [s['sessionId'], s]));
     expect(byId.get(aliceSession)).toMatchObject({ owner: alice.id, keyName: 'alice' });
     expect(byId.get(bobSession)).toMatchObject({ owner: bob.id, keyName: 'bob' });
+    expect(byId.get(revokedSession)).toMatchObject({ owner: revoked.id, keyName: 'carol' });
   });
 });
