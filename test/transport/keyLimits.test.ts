@@ -72,6 +72,7 @@ describe('per-key limits on every surface', () => {
     expect([(await create()).status, (await create()).status]).toEqual([201, 201]);
     const refused = await create();
     expect([refused.status, refused.body]).toEqual([429, { error: { code: 'rate_limited', message: 'This key made too many sessions; try again later.', retryAfterMs: 60_000 } }]);
+    expect(refused.headers.get('retry-after')).toBe('60');
     const ws = await socket(running.wsUrl, key.headers);
     expect((await ws.closed()).code).toBe(1013);
     expect(ws.frames).toEqual([{ type: 'error', code: 'rate_limited', message: 'This key made too many sessions; try again later.', retryAfterMs: 60_000 }]);
@@ -126,7 +127,7 @@ describe('per-key limits on every surface', () => {
     // Both live ones busy: nothing to passivate, a new one is refused.
     for (const id of [newer, third]) expect((await api(running.url, 'POST', `/api/sessions/${id}/messages`, { text: 'busy' }, key.headers)).status).toBe(202);
     const refused = await api(running.url, 'POST', '/api/sessions', {}, key.headers);
-    expect([refused.status, (refused.body['error'] as { code: string }).code]).toEqual([429, 'rate_limited']);
+    expect([refused.status, (refused.body['error'] as { code: string }).code, refused.headers.get('retry-after')]).toEqual([429, 'rate_limited', '1']);
     // Its own existing session still comes back, even now.
     const back = await api(running.url, 'GET', `/api/sessions/${oldest}`, undefined, key.headers);
     expect(back.status).toBe(200);
