@@ -85,10 +85,15 @@ describe('origins', () => {
     const sessionId = String((await api(running.url, 'POST', '/api/sessions', {}, key.headers)).body['sessionId']);
     const cookie = { cookie: `llm_chat_key=${key.key}` };
     const foreign = { origin: 'http://localhost:9' };
-    const byCookie = await api(running.url, 'GET', `/sse/${sessionId}`, undefined, { ...cookie, ...foreign });
-    expect([byCookie.status, byCookie.body]).toEqual([403, FORBIDDEN]);
-    const byQuery = await api(running.url, 'GET', `/sse/${sessionId}?access_token=${key.key}`, undefined, foreign);
-    expect([byQuery.status, byQuery.body]).toEqual([403, FORBIDDEN]);
+    // Read as a stream, so one that was wrongly admitted fails at once rather than never ending.
+    const answer = async (path: string, headers: Record<string, string>) => {
+      const client = await SseClient.open(`${running!.url}${path}`, headers);
+      await client.waitFor(() => client.ended || client.status !== 403);
+      client.close();
+      return [client.status, client.status === 403 ? (JSON.parse(client.bytes) as unknown) : client.bytes];
+    };
+    expect(await answer(`/sse/${sessionId}`, { ...cookie, ...foreign })).toEqual([403, FORBIDDEN]);
+    expect(await answer(`/sse/${sessionId}?access_token=${key.key}`, foreign)).toEqual([403, FORBIDDEN]);
     expect(running.server.admission.connections).toBe(0);
     for (const [url, headers] of [
       [`${running.url}/sse/${sessionId}`, { ...cookie, origin: running.url }],
