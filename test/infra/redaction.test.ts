@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createPinoLogger } from '../../src/infra/pinoLogger.ts';
 import { redactSecrets, redactText } from '../../src/infra/redactingLogger.ts';
 import { api, SseClient, startServer, WsClient } from '../support/harness.ts';
-import { ADMIN_TOKEN, createKey } from '../support/keys.ts';
+import { ADMIN_TOKEN, createKey, revokeKey } from '../support/keys.ts';
 
 function capture() {
   const raw: string[] = [];
@@ -57,5 +57,23 @@ describe('secrets in log lines', () => {
     expect(text).toContain(key.id);
     expect(text).not.toContain(key.key);
     expect(text).not.toContain(key.key.slice(5, 30));
+  });
+
+  it('logs a key made (id, name), a key revoked (id) and how many connections the revocation closed, never the key', async () => {
+    const { raw, destination } = capture();
+    const running = await startServer({ auth: { mode: 'keys', adminToken: ADMIN_TOKEN }, logger: createPinoLogger({ level: 'info', destination }) });
+    const key = await createKey(running.url, 'audited');
+    try {
+      const { client } = await WsClient.session(running.wsUrl, { headers: key.headers });
+      expect(await revokeKey(running.url, key.id)).toBe(204);
+      expect((await client.closed(1000)).code).toBe(4401);
+    } finally {
+      await running.close();
+    }
+    const lines = raw.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines).toContainEqual(expect.objectContaining({ msg: 'API key created', keyId: key.id, name: 'audited' }));
+    expect(lines).toContainEqual(expect.objectContaining({ msg: 'API key revoked', keyId: key.id }));
+    expect(lines).toContainEqual(expect.objectContaining({ msg: 'closed the connections of a revoked key', keyId: key.id, closed: 1 }));
+    expect(raw.join('')).not.toContain(key.key);
   });
 });

@@ -16,6 +16,7 @@ let bob: TestKey;
 let revoked: TestKey;
 let aliceSession: string;
 let bobSession: string;
+let revokedSession: string;
 const NEVER = 'AAAAAAAAAAAAAAAAAAAAAA'; // a well-formed id nobody made
 const WRONG = { authorization: `Bearer llmc_${'x'.repeat(43)}` };
 
@@ -28,6 +29,7 @@ beforeAll(async () => {
   bobSession = String((await api(running.url, 'POST', '/api/sessions', { title: 'bob’s' }, bob.headers)).body['sessionId']);
   // A message, so the history has something a stranger must not read.
   expect((await api(running.url, 'POST', `/api/sessions/${aliceSession}/messages`, { text: 'secret plans' }, alice.headers)).status).toBe(202);
+  revokedSession = String((await api(running.url, 'POST', '/api/sessions', {}, revoked.headers)).body['sessionId']);
   expect(await revokeKey(running.url, revoked.id)).toBe(204);
 });
 afterAll(() => running?.close());
@@ -111,8 +113,8 @@ describe('REST', () => {
     expect((await api(running.url, 'GET', `/api/sessions/${made}`, undefined, alice.headers)).status).toBe(404);
   });
 
-  it('needs no key for /healthz, /readyz, the page and its assets', async () => {
-    for (const path of ['/healthz', '/readyz', '/', '/assets/chat.js', '/assets/signIn.js']) {
+  it('needs no key for /healthz, /readyz, /metrics, the page and its assets', async () => {
+    for (const path of ['/healthz', '/readyz', '/metrics', '/', '/assets/chat.js', '/assets/signIn.js']) {
       expect([path, (await api(running.url, 'GET', path)).status]).toEqual([path, 200]);
     }
   });
@@ -221,6 +223,22 @@ describe('/v1 (the openai SDK)', () => {
   });
 });
 
+describe('which credential counts', () => {
+  it('a header wins over ?access_token=, which wins over the cookie: a wrong first one is 401 whatever follows', async () => {
+    const cookie = `llm_chat_key=${alice.key}`;
+    const badToken = `llmc_${'v'.repeat(43)}`;
+    expect((await api(running.url, 'GET', '/api/sessions', undefined, { ...WRONG, cookie })).status).toBe(401);
+    expect((await api(running.url, 'GET', '/api/sessions', undefined, { ...alice.headers, cookie: `llm_chat_key=${badToken}` })).status).toBe(200);
+    expect((await api(running.url, 'GET', `/sse/${aliceSession}?access_token=${alice.key}`, undefined, WRONG)).status).toBe(401);
+    expect((await api(running.url, 'GET', `/sse/${aliceSession}?access_token=${badToken}`, undefined, { cookie })).status).toBe(401);
+    const byQuery = await SseClient.open(`${running.url}/sse/${aliceSession}?access_token=${alice.key}`, { cookie: `llm_chat_key=${badToken}` });
+    expect(byQuery.status).toBe(200);
+    byQuery.close();
+    const socket = await WsClient.open(`${running.wsUrl}?sessionId=${aliceSession}&access_token=${badToken}`, { headers: { cookie } });
+    expect((await socket.closed()).code).toBe(4401);
+  });
+});
+
 describe('credentials that are not API keys', () => {
   it('an API key never opens /admin or /inspector; the admin token is not an API key', async () => {
     for (const path of ['/admin/keys', '/inspector/api/overview']) {
@@ -231,10 +249,11 @@ describe('credentials that are not API keys', () => {
     expect((await api(running.url, 'GET', `/sse/${aliceSession}`, undefined, adminAsKey)).status).toBe(401);
   });
 
-  it('the inspector sees every session with the name of its key', async () => {
+  it('the inspector sees every session with the name of its key, a revoked key’s too', async () => {
     const overview = await api(running.url, 'GET', '/inspector/api/overview', undefined, { authorization: `Bearer ${ADMIN_TOKEN}` });
     const byId = new Map((overview.body['sessions'] as Json[]).map((s) => [s['sessionId'], s]));
     expect(byId.get(aliceSession)).toMatchObject({ owner: alice.id, keyName: 'alice' });
     expect(byId.get(bobSession)).toMatchObject({ owner: bob.id, keyName: 'bob' });
+    expect(byId.get(revokedSession)).toMatchObject({ owner: revoked.id, keyName: 'carol' });
   });
 });

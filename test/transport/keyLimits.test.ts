@@ -72,6 +72,7 @@ describe('per-key limits on every surface', () => {
     expect([(await create()).status, (await create()).status]).toEqual([201, 201]);
     const refused = await create();
     expect([refused.status, refused.body]).toEqual([429, { error: { code: 'rate_limited', message: 'This key made too many sessions; try again later.', retryAfterMs: 60_000 } }]);
+    expect(refused.headers.get('retry-after')).toBe('60');
     const ws = await socket(running.wsUrl, key.headers);
     expect((await ws.closed()).code).toBe(1013);
     expect(ws.frames).toEqual([{ type: 'error', code: 'rate_limited', message: 'This key made too many sessions; try again later.', retryAfterMs: 60_000 }]);
@@ -126,11 +127,41 @@ describe('per-key limits on every surface', () => {
     // Both live ones busy: nothing to passivate, a new one is refused.
     for (const id of [newer, third]) expect((await api(running.url, 'POST', `/api/sessions/${id}/messages`, { text: 'busy' }, key.headers)).status).toBe(202);
     const refused = await api(running.url, 'POST', '/api/sessions', {}, key.headers);
-    expect([refused.status, (refused.body['error'] as { code: string }).code]).toEqual([429, 'rate_limited']);
+    expect([refused.status, (refused.body['error'] as { code: string }).code, refused.headers.get('retry-after')]).toEqual([429, 'rate_limited', '1']);
     // Its own existing session still comes back, even now.
     const back = await api(running.url, 'GET', `/api/sessions/${oldest}`, undefined, key.headers);
     expect(back.status).toBe(200);
     expect(registry.liveCountOf(key.id)).toBe(3);
+  });
+});
+
+describe('a key’s own limit of 0', () => {
+  it('means no limit, whatever the node’s defaults (the --key-* flags) are', async () => {
+    const strict = { messagesPerMinute: 1, sessionsPerMinute: 1, connections: 1, liveSessions: 1 };
+    running = await keyed({ auth: { mode: 'keys', adminToken: ADMIN_TOKEN, keyLimits: strict } });
+    const bound = await createKey(running.url, 'bound');
+    const free = await createKey(running.url, 'free', { messagesPerMinute: 0, sessionsPerMinute: 0, connections: 0, liveSessions: 0 });
+    const create = (key: typeof free) => api(running!.url, 'POST', '/api/sessions', {}, key.headers);
+    const send = (key: typeof free, id: string) => api(running!.url, 'POST', `/api/sessions/${id}/messages`, { text: 'hi' }, key.headers);
+    const attach = async (key: typeof free, id: string) => {
+      const client = await socket(`${running!.wsUrl}?sessionId=${id}`, key.headers);
+      return (await client.waitFor((frame) => frame.type === 'session' || frame.type === 'error'))['type'];
+    };
+    // A key without its own limits gets the defaults: 1 a minute plus a burst of 1, one connection.
+    const boundSession = String((await create(bound)).body['sessionId']);
+    expect([(await create(bound)).status, (await create(bound)).status]).toEqual([201, 429]);
+    expect([(await send(bound, boundSession)).status, (await send(bound, boundSession)).status, (await send(bound, boundSession)).status]).toEqual([202, 202, 429]);
+    expect([await attach(bound, boundSession), await attach(bound, boundSession)]).toEqual(['session', 'error']);
+    // The key whose limits are 0 has none of them.
+    const made: string[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      const created = await create(free);
+      expect(created.status).toBe(201);
+      made.push(String(created.body['sessionId']));
+    }
+    expect(running.server.registry.liveCountOf(free.id)).toBe(5);
+    for (let i = 0; i < 5; i += 1) expect((await send(free, made[0]!)).status).toBe(202);
+    for (const id of made.slice(0, 3)) expect(await attach(free, id)).toBe('session');
   });
 });
 

@@ -78,6 +78,32 @@ describe('origins', () => {
     const login = await api(running.url, 'POST', '/api/auth/login', { key: key.key }, { origin: 'http://localhost:9' });
     expect([login.status, login.headers.get('set-cookie')]).toEqual([403, null]);
   });
+
+  it('an SSE stream opened with the cookie or ?access_token= from another origin gets 403 and holds nothing; own origin and a Bearer key stream', async () => {
+    running = await startServer({ auth: { mode: 'keys', adminToken: ADMIN_TOKEN } });
+    const key = await createKey(running.url, 'k');
+    const sessionId = String((await api(running.url, 'POST', '/api/sessions', {}, key.headers)).body['sessionId']);
+    const cookie = { cookie: `llm_chat_key=${key.key}` };
+    const foreign = { origin: 'http://localhost:9' };
+    // Read as a stream, so one that was wrongly admitted fails at once rather than never ending.
+    const answer = async (path: string, headers: Record<string, string>) => {
+      const client = await SseClient.open(`${running!.url}${path}`, headers);
+      await client.waitFor(() => client.ended || client.status !== 403);
+      client.close();
+      return [client.status, client.status === 403 ? (JSON.parse(client.bytes) as unknown) : client.bytes];
+    };
+    expect(await answer(`/sse/${sessionId}`, { ...cookie, ...foreign })).toEqual([403, FORBIDDEN]);
+    expect(await answer(`/sse/${sessionId}?access_token=${key.key}`, foreign)).toEqual([403, FORBIDDEN]);
+    expect(running.server.admission.connections).toBe(0);
+    for (const [url, headers] of [
+      [`${running.url}/sse/${sessionId}`, { ...cookie, origin: running.url }],
+      [`${running.url}/sse/${sessionId}`, { ...key.headers, ...foreign }],
+    ] as const) {
+      const stream = await SseClient.open(url, headers);
+      expect(stream.status).toBe(200);
+      stream.close();
+    }
+  });
 });
 
 describe('the page’s sign-in exchange', () => {
