@@ -1,36 +1,18 @@
-import OpenAI from 'openai';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ChatServerOptions } from '../../src/server.ts';
-import { startFakeUpstream } from '../support/fakeUpstream.ts';
-import type { FakeUpstream } from '../support/fakeUpstream.ts';
-import { api, SseClient, startServer } from '../support/harness.ts';
-import type { Json, RunningServer } from '../support/harness.ts';
+import { fakeUpstreamPerTest, openAiClient } from '../support/fakeUpstreamPerTest.ts';
+import { api, SseClient } from '../support/harness.ts';
+import type { Json } from '../support/harness.ts';
 
-let upstream: FakeUpstream;
-let running: RunningServer | undefined;
-const closers: (() => void)[] = [];
-beforeEach(async () => {
-  upstream = await startFakeUpstream();
-});
-afterEach(async () => {
-  for (const close of closers.splice(0)) close();
-  await running?.close();
-  running = undefined;
-  await upstream.close();
-});
-
-async function start(options: ChatServerOptions = {}) {
-  running = await startServer({ llmProvider: 'openai', llmBaseUrl: upstream.baseUrl, llmModel: 'fake-model', llmRetries: 0, ...options });
-  return running;
-}
-
-const sdk = (base: string, headers: Record<string, string> = {}) => new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0, defaultHeaders: headers });
+const fixture = fakeUpstreamPerTest();
+const start = (options?: ChatServerOptions) => fixture.start(options);
+const sdk = openAiClient;
 
 describe('finish_reason content_filter', () => {
   it('reaches the client streamed and not, and the completed frame of an SSE watcher', async () => {
     const server = await start();
     const filtered = { kind: 'stream' as const, pieces: ['I can'], finishReason: 'content_filter' };
-    upstream.enqueue(filtered, filtered, filtered);
+    fixture.upstream.enqueue(filtered, filtered, filtered);
     const stream = await sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'x' }], stream: true });
     const chunks = [];
     for await (const chunk of stream) chunks.push(chunk);
@@ -41,7 +23,7 @@ describe('finish_reason content_filter', () => {
     const created = await api(server.url, 'POST', '/api/sessions');
     const sessionId = String(created.body['sessionId']);
     const sse = await SseClient.open(`${server.url}/sse/${sessionId}`);
-    closers.push(() => sse.close());
+    fixture.closeAfter(() => sse.close());
     await api(server.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'x' });
     const completed = await sse.waitFor(() => sse.messages.find((message) => message.event === 'message.completed'));
     expect(JSON.parse(completed.data)).toMatchObject({ type: 'completed', finishReason: 'content_filter' });
@@ -74,7 +56,7 @@ describe('the newer request fields README lists as passed through', () => {
       ...passthrough,
     });
     expect(response.status).toBe(200);
-    const body = upstream.requests[0]!.body;
+    const body = fixture.upstream.requests[0]!.body;
     expect(body).toMatchObject(passthrough);
     expect(body.messages).toEqual([
       { role: 'system', content: 'Answer in French.\n\nBe brief.' },
@@ -88,7 +70,7 @@ describe('the newer request fields README lists as passed through', () => {
     const response = await api(server.url, 'POST', '/v1/chat/completions', { model: 'fake-model', messages: [{ role: 'user', content: 'hi' }], tools });
     expect(response.status).toBe(400);
     expect(response.body['error']).toMatchObject({ code: 'bad_request', message: expect.stringMatching(/at tools/) });
-    expect(upstream.requests).toHaveLength(0);
+    expect(fixture.upstream.requests).toHaveLength(0);
   });
 });
 
@@ -104,6 +86,6 @@ describe('the /v1 body limit by default (--max-v1-body-bytes 16 MiB)', () => {
     const tooBig = await api(server.url, 'POST', '/v1/chat/completions', JSON.stringify({ model: 'fake-model', messages: [{ role: 'user', content: filler }] }), { 'content-type': 'application/json' });
     expect(tooBig.status).toBe(413);
     expect(tooBig.body).toMatchObject({ error: { code: 'payload_too_large' } });
-    expect(upstream.requests).toHaveLength(1);
+    expect(fixture.upstream.requests).toHaveLength(1);
   });
 });

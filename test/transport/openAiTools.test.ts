@@ -1,31 +1,15 @@
-import OpenAI, { APIError } from 'openai';
+import { APIError } from 'openai';
 import type { ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ChatServerOptions } from '../../src/server.ts';
-import { fakeLogprob, startFakeUpstream } from '../support/fakeUpstream.ts';
-import type { FakeUpstream } from '../support/fakeUpstream.ts';
-import { api, startServer, WsClient } from '../support/harness.ts';
-import type { Json, RunningServer } from '../support/harness.ts';
+import { fakeLogprob } from '../support/fakeUpstream.ts';
+import { fakeUpstreamPerTest, openAiClient } from '../support/fakeUpstreamPerTest.ts';
+import { api, WsClient } from '../support/harness.ts';
+import type { Json } from '../support/harness.ts';
 
-let upstream: FakeUpstream;
-let running: RunningServer | undefined;
-const clients: WsClient[] = [];
-beforeEach(async () => {
-  upstream = await startFakeUpstream();
-});
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close();
-  await running?.close();
-  running = undefined;
-  await upstream.close();
-});
-
-async function start(options: ChatServerOptions = {}) {
-  running = await startServer({ llmProvider: 'openai', llmBaseUrl: upstream.baseUrl, llmModel: 'fake-model', llmRetries: 0, ...options });
-  return running;
-}
-
-const sdk = (base: string, headers: Record<string, string> = {}) => new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0, defaultHeaders: headers });
+const fixture = fakeUpstreamPerTest();
+const start = (options?: ChatServerOptions) => fixture.start(options);
+const sdk = openAiClient;
 
 async function failure(promise: Promise<unknown>): Promise<APIError> {
   try {
@@ -57,7 +41,7 @@ const QUESTION: ChatCompletionMessageParam = { role: 'user', content: 'Weather a
 describe('tool calls through /v1, with the official openai SDK as the caller', () => {
   it('streams a tool call as delta.tool_calls fragments (index, id, name, arguments) with finish_reason tool_calls', async () => {
     const server = await start();
-    upstream.enqueue({ kind: 'stream', pieces: [], toolCalls: [WEATHER] });
+    fixture.upstream.enqueue({ kind: 'stream', pieces: [], toolCalls: [WEATHER] });
     const stream = await sdk(server.url).chat.completions.create({
       model: 'fake-model',
       messages: [QUESTION],
@@ -74,12 +58,12 @@ describe('tool calls through /v1, with the official openai SDK as the caller', (
     expect(fragments.map((fragment) => fragment.function?.arguments ?? '').join('')).toBe('{"city":"Paris"}');
     expect(chunks.at(-1)?.choices[0]?.finish_reason).toBe('tool_calls');
     // tools, tool_choice and parallel_tool_calls reached the model's server exactly as sent.
-    expect(upstream.requests[0]?.body).toMatchObject({ tools: TOOLS, tool_choice: 'auto', parallel_tool_calls: false });
+    expect(fixture.upstream.requests[0]?.body).toMatchObject({ tools: TOOLS, tool_choice: 'auto', parallel_tool_calls: false });
   });
 
   it("the SDK's stream helper assembles the same calls as a non-streamed answer carries", async () => {
     const server = await start();
-    upstream.enqueue({ kind: 'stream', pieces: [], toolCalls: [WEATHER] }, { kind: 'stream', pieces: [], toolCalls: [WEATHER] });
+    fixture.upstream.enqueue({ kind: 'stream', pieces: [], toolCalls: [WEATHER] }, { kind: 'stream', pieces: [], toolCalls: [WEATHER] });
     const helper = sdk(server.url).chat.completions.stream({ model: 'fake-model', messages: [QUESTION], tools: TOOLS });
     const streamed = await helper.finalChatCompletion();
     const plain = await sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [QUESTION], tools: TOOLS });
@@ -95,7 +79,7 @@ describe('tool calls through /v1, with the official openai SDK as the caller', (
   it('parallel tool calls: two calls streamed interleaved arrive whole and in order, streamed and not', async () => {
     const server = await start();
     const parallel = { kind: 'stream' as const, pieces: [], toolCalls: [WEATHER, TIME], interleave: true };
-    upstream.enqueue(parallel, parallel);
+    fixture.upstream.enqueue(parallel, parallel);
     const stream = await sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [QUESTION], tools: TOOLS, parallel_tool_calls: true, stream: true });
     const byIndex = new Map<number, { id?: string; name?: string; arguments: string }>();
     for await (const chunk of stream) {
@@ -113,12 +97,12 @@ describe('tool calls through /v1, with the official openai SDK as the caller', (
     ]);
     const plain = await sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [QUESTION], tools: TOOLS, parallel_tool_calls: true });
     expect(plain.choices[0]?.message.tool_calls).toEqual([call(WEATHER), call(TIME)]);
-    expect(upstream.requests[1]?.body['parallel_tool_calls']).toBe(true);
+    expect(fixture.upstream.requests[1]?.body['parallel_tool_calls']).toBe(true);
   });
 
   it('a full round trip, ephemerally: tool call, tool results in the next request, final answer', async () => {
     const server = await start();
-    upstream.enqueue({ kind: 'stream', pieces: [], toolCalls: [WEATHER, TIME] }, { kind: 'stream', pieces: ['Sunny, ', '21Â°C, noon.'] });
+    fixture.upstream.enqueue({ kind: 'stream', pieces: [], toolCalls: [WEATHER, TIME] }, { kind: 'stream', pieces: ['Sunny, ', '21Â°C, noon.'] });
     const client = sdk(server.url);
     const first = await client.chat.completions.create({ model: 'fake-model', messages: [QUESTION], tools: TOOLS });
     const assistant = first.choices[0]!.message;
@@ -131,7 +115,7 @@ describe('tool calls through /v1, with the official openai SDK as the caller', (
     const second = await client.chat.completions.create({ model: 'fake-model', messages, tools: TOOLS });
     expect(second.choices[0]).toMatchObject({ finish_reason: 'stop', message: { role: 'assistant', content: 'Sunny, 21Â°C, noon.' } });
     // The model's server got the whole exchange in OpenAI's own shape.
-    expect(upstream.requests[1]?.body.messages).toEqual([
+    expect(fixture.upstream.requests[1]?.body.messages).toEqual([
       { role: 'user', content: 'Weather and time in Paris?' },
       { role: 'assistant', content: null, tool_calls: [call(WEATHER), call(TIME)] },
       { role: 'tool', tool_call_id: 'call_w1', content: '{"sky":"sunny","temp":21}' },
@@ -144,8 +128,8 @@ describe('tool calls through /v1, with the official openai SDK as the caller', (
   it('a multi-step agent loop on a named session: watchers see tool-call frames, REST shows structured messages', async () => {
     const server = await start();
     const { client: watcher, sessionId } = await WsClient.session(server.wsUrl);
-    clients.push(watcher);
-    upstream.enqueue({ kind: 'stream', pieces: ['Let me check. '], toolCalls: [WEATHER] }, { kind: 'stream', pieces: ['It is sunny.'] });
+    fixture.closeAfter(() => watcher.close());
+    fixture.upstream.enqueue({ kind: 'stream', pieces: ['Let me check. '], toolCalls: [WEATHER] }, { kind: 'stream', pieces: ['It is sunny.'] });
     const client = sdk(server.url, { 'X-Session-Id': sessionId });
     const first = await client.chat.completions.create({ model: 'fake-model', messages: [QUESTION], tools: TOOLS, stream: true });
     const fragments = [];
@@ -167,7 +151,7 @@ describe('tool calls through /v1, with the official openai SDK as the caller', (
     expect(second.choices[0]?.message.content).toBe('It is sunny.');
     const accepted = watcher.frames.filter((frame) => frame.type === 'accepted');
     expect(accepted[1]).toMatchObject({ text: '', toolResults: [{ toolCallId: 'call_w1' }] });
-    expect(upstream.requests[1]?.body.messages).toEqual([
+    expect(fixture.upstream.requests[1]?.body.messages).toEqual([
       { role: 'user', content: 'Weather and time in Paris?' },
       { role: 'assistant', content: 'Let me check. ', tool_calls: [call(WEATHER)] },
       { role: 'tool', tool_call_id: 'call_w1', content: 'sunny' },
@@ -184,8 +168,8 @@ describe('tool calls through /v1, with the official openai SDK as the caller', (
   it('refuses tool results that answer no call of the last reply, or leave one unanswered', async () => {
     const server = await start();
     const { client: watcher, sessionId } = await WsClient.session(server.wsUrl);
-    clients.push(watcher);
-    upstream.enqueue({ kind: 'stream', pieces: [], toolCalls: [WEATHER, TIME] });
+    fixture.closeAfter(() => watcher.close());
+    fixture.upstream.enqueue({ kind: 'stream', pieces: [], toolCalls: [WEATHER, TIME] });
     const client = sdk(server.url, { 'X-Session-Id': sessionId });
     await client.chat.completions.create({ model: 'fake-model', messages: [QUESTION], tools: TOOLS });
     const wrong = await failure(client.chat.completions.create({ model: 'fake-model', messages: [{ role: 'tool', tool_call_id: 'call_nope', content: 'x' }] }));
@@ -193,18 +177,18 @@ describe('tool calls through /v1, with the official openai SDK as the caller', (
     expect(wrong.message).toContain('The tool result for "call_nope" answers no tool call of the last reply.');
     const partial = await failure(client.chat.completions.create({ model: 'fake-model', messages: [{ role: 'tool', tool_call_id: 'call_w1', content: 'x' }] }));
     expect(partial.message).toContain('missing: call_t1');
-    expect(upstream.requests).toHaveLength(1);
+    expect(fixture.upstream.requests).toHaveLength(1);
   });
 
   it('a loop the client abandoned does not wedge the session: unanswered calls are left out of the next request', async () => {
     const server = await start();
     const { client: watcher, sessionId } = await WsClient.session(server.wsUrl);
-    clients.push(watcher);
-    upstream.enqueue({ kind: 'stream', pieces: [], toolCalls: [WEATHER] });
+    fixture.closeAfter(() => watcher.close());
+    fixture.upstream.enqueue({ kind: 'stream', pieces: [], toolCalls: [WEATHER] });
     const client = sdk(server.url, { 'X-Session-Id': sessionId });
     await client.chat.completions.create({ model: 'fake-model', messages: [QUESTION], tools: TOOLS });
     await client.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'never mind, hello' }] });
-    expect(upstream.requests[1]?.body.messages).toEqual([
+    expect(fixture.upstream.requests[1]?.body.messages).toEqual([
       { role: 'user', content: 'Weather and time in Paris?' },
       { role: 'user', content: 'never mind, hello' },
     ]);
@@ -242,7 +226,7 @@ describe('the rest of the request passes through; finish_reason is the upstreamâ
       response_format: responseFormat,
       ...passthrough,
     });
-    const body = upstream.requests[0]!.body;
+    const body = fixture.upstream.requests[0]!.body;
     expect(body.messages).toEqual([
       { role: 'system', content: 'Be exact.' },
       { role: 'user', content: parts },
@@ -261,7 +245,7 @@ describe('the rest of the request passes through; finish_reason is the upstreamâ
       modalities: ['text'],
     });
     expect(response.status).toBe(200);
-    const body = upstream.requests[0]!.body;
+    const body = fixture.upstream.requests[0]!.body;
     expect(body['response_format']).toEqual({ type: 'json_object' });
     expect(body).not.toHaveProperty('some_future_field');
     expect(body).not.toHaveProperty('modalities');
@@ -285,22 +269,22 @@ describe('the rest of the request passes through; finish_reason is the upstreamâ
       expect((body['error'] as Json)['code']).toBe('bad_request');
       expect(String((body['error'] as Json)['message'])).toMatch(message);
     }
-    expect(upstream.requests).toHaveLength(0);
+    expect(fixture.upstream.requests).toHaveLength(0);
   });
 
   it("finish_reason length from the upstream reaches the client (streamed, not streamed) and the completed frame", async () => {
     const server = await start();
     const truncatedReply = { kind: 'stream' as const, pieces: ['Once upon'], finishReason: 'length' };
-    upstream.enqueue(truncatedReply, truncatedReply, truncatedReply);
+    fixture.upstream.enqueue(truncatedReply, truncatedReply, truncatedReply);
     const stream = await sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'tell a story' }], max_tokens: 2, stream: true });
     const chunks = [];
     for await (const chunk of stream) chunks.push(chunk);
     expect(chunks.at(-1)?.choices[0]?.finish_reason).toBe('length');
     const plain = await sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'tell a story' }], max_tokens: 2 });
     expect(plain.choices[0]?.finish_reason).toBe('length');
-    expect(upstream.requests[1]?.body['max_tokens']).toBe(2);
+    expect(fixture.upstream.requests[1]?.body['max_tokens']).toBe(2);
     const { client, sessionId } = await WsClient.session(server.wsUrl);
-    clients.push(client);
+    fixture.closeAfter(() => client.close());
     client.send('tell a story');
     expect(await client.waitFor((frame) => frame.type === 'completed')).toMatchObject({ sessionId, finishReason: 'length' });
   });
@@ -308,14 +292,14 @@ describe('the rest of the request passes through; finish_reason is the upstreamâ
   it('logprobs are asked of the model and come back on the chunks and the body', async () => {
     const server = await start();
     const reply = { kind: 'stream' as const, pieces: ['Hi', ' there'] };
-    upstream.enqueue(reply, reply);
+    fixture.upstream.enqueue(reply, reply);
     const stream = await sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'hi' }], logprobs: true, top_logprobs: 2, stream: true });
     const entries = [];
     for await (const chunk of stream) entries.push(...(chunk.choices[0]?.logprobs?.content ?? []));
     expect(entries).toEqual([fakeLogprob('Hi'), fakeLogprob(' there')]);
     const plain = await sdk(server.url).chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'hi' }], logprobs: true });
     expect(plain.choices[0]?.logprobs?.content).toEqual([fakeLogprob('Hi'), fakeLogprob(' there')]);
-    expect(upstream.requests[0]?.body).toMatchObject({ logprobs: true, top_logprobs: 2 });
+    expect(fixture.upstream.requests[0]?.body).toMatchObject({ logprobs: true, top_logprobs: 2 });
   });
 });
 
@@ -328,7 +312,7 @@ describe('/v1 has its own body limit', () => {
       messages: [{ role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url: image } }] }],
     });
     expect(big.status).toBe(200);
-    expect(((upstream.requests[0]?.body.messages?.[0]?.content as Json[])[1]!['image_url'] as Json)['url']).toBe(image);
+    expect(((fixture.upstream.requests[0]?.body.messages?.[0]?.content as Json[])[1]!['image_url'] as Json)['url']).toBe(image);
     const rest = await api(server.url, 'POST', '/api/sessions', { title: 'x'.repeat(100 * 1024) });
     expect(rest.status).toBe(413);
     const tooBig = await api(server.url, 'POST', '/v1/chat/completions', {
@@ -337,6 +321,6 @@ describe('/v1 has its own body limit', () => {
     });
     expect(tooBig.status).toBe(413);
     expect(tooBig.body).toMatchObject({ error: { code: 'payload_too_large', type: 'invalid_request_error' } });
-    expect(upstream.requests).toHaveLength(1);
+    expect(fixture.upstream.requests).toHaveLength(1);
   });
 });

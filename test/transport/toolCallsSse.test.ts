@@ -1,22 +1,9 @@
-import OpenAI from 'openai';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startFakeUpstream } from '../support/fakeUpstream.ts';
-import type { FakeUpstream } from '../support/fakeUpstream.ts';
-import { api, SseClient, startServer } from '../support/harness.ts';
-import type { Json, RunningServer } from '../support/harness.ts';
+import { describe, expect, it } from 'vitest';
+import { fakeUpstreamPerTest, openAiClient } from '../support/fakeUpstreamPerTest.ts';
+import { api, SseClient } from '../support/harness.ts';
+import type { Json } from '../support/harness.ts';
 
-let upstream: FakeUpstream;
-let running: RunningServer | undefined;
-const closers: (() => void)[] = [];
-beforeEach(async () => {
-  upstream = await startFakeUpstream();
-});
-afterEach(async () => {
-  for (const close of closers.splice(0)) close();
-  await running?.close();
-  running = undefined;
-  await upstream.close();
-});
+const fixture = fakeUpstreamPerTest();
 
 const TOOLS = [{ type: 'function' as const, function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
 const WEATHER = { id: 'call_w1', name: 'get_weather', arguments: ['{"ci', 'ty":"Pa', 'ris"}'] };
@@ -25,14 +12,14 @@ const whole = (spec: typeof WEATHER) => ({ id: spec.id, type: 'function', functi
 
 describe('an SSE watcher of a named session sees the tool calls a /v1 caller gets', () => {
   it('message.tool_calls events carry delta.tool_calls fragments; message.completed has finishReason tool_calls and the whole calls', async () => {
-    running = await startServer({ llmProvider: 'openai', llmBaseUrl: upstream.baseUrl, llmModel: 'fake-model', llmRetries: 0 });
+    const running = await fixture.start();
     const created = await api(running.url, 'POST', '/api/sessions');
     const sessionId = String(created.body['sessionId']);
     const sse = await SseClient.open(`${running.url}/sse/${sessionId}`);
-    closers.push(() => sse.close());
+    fixture.closeAfter(() => sse.close());
     // Two parallel calls, interleaved, as OpenAI streams them.
-    upstream.enqueue({ kind: 'stream', pieces: [], toolCalls: [WEATHER, TIME], interleave: true, intervalMs: 5 });
-    const client = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: 'unused', maxRetries: 0, defaultHeaders: { 'X-Session-Id': sessionId } });
+    fixture.upstream.enqueue({ kind: 'stream', pieces: [], toolCalls: [WEATHER, TIME], interleave: true, intervalMs: 5 });
+    const client = openAiClient(running.url, { 'X-Session-Id': sessionId });
     const stream = await client.chat.completions.create({ model: 'fake-model', messages: [{ role: 'user', content: 'Weather and time?' }], tools: TOOLS, stream: true });
     for await (const _chunk of stream) void _chunk;
 
