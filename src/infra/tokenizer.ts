@@ -1,4 +1,4 @@
-import { countTokens as countO200k } from 'gpt-tokenizer/encoding/o200k_base';
+import { countTokens as countO200k, setMergeCacheSize } from 'gpt-tokenizer/encoding/o200k_base';
 import type { TokenCounter } from '../domain/historyBudget.ts';
 
 // Text from users and models may contain `<|endoftext|>` and friends: they are
@@ -63,6 +63,18 @@ export const countTokens: TokenCounter = (text) => {
   }
   return total;
 };
+
+/**
+ * The library keeps the merges of the last 100,000 distinct pre-tokens (up
+ * to 256 characters each, after the pieces above). Text no one has sent
+ * before fills it for good: 20,000 random 256-character runs kept 29 MB of
+ * heap (at 100,000, about five times that), and fuzzing kept 0.4 KB a case
+ * that looked like a leak. With 4,096 entries the same runs keep 5.1 MB;
+ * messages drawn from a 30,000-word vocabulary count in 116 µs instead of 85
+ * (228 with no cache at all).
+ */
+const MERGE_CACHE_ENTRIES = 4096;
+setMergeCacheSize(MERGE_CACHE_ENTRIES);
 
 // The first count builds the encoder's tables (~20 ms, far more on a loaded
 // machine): done at start-up, not inside the first request's deadline.
