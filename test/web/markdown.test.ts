@@ -35,14 +35,19 @@ const HOSTILE = [
   '![pixel](x" onerror="window.__pwned=\'md-img\')',
 ].join('\n');
 
+/** The markdown reply holds still for this long once its list is out, so a loaded machine still sees it mid-stream. */
+const PAUSE_AFTER_LIST_MS = 1500;
+
 /** A model that streams a fixed text for each prompt, cut in awkward places (mid-fence, mid-tag). */
 function scriptedModel(replies: Record<string, string>): ModelProvider {
   return {
     name: 'scripted',
     async *stream(request, signal): AsyncIterable<ProviderChunk> {
       const text = replies[request.prompt] ?? request.prompt;
+      const listEnd = text === MARKDOWN ? MARKDOWN.indexOf('```') : -1;
       for (let at = 0; at < text.length; at += 7) {
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        const pause = listEnd > 0 && at < listEnd && at + 7 >= listEnd;
+        await new Promise((resolve) => setTimeout(resolve, pause ? PAUSE_AFTER_LIST_MS : 5));
         if (signal.aborted) return;
         yield { text: text.slice(at, at + 7), last: false };
       }
