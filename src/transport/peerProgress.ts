@@ -17,11 +17,22 @@ export interface TcpCounters {
 
 /**
  * Since the ping: `progress` (the peer sent bytes, or took some of ours while
- * they were backed up), `filling` (nothing waited at the ping, something waits
- * now: the kernel's buffer filled meanwhile, so whether the peer takes bytes
- * is seen from now on), or `none`.
+ * they were backed up), `unsure` (the peer is judged at the next visit), or
+ * `none`. Unsure: our bytes began to back up since the ping (the kernel's
+ * buffer filled meanwhile), or they were backed up until the last ping and
+ * the peer took them, so the kernel may still hold megabytes ahead of this
+ * ping (measured: a ping written as a slow reader's backlog drained came back
+ * more than an interval later).
  */
-export type PeerProgress = 'progress' | 'filling' | 'none';
+export type PeerProgress = 'progress' | 'unsure' | 'none';
+
+/** `pending` kept at a ping whose backlog of the last ping had drained into the kernel. */
+export const DRAINED = -2;
+
+/** What to keep of `now.pending` at a ping, the last ping having kept `before`. */
+export function pendingToKeep(before: number, now: TcpCounters): number {
+  return before >= 0 && now.pending < 0 ? DRAINED : now.pending;
+}
 
 interface TcpSocketView {
   readonly bytesRead: number;
@@ -47,10 +58,10 @@ export function tcpCounters(websocket: WebSocket): TcpCounters | undefined {
   return { read: socket.bytesRead, completed, pending: typeof queued === 'number' ? queued : 0 };
 }
 
-/** Compares the counters at the ping (`read`, `completed`, `pending`) with `now`. */
+/** Compares the counters kept at the ping (`read`, `completed`, `pending`) with `now`. */
 export function progressSince(read: number, completed: number, pending: number, now: TcpCounters): PeerProgress {
   if (now.read > read) return 'progress';
   // Only bytes taken while ours were backed up prove the peer: a kernel with room takes bytes from anyone.
   if (pending >= 0) return now.completed > completed || (now.pending >= 0 && now.pending < pending) ? 'progress' : 'none';
-  return now.pending >= 0 ? 'filling' : 'none';
+  return now.pending >= 0 || pending === DRAINED ? 'unsure' : 'none';
 }

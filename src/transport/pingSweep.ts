@@ -36,7 +36,8 @@ const DUE_SHARE = 3 / 4;
 export function startPingSweep(connections: ReadonlySet<Pingable>, intervalMs: number, clock: Clock): PingSweep {
   const sliceMs = Math.min(SLICE_MS, intervalMs);
   const dueMs = intervalMs * DUE_SHARE;
-  let round: Iterator<Pingable> | undefined;
+  let round: Iterator<Pingable> = connections.values();
+  let left = 0;
   let perSlice = 1;
   let roundStartedAt = clock.now();
   let lateLooks = 0;
@@ -65,21 +66,23 @@ export function startPingSweep(connections: ReadonlySet<Pingable>, intervalMs: n
 
   const slice = () => {
     const now = clock.now();
-    if (round === undefined) {
+    if (left === 0) {
+      // A round visits the connections open as it begins (those opened since may take the place of those closed).
       round = connections.values();
-      perSlice = Math.max(1, Math.ceil((connections.size * sliceMs) / intervalMs));
+      left = connections.size;
+      perSlice = Math.max(1, Math.ceil((left * sliceMs) / intervalMs));
       roundStartedAt = now;
     }
-    for (let visited = 0; visited < perSlice; visited += 1) {
+    for (let visited = 0; visited < perSlice && left > 0; visited += 1) {
       const next = round.next();
-      if (next.done === true) {
-        round = undefined;
-        break;
+      if (next.done === true) left = 0;
+      else {
+        left -= 1;
+        next.value.heartbeat(now, dueMs);
       }
-      next.value.heartbeat(now, dueMs);
     }
     // The round's next slice; the round done, the next one an interval after this one began.
-    arm(round !== undefined ? sliceMs : Math.max(0, roundStartedAt + intervalMs - now));
+    arm(left > 0 ? sliceMs : Math.max(0, roundStartedAt + intervalMs - now));
   };
 
   arm(intervalMs);

@@ -10,7 +10,7 @@ import type { CallerSessions } from './callerSessions.ts';
 import type { BufferBudget, BufferedStream } from './bufferBudget.ts';
 import { closeGracefully } from './closeGracefully.ts';
 import { parseClientFrame } from './clientFrames.ts';
-import { progressSince, tcpCounters } from './peerProgress.ts';
+import { pendingToKeep, progressSince, tcpCounters } from './peerProgress.ts';
 import type { TcpCounters } from './peerProgress.ts';
 import { corkWebSocketForThisTick } from './corkedSocket.ts';
 import { frameJson } from './frames.ts';
@@ -155,24 +155,24 @@ export class WsConnection implements BufferedStream {
         socket.terminate();
         return;
       }
-      if (progress === 'filling' && tcp) {
-        // Our bytes began to back up since the ping: whether the peer takes them is judged at the next visit.
-        this.#noteCounters(tcp, now);
+      if (progress === 'unsure' && tcp) {
+        // Judged at the next visit, on what the socket does from now (the ping still awaits its pong).
+        this.#noteCounters(tcp, now, tcp.pending);
         return;
       }
     }
     this.#awaitingPong = true;
     socket.ping();
     const after = tcpCounters(socket);
-    if (after) this.#noteCounters(after, now);
+    if (after) this.#noteCounters(after, now, pendingToKeep(this.#pendingAtPing, after));
     else this.#pingedAt = now;
   }
 
-  #noteCounters(tcp: TcpCounters, now: number): void {
+  #noteCounters(tcp: TcpCounters, now: number, pending: number): void {
     this.#pingedAt = now;
     this.#readAtPing = tcp.read;
     this.#completedAtPing = tcp.completed;
-    this.#pendingAtPing = tcp.pending;
+    this.#pendingAtPing = pending;
   }
 
   bufferedBytes(): number {
