@@ -25,9 +25,9 @@ async function eventually(probe: () => boolean, timeoutMs: number): Promise<void
 
 describe('a live peer is not taken for dead', () => {
   it('a peer reading slowly but steadily behind megabytes of unsent chunks stays, though its pong comes back intervals after the ping', async () => {
-    const pingMs = 1000;
+    const pingMs = 1500;
     // Unsent bytes may grow past the default 1 MiB here: this peer is slow, not stalled.
-    running = await startServer({ wsPingMs: pingMs, simChunks: 400, simIntervalMs: 2, maxBufferedBytes: 64 * 1024 * 1024, messagesPerMinute: 0 });
+    running = await startServer({ wsPingMs: pingMs, simChunks: 600, simIntervalMs: 2, maxBufferedBytes: 64 * 1024 * 1024, messagesPerMinute: 0 });
     const link = await startSlowLink({ host: '127.0.0.1', port: Number(new URL(running.url).port) }, 20);
     cleanups.push(() => void link.close());
     // When the server pings (ws's own method, watched), and when the client meets each ping in the byte stream.
@@ -44,7 +44,7 @@ describe('a live peer is not taken for dead', () => {
     const readAt: number[] = [];
     client.socket.on('ping', () => readAt.push(Date.now()));
     await client.waitFor((frame) => frame.type === 'session');
-    client.send('x'.repeat(30_000)); // 400 chunks × 30 kB ≈ 12 MB
+    client.send('x'.repeat(30_000)); // 600 chunks × 30 kB ≈ 18 MB
     // Dropped, it would read no more: stop waiting at its close.
     await client.waitFor((frame) => frame['is_last'] === true || client.closeEvent !== undefined, 60_000);
     expect(client.closeEvent).toBeUndefined();
@@ -54,9 +54,9 @@ describe('a live peer is not taken for dead', () => {
     
     expect(Math.max(...lags)).toBeGreaterThan(1.5 * pingMs);
     const chunks = client.frames.filter((frame) => frame.type === 'chunk');
-    expect(chunks.length).toBe(400);
+    expect(chunks.length).toBe(600);
     client.send('still served');
-    await client.waitFor((frame) => (frame['is_last'] === true && Number(frame['seq']) > 400) || client.closeEvent !== undefined, 30_000);
+    await client.waitFor((frame) => (frame['is_last'] === true && Number(frame['seq']) > 600) || client.closeEvent !== undefined, 30_000);
     expect(client.closeEvent).toBeUndefined();
     client.close();
   }, 90_000);
