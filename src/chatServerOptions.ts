@@ -36,7 +36,7 @@ export interface ChatServerOptions extends ModelOptions {
   maxBufferedBytes?: number;
   /** Unsent bytes over all WebSocket and SSE connections; past it the heaviest are closed first (default 256 MiB). */
   maxBufferedTotalBytes?: number;
-  /** WebSocket ping interval; a peer that has not answered by the next ping is dropped (default 30 s; 0 = never). */
+  /** WebSocket ping interval; a peer that neither answers nor takes or sends bytes until the next ping is dropped (default 30 s; 0 = never). */
   wsPingMs?: number;
   /** How long a WebSocket close handshake may take before the socket is dropped (default 2 s). */
   wsCloseGraceMs?: number;

@@ -177,6 +177,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     identify: (request) => access.identifySocket(request),
     budget,
     pingIntervalMs: options.wsPingMs,
+    clock,
     closeGraceMs: options.wsCloseGraceMs,
     maxFrameBytes: options.maxFrameBytes,
     maxBufferedBytes: options.maxBufferedBytes,

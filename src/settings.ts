@@ -119,7 +119,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'maxBodyBytes', flag: 'max-body-bytes', env: 'MAX_BODY_BYTES', kind: 'int', default: 65_536, min: 1, help: 'largest REST JSON body (beyond: 413)' },
   { key: 'maxBufferedBytes', flag: 'max-buffered-bytes', env: 'MAX_BUFFERED_BYTES', kind: 'int', default: 1_048_576, min: 1, help: 'unsent bytes per connection before it is closed as too slow' },
   { key: 'maxBufferedTotalBytes', flag: 'max-buffered-total-bytes', env: 'MAX_BUFFERED_TOTAL_BYTES', kind: 'int', default: 268_435_456, min: 1, help: 'unsent bytes over all connections; past it the connections holding the most are closed first (1013)' },
-  { key: 'wsPingMs', flag: 'ws-ping-ms', env: 'WS_PING_MS', kind: 'int', default: 30_000, min: 0, help: 'WebSocket ping interval; a peer that has not answered by the next ping is dropped (0: never ping)' },
+  { key: 'wsPingMs', flag: 'ws-ping-ms', env: 'WS_PING_MS', kind: 'int', default: 30_000, min: 0, help: 'WebSocket ping interval; a peer that neither answers nor takes or sends bytes until the next ping is dropped (0: never ping)' },
   { key: 'replayLogSize', flag: 'replay-log-size', env: 'REPLAY_LOG_SIZE', kind: 'int', default: 1000, min: 0, help: 'recent chunks kept per session for resume' },
   { key: 'replayLogBytes', flag: 'replay-log-bytes', env: 'REPLAY_LOG_BYTES', kind: 'int', default: 1_048_576, min: 0, help: 'and at most this many bytes of their text per session (2 bytes a UTF-16 unit; the newest chunk always kept)' },
   { key: 'heartbeatMs', flag: 'heartbeat-ms', env: 'HEARTBEAT_MS', kind: 'int', default: 15_000, min: 1, help: 'SSE comment heartbeat interval' },

@@ -10,6 +10,8 @@ import type { CallerSessions } from './callerSessions.ts';
 import type { BufferBudget, BufferedStream } from './bufferBudget.ts';
 import { closeGracefully } from './closeGracefully.ts';
 import { parseClientFrame } from './clientFrames.ts';
+import { pendingToKeep, progressSince, tcpCounters } from './peerProgress.ts';
+import type { TcpCounters } from './peerProgress.ts';
 import { corkWebSocketForThisTick } from './corkedSocket.ts';
 import { frameJson } from './frames.ts';
 import { newRequestId } from './requestContext.ts';
@@ -69,8 +71,13 @@ export class WsConnection implements BufferedStream {
   #sessionId: string | undefined;
   #unsubscribe: Unsubscribe | undefined;
   #closed = false;
-  // Set at each ping, cleared by the pong: still set at the next ping means the peer is gone.
+  // Set at each ping, cleared by the pong. Still set at the next visit, the peer is gone unless its
+  // TCP socket moved since the ping (see peerProgress.ts): fields, not an object, to keep connections small.
   #awaitingPong = false;
+  #pingedAt = -Infinity;
+  #readAtPing = 0;
+  #completedAtPing = 0;
+  #pendingAtPing = -1;
   // Client frames are handled one after another, in arrival order, even while attaching.
   #inbox: Promise<void>;
 
@@ -127,17 +134,45 @@ export class WsConnection implements BufferedStream {
     this.#awaitingPong = false;
   };
 
-  /** One tick of the gateway's shared ping timer: a peer that missed the last ping is dropped. */
-  heartbeat(): void {
+  /**
+   * A visit of the gateway's ping sweep. Once `dueMs` have passed since the
+   * last ping, a peer that neither answered it nor made progress (sent bytes,
+   * or took some of ours that were backed up) is dropped; any other is pinged.
+   */
+  heartbeat(now: number, dueMs: number): void {
     const socket = this.#socket;
     if (socket.readyState !== socket.OPEN) return;
-    if (this.#awaitingPong) {
-      this.#shared.logger.debug({ connectionId: this.#connectionId, sessionId: this.#sessionId }, 'websocket peer missed a ping; dropping it');
-      socket.terminate();
+    const since = now - this.#pingedAt;
+    if (since < dueMs) {
+      if (since < 0) this.#pingedAt = now; // the clock went back: the interval counts from now
       return;
+    }
+    const tcp = tcpCounters(socket);
+    if (this.#awaitingPong) {
+      const progress = tcp ? progressSince(this.#readAtPing, this.#completedAtPing, this.#pendingAtPing, tcp) : 'none';
+      if (progress === 'none') {
+        this.#shared.logger.debug({ connectionId: this.#connectionId, sessionId: this.#sessionId }, 'websocket peer neither answered a ping nor made progress; dropping it');
+        socket.terminate();
+        return;
+      }
+      if (progress === 'unsure' && tcp) {
+        // Judged at the next visit, on what the socket does from now (the ping still awaits its pong).
+        this.#noteCounters(tcp, now, tcp.pending);
+        return;
+      }
     }
     this.#awaitingPong = true;
     socket.ping();
+    const after = tcpCounters(socket);
+    if (after) this.#noteCounters(after, now, pendingToKeep(this.#pendingAtPing, after));
+    else this.#pingedAt = now;
+  }
+
+  #noteCounters(tcp: TcpCounters, now: number, pending: number): void {
+    this.#pingedAt = now;
+    this.#readAtPing = tcp.read;
+    this.#completedAtPing = tcp.completed;
+    this.#pendingAtPing = pending;
   }
 
   bufferedBytes(): number {

@@ -4,7 +4,8 @@ import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import type { Sessions } from '../actors/sessions.ts';
 import { ChatError } from '../domain/errors.ts';
-import type { EventBus, Logger } from '../domain/ports.ts';
+import type { Clock, EventBus, Logger } from '../domain/ports.ts';
+import { systemClock } from '../infra/systemClock.ts';
 import type { Admission } from './admission.ts';
 import type { Caller } from './authenticate.ts';
 import type { CallerSessions } from './callerSessions.ts';
@@ -12,6 +13,7 @@ import type { KeyConnections } from './keyConnections.ts';
 import type { OriginPolicy } from './origins.ts';
 import type { BufferBudget } from './bufferBudget.ts';
 import { closeGracefully } from './closeGracefully.ts';
+import { startPingSweep } from './pingSweep.ts';
 import { WsConnection } from './wsConnection.ts';
 import type { WsShared } from './wsConnection.ts';
 import { WS_CLOSE, toWireError, wsErrorFrame } from './wireErrors.ts';
@@ -36,8 +38,14 @@ export interface WsGatewayOptions {
   maxFrameBytes?: number;
   /** A socket whose unsent bytes pass this is closed with 1013 (default 1 MiB). */
   maxBufferedBytes?: number;
-  /** Every open socket is pinged this often; one that has not answered the previous ping is dropped (default 30 s; 0 = never). */
+  /**
+   * Every open socket is pinged this often; one that has neither answered the
+   * previous ping nor made progress since (sent bytes, or taken some of ours
+   * that were backed up) is dropped (default 30 s; 0 = never).
+   */
   pingIntervalMs?: number;
+  /** Times the ping sweep (default: the system clock). */
+  clock?: Clock;
   /** How long a close handshake may take before the socket is dropped (default 2 s). */
   closeGraceMs?: number;
   /**
@@ -94,15 +102,8 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
   };
   const server = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 64 * 1024 });
 
-  // One timer pings every socket (a timer per socket would cost memory per idle connection).
   const pingIntervalMs = options.pingIntervalMs ?? 30_000;
-  const pinger =
-    pingIntervalMs > 0
-      ? setInterval(() => {
-          for (const connection of connections) connection.heartbeat();
-        }, pingIntervalMs)
-      : undefined;
-  pinger?.unref();
+  const pinger = pingIntervalMs > 0 ? startPingSweep(connections, pingIntervalMs, options.clock ?? systemClock) : undefined;
 
   // A refused client still completes the handshake: a browser cannot read an
   // HTTP 503 body on a failed upgrade, but it can read an error frame.
@@ -195,7 +196,7 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
       for (const client of server.clients) if (client.readyState === client.OPEN) client.send(text);
     },
     async close({ code = WS_CLOSE.goingAway, reason = 'server shutting down', graceMs = closeGraceMs } = {}) {
-      if (pinger) clearInterval(pinger);
+      pinger?.stop();
       await Promise.all([...server.clients].map((client) => closeGracefully(client, code, reason, graceMs)));
       server.close();
     },
