@@ -14,7 +14,7 @@ export function clusterRows(cluster: ClusterFigures, leaseMs: number): Row[] {
     const s = cluster.single;
     const ms = (value: number) => formatNumber(value);
     return [
-      { figure: `cluster: connections held over ${cluster.workers} workers (${cluster.store})`, ours: `${cluster.held} (${cluster.failed} failed)`, target: `${cluster.sessions}`, verdict: verdict(cluster.held === cluster.sessions) },
+      { figure: `cluster: connections held over ${cluster.workers} workers (${cluster.store})`, ours: `${cluster.held} (${cluster.failed} failed, ${cluster.retried} retries)`, target: `${cluster.sessions}`, verdict: verdict(cluster.held === cluster.sessions) },
       { figure: 'cluster: RSS per connection, summed over the workers (KB)', ours: formatNumber(cluster.rssPerConnectionKB, 2), baseline: `total ${formatNumber(cluster.rssTotalMB)} MB` },
       { figure: `cluster: ${cluster.streamed.streaming} streaming at once, replies complete`, ours: `${cluster.streamed.completed}`, baseline: s ? `${s.completed} of ${s.streaming} (${cluster.singleHeld} held)` : '', target: 'all', verdict: verdict(cluster.streamed.completed === cluster.streamed.streaming) },
       { figure: 'cluster: leases lost during the run: unavailable (not renewed in time) / moved', ours: `${cluster.leases.lostUnavailable} / ${cluster.leases.lostMoved}`, target: '0 / 0', verdict: verdict(cluster.leases.lostUnavailable + cluster.leases.lostMoved === 0) },

@@ -35,8 +35,17 @@ interface Fleet {
   generators: { child: Child; address: string }[];
   ok: number;
   failed: number;
+  /** Connections refused for a passing reason and tried again (each counted once per retry). */
+  retried: number;
   errors: Record<string, number>;
 }
+
+/**
+ * A refused client (`overloaded` while a worker sheds, `store_unavailable`…)
+ * tries again, as the chat page does, up to this many times with backoff
+ * (1, 2, 4, 8, 16 s): what is held is what clients that retry get.
+ */
+const CONNECT_RETRIES = 5;
 
 export function createClusterBench(config: ClusterBenchConfig, log: (line: string) => void, children: Child[]) {
   async function connectFleet(port: number, sessions: number): Promise<Fleet> {
@@ -49,13 +58,14 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
     const results = await Promise.all(
       generators.map(({ child, address }, index) => {
         const share = Math.floor(sessions / count) + (index < sessions % count ? 1 : 0);
-        return child.ask({ type: 'connect', url: `ws://127.0.0.1:${port}/ws`, client: 'ws', count: share, ratePerSecond: config.rate / count, localAddress: address }, 'connected', 1_800_000);
+        return child.ask({ type: 'connect', url: `ws://127.0.0.1:${port}/ws`, client: 'ws', count: share, ratePerSecond: config.rate / count, localAddress: address, retries: CONNECT_RETRIES }, 'connected', 1_800_000);
       }),
     );
     clearInterval(ticker);
     const errors: Record<string, number> = {};
     for (const result of results) for (const [code, n] of Object.entries(result['errors'] as Record<string, number>)) errors[code] = (errors[code] ?? 0) + n;
-    return { generators, ok: results.reduce((sum, r) => sum + Number(r['ok']), 0), failed: results.reduce((sum, r) => sum + Number(r['failed']), 0), errors };
+    const total = (field: string) => results.reduce((sum, r) => sum + Number(r[field] ?? 0), 0);
+    return { generators, ok: total('ok'), failed: total('failed'), retried: total('retried'), errors };
   }
 
   async function closeFleet(fleet: Fleet): Promise<number> {
@@ -286,6 +296,7 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
         sessions: config.sessions,
         held: fleet.ok,
         failed: fleet.failed,
+        retried: fleet.retried,
         errors: fleet.errors,
         aliveAtEndAfterKill: alive,
         rssPerConnectionKB: (rssHeld - rssBefore) / Math.max(1, fleet.ok) / KB,

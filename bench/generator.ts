@@ -16,7 +16,8 @@ interface Connection {
 }
 
 type Command =
-  | { type: 'connect'; url: string; client: ClientKind; count: number; ratePerSecond: number; localAddress: string }
+  /** `retries` (default 0): a connection refused for a passing reason is tried again that many times, with backoff. */
+  | { type: 'connect'; url: string; client: ClientKind; count: number; ratePerSecond: number; localAddress: string; retries?: number }
   /** `fraction` (default 1): only that share of this generator's sessions stream. */
   | { type: 'stream'; messages: number; intervalMs: number; timeoutMs: number; spreadMs: number; fraction?: number }
   /** The ids of the last `limit` sessions held (idle ones, for the cluster bench's samples). */
@@ -52,10 +53,24 @@ async function open(command: Extract<Command, { type: 'connect' }>): Promise<Con
   return connection;
 }
 
+/** Refusals a client is told to retry (`overloaded`, `store_unavailable`, `unavailable`, close 1013) or a reset under load. */
+const TRANSIENT = /"code":"(overloaded|store_unavailable|unavailable)"|^close 1013$|^ECONNRESET$/;
+
+/** Opens one connection as the chat page does: a passing refusal is retried after 1, 2, 4… s (±50%). */
+async function openRetrying(command: Extract<Command, { type: 'connect' }>, onRetry: () => void): Promise<Connection | string> {
+  for (let attempt = 0; ; attempt += 1) {
+    const result = await open(command);
+    if (typeof result !== 'string' || attempt >= (command.retries ?? 0) || !TRANSIENT.test(result)) return result;
+    onRetry();
+    await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** attempt * (0.5 + Math.random())));
+  }
+}
+
 async function connect(command: Extract<Command, { type: 'connect' }>): Promise<void> {
   const errors: Record<string, number> = {};
   let ok = 0;
   let failed = 0;
+  let retried = 0;
   const started = now();
   const pending: Promise<void>[] = [];
   const progress = setInterval(() => send({ type: 'progress', ok, failed }), 1000);
@@ -65,7 +80,7 @@ async function connect(command: Extract<Command, { type: 'connect' }>): Promise<
     const wait = due - now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
     pending.push(
-      open(command).then((result) => {
+      openRetrying(command, () => (retried += 1)).then((result) => {
         if (typeof result === 'string') {
           failed += 1;
           errors[result] = (errors[result] ?? 0) + 1;
@@ -78,7 +93,7 @@ async function connect(command: Extract<Command, { type: 'connect' }>): Promise<
   }
   await Promise.all(pending);
   clearInterval(progress);
-  send({ type: 'connected', ok, failed, errors, elapsedMs: now() - started });
+  send({ type: 'connected', ok, failed, errors, retried, elapsedMs: now() - started });
 }
 
 async function stream(command: Extract<Command, { type: 'stream' }>): Promise<void> {
