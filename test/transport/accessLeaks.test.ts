@@ -9,6 +9,7 @@ import { api, SseClient, startServer, WsClient } from '../support/harness.ts';
 import type { RunningServer } from '../support/harness.ts';
 import { ADMIN_TOKEN, createKey } from '../support/keys.ts';
 import type { TestKey } from '../support/keys.ts';
+import { wait } from '../support/waiting.ts';
 
 let running: RunningServer | undefined;
 const cleanups: (() => void)[] = [];
@@ -17,7 +18,6 @@ afterEach(async () => {
   await running?.close();
   running = undefined;
 });
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Sends raw bytes and hangs up (or not); resolves with the socket. */
 function raw(port: number, text: string): Promise<Socket> {

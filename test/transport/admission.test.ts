@@ -5,6 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { api, startServer, WsClient } from '../support/harness.ts';
 import type { RunningServer } from '../support/harness.ts';
+import { wait } from '../support/waiting.ts';
 
 let running: RunningServer | undefined;
 const cleanups: (() => void)[] = [];
@@ -19,8 +20,6 @@ async function open(url: string) {
   cleanups.push(() => client.close());
   return client;
 }
-
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('limits', () => {
   it('refuses connections past --max-connections with overloaded (WS: frame + 1013, SSE: 503)', async () => {

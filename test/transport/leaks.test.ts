@@ -5,19 +5,13 @@ import { api, SseClient, startServer, WsClient } from '../support/harness.ts';
 import type { RunningServer } from '../support/harness.ts';
 import { flaky } from '../support/flakyStore.ts';
 import { countingBus, halfOpenPeer, hangUpAfterUpgrade, hangUpDuringHandshake, hangUpSse, malformedUpgrade, slowStore } from '../support/hostilePeers.ts';
+import { eventually, wait } from '../support/waiting.ts';
 
 let running: RunningServer | undefined;
 afterEach(async () => {
   await running?.close();
   running = undefined;
 });
-
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually(probe: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe() && Date.now() < deadline) await wait(20);
-}
 
 /** A valid-looking session id: 22 base64url characters (`F…` ones fail to load in slowStore). */
 const fakeId = (index: number, prefix = 'u') => `${prefix}${String(index).padStart(21, '0')}`;

@@ -7,6 +7,7 @@ import { startLatePongPeer } from '../support/latePongPeer.ts';
 import { startSlowLink } from '../support/slowLink.ts';
 import type { LatePongPeer } from '../support/latePongPeer.ts';
 import { ManualClock } from '../support/manualClock.ts';
+import { eventually, wait } from '../support/waiting.ts';
 
 let running: RunningServer | undefined;
 const cleanups: (() => void)[] = [];
@@ -15,13 +16,6 @@ afterEach(async () => {
   await running?.close();
   running = undefined;
 });
-
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually(probe: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe() && Date.now() < deadline) await wait(20);
-}
 
 describe('a live peer is not taken for dead', () => {
   it('a peer reading slowly but steadily behind megabytes of unsent chunks stays, though its pong comes back intervals after the ping', async () => {
