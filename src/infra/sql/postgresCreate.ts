@@ -9,6 +9,11 @@ const SESSION_INSERT = `INSERT INTO sessions (id, created_at, last_active_at, la
   FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::boolean[], $7::text[], $8::text[], $9::text[], $10::text[])
     AS u (id, created_at, last_active_at, last_seq, seq_reserved, stopped, title, metadata, owner_key_id, model)`;
 
+// One session, the usual case below saturation: VALUES plans cheaper than unnest (PostgreSQL's CPU per
+// new session 0.44 ms with a one-row unnest, 0.18 with this, named; bench/handshakeCost.ts at 300/s).
+const ONE_SESSION_INSERT = `INSERT INTO sessions (id, created_at, last_active_at, last_seq, seq_reserved, stopped, title, metadata, owner_key_id, model)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
+
 const MESSAGE_LIST = MESSAGE_COLUMNS.join(', ');
 const MESSAGE_INSERT = `INSERT INTO messages (${MESSAGE_LIST})
   SELECT ${MESSAGE_COLUMNS.map((column) => `u.${column}`).join(', ')}
@@ -41,7 +46,9 @@ const sessionColumns = (records: readonly ConversationRecord[]) => {
 export async function insertRecords(pool: Pool, records: readonly ConversationRecord[]): Promise<void> {
   const rows = records.flatMap((record) => record.messages.map((message) => messageColumns(record.sessionId, message)));
   if (rows.length === 0) {
-    await pool.query(SESSION_INSERT, sessionColumns(records));
+    // Named: each pooled connection parses it once.
+    if (records.length === 1) await pool.query({ name: 'llm-chat-create-session', text: ONE_SESSION_INSERT, values: sessionColumns(records).map(([value]) => value) });
+    else await pool.query({ name: 'llm-chat-create-sessions', text: SESSION_INSERT, values: sessionColumns(records) });
     return;
   }
   await inOneRoundTrip(pool, (client) =>
