@@ -121,11 +121,18 @@ export interface MainProcess {
   kill(): void;
 }
 
+export interface StartMainOptions {
+  /** More Node flags (`--inspect=127.0.0.1:0`, say); node:cluster's workers inherit them. */
+  nodeFlags?: readonly string[];
+  /** Checkout whose `src/main.ts` runs (default: this one), so a run can measure another version. */
+  root?: string;
+}
+
 /** `src/main.ts` with these flags; resolves once it logs that it listens (all workers up). */
-export function startMain(args: readonly string[], env: Record<string, string>): Promise<MainProcess> {
+export function startMain(args: readonly string[], env: Record<string, string>, options: StartMainOptions = {}): Promise<MainProcess> {
   const child = track(
-    spawn(process.execPath, [...SERVER_NODE_FLAGS, '--import', 'tsx', 'src/main.ts', '--host', '127.0.0.1', '--log-format', 'json', ...args], {
-      cwd: ROOT,
+    spawn(process.execPath, [...SERVER_NODE_FLAGS, ...(options.nodeFlags ?? []), '--import', 'tsx', 'src/main.ts', '--host', '127.0.0.1', '--log-format', 'json', ...args], {
+      cwd: options.root ?? ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
@@ -170,10 +177,10 @@ export function rssOf(pid: number): number {
   }
 }
 
-/** CPU time (user + system) of a process so far, in ms (Linux /proc). */
-export function cpuMsOf(pid: number): number {
+/** CPU time (user + system) of a process (or of one of its threads) so far, in ms (Linux /proc). */
+export function cpuMsOf(pid: number, thread?: number): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const fields = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
   } catch {
     return 0;

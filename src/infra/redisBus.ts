@@ -155,6 +155,10 @@ export function createRedisBus(options: RedisBusOptions): RedisBus {
       const holder = holderOf(event.sessionId);
       // Only the lease holder speaks for a session beyond this node.
       if (holder === undefined || closed) return;
+      // A session just created has no watcher on another node: its id is new (random) and reaches
+      // the client only in the answer to the request creating it, so nobody can be subscribed to its
+      // channel yet. Not sent: one of the two Redis scripts a new WebSocket session cost.
+      if (event.type === 'session.started' && !event.resumed) return;
       onCommand('publish');
       commands
         .publishEvent(

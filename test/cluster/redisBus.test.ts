@@ -27,7 +27,7 @@ async function connection(name: string) {
 }
 
 /** A node's bus with a lease table the test controls. */
-async function node(nodeId: string, holders: Map<string, string>, options: { replayLogBytes?: number } = {}) {
+async function node(nodeId: string, holders: Map<string, string>, options: { replayLogBytes?: number; onCommand?: (kind: 'publish' | 'subscribe' | 'replay') => void } = {}) {
   return createRedisBus({
     commands: await connection(`${nodeId}:commands`),
     subscriber: await connection(`${nodeId}:events`),
@@ -84,6 +84,27 @@ describe.skipIf(!available)('the Redis bus (own redis-server)', () => {
     await until(() => true, '');
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(await redisClient.call('PUBSUB', 'SHARDNUMSUB', `llm-chat:{s:${sessionId}}:events`)).toEqual([`llm-chat:{s:${sessionId}}:events`, 0]);
+  });
+
+  it("keeps a new session's session.started on its own node (no other can know the id yet); a resumed session's goes out", async () => {
+    const redisClient = redis.client();
+    const sessionId = 'bus0000000000000000009';
+    await redisClient.set(`llm-chat:{s:${sessionId}}:lease`, 'A 1');
+    const published: string[] = [];
+    const owner = await node('A', new Map([[sessionId, 'A 1']]), { onCommand: (kind) => published.push(kind) });
+    const watcher = await node('B', new Map());
+    const onOwner: ChatEvent[] = [];
+    const onWatcher: ChatEvent[] = [];
+    owner.subscribe(sessionId, (event) => onOwner.push(event));
+    watcher.subscribe(sessionId, (event) => onWatcher.push(event));
+    await watcher.ready!(sessionId);
+    owner.publish({ type: 'session.started', sessionId, resumed: false });
+    owner.publish({ type: 'session.started', sessionId, resumed: true });
+    await until(() => onWatcher.length === 1, 'the resumed session.started on B');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(onWatcher).toEqual([{ type: 'session.started', sessionId, resumed: true }]);
+    expect(onOwner.map((event) => event.type === 'session.started' && event.resumed)).toEqual([false, true]);
+    expect(published).toEqual(['publish']);
   });
 
   it('refuses events from a node whose lease is no longer the one in Redis', async () => {

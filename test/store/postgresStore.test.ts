@@ -44,6 +44,40 @@ describe.skipIf(!reachable)('PostgreSQL (real local server, a schema per store)'
       await store.close();
     }
   });
+  it('sessions created at once go in together and are all stored as given; a duplicate id is refused alone', async () => {
+    const store = await open();
+    try {
+      const history: Message[] = [{ id: 'h1', order: 1, role: 'user', content: 'earlier', status: 'complete', createdAt: 1, updatedAt: 1 }];
+      const record = (index: number, sessionId = `batchsession${String(index).padStart(10, '0')}`) => ({
+        sessionId,
+        createdAt: 10 + index,
+        lastActiveAt: 20 + index,
+        lastSeq: 0,
+        seqReserved: 0,
+        stopped: false,
+        title: `title ${index}`,
+        metadata: { index },
+        owner: index % 2 === 0 ? 'key-even' : undefined,
+        model: index % 3 === 0 ? 'model-three' : undefined,
+        messages: index === 4 ? history : [],
+      });
+      const records = Array.from({ length: 40 }, (_, index) => record(index));
+      // The same id twice in one batch: the second is refused, nothing else.
+      const results = await Promise.allSettled([...records, record(99, records[7]!.sessionId)].map((each) => store.create(each)));
+      expect(results.slice(0, 40).every((result) => result.status === 'fulfilled')).toBe(true);
+      expect(results[40]).toMatchObject({ status: 'rejected', reason: { code: 'store_rejected' } });
+      for (const [index, each] of records.entries()) {
+        const loaded = await store.load(each.sessionId);
+        expect(loaded).toMatchObject({ createdAt: 10 + index, lastActiveAt: 20 + index, title: `title ${index}`, metadata: { index } });
+        expect(loaded?.owner).toBe(each.owner);
+        expect(loaded?.model).toBe(each.model);
+        expect(loaded?.messages.map((message) => message.content)).toEqual(index === 4 ? ['earlier'] : []);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   describeOwnershipContract('postgres', async () => {
     const schema = uniqueSchema();
     schemas.push(schema);

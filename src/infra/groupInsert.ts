@@ -1,0 +1,95 @@
+import { isContentError, storeError } from './storeErrors.ts';
+
+export interface GroupInsert<T> {
+  /** Queues one item; resolves once the transaction holding it has committed. */
+  create(item: T): Promise<void>;
+  /** Resolves when everything queued so far is committed or has failed. */
+  drain(): Promise<void>;
+}
+
+interface Queued<T> {
+  item: T;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit for inserts on an asynchronous database (new sessions on
+ * PostgreSQL): the items queued within one turn of the event loop, or while
+ * `concurrency` commits are already running, go into the next transaction
+ * (`commitAll`), so a node opening sessions faster than one round trip each
+ * pays a few transactions, not one apiece (a transaction per WebSocket
+ * session was a fifth of a cluster node's main-thread time in
+ * bench/handshakeCost.ts). Each caller hears back only once its item is
+ * committed. A batch refused for its content (a constraint) is committed
+ * again item by item, so only the offending item fails; a failure of the
+ * database itself fails the whole batch (nothing in it was kept).
+ */
+export function createGroupInsert<T>(commitAll: (items: readonly T[]) => Promise<void>, concurrency = 1, maxBatch = 1000): GroupInsert<T> {
+  let queued: Queued<T>[] = [];
+  const running = new Set<Promise<void>>();
+  let scheduled = false;
+
+  // Rare path: one transaction per item finds the culprit(s).
+  const isolate = async (batch: readonly Queued<T>[]) => {
+    for (const [index, waiting] of batch.entries()) {
+      try {
+        await commitAll([waiting.item]);
+        waiting.resolve();
+      } catch (error) {
+        waiting.reject(storeError(error));
+        if (!isContentError(error)) {
+          for (const rest of batch.slice(index + 1)) rest.reject(storeError(error));
+          return;
+        }
+      }
+    }
+  };
+
+  const commit = async (batch: readonly Queued<T>[]) => {
+    try {
+      await commitAll(batch.map(({ item }) => item));
+      for (const waiting of batch) waiting.resolve();
+    } catch (error) {
+      if (isContentError(error) && batch.length > 1) return isolate(batch);
+      const failure = storeError(error);
+      for (const waiting of batch) waiting.reject(failure);
+    }
+  };
+
+  /** Starts commits while there is room, each taking everything queued. */
+  const pump = () => {
+    while (running.size < concurrency && queued.length > 0) {
+      const batch = queued.splice(0, maxBatch);
+      const done: Promise<void> = commit(batch).finally(() => {
+        running.delete(done);
+        pump();
+      });
+      running.add(done);
+    }
+  };
+
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      pump();
+    });
+  };
+
+  return {
+    create(item) {
+      return new Promise<void>((resolve, reject) => {
+        queued.push({ item, resolve, reject });
+        schedule();
+      });
+    },
+    async drain() {
+      while (running.size > 0 || queued.length > 0 || scheduled) {
+        if (running.size > 0) await Promise.race(running);
+        else await new Promise((resolve) => setImmediate(resolve));
+      }
+    },
+  };
+}
