@@ -1,11 +1,8 @@
+import type { GroupCreate } from './groupCreate.ts';
 import { isContentError, storeError } from './storeErrors.ts';
 
-export interface GroupInsert<T> {
-  /** Queues one item; resolves once the transaction holding it has committed. */
-  create(item: T): Promise<void>;
-  /** Resolves when everything queued so far is committed or has failed. */
-  drain(): Promise<void>;
-}
+/** The same promise as SQLite's group create: each item resolves once committed. */
+export type GroupInsert<T> = GroupCreate<T>;
 
 interface Queued<T> {
   item: T;
