@@ -244,13 +244,13 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
       const redisHeld = await redis.usedMemory();
       // The background: lease renewals and heartbeats of idle sessions.
       const idleCalls0 = sum(Object.values(await redis.commandCalls()));
-      const idleCpu0 = sum(pids().map(cpuMsOf));
+      const idleCpu0 = sum(pids().map((pid) => cpuMsOf(pid)));
       await sleep(5000);
       const idleCallsPerSecond = (sum(Object.values(await redis.commandCalls())) - idleCalls0) / 5;
-      const idleCpuMsPerSecond = (sum(pids().map(cpuMsOf)) - idleCpu0) / 5;
+      const idleCpuMsPerSecond = (sum(pids().map((pid) => cpuMsOf(pid))) - idleCpu0) / 5;
       const calls0 = await redis.commandCalls();
       const tally0 = await commandTallies(redis.client);
-      const cpu0 = sum(pids().map(cpuMsOf));
+      const cpu0 = sum(pids().map((pid) => cpuMsOf(pid)));
       let redisStreaming = redisHeld;
       log(`cluster: ${Math.round(config.fraction * 100)}% of ${fleet.ok} sessions stream one reply each (5 chunks x 400 ms, starts spread over 2 s)`);
       const streamed = await streamPhase(fleet, config.fraction, async () => {
@@ -263,7 +263,7 @@ export function createClusterBench(config: ClusterBenchConfig, log: (line: strin
       const tally1 = await commandTallies(redis.client);
       const leases = await leaseFigures(redis.client);
       const issued = (kind: string) => (tally1[kind] ?? 0) - (tally0[kind] ?? 0);
-      const cpuPerReply = (sum(pids().map(cpuMsOf)) - cpu0) / Math.max(1, streamed.completed);
+      const cpuPerReply = (sum(pids().map((pid) => cpuMsOf(pid))) - cpu0) / Math.max(1, streamed.completed);
       const totalCalls = sum(Object.values(calls1)) - sum(Object.values(calls0));
       const evalsha = (calls1['evalsha'] ?? 0) - (calls0['evalsha'] ?? 0);
       const streamingCalls = totalCalls - idleCallsPerSecond * (streamed.elapsedMs / 1000);
