@@ -42,10 +42,11 @@ interface Fleet {
 
 /**
  * A refused client (`overloaded` while a worker sheds, `store_unavailable`…)
- * tries again, as the chat page does, up to this many times with backoff
- * (1, 2, 4, 8, 16 s): what is held is what clients that retry get.
+ * tries again as the chat page does (which never gives up), here up to this
+ * many times with backoff (1, 2, 4, 8, then 16 s): what is held is what
+ * clients that retry get within about two minutes.
  */
-const CONNECT_RETRIES = 5;
+const CONNECT_RETRIES = 8;
 
 export function createClusterBench(config: ClusterBenchConfig, log: (line: string) => void, children: Child[]) {
   async function connectFleet(port: number, sessions: number): Promise<Fleet> {

@@ -56,13 +56,13 @@ async function open(command: Extract<Command, { type: 'connect' }>): Promise<Con
 /** Refusals a client is told to retry (`overloaded`, `store_unavailable`, `unavailable`, close 1013) or a reset under load. */
 const TRANSIENT = /"code":"(overloaded|store_unavailable|unavailable)"|^close 1013$|^ECONNRESET$/;
 
-/** Opens one connection as the chat page does: a passing refusal is retried after 1, 2, 4… s (±50%). */
+/** Opens one connection as the chat page does: a passing refusal is retried after 1, 2, 4… s, at most 16 s (±50%). */
 async function openRetrying(command: Extract<Command, { type: 'connect' }>, onRetry: () => void): Promise<Connection | string> {
   for (let attempt = 0; ; attempt += 1) {
     const result = await open(command);
     if (typeof result !== 'string' || attempt >= (command.retries ?? 0) || !TRANSIENT.test(result)) return result;
     onRetry();
-    await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** attempt * (0.5 + Math.random())));
+    await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** Math.min(attempt, 4) * (0.5 + Math.random())));
   }
 }
 
