@@ -27,7 +27,7 @@ async function connection(name: string) {
 }
 
 /** A node's bus with a lease table the test controls. */
-async function node(nodeId: string, holders: Map<string, string>, options: { replayLogBytes?: number; onCommand?: (kind: 'publish' | 'subscribe' | 'replay') => void } = {}) {
+async function node(nodeId: string, holders: Map<string, string>, options: { replayLogSize?: number; replayLogBytes?: number; logTtlMs?: number; onCommand?: (kind: 'publish' | 'subscribe' | 'replay') => void } = {}) {
   return createRedisBus({
     commands: await connection(`${nodeId}:commands`),
     subscriber: await connection(`${nodeId}:events`),
@@ -120,6 +120,47 @@ describe.skipIf(!available)('the Redis bus (own redis-server)', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(seen).toEqual([]);
     expect(await redisClient.exists(`llm-chat:{s:${sessionId}}:log`)).toBe(0);
+  });
+
+  it('publishes a chunk with one Redis command, into a stream capped near --replay-log-size that expires', async () => {
+    const redisClient = redis.client();
+    const sessionId = 'bus0000000000000000004';
+    await redisClient.set(`llm-chat:{s:${sessionId}}:lease`, 'A 1');
+    const owner = await node('A', new Map([[sessionId, 'A 1']]), { replayLogSize: 10, logTtlMs: 60_000 });
+    const watcher = await node('B', new Map());
+    const scriptCalls = async () => {
+      const stats = String(await redisClient.info('commandstats'));
+      return [...stats.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)].reduce((sum, match) => sum + Number(match[1]), 0);
+    };
+    const commandsOf = async () => Number(/^total_commands_processed:(\d+)/m.exec(String(await redisClient.info('stats')))?.[1]);
+    let polls = 0;
+    const lastId = async () => {
+      polls += 1;
+      return (await redisClient.xrevrange(`llm-chat:{s:${sessionId}}:log`, '+', '-', 'COUNT', 1))[0]?.[0];
+    };
+    const untilLast = async (id: string) => {
+      for (let tries = 0; (await lastId()) !== id; tries += 1) {
+        expect(tries).toBeLessThan(300);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    owner.publish(chunk(sessionId, 1)); // loads the script, outside the count
+    await untilLast('1-0');
+    const [scriptsBefore, commandsBefore] = [await scriptCalls(), await commandsOf()];
+    polls = 0;
+    for (let seq = 2; seq <= 300; seq += 1) owner.publish(chunk(sessionId, seq));
+    await untilLast('300-0');
+    // One script call a chunk, and no other command: the rest is this test's polling and its two INFO calls.
+    expect((await scriptCalls()) - scriptsBefore).toBe(299);
+    expect((await commandsOf()) - commandsBefore - polls).toBeLessThanOrEqual(299 + 3);
+    // MAXLEN ~ trims whole stream nodes (100 entries by default): far fewer than 300 kept, never fewer than 10.
+    const length = await redisClient.xlen(`llm-chat:{s:${sessionId}}:log`);
+    expect(length).toBeGreaterThanOrEqual(10);
+    expect(length).toBeLessThanOrEqual(10 + 100);
+    const ttl = await redisClient.pttl(`llm-chat:{s:${sessionId}}:log`);
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    expect((await watcher.replay(sessionId, 0)).at(-1)?.seq).toBe(300);
   });
 
   it("keeps this node's copy of a session's chunks within --replay-log-bytes (2 bytes a UTF-16 unit), the newest one always", async () => {
