@@ -182,6 +182,19 @@ describe.skipIf(!available)('leases with fencing tokens (own redis-server)', () 
     const sessionId = 'lease000000000000000001';
     const first = await a.acquire(sessionId);
     expect(first).toEqual({ acquired: true, token: 1 });
+    // The keys as the README's table has them: the lease names `node token` and lives by the node's heartbeat
+    // (PX the lease), the fence keeps the token 24 h, the node's set lists its lease keys.
+    const client = redis.client();
+    const leaseKey = `llm-chat:{s:${sessionId}}:lease`;
+    expect(await client.get(leaseKey)).toBe('A 1');
+    expect(await client.pttl(leaseKey)).toBe(-1);
+    expect(await client.get(`llm-chat:{s:${sessionId}}:fence`)).toBe('1');
+    expect(await client.pttl(`llm-chat:{s:${sessionId}}:fence`)).toBeGreaterThan(86_400_000 - 60_000);
+    const alive = await client.pttl('llm-chat:{n:A}:alive');
+    expect(alive).toBeGreaterThan(0);
+    expect(alive).toBeLessThanOrEqual(600);
+    expect(await client.smembers('llm-chat:{n:A}:held')).toEqual([leaseKey]);
+    expect(await client.sismember('llm-chat:nodes', 'A')).toBe(1);
     const contender = await b.acquire(sessionId);
     expect(contender.acquired).toBe(false);
     if (!contender.acquired) expect(contender.holder).toEqual({ node: 'A', token: 1 });
