@@ -119,6 +119,11 @@ describe('many nodes', () => {
     expect(helpText()).toContain('--redis-url');
     expect(helpText()).toContain('--workers');
     expect(helpText()).toContain('--lease-ms');
+    // What an operator needs from --help alone: the env names, 0 = one per core, the exit code, the lease default.
+    const flat = helpText().replace(/\s+/g, ' ');
+    expect(flat).toMatch(/--redis-url <value> [^]*?on another store than the other nodes exits with code 2 env REDIS_URL,/);
+    expect(flat).toMatch(/--workers <n> [^]*?0 = one per core; more than 1 needs --redis-url, else start-up exits with code 2 env WORKERS,/);
+    expect(flat).toMatch(/--lease-ms <n> [^]*? env LEASE_MS, default 5000 /);
   });
 });
 

@@ -48,6 +48,11 @@ describe.skipIf(!available)('three nodes on one Redis and one PostgreSQL', () =>
     const resumed = await SseClient.open(`${b.url}/sse/${sessionId}`, { 'last-event-id': '2' });
     const replayed = await resumed.waitFor(() => (resumed.chunks.length >= 4 ? resumed.chunks : undefined));
     expect(chunksOf(replayed)).toEqual(expected.slice(2));
+    // The same over a WebSocket on B with ?lastSeq=.
+    const resumedWs = await WsClient.open(wsUrlOf(b, `?sessionId=${sessionId}&lastSeq=3`));
+    await resumedWs.waitForCount((frame) => frame.type === 'chunk', 3);
+    expect(chunksOf(resumedWs.frames)).toEqual(expected.slice(3));
+    resumedWs.close();
     resumed.close();
     onB.close();
     onA.close();

@@ -26,8 +26,8 @@ describe.skipIf(!available)('operating a cluster', () => {
     const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
     const [idA, idB] = [await nodeIdOf(a.url), await nodeIdOf(b.url)];
     expect(idA).not.toBe(idB);
-    const created = await api(a.url, 'POST', '/api/sessions');
-    const sessionId = String(created.body['sessionId']);
+    // One session and one open WebSocket on A.
+    const { client: socketOnA, sessionId } = await WsClient.session(wsUrlOf(a));
     const auth = { authorization: `Bearer ${TOKEN}` };
     // Heartbeats carry the counts: wait for A's next one.
     let overview: Json = {};
@@ -35,7 +35,8 @@ describe.skipIf(!available)('operating a cluster', () => {
     for (;;) {
       overview = (await api(b.url, 'GET', '/inspector/api/overview', undefined, auth)).body;
       const nodes = (overview['cluster'] as { nodes: Json[] }).nodes;
-      if (nodes.find((node) => node['id'] === idA)?.['sessions'] === 1) break;
+      const nodeA = nodes.find((node) => node['id'] === idA);
+      if (nodeA?.['sessions'] === 1 && nodeA['connections'] === 1) break;
       if (Date.now() > deadline) throw new Error(`no heartbeat with A's session: ${JSON.stringify(overview)}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -49,8 +50,11 @@ describe.skipIf(!available)('operating a cluster', () => {
     expect(metrics).toContain(`llm_chat_node_info{node="${idB}"} 1`);
     expect(metrics).toMatch(/^llm_chat_redis_up 1$/m);
     expect(metrics).toContain(`llm_chat_cluster_node_sessions{node="${idA}"} 1`);
+    expect(metrics).toContain(`llm_chat_cluster_node_connections{node="${idA}"} 1`);
+    expect(metrics).toContain(`llm_chat_cluster_node_connections{node="${idB}"} 0`);
     expect(metrics).toMatch(/^llm_chat_redis_commands_total \d+$/m);
     expect((await api(b.url, 'GET', '/readyz')).body).toEqual({ status: 'ready' });
+    socketOnA.close();
   });
 
   it('the per-session message limit is counted across nodes', async () => {

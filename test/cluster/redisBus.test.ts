@@ -27,7 +27,7 @@ async function connection(name: string) {
 }
 
 /** A node's bus with a lease table the test controls. */
-async function node(nodeId: string, holders: Map<string, string>, options: { replayLogBytes?: number; onCommand?: (kind: 'publish' | 'subscribe' | 'replay') => void } = {}) {
+async function node(nodeId: string, holders: Map<string, string>, options: { replayLogSize?: number; replayLogBytes?: number; logTtlMs?: number; onCommand?: (kind: 'publish' | 'subscribe' | 'replay') => void } = {}) {
   return createRedisBus({
     commands: await connection(`${nodeId}:commands`),
     subscriber: await connection(`${nodeId}:events`),
@@ -122,6 +122,43 @@ describe.skipIf(!available)('the Redis bus (own redis-server)', () => {
     expect(await redisClient.exists(`llm-chat:{s:${sessionId}}:log`)).toBe(0);
   });
 
+  it('publishes a chunk with one Redis command, into a stream capped near --replay-log-size that expires', async () => {
+    const redisClient = redis.client();
+    const sessionId = 'bus0000000000000000004';
+    await redisClient.set(`llm-chat:{s:${sessionId}}:lease`, 'A 1');
+    const owner = await node('A', new Map([[sessionId, 'A 1']]), { replayLogSize: 10, logTtlMs: 60_000 });
+    const watcher = await node('B', new Map());
+    const lastId = async () => (await redisClient.xrevrange(`llm-chat:{s:${sessionId}}:log`, '+', '-', 'COUNT', 1))[0]?.[0];
+    const untilLast = async (id: string) => {
+      for (let tries = 0; (await lastId()) !== id; tries += 1) {
+        expect(tries).toBeLessThan(300);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    owner.publish(chunk(sessionId, 1)); // loads the script, outside the count
+    await untilLast('1-0');
+    // Every command Redis runs, with who sent it ("lua" for a script's inner calls).
+    const monitor = await redisClient.monitor();
+    const sent: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      if (source !== 'lua') sent.push(String(args[0]).toLowerCase());
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let seq = 2; seq <= 300; seq += 1) owner.publish(chunk(sessionId, seq));
+    await untilLast('300-0');
+    monitor.disconnect();
+    // One script call a chunk, and no other command (leaving out this test's own polling).
+    expect(sent.filter((command) => command !== 'xrevrange')).toEqual(Array.from({ length: 299 }, () => 'evalsha'));
+    // MAXLEN ~ trims whole stream nodes (100 entries by default): far fewer than 300 kept, never fewer than 10.
+    const length = await redisClient.xlen(`llm-chat:{s:${sessionId}}:log`);
+    expect(length).toBeGreaterThanOrEqual(10);
+    expect(length).toBeLessThanOrEqual(10 + 100);
+    const ttl = await redisClient.pttl(`llm-chat:{s:${sessionId}}:log`);
+    expect(ttl).toBeGreaterThan(50_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    expect((await watcher.replay(sessionId, 0)).at(-1)?.seq).toBe(300);
+  });
+
   it("keeps this node's copy of a session's chunks within --replay-log-bytes (2 bytes a UTF-16 unit), the newest one always", async () => {
     const sessionId = 'bus0000000000000000003';
     // No lease held here, so nothing goes to Redis: what replay answers is this node's own copy.
@@ -145,6 +182,19 @@ describe.skipIf(!available)('leases with fencing tokens (own redis-server)', () 
     const sessionId = 'lease000000000000000001';
     const first = await a.acquire(sessionId);
     expect(first).toEqual({ acquired: true, token: 1 });
+    // The keys as the README's table has them: the lease names `node token` and lives by the node's heartbeat
+    // (PX the lease), the fence keeps the token 24 h, the node's set lists its lease keys.
+    const client = redis.client();
+    const leaseKey = `llm-chat:{s:${sessionId}}:lease`;
+    expect(await client.get(leaseKey)).toBe('A 1');
+    expect(await client.pttl(leaseKey)).toBe(-1);
+    expect(await client.get(`llm-chat:{s:${sessionId}}:fence`)).toBe('1');
+    expect(await client.pttl(`llm-chat:{s:${sessionId}}:fence`)).toBeGreaterThan(86_400_000 - 60_000);
+    const alive = await client.pttl('llm-chat:{n:A}:alive');
+    expect(alive).toBeGreaterThan(0);
+    expect(alive).toBeLessThanOrEqual(600);
+    expect(await client.smembers('llm-chat:{n:A}:held')).toEqual([leaseKey]);
+    expect(await client.sismember('llm-chat:nodes', 'A')).toBe(1);
     const contender = await b.acquire(sessionId);
     expect(contender.acquired).toBe(false);
     if (!contender.acquired) expect(contender.holder).toEqual({ node: 'A', token: 1 });

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { get } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -66,24 +66,37 @@ describe('start-up refuses what cannot keep the guarantees (exit code 2)', () =>
   });
 });
 
+/** The node ids that answer on `url` over 300 new connections (no keep-alive: whichever worker accepts one answers). */
+async function workersBehind(url: string, enough: number): Promise<Set<string>> {
+  const statusOnNewConnection = () =>
+    new Promise<string>((resolve, reject) => {
+      get(`${url}/api/status`, { agent: false }, (response) => {
+        let body = '';
+        response.on('data', (data: Buffer) => (body += data.toString()));
+        response.on('end', () => resolve(String((JSON.parse(body) as { node: string }).node)));
+      }).on('error', reject);
+    });
+  const nodes = new Set<string>();
+  for (let index = 0; index < 300 && nodes.size <= enough; index += 1) nodes.add(await statusOnNewConnection());
+  return nodes;
+}
+
 describe.skipIf(!available)('--workers N', () => {
+  it('--workers 0 starts one worker per core', async () => {
+    const cluster = await TestCluster.start(1, { leaseMs: 1000 });
+    cleanup.push(() => cluster.stop());
+    const primary = await cluster.startNode(['--workers', '0']);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await workersBehind(primary.url, availableParallelism())).size).toBe(availableParallelism());
+    expect((await primary.stop('SIGTERM')).code).toBe(0);
+  }, 60_000);
+
   it('starts N processes on one port; a worker killed is replaced and its sessions serve from the others', async () => {
     const cluster = await TestCluster.start(1, { leaseMs: 1000, simChunks: 3, simIntervalMs: 20 });
     cleanup.push(() => cluster.stop());
     const primary = await cluster.startNode(['--workers', '3']);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const nodes = new Set<string>();
-    // A new connection each time (no keep-alive): whichever worker accepts it answers.
-    const statusOnNewConnection = () =>
-      new Promise<string>((resolve, reject) => {
-        get(`${primary.url}/api/status`, { agent: false }, (response) => {
-          let body = '';
-          response.on('data', (data: Buffer) => (body += data.toString()));
-          response.on('end', () => resolve(String((JSON.parse(body) as { node: string }).node)));
-        }).on('error', reject);
-      });
-    for (let index = 0; index < 300 && nodes.size < 3; index += 1) nodes.add(await statusOnNewConnection());
-    expect(nodes.size).toBe(3);
+    expect((await workersBehind(primary.url, 3)).size).toBe(3);
 
     // A session created through the shared port: find the worker that owns it and kill it.
     const { client, sessionId } = await WsClient.session(`${primary.url.replace('http', 'ws')}/ws`);
