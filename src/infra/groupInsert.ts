@@ -1,3 +1,4 @@
+import { createCommitTurns } from './commitTurns.ts';
 import type { GroupCreate } from './groupCreate.ts';
 import { isContentError, storeError } from './storeErrors.ts';
 
@@ -23,9 +24,7 @@ interface Queued<T> {
  * database itself fails the whole batch (nothing in it was kept).
  */
 export function createGroupInsert<T>(commitAll: (items: readonly T[]) => Promise<void>, concurrency = 1, maxBatch = 1000): GroupInsert<T> {
-  let queued: Queued<T>[] = [];
-  const running = new Set<Promise<void>>();
-  let scheduled = false;
+  const queued: Queued<T>[] = [];
 
   // Rare path: one transaction per item finds the culprit(s).
   const isolate = async (batch: readonly Queued<T>[]) => {
@@ -56,37 +55,17 @@ export function createGroupInsert<T>(commitAll: (items: readonly T[]) => Promise
 
   /** Starts commits while there is room, each taking everything queued. */
   const pump = () => {
-    while (running.size < concurrency && queued.length > 0) {
-      const batch = queued.splice(0, maxBatch);
-      const done: Promise<void> = commit(batch).finally(() => {
-        running.delete(done);
-        pump();
-      });
-      running.add(done);
-    }
+    while (turns.running.size < concurrency && queued.length > 0) turns.start(commit(queued.splice(0, maxBatch)));
   };
-
-  const schedule = () => {
-    if (scheduled) return;
-    scheduled = true;
-    setImmediate(() => {
-      scheduled = false;
-      pump();
-    });
-  };
+  const turns = createCommitTurns(pump, () => queued.length);
 
   return {
     create(item) {
       return new Promise<void>((resolve, reject) => {
         queued.push({ item, resolve, reject });
-        schedule();
+        turns.schedule();
       });
     },
-    async drain() {
-      while (running.size > 0 || queued.length > 0 || scheduled) {
-        if (running.size > 0) await Promise.race(running);
-        else await new Promise((resolve) => setImmediate(resolve));
-      }
-    },
+    drain: () => turns.drain(),
   };
 }

@@ -4,6 +4,7 @@ import type { SessionId } from '../domain/ids.ts';
 import type { SessionUpdate } from '../domain/ports.ts';
 import { isContentError, storeError } from './storeErrors.ts';
 import { mergeUpdates } from './sessionUpdates.ts';
+import { createCommitTurns } from './commitTurns.ts';
 
 /**
  * Commits updates in one transaction; resolves with the ids of sessions that
@@ -54,10 +55,8 @@ const missing = () => new ChatError('session_not_found', 'The session is not sto
  */
 export function createWriteBatcher(commit: CommitUpdates, concurrency = 1): WriteBatcher {
   let queued: Waiting[] = [];
-  const running = new Set<Promise<void>>();
   /** Sessions in a commit now. */
   const held = new Set<SessionId>();
-  let scheduled = false;
 
   const settle = (waiting: Waiting, result: ReadonlySet<SessionId> | CommitOutcome) => {
     const { absent, fenced } = outcomeOf(result);
@@ -98,7 +97,7 @@ export function createWriteBatcher(commit: CommitUpdates, concurrency = 1): Writ
 
   /** Starts commits while there is room: each takes every queued update whose session no running commit holds. */
   const pump = () => {
-    while (running.size < concurrency && queued.length > 0) {
+    while (turns.running.size < concurrency && queued.length > 0) {
       const batch: Waiting[] = [];
       const rest: Waiting[] = [];
       const taken = new Set<SessionId>();
@@ -113,37 +112,21 @@ export function createWriteBatcher(commit: CommitUpdates, concurrency = 1): Writ
       if (batch.length === 0) return;
       queued = rest;
       for (const sessionId of taken) held.add(sessionId);
-      const done: Promise<void> = runBatch(batch).finally(() => {
+      turns.start(runBatch(batch), () => {
         for (const sessionId of taken) held.delete(sessionId);
-        running.delete(done);
-        pump();
       });
-      running.add(done);
     }
   };
-
   // Within one turn of the event loop, updates gather into one batch.
-  const schedule = () => {
-    if (scheduled) return;
-    scheduled = true;
-    setImmediate(() => {
-      scheduled = false;
-      pump();
-    });
-  };
+  const turns = createCommitTurns(pump, () => queued.length);
 
   return {
     save(update) {
       return new Promise<void>((resolve, reject) => {
         queued.push({ update, resolve, reject });
-        schedule();
+        turns.schedule();
       });
     },
-    async drain() {
-      while (running.size > 0 || queued.length > 0 || scheduled) {
-        if (running.size > 0) await Promise.race(running);
-        else await new Promise((resolve) => setImmediate(resolve));
-      }
-    },
+    drain: () => turns.drain(),
   };
 }
