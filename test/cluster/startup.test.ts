@@ -64,6 +64,19 @@ describe('start-up refuses what cannot keep the guarantees (exit code 2)', () =>
     const sessionId = String((await api(first.url, 'POST', '/api/sessions')).body['sessionId']);
     expect((await api(second.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'shared file' })).status).toBe(202);
   });
+
+  it.skipIf(!available)('a second node on --store memory (one process only) joining the Redis of a running one', async () => {
+    const redis: OwnRedis = await startRedis();
+    cleanup.push(() => redis.stop());
+    const first: ChildServer = await startChildServer(['--store', 'memory', '--lease-ms', '1000'], { REDIS_URL: redis.url });
+    cleanup.push(async () => void (await first.stop('SIGKILL')));
+    const { code, output } = await runToExit(['--store', 'memory', '--lease-ms', '1000'], { REDIS_URL: redis.url });
+    expect(code).toBe(2);
+    // The message names both stores: each memory store is its own process's.
+    expect(output).toMatch(/another node of this cluster uses a different store \(memory:[^;]+; this node: memory:[^)]+\)/);
+    // The first node is unharmed.
+    expect((await api(first.url, 'POST', '/api/sessions')).status).toBe(201);
+  }, 30_000);
 });
 
 /** The node ids that answer on `url` over 300 new connections (no keep-alive: whichever worker accepts one answers). */
