@@ -124,7 +124,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     messagesPerSessionPerMinute: options.messagesPerMinute,
     shedLagMs: options.shedLagMs,
     onReject: options.onReject,
-    ...(cluster ? { limiters: redisLimiters(cluster.redis) } : {}),
+    ...(cluster ? { limiters: redisLimiters(cluster.limiterRedis) } : {}),
   });
   const authOptions: AuthOptions = options.auth ?? { mode: 'keys' };
   // Tokens spent per key, day and model: budgets, /api/usage, /admin/usage, llm_chat_tokens_total.
@@ -133,7 +133,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     auth: authOptions,
     store,
     registry: routed,
-    ...(cluster ? { limiters: redisLimiters(cluster.redis) } : {}),
+    ...(cluster ? { limiters: redisLimiters(cluster.limiterRedis) } : {}),
     health,
     admission,
     clock,

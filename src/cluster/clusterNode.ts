@@ -64,8 +64,10 @@ export interface ClusterNode {
   readonly leaseMs: number;
   readonly bus: RedisBus;
   readonly leases: Leases;
-  /** The command connection (also the rate limiters' store). */
+  /** The command connection. */
   readonly redis: Redis;
+  /** The rate limiters' store (a connection of its own, without auto-pipelining). */
+  readonly limiterRedis: Redis;
   readonly counters: ClusterCounters;
   /** The store as this node must use it: every write fenced by its lease's token. */
   fence(store: SessionStore): SessionStore;
@@ -98,20 +100,27 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
   // A command unanswered for half a lease fails: long enough that a node starved of CPU (its timers
   // run before its replies are read) does not take a busy Redis for a dead one, short enough that
   // renewals retry well within the lease.
-  const connection = (role: string) => openRedis({ url: options.redisUrl, logger, name: `llm-chat:${nodeId}:${role}`, commandTimeoutMs: Math.max(1000, Math.floor(leaseMs / 2)) });
+  const connection = (role: string, autoPipelining = true) =>
+    openRedis({ url: options.redisUrl, logger, name: `llm-chat:${nodeId}:${role}`, commandTimeoutMs: Math.max(1000, Math.floor(leaseMs / 2)), autoPipelining });
   const redis = connection('commands');
   const busSubscriber = connection('events');
   const rpcSubscriber = connection('rpc');
+  // The rate limiters' own, without auto-pipelining: rate-limiter-flexible defines its Lua command on
+  // the client in every limiter's constructor, and a key's limiters are made at its first request; an
+  // auto-pipeline begun in that tick then lacks the command and ioredis throws, uncaught, "results[i]
+  // is not iterable" (ioredis #1931), leaving the request unanswered (3 in ~25 runs of keyLimits.test.ts).
+  const limiterRedis = connection('limits', false);
+  const clients = [redis, busSubscriber, rpcSubscriber, limiterRedis];
   try {
-    await Promise.all([redis, busSubscriber, rpcSubscriber].map((client) => connectRedis(client, options.connectTimeoutMs)));
+    await Promise.all(clients.map((client) => connectRedis(client, options.connectTimeoutMs)));
   } catch (error) {
-    for (const client of [redis, busSubscriber, rpcSubscriber]) client.disconnect();
+    for (const client of clients) client.disconnect();
     throw new Error(`cannot reach Redis at start-up: ${String(error)}`);
   }
   const scripted = withScripts(redis);
   const registered = await scripted.registerStore(redisKeys.store, options.storeIdentity, leaseMs * 3);
   if (registered !== null) {
-    for (const client of [redis, busSubscriber, rpcSubscriber]) client.disconnect();
+    for (const client of clients) client.disconnect();
     throw new StoreMismatchError(
       `another node of this cluster uses a different store (${registered}; this node: ${options.storeIdentity}). ` +
         'Every node must share one store: one PostgreSQL database (and schema), or, for worker processes on one machine, one SQLite file.',
@@ -172,6 +181,7 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
     bus,
     leases,
     redis,
+    limiterRedis,
     counters,
     fence(store) {
       return fenceStore(store, {
@@ -217,7 +227,7 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
       sessions?.close();
       await nodeWatch.close();
       await leases.close();
-      for (const client of [redis, busSubscriber, rpcSubscriber]) client.disconnect();
+      for (const client of clients) client.disconnect();
     },
   };
 }

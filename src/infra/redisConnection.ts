@@ -9,6 +9,8 @@ export interface RedisConnectionOptions {
   name: string;
   /** A command without an answer within this long fails (default 1 s): a hung Redis must not hang lease renewal. */
   commandTimeoutMs?: number;
+  /** Commands of one tick share a pipeline (default true); see openRedis. */
+  autoPipelining?: boolean;
 }
 
 /**
@@ -25,7 +27,7 @@ export function openRedis(options: RedisConnectionOptions): Redis {
   const redis = new Redis(options.url, {
     connectionName: options.name,
     enableOfflineQueue: false,
-    enableAutoPipelining: true,
+    enableAutoPipelining: options.autoPipelining ?? true,
     maxRetriesPerRequest: 0,
     commandTimeout: options.commandTimeoutMs ?? 1000,
     connectTimeout: 2000,
