@@ -7,8 +7,6 @@ export interface FuzzTarget {
   readonly process: ChildProcess;
   /** The server's heap after a full collection (bytes). */
   heap(): Promise<number>;
-  /** Writes a heap snapshot after a full collection; resolves with its path. */
-  snapshot(): Promise<string>;
   edge(): Promise<{ slots: number; ws: number; wsTracked: number; sse: number; bufferedBytes: number; sessions: number }>;
   close(): Promise<void>;
 }
@@ -41,7 +39,6 @@ export function startFuzzTarget(options: Record<string, number> = {}): Promise<F
         url: message.url,
         process: child,
         heap: async () => (await ask<{ heapUsed: number }>('heap')).heapUsed,
-        snapshot: async () => (await ask<{ path: string }>('snapshot')).path,
         edge: () => ask('edge'),
         close: () =>
           new Promise((done) => {

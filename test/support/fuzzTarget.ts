@@ -2,9 +2,8 @@
  * A server in a process of its own, run with --expose-gc, for the fuzz tests
  * and the abuse bench: the heap they measure is the server's alone, after a
  * real collection. Commands over IPC: `heap` (collect, then report
- * heapUsed), `snapshot` (collect, then write a heap snapshot), `edge` (slots, sockets, streams, buffered bytes), `close`.
+ * heapUsed), `edge` (slots, sockets, streams, buffered bytes), `close`.
  */
-import { writeHeapSnapshot } from 'node:v8';
 import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { createChatServer } from '../../src/server.ts';
 
@@ -31,10 +30,6 @@ process.on('message', (message: { type: string }) => {
     // Several passes: weak references and finalizers free more on the next one.
     for (let pass = 0; pass < 4; pass += 1) collect();
     process.send?.({ type: 'heap', heapUsed: process.memoryUsage().heapUsed });
-  } else if (message.type === 'snapshot') {
-    // For hunting what the heap keeps: a snapshot after a full collection, in the working directory.
-    for (let pass = 0; pass < 4; pass += 1) collect();
-    process.send?.({ type: 'snapshot', path: writeHeapSnapshot() });
   } else if (message.type === 'edge') {
     process.send?.({ type: 'edge', ...server.edge(), sessions: server.registry.activeCount });
   } else if (message.type === 'close') {
