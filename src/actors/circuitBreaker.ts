@@ -86,11 +86,20 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
   let heldForRateLimit = false;
   const held = () => clock.now() + HOLD_TOLERANCE_MS < heldUntil;
 
+  // A success that changes nothing (closed, no failure in the full window) is not sent: see tryAcquire.
+  const idleSuccess = (epoch: number) => {
+    const snapshot = actor.getSnapshot();
+    if (snapshot.value !== 'closed') return false;
+    const { context } = snapshot;
+    return context.epoch === epoch && context.consecutiveFailures === 0 && context.outcomes.length >= settings.window && !context.outcomes.includes(true);
+  };
+
   const settle = (epoch: number) => {
     let settled = false;
     const report = (type: 'success' | 'failure' | 'abandon') => () => {
       if (settled) return;
       settled = true;
+      if (type === 'success' && idleSuccess(epoch)) return;
       actor.send({ type, epoch });
     };
     const failure = report('failure');
@@ -119,7 +128,12 @@ export function createCircuitBreaker(options: CircuitBreakerOptions): CircuitBre
     },
     tryAcquire() {
       if (held()) return undefined;
-      const before = actor.getSnapshot().context.grants;
+      // Closed lets every call through and its `grant` only counts it, so the
+      // steady state takes no transition: an acquire and a success stepped
+      // through the machine were 11 µs per upstream call, 1 µs without.
+      const snapshot = actor.getSnapshot();
+      if (snapshot.value === 'closed') return settle(snapshot.context.epoch);
+      const before = snapshot.context.grants;
       actor.send({ type: 'acquire' });
       const after = actor.getSnapshot().context;
       return after.grants === before ? undefined : settle(after.epoch);

@@ -102,6 +102,21 @@ describe('circuit breaker', () => {
     expect(breaker.status().state).toBe('open');
   });
 
+  it('a window full of successes still counts each new outcome (the steady state takes no transition)', () => {
+    const { breaker } = setup({ failureThreshold: 0, failureRatePercent: 50, window: 4 });
+    succeed(breaker, 6); // full of successes: further ones change nothing
+    fail(breaker);
+    expect(breaker.status()).toMatchObject({ state: 'closed', recentFailureRate: 25, recentCalls: 4 });
+    succeed(breaker, 3); // the failure is still in the window: each success must be counted
+    expect(breaker.status()).toMatchObject({ state: 'closed', recentFailureRate: 25 });
+    succeed(breaker); // pushes it out
+    expect(breaker.status()).toMatchObject({ state: 'closed', recentFailureRate: 0, recentCalls: 4 });
+    fail(breaker);
+    fail(breaker); // success, success, fail, fail → 50 %
+    expect(breaker.status().state).toBe('open');
+    expect(breaker.tryAcquire()).toBeUndefined();
+  });
+
   it('ignores outcomes of calls admitted before the last change of state', async () => {
     const { breaker, clock } = setup();
     const old = breaker.tryAcquire()!;
