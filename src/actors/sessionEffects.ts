@@ -33,7 +33,7 @@ export function persist(conversation: Conversation, deps: SessionDeps, messages:
 export function completeCurrentReply(conversation: Conversation, deps: SessionDeps): void {
   const reply = conversation.finishReply('complete', deps.clock.now());
   if (!reply) return;
-  persist(conversation, deps, [reply]);
+  deps.writer.finish(conversation, [reply]);
   deps.bus.publish({
     type: 'message.completed',
     sessionId: conversation.sessionId,
@@ -53,7 +53,7 @@ export function failCurrentReply(
 ): void {
   const reply = conversation.finishReply('failed', deps.clock.now(), failure.code);
   if (!reply) return;
-  persist(conversation, deps, [reply]);
+  deps.writer.finish(conversation, [reply]);
   deps.bus.publish({
     type: 'message.failed',
     sessionId: conversation.sessionId,

@@ -44,7 +44,8 @@ export interface StoreWriterOptions {
  * - `commit` is awaited: a user message is acknowledged once its write is
  *   committed; a failed write is not retried, it rejects and nothing of the
  *   message is kept (the caller drops it);
- * - `save` is background (lifecycle changes: reply started or finished): a
+ * - `save` is background (lifecycle changes: a reply started, cancelled; a
+ *   reply's end goes through `finish`, which may wait a flush interval): a
  *   failure is kept and retried with backoff, so nothing is dropped while the
  *   process lives; a write the store refuses for its content is dropped and
  *   logged, never retried forever (it would wedge every batch it joins);
@@ -56,6 +57,15 @@ export interface StoreWriterOptions {
 export interface StoreWriter {
   /** Queues the latest versions of these messages and the session's counters (retried until stored). */
   save(conversation: Conversation, messages: readonly Message[]): void;
+  /**
+   * Queues a reply's end like `save`, but it waits for the session's next
+   * write, at most `flushIntervalMs` (a flush already planned stands): a
+   * crash before it loses what a crash mid-reply loses (the reply comes back
+   * `interrupted` with its text up to the last flush), and a reply's end then
+   * mostly rides on a flush or the next message's commit instead of a write
+   * of its own (saturate bench: 2.9 → 2.0 session writes per reply).
+   */
+  finish(conversation: Conversation, messages: readonly Message[]): void;
   /** Writes these messages now; resolves once committed, rejects (and drops them) when the write fails. */
   commit(conversation: Conversation, messages: readonly Message[]): Promise<void>;
   /** Stores the conversation's chunk-number mark now; resolves once committed. */
@@ -277,6 +287,14 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     );
   };
 
+  const queue = (conversation: Conversation, messages: readonly Message[], delayMs: number): void => {
+    if (!stored(conversation.sessionId)) return;
+    const state = stateOf(conversation);
+    for (const message of messages) state.messages.set(message.id, copyMessage(message));
+    state.touched = true;
+    scheduleFlush(state, delayMs);
+  };
+
   const awaitWrite = (conversation: Conversation, messages: readonly Message[]): Promise<void> => {
     // A session that is never stored has nothing to wait for.
     if (!stored(conversation.sessionId)) return Promise.resolve();
@@ -291,11 +309,11 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
 
   return {
     save(conversation, messages) {
-      if (!stored(conversation.sessionId)) return;
-      const state = stateOf(conversation);
-      for (const message of messages) state.messages.set(message.id, copyMessage(message));
-      state.touched = true;
-      scheduleFlush(state, lifecycleDelayMs);
+      queue(conversation, messages, lifecycleDelayMs);
+    },
+
+    finish(conversation, messages) {
+      queue(conversation, messages, flushIntervalMs);
     },
 
     commit: awaitWrite,

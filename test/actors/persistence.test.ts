@@ -77,12 +77,40 @@ describe('persistence through the store writer', () => {
     expect(store.saved.length - writesAtStart).toBe(2);
   });
 
+  it('a reply’s end rides on the next write: a flush already planned, the next message’s commit, else one flush interval later', async () => {
+    const { clock, store, registry } = setup({}, { chunks: 2, intervalMs: INTERVAL });
+    const session = await registry.create();
+    const first = await session.send('one');
+    await clock.advance(10); // the start is written
+    const afterStart = store.saved.length;
+    // Chunks at 100 and 200; the first plans a flush for 600, and the end (at 200) goes with it.
+    await clock.advance(2 * INTERVAL + 10);
+    expect(session.liveMessages()[1]?.status).toBe('complete');
+    expect((await store.load(session.sessionId))?.messages[1]?.status).toBe('streaming');
+    await clock.advance(400); // past 600
+    expect((await store.load(session.sessionId))?.messages[1]).toMatchObject({ id: first.replyId, status: 'complete', content: 'chunk 1: onechunk 2: one' });
+    expect(store.saved.length - afterStart).toBe(1);
+
+    // The next reply ends before its planned flush: the next message's commit carries it, in one write.
+    await session.send('two');
+    await clock.advance(10 + 2 * INTERVAL + 10);
+    const written = store.saved.length;
+    expect((await store.load(session.sessionId))?.messages.map((m) => m.status)).toEqual(['complete', 'complete', 'complete', 'streaming']);
+    const third = await session.send('three');
+    expect(store.saved.length).toBe(written + 1);
+    expect((await store.load(session.sessionId))?.messages.map((m) => m.status)).toEqual(['complete', 'complete', 'complete', 'complete', 'queued']);
+    await session.cancel();
+    await clock.advance(FLUSH + 10);
+    expect((await store.load(session.sessionId))?.messages.find((m) => m.id === third.replyId)).toMatchObject({ status: 'cancelled' });
+  });
+
   it('writes nothing on passivation and re-activation brings the whole history back', async () => {
     const { clock, store, registry } = setup();
     const session = await registry.create();
     await session.send('one');
     await session.send('two');
-    await clock.advance(2 * CHUNKS * INTERVAL + 10);
+    // Both replies streamed, and the last one's end written (within a flush interval).
+    await clock.advance(2 * CHUNKS * INTERVAL + FLUSH + 10);
     const before = (await session.view()).messages;
     const writes = store.saved.length;
     await clock.advance(61_000); // past the TTL: the sweeper passivates it
