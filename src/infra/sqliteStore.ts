@@ -3,10 +3,12 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ConversationRecord } from '../domain/conversationRecord.ts';
 import type { SessionId } from '../domain/ids.ts';
-import type { LoadWindow, MessagePageQuery, SessionPageQuery, SessionStore, SessionUpdate } from '../domain/ports.ts';
+import type { LoadWindow, MessagePageQuery, SessionPageQuery, SessionStore } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
-import { chunkPlan } from './sessionUpdates.ts';
-import { chunksOfRows, MESSAGE_COLUMNS, messageColumns, newerSchemaError, PREVIEW_CHARS, toMessage, toRecord, toSummary, UPDATABLE_MESSAGE_COLUMNS, windowRows } from './sql/rows.ts';
+import { chunksOfRows, messageColumns, newerSchemaError, PREVIEW_CHARS, toMessage, toRecord, toSummary, windowRows } from './sql/rows.ts';
+import { CHUNK_LOGS_SQL, COMMIT_SQL, commitPlanOf, UNFINISHED_SQL, UPSERT_MESSAGE_SQL } from './sqliteCommitPlan.ts';
+import { prepareCommit } from './sqliteCommitter.mjs';
+import { startSqliteWriterThread } from './sqliteWriterThread.ts';
 import type { ChunkLogRow, MessageRow, Migration, SessionRow } from './sql/rows.ts';
 import { SQLITE_MIGRATIONS } from './sql/sqliteMigrations.ts';
 import { createSqliteKeyStore } from './sqliteKeyStore.ts';
@@ -26,21 +28,17 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
 }
 
+/**
+ * How long the health probe waits for the write lock. It runs in the writer
+ * thread, so waiting stalls no event loop; it may find the main thread's own
+ * short writes (a new session, a delete) holding the lock, which must not
+ * read as an outage. A lock held longer (another process) still fails it.
+ */
+const PROBE_LOCK_WAIT_MS = 200;
+
 // The count and the first words of the first user message (in conversation order) ride on the order index (session_id, ord).
 const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count,
   (SELECT substr(m.content, 1, ${PREVIEW_CHARS}) FROM messages m WHERE m.session_id = s.id AND m.role = 'user' ORDER BY m.ord LIMIT 1) AS preview`;
-
-// Statements that look for a session's few unfinished or logged messages name
-// their partial index: without statistics SQLite's planner picks
-// messages_order (session_id, ord) and walks the session's whole history, so
-// every reply's start cost grew with the conversation (18.7 µs a reply start
-// at ~80 messages in the saturate bench, and rising). Exported for the test
-// that holds them to their plans.
-export const KEEP_LOG_OF_SQL =
-  'UPDATE messages INDEXED BY messages_chunk_log SET chunk_first_seq = NULL, chunk_next_seq = NULL, chunk_lengths = NULL WHERE session_id = ? AND id <> ? AND chunk_lengths IS NOT NULL';
-export const CHUNK_LOGS_SQL =
-  'SELECT id, content, chunk_first_seq, chunk_lengths FROM messages INDEXED BY messages_chunk_log WHERE session_id = ? AND chunk_lengths IS NOT NULL';
-export const UNFINISHED_SQL = "SELECT * FROM messages INDEXED BY messages_unfinished WHERE session_id = ? AND status IN ('queued', 'streaming') AND ord < ?";
 
 /** Applies the missing migrations in one IMMEDIATE transaction (a write lock across processes). */
 export function migrateSqlite(db: Database.Database, migrations: readonly Migration[] = SQLITE_MIGRATIONS, upTo = Infinity): number {
@@ -77,10 +75,6 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   migrateSqlite(db);
-  // Health probes take the write lock on a connection of their own that never
-  // waits for it: a file locked by another process or turned read-only
-  // fails the probe at once instead of stalling the event loop.
-  const probe = options.path === ':memory:' ? undefined : new Database(options.path, { timeout: 0 });
 
   const statements = {
     insertSession: db.prepare(
@@ -91,30 +85,11 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     history: db.prepare('SELECT * FROM messages WHERE session_id = ? ORDER BY ord'),
     newest: db.prepare('SELECT * FROM messages WHERE session_id = ? AND ord < ? ORDER BY ord DESC LIMIT ?'),
     unfinished: db.prepare(UNFINISHED_SQL),
-    // A fenced update (@fence set) applies only while no newer token has claimed the session, and raises the stored one.
-    touchSession: db.prepare(
-      `UPDATE sessions SET last_seq = max(last_seq, @last_seq), seq_reserved = max(seq_reserved, @seq_reserved),
-         last_active_at = max(last_active_at, @last_active_at), stopped = @stopped, fence = max(fence, coalesce(@fence, 0))
-       WHERE id = @id AND fence <= coalesce(@fence, fence)`,
-    ),
     claim: db.prepare('UPDATE sessions SET fence = @token WHERE id = @id AND fence < @token'),
     fenceOf: db.prepare('SELECT fence FROM sessions WHERE id = ?'),
-    upsertMessage: db.prepare(
-      `INSERT INTO messages (${MESSAGE_COLUMNS.join(', ')}) VALUES (${MESSAGE_COLUMNS.map((column) => `@${column}`).join(', ')})
-       ON CONFLICT (session_id, id) DO UPDATE SET ${UPDATABLE_MESSAGE_COLUMNS.map((column) => `${column} = excluded.${column}`).join(', ')}`,
-    ),
-    dropLogOf: db.prepare(
-      'UPDATE messages SET chunk_first_seq = NULL, chunk_next_seq = NULL, chunk_lengths = NULL WHERE session_id = ? AND id = ? AND chunk_lengths IS NOT NULL',
-    ),
-    keepLogOf: db.prepare(KEEP_LOG_OF_SQL),
-    appendLog: db.prepare(
-      `UPDATE messages SET chunk_first_seq = coalesce(chunk_first_seq, @first),
-         chunk_lengths = CASE WHEN chunk_lengths IS NULL THEN @lengths ELSE chunk_lengths || ',' || @lengths END, chunk_next_seq = @next
-       WHERE session_id = @session AND id = @id AND (chunk_next_seq IS NULL OR chunk_next_seq = @first)`,
-    ),
+    upsertMessage: db.prepare(UPSERT_MESSAGE_SQL),
     deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
     deleteOwnedSession: db.prepare('DELETE FROM sessions WHERE id = ? AND owner_key_id = ?'),
-    deleteMessage: db.prepare('DELETE FROM messages WHERE session_id = ? AND id = ?'),
     firstSessions: db.prepare(
       `SELECT ${SESSION_COLUMNS} FROM sessions s
        ORDER BY s.created_at DESC, s.id DESC LIMIT ?`,
@@ -138,42 +113,19 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     ping: db.prepare('SELECT 1'),
   };
 
-  const commit = db.transaction((updates: readonly SessionUpdate[]) => {
-    const absent = new Set<string>();
-    const fenced = new Set<SessionId>();
-    for (const update of updates) {
-      const touched = statements.touchSession.run({
-        id: update.sessionId,
-        last_seq: update.lastSeq,
-        seq_reserved: update.seqReserved,
-        last_active_at: update.lastActiveAt,
-        stopped: update.stopped ? 1 : 0,
-        fence: update.fence ?? null,
-      });
-      if (touched.changes === 0) {
-        // Claimed by a newer owner (refused), or deleted meanwhile (nothing to keep).
-        if (update.fence !== undefined && statements.fenceOf.get(update.sessionId)) fenced.add(update.sessionId);
-        else absent.add(update.sessionId);
-        continue;
-      }
-      for (const id of update.withdrawn ?? []) statements.deleteMessage.run(update.sessionId, id);
-      for (const message of update.messages) statements.upsertMessage.run(messageColumns(update.sessionId, message));
-      const plan = chunkPlan(update);
-      for (const messageId of plan.dropMessages) statements.dropLogOf.run(update.sessionId, messageId);
-      if (plan.keepOnly !== undefined) statements.keepLogOf.run(update.sessionId, plan.keepOnly);
-      for (const append of plan.appends) {
-        statements.appendLog.run({
-          session: update.sessionId,
-          id: append.messageId,
-          first: append.firstSeq,
-          next: append.nextSeq,
-          lengths: append.lengths.join(','),
-        });
-      }
-    }
-    return { absent, fenced };
+  // Group commits run in the writer thread (sqliteWriterThread.ts) for a file;
+  // a private in-memory database cannot be shared with a thread, so its
+  // commits run here, the same code (sqliteCommitter.mjs).
+  const writer =
+    options.path === ':memory:'
+      ? undefined
+      : startSqliteWriterThread({ path: options.path, busyTimeoutMs: options.busyTimeoutMs ?? 1000, probeTimeoutMs: PROBE_LOCK_WAIT_MS, sql: COMMIT_SQL });
+  const commitHere = writer ? undefined : prepareCommit(db, COMMIT_SQL);
+  const batcher = createWriteBatcher(async (updates) => {
+    const plans = updates.map(commitPlanOf);
+    const { absent, fenced } = writer ? await writer.commit(plans) : commitHere!(plans);
+    return { absent: new Set(absent as SessionId[]), fenced: new Set(fenced as SessionId[]) };
   });
-  const batcher = createWriteBatcher(async (updates) => commit(updates));
   const insertRecord = (record: ConversationRecord) => {
     statements.insertSession.run({
       id: record.sessionId,
@@ -219,7 +171,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
         return toRecord(row, await history(sessionId, window));
       }),
 
-    save: (update: SessionUpdate) => batcher.save(update),
+    save: (update) => batcher.save(update),
 
     delete: (sessionId: SessionId, owner?: string) =>
       guarded(() => (owner === undefined ? statements.deleteSession.run(sessionId) : statements.deleteOwnedSession.run(sessionId, owner)).changes > 0),
@@ -233,15 +185,11 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
       }),
 
     ping: () =>
-      guarded(() => {
+      guarded(async () => {
         if (closed) throw new Error('store closed');
-        if (!probe) {
-          statements.ping.get();
-          return;
-        }
-        // Takes (and gives back) the write lock: proves writes can happen now.
-        probe.exec('BEGIN IMMEDIATE');
-        probe.exec('ROLLBACK');
+        // The writer thread takes (and gives back) the write lock: proves writes can happen now.
+        if (writer) await writer.probe();
+        else statements.ping.get();
       }),
 
     async close() {
@@ -249,7 +197,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
       await creates.drain();
       await batcher.drain();
       closed = true;
-      probe?.close();
+      await writer?.close();
       db.close();
     },
 

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHUNK_LOGS_SQL, KEEP_LOG_OF_SQL, openSqliteStore, UNFINISHED_SQL } from '../../src/infra/sqliteStore.ts';
+import { CHUNK_LOGS_SQL, KEEP_LOG_OF_SQL, UNFINISHED_SQL } from '../../src/infra/sqliteCommitPlan.ts';
+import { openSqliteStore } from '../../src/infra/sqliteStore.ts';
 
 // The statements that look for a session's few unfinished or chunk-logged
 // messages must search their partial index, not walk the session's history
