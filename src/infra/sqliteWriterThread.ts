@@ -36,8 +36,8 @@ interface Pending {
  * The writer thread as the main thread sees it. A thread that dies (it
  * cannot open the file, or crashed) fails what it was asked, as a failed
  * commit does, and the next request starts a new one: the store's health
- * then goes by what that one answers. The thread keeps the process alive
- * only while a request waits on it.
+ * then goes by what that one answers. It starts with the store, and keeps
+ * the process alive only while a request waits on it.
  */
 export function startSqliteWriterThread(data: WriterWorkerData): SqliteWriterThread {
   const pending = new Map<number, Pending>();
@@ -67,6 +67,11 @@ export function startSqliteWriterThread(data: WriterWorkerData): SqliteWriterThr
     });
     return thread;
   };
+
+  // Started with the store, not at its first write: a thread that cannot
+  // start shows at once, and its memory (about 10 MB, an isolate of its own)
+  // is the process's, not the first connections'.
+  worker = spawn();
 
   const ask = (message: { type: 'commit'; plans: readonly CommitPlan[] } | { type: 'probe' }) =>
     new Promise<{ absent: string[]; fenced: string[] } | undefined>((resolve, reject) => {
