@@ -43,6 +43,9 @@ Options:
   --cluster-sessions N  --workers W  --stream-fraction F  --lease-ms MS  --kill-sample N   ('cluster')
   --burst-sessions N      (default 5000)       --burst-peers LIST (default all four:
                           baseline,socketio,llm-chat,llm-chat-memory)
+  --burst-rounds N        run the peers N times, one after another in turn (default 1), and
+                          report each figure's median: single runs on this shared machine
+                          moved Socket.IO's first-chunk p99 from 529 to 837 ms
   --sustained-sessions N  (default 10000)
   --gateway-seconds S     (default 5)          --gateway-concurrency LIST (default 32,4)
   --actors N              sessions for 'actors' (default 100000)
@@ -86,6 +89,7 @@ export const { values } = parseArgs({
     scenario: { type: 'string', default: 'burst,sustained,saturate,gateway,actors' },
     'burst-sessions': { type: 'string', default: '5000' },
     'burst-peers': { type: 'string', default: 'baseline,socketio,llm-chat,llm-chat-memory' },
+    'burst-rounds': { type: 'string', default: '1' },
     'sustained-sessions': { type: 'string', default: '10000' },
     'gateway-seconds': { type: 'string', default: '5' },
     'gateway-concurrency': { type: 'string', default: '32,4' },
@@ -150,6 +154,7 @@ export const config = {
   spreadMs: Number(values['spread-ms']),
   burstSessions: int('burst-sessions', 500),
   burstPeers: String(values['burst-peers']).split(',') as ServerKind[],
+  burstRounds: Math.max(1, Number(values['burst-rounds'])),
   sustainedSessions: int('sustained-sessions', 1_000),
   gatewaySeconds: int('gateway-seconds', 2),
   gatewayConcurrency: String(values['gateway-concurrency']).split(',').map(Number),

@@ -13,6 +13,7 @@ import type { Child, ServerKind, ServerUnderTest } from './processes.ts';
 import { actorRows, burstReport, churnRows, gatewayRows, idleRows, ratio, saturateRows, streamRows, sustainedRows, verdict } from './report.ts';
 import type { Figures } from './report.ts';
 import { stopStarted } from './clusterProcesses.ts';
+import { medianFigures } from './stats.ts';
 import { clusterRows } from './clusterRows.ts';
 import { createClusterBench } from './clusterScenario.ts';
 import { createScenarios } from './scenarios.ts';
@@ -57,16 +58,19 @@ async function main() {
   const figures = (value: unknown) => value as Figures;
 
   if (config.scenarios.has('burst')) {
-    const runs: Partial<Record<ServerKind, Figures>> = {};
+    const rounds: Partial<Record<ServerKind, Figures[]>> = {};
     const shape = { sessions: config.burstSessions, messages: 1, spreadMs: 0 };
-    for (const kind of config.burstPeers) {
-      if (!config.baseline && (kind === 'baseline' || kind === 'socketio')) continue;
-      if (config.url && kind !== 'llm-chat') continue;
-      runs[kind] = figures(await scenarios.stream(kind, shape));
+    const peers = config.burstPeers.filter((kind) => (config.baseline || (kind !== 'baseline' && kind !== 'socketio')) && (!config.url || kind === 'llm-chat'));
+    // In turn, round after round: a slow spell of the machine falls on every peer alike.
+    for (let round = 1; round <= config.burstRounds; round += 1) {
+      if (config.burstRounds > 1) log(`burst: round ${round} of ${config.burstRounds}`);
+      for (const kind of peers) (rounds[kind] ??= []).push(figures(await scenarios.stream(kind, shape)));
     }
-    results['burst'] = runs;
+    const runs = Object.fromEntries(Object.entries(rounds).map(([kind, list]) => [kind, medianFigures(list)])) as Partial<Record<ServerKind, Figures>>;
+    results['burst'] = config.burstRounds > 1 ? { medians: runs, rounds } : runs;
     const report = burstReport(runs, config.burstSessions);
-    grids.push(`burst: ${config.burstSessions} sessions send at once, 5 chunks 400 ms apart\n${report.grid}`);
+    const ofRounds = config.burstRounds > 1 ? ` (medians of ${config.burstRounds} rounds, peers in turn)` : '';
+    grids.push(`burst: ${config.burstSessions} sessions send at once, 5 chunks 400 ms apart${ofRounds}\n${report.grid}`);
     rows.push(...report.rows);
   }
 

@@ -57,3 +57,22 @@ export function table(rows: readonly Row[], against = 'against'): string {
   const headers = ['figure', 'llm-chat', against, 'ratio', 'target', ''];
   return grid(headers, rows.map((row) => [row.figure, row.ours, row.baseline ?? '', row.ratio ?? '', row.target ?? '', row.verdict ?? '']));
 }
+
+/** Counts where every round must hold: the worst round's (fewest completed, most expected). */
+const WORST_OF: Record<string, 'min' | 'max'> = { completed: 'min', sessions: 'min', expected: 'max', failed: 'max' };
+
+/**
+ * One run's figures from several runs of the same peer: each figure's median
+ * (nearest rank, the lower middle of an even count), but a count that every
+ * round must meet is the worst round's, so a failure in any round shows.
+ */
+export function medianFigures(runs: readonly Record<string, number>[]): Record<string, number> {
+  if (runs.length === 1) return runs[0]!;
+  const merged: Record<string, number> = {};
+  for (const key of Object.keys(runs[0] ?? {})) {
+    const values = runs.map((run) => run[key]!);
+    const worst = WORST_OF[key];
+    merged[key] = worst === 'min' ? Math.min(...values) : worst === 'max' ? Math.max(...values) : percentile(values, 50);
+  }
+  return merged;
+}
