@@ -1,0 +1,53 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { COMMIT_SQL, commitPlanOf } from '../../src/infra/sqliteCommitPlan.ts';
+import { openSqliteStore } from '../../src/infra/sqliteStore.ts';
+import { startSqliteWriterThread } from '../../src/infra/sqliteWriterThread.ts';
+import type { SessionId } from '../../src/domain/ids.ts';
+
+const directory = mkdtempSync(join(tmpdir(), 'llm-chat-writer-'));
+afterAll(() => rmSync(directory, { recursive: true, force: true }));
+
+const touch = (sessionId: string) =>
+  commitPlanOf({ sessionId: sessionId as SessionId, lastSeq: 3, seqReserved: 64, lastActiveAt: 1, stopped: false, messages: [] });
+
+describe('SQLite writer thread', () => {
+  it('a thread that cannot open its file fails what it was asked, and the next request starts a new one', async () => {
+    const path = join(directory, 'later.sqlite');
+    // A directory where the file should be: the thread cannot open it and exits.
+    mkdirSync(path);
+    const writer = startSqliteWriterThread({ path, busyTimeoutMs: 1000, probeTimeoutMs: 200, sql: COMMIT_SQL });
+    try {
+      await expect(writer.commit([touch('s1')])).rejects.toThrow();
+      await expect(writer.probe()).rejects.toThrow();
+      // The file appears (migrated, with the session): the next request's thread commits.
+      rmSync(path, { recursive: true });
+      const store = openSqliteStore({ path });
+      await store.create({ sessionId: 's1' as SessionId, createdAt: 1, lastActiveAt: 1, lastSeq: 0, seqReserved: 0, stopped: false, messages: [] });
+      await store.close();
+      await expect(writer.probe()).resolves.toBeUndefined();
+      await expect(writer.commit([touch('s1'), touch('gone')])).resolves.toEqual({ absent: ['gone'], fenced: [] });
+    } finally {
+      await writer.close();
+    }
+    await expect(writer.commit([touch('s1')])).rejects.toThrow('store closed');
+  });
+
+  it('a write refused for its content comes back with the driver’s code (the batcher isolates it by that)', async () => {
+    const path = join(directory, 'content.sqlite');
+    const store = openSqliteStore({ path });
+    await store.create({ sessionId: 's1' as SessionId, createdAt: 1, lastActiveAt: 1, lastSeq: 0, seqReserved: 0, stopped: false, messages: [] });
+    await store.close();
+    const writer = startSqliteWriterThread({ path, busyTimeoutMs: 1000, probeTimeoutMs: 200, sql: COMMIT_SQL });
+    try {
+      const message = { id: 'm1', order: 1, role: 'user' as const, content: 'hi', status: 'complete' as const, createdAt: 1, updatedAt: 1 };
+      // Two messages of one session in the same place: the unique (session_id, ord) index refuses the second.
+      const plan = commitPlanOf({ sessionId: 's1' as SessionId, lastSeq: 0, seqReserved: 0, lastActiveAt: 1, stopped: false, messages: [message, { ...message, id: 'm2' }] });
+      await expect(writer.commit([plan])).rejects.toMatchObject({ code: expect.stringMatching(/^SQLITE_CONSTRAINT/) });
+    } finally {
+      await writer.close();
+    }
+  });
+});
