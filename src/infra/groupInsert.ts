@@ -1,9 +1,12 @@
 import { createCommitTurns } from './commitTurns.ts';
-import type { GroupCreate } from './groupCreate.ts';
 import { isContentError, storeError } from './storeErrors.ts';
 
-/** The same promise as SQLite's group create: each item resolves once committed. */
-export type GroupInsert<T> = GroupCreate<T>;
+export interface GroupInsert<T> {
+  /** Queues one item; resolves once the transaction holding it has committed. */
+  create(item: T): Promise<void>;
+  /** Resolves when everything queued so far is committed or has failed. */
+  drain(): Promise<void>;
+}
 
 interface Queued<T> {
   item: T;
@@ -12,16 +15,17 @@ interface Queued<T> {
 }
 
 /**
- * Group commit for inserts on an asynchronous database (new sessions on
- * PostgreSQL): the items queued within one turn of the event loop, or while
- * `concurrency` commits are already running, go into the next transaction
- * (`commitAll`), so a node opening sessions faster than one round trip each
- * pays a few transactions, not one apiece (a transaction per WebSocket
- * session was a fifth of a cluster node's main-thread time in
- * bench/handshakeCost.ts). Each caller hears back only once its item is
- * committed. A batch refused for its content (a constraint) is committed
- * again item by item, so only the offending item fails; a failure of the
- * database itself fails the whole batch (nothing in it was kept).
+ * Group commit for inserts (new sessions, on PostgreSQL and SQLite, where
+ * `commitAll` wraps the synchronous transaction): the items queued within one
+ * turn of the event loop, or while `concurrency` commits are already running,
+ * go into the next transaction, so a node opening sessions faster than one
+ * round trip each pays a few transactions, not one apiece (a transaction per
+ * WebSocket session was a fifth of a cluster node's main-thread time in
+ * bench/handshakeCost.ts, and ~14% of the server's CPU when 5,000 opened at
+ * once on SQLite). Each caller hears back only once its item is committed. A
+ * batch refused for its content (a constraint) is committed again item by
+ * item, so only the offending item fails; a failure of the database itself
+ * fails the whole batch (nothing in it was kept).
  */
 export function createGroupInsert<T>(commitAll: (items: readonly T[]) => Promise<void>, concurrency = 1, maxBatch = 1000): GroupInsert<T> {
   const queued: Queued<T>[] = [];

@@ -14,7 +14,7 @@ import { SQLITE_MIGRATIONS } from './sql/sqliteMigrations.ts';
 import { createSqliteKeyStore } from './sqliteKeyStore.ts';
 import { guarded } from './storeErrors.ts';
 import { createSqliteUsageStore } from './sqliteUsageStore.ts';
-import { createGroupCreate } from './groupCreate.ts';
+import { createGroupInsert } from './groupInsert.ts';
 import { createWriteBatcher } from './writeBatcher.ts';
 
 export interface SqliteStoreOptions {
@@ -142,11 +142,10 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     for (const message of record.messages) statements.upsertMessage.run(messageColumns(record.sessionId, message));
   };
   // Sessions created in the same turn share one transaction (resolved once it is committed).
-  const creates = createGroupCreate(
-    db.transaction((records: readonly ConversationRecord[]) => {
-      for (const record of records) insertRecord(record);
-    }),
-  );
+  const insertAll = db.transaction((records: readonly ConversationRecord[]) => {
+    for (const record of records) insertRecord(record);
+  });
+  const creates = createGroupInsert(async (records: readonly ConversationRecord[]) => insertAll(records));
   let closed = false;
 
   const history = async (sessionId: SessionId, window: LoadWindow | undefined) =>

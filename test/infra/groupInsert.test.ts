@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { Conversation } from '../../src/domain/conversation.ts';
 import { createGroupInsert } from '../../src/infra/groupInsert.ts';
+import { openSqliteStore } from '../../src/infra/sqliteStore.ts';
 
 const constraint = () => Object.assign(new Error('duplicate key value violates unique constraint'), { code: '23505' });
 
@@ -17,7 +19,7 @@ function gatedCommits() {
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
-describe('group insert (asynchronous database)', () => {
+describe('group insert', () => {
   it('commits what one turn queued together; what arrives while the commits run goes into the next one, each resolving only after its own commit', async () => {
     const { batches, gates, commitAll } = gatedCommits();
     const group = createGroupInsert<number>(commitAll, 1);
@@ -69,5 +71,15 @@ describe('group insert (asynchronous database)', () => {
     });
     const failed = await Promise.allSettled([1, 2].map((item) => down.create(item)));
     expect(failed.map((result) => (result as PromiseRejectedResult).reason?.code)).toEqual(['store_unavailable', 'store_unavailable']);
+  });
+
+  it('SQLite: sessions created at once are all stored; a duplicate id is refused alone', async () => {
+    const store = openSqliteStore({ path: ':memory:' });
+    const records = ['a', 'b', 'a'].map((id) => Conversation.start(id, 1, { queueLimit: 8 }).toRecord());
+    const results = await Promise.allSettled(records.map((record) => store.create(record)));
+    expect(results.map((result) => result.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect(await store.load('a')).toBeDefined();
+    expect(await store.load('b')).toBeDefined();
+    await store.close();
   });
 });
