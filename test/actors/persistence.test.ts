@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createSessionRegistry } from '../../src/actors/sessionRegistry.ts';
 import type { SessionRegistry, SessionRegistryOptions } from '../../src/actors/sessionRegistry.ts';
 import { SEQ_BLOCK } from '../../src/domain/chunkNumbers.ts';
+import { ChatError } from '../../src/domain/errors.ts';
+import type { ModelProvider } from '../../src/domain/ports.ts';
 import type { ChatEvent } from '../../src/domain/events.ts';
 import { createInProcessBus } from '../../src/infra/inProcessBus.ts';
 import { silentLogger } from '../../src/infra/silentLogger.ts';
@@ -77,7 +79,7 @@ describe('persistence through the store writer', () => {
     expect(store.saved.length - writesAtStart).toBe(2);
   });
 
-  it('a reply’s end rides on the next write: a flush already planned, the next message’s commit, else one flush interval later', async () => {
+  it('a reply’s end rides on the next write: a flush already planned, or the next message’s commit', async () => {
     const { clock, store, registry } = setup({}, { chunks: 2, intervalMs: INTERVAL });
     const session = await registry.create();
     const first = await session.send('one');
@@ -102,6 +104,31 @@ describe('persistence through the store writer', () => {
     await session.cancel();
     await clock.advance(FLUSH + 10);
     expect((await store.load(session.sessionId))?.messages.find((m) => m.id === third.replyId)).toMatchObject({ status: 'cancelled' });
+  });
+
+  it('a reply’s end with no write of the session planned is written one flush interval later', async () => {
+    const clock = new ManualClock();
+    // The model's server fails 50 ms in, before any chunk: the reply ends failed, with nothing else to write.
+    const down: ModelProvider = {
+      name: 'down',
+      async *stream() {
+        await new Promise((resolve) => clock.setTimeout(resolve, 50));
+        throw new ChatError('upstream_unavailable');
+      },
+    };
+    const { store, registry } = setup({ clock, provider: down });
+    const session = await registry.create();
+    const accepted = await session.send('one');
+    await clock.advance(10); // the start is written
+    const afterStart = store.saved.length;
+    await clock.advance(50); // failed at 50
+    expect(session.liveMessages()[1]?.status).toBe('failed');
+    await clock.advance(FLUSH - 20); // 540: not yet
+    expect((await store.load(session.sessionId))?.messages[1]?.status).toBe('streaming');
+    expect(store.saved.length).toBe(afterStart);
+    await clock.advance(20); // 560: past 50 + the interval
+    expect((await store.load(session.sessionId))?.messages[1]).toMatchObject({ id: accepted.replyId, status: 'failed', errorCode: 'upstream_unavailable' });
+    expect(store.saved.length).toBe(afterStart + 1);
   });
 
   it('writes nothing on passivation and re-activation brings the whole history back', async () => {
