@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { COMMIT_SQL, commitPlanOf } from '../../src/infra/sqliteCommitPlan.ts';
 import { openSqliteStore } from '../../src/infra/sqliteStore.ts';
@@ -48,6 +49,28 @@ describe('SQLite writer thread', () => {
       await expect(writer.commit([plan])).rejects.toMatchObject({ code: expect.stringMatching(/^SQLITE_CONSTRAINT/) });
     } finally {
       await writer.close();
+    }
+  });
+
+  it('the health probe waits out a short hold of the write lock (a write of this process) but not a long one', async () => {
+    const path = join(directory, 'probe.sqlite');
+    const store = openSqliteStore({ path });
+    const other = new Database(path);
+    try {
+      await expect(store.ping()).resolves.toBeUndefined();
+      // Held 50 ms, as the main thread's own short writes hold it: not an outage.
+      other.exec('BEGIN IMMEDIATE');
+      setTimeout(() => other.exec('COMMIT'), 50);
+      await expect(store.ping()).resolves.toBeUndefined();
+      // Held past the probe's 200 ms wait, as another process would: the probe fails.
+      other.exec('BEGIN IMMEDIATE');
+      const released = new Promise((resolve) => setTimeout(resolve, 600)).then(() => other.exec('COMMIT'));
+      await expect(store.ping()).rejects.toMatchObject({ code: 'store_unavailable' });
+      await released;
+      await expect(store.ping()).resolves.toBeUndefined();
+    } finally {
+      other.close();
+      await store.close();
     }
   });
 });
