@@ -112,7 +112,7 @@ describe('persistence through the store writer', () => {
     const down: ModelProvider = {
       name: 'down',
       async *stream() {
-        await new Promise((resolve) => clock.setTimeout(resolve, 50));
+        await new Promise<void>((resolve) => clock.setTimeout(() => resolve(), 50));
         throw new ChatError('upstream_unavailable');
       },
     };
