@@ -40,6 +40,12 @@ const PROBE_LOCK_WAIT_MS = 200;
 const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count,
   (SELECT substr(m.content, 1, ${PREVIEW_CHARS}) FROM messages m WHERE m.session_id = s.id AND m.role = 'user' ORDER BY m.ord LIMIT 1) AS preview`;
 
+/** A synchronous call as an asynchronous one (its throw becomes the rejection). */
+const promised =
+  <A extends unknown[], R>(run: (...args: A) => R) =>
+  async (...args: A): Promise<R> =>
+    run(...args);
+
 /** Applies the missing migrations in one IMMEDIATE transaction (a write lock across processes). */
 export function migrateSqlite(db: Database.Database, migrations: readonly Migration[] = SQLITE_MIGRATIONS, upTo = Infinity): number {
   const apply = db.transaction(() => {
@@ -120,10 +126,9 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
     options.path === ':memory:'
       ? undefined
       : startSqliteWriterThread({ path: options.path, busyTimeoutMs: options.busyTimeoutMs ?? 1000, probeTimeoutMs: PROBE_LOCK_WAIT_MS, sql: COMMIT_SQL });
-  const commitHere = writer ? undefined : prepareCommit(db, COMMIT_SQL);
+  const commitPlans = writer ? writer.commit : promised(prepareCommit(db, COMMIT_SQL));
   const batcher = createWriteBatcher(async (updates) => {
-    const plans = updates.map(commitPlanOf);
-    const { absent, fenced } = writer ? await writer.commit(plans) : commitHere!(plans);
+    const { absent, fenced } = await commitPlans(updates.map(commitPlanOf));
     return { absent: new Set(absent as SessionId[]), fenced: new Set(fenced as SessionId[]) };
   });
   const insertRecord = (record: ConversationRecord) => {
@@ -145,7 +150,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
   const insertAll = db.transaction((records: readonly ConversationRecord[]) => {
     for (const record of records) insertRecord(record);
   });
-  const creates = createGroupInsert(async (records: readonly ConversationRecord[]) => insertAll(records));
+  const creates = createGroupInsert(promised(insertAll));
   let closed = false;
 
   const history = async (sessionId: SessionId, window: LoadWindow | undefined) =>
