@@ -12,6 +12,8 @@ export interface ActiveSessionsOptions {
   bus: EventBus;
   clock: Clock;
   logger: Logger;
+  /** Stops a session's supervisor without ending the session (its parent does it: sessionsRoot.ts). */
+  passivate: (supervisor: LiveSession['actor']) => void;
   /** Most active sessions on this node (default unlimited). */
   maxSessions?: number;
   /** Told how many idle actors were passivated (metrics). */
@@ -75,7 +77,7 @@ export function createActiveSessions(options: ActiveSessionsOptions): ActiveSess
   const passivate = (sessionId: SessionId, entry: ActiveEntry) => {
     // The store is current at every lifecycle point, so nothing is written here.
     drop(sessionId, entry.session);
-    entry.session.actor.stop();
+    options.passivate(entry.session.actor);
     bus.forget(sessionId);
   };
 

@@ -1,4 +1,3 @@
-import { createActor } from 'xstate';
 import { Conversation } from '../domain/conversation.ts';
 import type { SessionDetails } from '../domain/conversationRecord.ts';
 import { ChatError } from '../domain/errors.ts';
@@ -8,13 +7,15 @@ import type { StopReason } from '../domain/events.ts';
 import { windowFor } from '../domain/conversationRules.ts';
 import type { ConversationPolicy } from '../domain/conversationRules.ts';
 import { LiveSession } from './liveSession.ts';
+import { SupervisorEnd } from './supervisorEnd.ts';
 import type { SessionDeps } from './sessionEffects.ts';
 import { createActiveSessions } from './activeSessions.ts';
 import type { ActiveEntry } from './activeSessions.ts';
 import { drainSessions } from './drainSessions.ts';
 import { createStoreHealth, reportingTo } from './storeHealth.ts';
 import { createStoreWriter } from './storeWriter.ts';
-import { DEFAULT_RESTART_POLICY, supervisorLogic } from './supervisorActor.ts';
+import { DEFAULT_RESTART_POLICY } from './supervisorActor.ts';
+import { createSessionsRoot } from './sessionsRoot.ts';
 import type { RestartPolicy } from './supervisorActor.ts';
 
 import type { SessionAccess, SessionRegistry, SessionRegistryOptions } from './sessionRegistryContract.ts';
@@ -59,7 +60,8 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   const ttlMs = options.sessionTtlMs ?? 600_000;
   const sweepMs = options.sweepIntervalMs ?? Math.min(Math.max(Math.floor(ttlMs / 4), 10), 30_000);
   const restartPolicy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
-  const active = createActiveSessions({ bus, clock, logger, maxSessions: options.maxSessions, onPassivated: options.onPassivated, onDropped: options.onReleased });
+  const root = createSessionsRoot({ clock, ...(options.inspect ? { inspect: options.inspect } : {}) });
+  const active = createActiveSessions({ bus, clock, logger, passivate: root.passivate, maxSessions: options.maxSessions, onPassivated: options.onPassivated, onDropped: options.onReleased });
   const activating = new Map<SessionId, Promise<LiveSession | undefined>>();
   let sweepTimer: unknown;
   let closed = false;
@@ -74,29 +76,20 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     entry.lastUsedAt = clock.now();
   };
 
+  /** A supervisor ended (its `error` only for a bug in the supervisor itself): it leaves nothing behind, its entry and its replay log on this node. */
+  const ended = (session: LiveSession, error?: unknown) => {
+    const { sessionId } = session;
+    if (error !== undefined) logger.error({ sessionId, err: String(error) }, 'supervisor failed');
+    active.drop(sessionId, session);
+    if (!active.get(sessionId) && !activating.has(sessionId)) bus.forget(sessionId);
+    if (error !== undefined) bus.publish({ type: 'session.stopped', sessionId, reason: 'crashed' });
+  };
+
   const activate = (conversation: Conversation, resumed: boolean): LiveSession => {
     const sessionId = conversation.sessionId;
-    const actor = createActor(supervisorLogic, {
-      input: { conversation, deps, policy: restartPolicy },
-      clock,
-      ...(options.inspect ? { inspect: options.inspect } : {}),
-    });
+    const actor = root.spawn({ conversation, deps, policy: restartPolicy });
     const session = new LiveSession(actor, conversation, deps, ids, admission);
-    // A session stopped for any reason leaves nothing behind: its entry, and its replay log on this node.
-    const forgetIfCurrent = () => {
-      active.drop(sessionId, session);
-      if (!active.get(sessionId) && !activating.has(sessionId)) bus.forget(sessionId);
-    };
-    actor.subscribe({
-      complete: forgetIfCurrent,
-      // Only a bug in the supervisor itself lands here; without this observer
-      // XState would rethrow it and take the whole process down.
-      error: (error: unknown) => {
-        logger.error({ sessionId, err: String(error) }, 'supervisor failed');
-        forgetIfCurrent();
-        bus.publish({ type: 'session.stopped', sessionId, reason: 'crashed' });
-      },
-    });
+    actor.subscribe(new SupervisorEnd(session, ended));
     active.add(sessionId, session);
     // What restoring changed (an interrupted reply, cancelled waiting messages) is written back once.
     const recovered = resumed ? conversation.takeRecovered() : [];
@@ -257,6 +250,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       const unwritten = await writer.close(options.closeWriteTimeoutMs ?? 5000);
       if (unwritten > 0) logger.error({ sessions: unwritten }, 'store unreachable at shutdown: recent changes of these sessions were not written');
       if (!options.health) health.close();
+      root.stop();
     },
 
     async listSessions(query, access) {

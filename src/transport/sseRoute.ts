@@ -119,7 +119,7 @@ export function createSseStreams(options: SseOptions): SseStreams {
         budget.note(stream, buffered);
         if (event.type === 'session.stopped') end();
       };
-      const stop = await watchSession(bus, session.sessionId, afterSeq, deliver, writeHeaders);
+      const stop = await watchSession(bus, session.sessionId, afterSeq, { deliver }, writeHeaders);
       if (gone()) {
         stop();
         end();

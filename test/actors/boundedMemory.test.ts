@@ -234,3 +234,27 @@ describe('replay logs of stopped sessions are dropped, whatever stopped them', (
     expect(await bus.replay(session.sessionId, 0)).toEqual([]);
   });
 });
+
+describe('an idle session costs one supervisor, not an actor system of its own', () => {
+  it("every session's supervisor is in the registry's one actor system; passivated, it stops and its session comes back on the next use", async () => {
+    const { registry, bus } = setup({ sessionTtlMs: 1 });
+    const first = await registry.create();
+    const second = await registry.create();
+    expect(first.actor.system).toBe(second.actor.system);
+    // Passivation stops the supervisor through its parent (a non-root actor cannot be stopped directly).
+    const deadline = Date.now() + 2000;
+    while (registry.peek(first.sessionId) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      registry.passivateIdle();
+    }
+    expect(registry.peek(first.sessionId)).toBeUndefined();
+    expect(first.actor.getSnapshot().status).toBe('stopped');
+    const again = await registry.find(first.sessionId);
+    expect(again).toBeDefined();
+    expect(again!.actor.system).toBe(second.actor.system);
+    const done = ended(bus, first.sessionId);
+    await again!.send('hello again');
+    await done;
+    expect(again!.liveMessages().map((message) => message.status)).toEqual(['complete', 'complete']);
+  });
+});

@@ -138,14 +138,17 @@ describe('inspector', () => {
   });
 
   it('follows a watched session across passivation: the re-activated actor is observed', async () => {
-    running = await startServer({ inspector: { adminToken: TOKEN }, simIntervalMs: 5, sessionTtlMs: 60_000 });
+    // A short TTL: the registry's own sweep passivates the idle session.
+    running = await startServer({ inspector: { adminToken: TOKEN }, simIntervalMs: 5, sessionTtlMs: 50 });
     const { registry, inspection } = running.server;
     const sessionId = String((await api(running.url, 'POST', '/api/sessions')).body['sessionId']);
     const stream = openStream(`${running.url}/inspector/stream?sessionId=${sessionId}`);
     await stream.ready;
     await stream.until(() => records(stream.events).length > 0, 'the first record');
     const before = registry.peek(sessionId)?.actor;
-    before?.stop(); // what a passivation sweep does to an idle actor
+    expect(before).toBeDefined();
+    await stream.until(() => registry.peek(sessionId) === undefined, 'the sweep to passivate the idle session');
+    expect(before?.getSnapshot().status).toBe('stopped');
     await api(running.url, 'POST', `/api/sessions/${sessionId}/messages`, { text: 'after passivation' }); // re-activates
     // The session actor starts in `generating`: its first snapshot says so.
     await stream.until(() => records(stream.events).some((record) => record['actor'] === 'session' && record['state'] === 'generating'), 'the new actor generating');
