@@ -19,6 +19,7 @@ import type { WsShared } from './wsConnection.ts';
 import { WS_CLOSE, toWireError, wsErrorFrame } from './wireErrors.ts';
 import { clientAddressOf } from './clientAddress.ts';
 import { withDeadline } from './withDeadline.ts';
+import { AdmittedConnection } from './admittedConnection.ts';
 
 export interface WsGatewayOptions {
   registry: Sessions;
@@ -115,29 +116,17 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
   };
 
   // Who it is, then whether this node and this key have room for one more socket.
-  const admit = async (request: IncomingMessage) => {
+  const admit = async (request: IncomingMessage): Promise<AdmittedConnection> => {
     const caller = await options.identify(request);
-    const releaseSlot = await admission.admitConnection(clientAddressOf(request));
-    // Revoked before the handshake ends: the connection is told as soon as it exists.
-    const holder: { connection?: WsConnection; revoked: boolean } = { revoked: false };
-    let untrack: () => void;
+    const admitted = new AdmittedConnection(caller, await admission.admitConnection(clientAddressOf(request)));
     try {
-      untrack = options.keyConnections.open(caller, () => {
-        holder.revoked = true;
-        holder.connection?.revoke();
-      });
+      // Revoked before the handshake ends: the connection is told as soon as it exists.
+      admitted.tracked(options.keyConnections.open(caller, () => admitted.revoke()));
     } catch (error) {
-      releaseSlot();
+      admitted.release();
       throw error;
     }
-    return {
-      caller,
-      holder,
-      release: () => {
-        releaseSlot();
-        untrack();
-      },
-    };
+    return admitted;
   };
 
   return {
@@ -168,15 +157,14 @@ export function createWsGateway(options: WsGatewayOptions): WsGateway {
         (late) => late.release(),
       );
       admitting.then(
-        ({ caller, holder, release }) => {
+        (admitted) => {
           socket.off('close', onGone);
-          if (gone || socket.destroyed) return release();
-          socket.once('close', release);
+          if (gone || socket.destroyed) return admitted.release();
+          admitted.releaseWhenClosed(socket);
           server.handleUpgrade(request, socket, head, (websocket) => {
-            const connection = new WsConnection(shared, websocket, requestUrl, caller);
-            holder.connection = connection;
+            const connection = new WsConnection(shared, websocket, requestUrl, admitted.caller);
             connections.add(connection);
-            if (holder.revoked) connection.revoke();
+            admitted.attach(connection);
           });
         },
         (error: unknown) => {
