@@ -27,7 +27,8 @@ export interface InspectionHub {
   /**
    * Streams one session's machine events and domain events to `listener`.
    * The first watcher of a session attaches an XState inspection observer to
-   * its actor system; the last one to leave detaches it.
+   * the sessions' actor system (shared by every session: the observer keeps
+   * this session's actors' events only); the last one to leave detaches it.
    */
   watch(sessionId: SessionId, listener: (record: WatchRecord) => void): Unsubscribe;
   /** Sessions that have an inspection observer attached now (zero when nobody watches). */

@@ -82,6 +82,11 @@ export interface InspectionRecord {
   action?: string;
 }
 
+/** The supervisor `root` itself or the session actor it spawned (its only child). */
+function ofSession(ref: unknown, root: AnyActorRef): boolean {
+  return ref === root || (ref as { _parent?: unknown } | undefined)?._parent === root;
+}
+
 function actorName(ref: unknown, root: AnyActorRef): string {
   if (ref === root) return 'supervisor';
   const id = (ref as { id?: unknown } | undefined)?.id;
@@ -107,6 +112,9 @@ function stateOf(snapshot: unknown): { state?: string; status?: string } {
 
 /** An XState inspection event as a record safe to send to a browser, or undefined to skip it. */
 export function toInspectionRecord(event: InspectionEvent, root: AnyActorRef): InspectionRecord | undefined {
+  // Every session's actors share one actor system (sessionsRoot.ts): an
+  // observer on it hears them all, and a watcher gets its own session's only.
+  if (!ofSession(event.actorRef, root)) return undefined;
   const actor = actorName(event.actorRef, root);
   switch (event.type) {
     case '@xstate.actor':

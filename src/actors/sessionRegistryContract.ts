@@ -45,7 +45,7 @@ export interface SessionRegistryOptions extends Omit<SessionDeps, 'writer' | 'he
   onPassivated?: (count: number) => void;
   /** Told whenever a session leaves this node's registry (passivated, stopped, deleted, evicted): its lease may go. */
   onReleased?: (sessionId: SessionId) => void;
-  /** An inspection observer given to every session's actor system (e.g. Stately's inspector); costly. */
+  /** An inspection observer on the sessions' actor system, so it sees every session's actors (e.g. Stately's inspector); costly. */
   inspect?: Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 }
 

@@ -184,8 +184,9 @@ function step(snapshot: SupervisorSnapshot, event: { type: string; error?: unkno
  * it and restarts it one-for-one when it fails. The conversation lives here,
  * so the history survives a restart; the failed reply is marked failed and
  * its watchers told. Past the restart intensity the session stops for good.
- * Each supervisor is a root actor kept in the registry's Map: no machine
- * holds every session as a child (O(N²) spawns).
+ * Each supervisor is kept in the registry's Map, a child of the registry's
+ * sessions root (sessionsRoot.ts) only in that it shares its actor system:
+ * no machine holds every session as a child (O(N²) spawns).
  *
  * Its own small actor logic, not a state machine: the machine's dormant →
  * running → dormant step per busy period (state nodes resolved, snapshots

@@ -137,6 +137,28 @@ describe('inspector', () => {
     await stream.until(() => hub?.attachedCount === 0, 'the observer to be detached');
   });
 
+  it("a watcher of one session gets none of another session's actor records (all sessions share one actor system)", async () => {
+    running = await startServer({ inspector: { adminToken: TOKEN }, simIntervalMs: 5 });
+    const watchedId = String((await api(running.url, 'POST', '/api/sessions')).body['sessionId']);
+    const otherId = String((await api(running.url, 'POST', '/api/sessions')).body['sessionId']);
+    const stream = openStream(`${running.url}/inspector/stream?sessionId=${watchedId}`);
+    expect(await stream.ready).toBe(200);
+    await stream.until(() => records(stream.events).length > 0, 'the first record');
+    const xstateRecords = () => records(stream.events).filter((record) => record['source'] === 'xstate');
+    expect(xstateRecords()).toEqual([]);
+
+    // The other session streams a whole reply while this one is idle: its supervisor and session actor step a dozen times.
+    await api(running.url, 'POST', `/api/sessions/${otherId}/messages`, { text: 'not yours' });
+    while ((await api(running.url, 'GET', `/api/sessions/${otherId}`)).body['status'] !== 'idle') await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(xstateRecords()).toEqual([]);
+    expect(JSON.stringify(records(stream.events))).not.toContain('not yours');
+
+    // The watched session's own steps do arrive (the same stream works).
+    await api(running.url, 'POST', `/api/sessions/${watchedId}/messages`, { text: 'mine' });
+    await stream.until(() => xstateRecords().some((record) => record['actor'] === 'session' && record['state'] === 'generating'), 'its own session actor');
+    stream.close();
+  });
+
   it('follows a watched session across passivation: the re-activated actor is observed', async () => {
     // A short TTL: the registry's own sweep passivates the idle session.
     running = await startServer({ inspector: { adminToken: TOKEN }, simIntervalMs: 5, sessionTtlMs: 50 });
