@@ -72,6 +72,22 @@ class Ledger {
   }
 }
 
+/** A real server on a SQLite file of its own, with one session, and a second connection to that file that holds its write lock (BEGIN IMMEDIATE) until released. */
+async function sqliteServerWithLock(file: string) {
+  const path = join(directory, file);
+  const server = await startServer({ store: openSqliteStore({ path }), simIntervalMs: 0 });
+  servers.push(server);
+  const sessionId = String((await api(server.url, 'POST', '/api/sessions')).body['sessionId']);
+  // Another writer (like a migration or a tool with a transaction open), not holding the lock yet.
+  const other = new Database(path);
+  const lock = () => void other.exec('BEGIN IMMEDIATE');
+  const release = () => {
+    other.exec('COMMIT');
+    other.close();
+  };
+  return { server, sessionId, lock, release };
+}
+
 const reachable = await postgresReachable();
 afterAll(() => (reachable ? dropSchemas(schemas) : undefined));
 
@@ -257,24 +273,18 @@ describe.skipIf(!reachable)('PostgreSQL behind a faulty network (real server, TC
 
 describe('SQLite with its file locked by another process', () => {
   it('refuses while the lock is held, acknowledges nothing it did not commit, and serves within 5 s of the lock going', async () => {
-    const path = join(directory, 'locked.sqlite');
-    const server = await startServer({ store: openSqliteStore({ path }), simIntervalMs: 0 });
-    servers.push(server);
+    const { server, sessionId, lock, release } = await sqliteServerWithLock('locked.sqlite');
     const ledger = new Ledger();
-    const sessionId = String((await api(server.url, 'POST', '/api/sessions')).body['sessionId']);
     const watcher = await WsClient.open(`${server.wsUrl}?sessionId=${sessionId}`);
     expect(await ledger.send(server.url, sessionId, 'before')).toBe(202);
     await watcher.waitFor((frame) => frame.type === 'completed');
-    // Another writer holds the write lock (like a migration or a tool with a transaction open).
-    const other = new Database(path);
-    other.exec('BEGIN IMMEDIATE');
+    lock();
     try {
       expect(await ledger.send(server.url, sessionId, 'locked out')).toBe(503);
       expect((await api(server.url, 'GET', '/readyz')).status).toBe(503);
       expect(await ledger.send(server.url, sessionId, 'still locked out')).toBe(503);
     } finally {
-      other.exec('COMMIT');
-      other.close();
+      release();
     }
     const back = await within(5000, async () => ((await ledger.send(server.url, sessionId, 'after')) === 202 ? true : undefined));
     expect(back.tookMs).toBeLessThan(5000);
@@ -288,13 +298,9 @@ describe('SQLite with its file locked by another process', () => {
 
 describe('SQLite writes off the event loop', () => {
   it('a commit waiting for another process’s lock does not stall the event loop (it waits in the writer thread)', async () => {
-    const path = join(directory, 'waiting.sqlite');
-    const server = await startServer({ store: openSqliteStore({ path }), simIntervalMs: 0 });
-    servers.push(server);
+    const { server, sessionId, lock, release } = await sqliteServerWithLock('waiting.sqlite');
     const ledger = new Ledger();
-    const sessionId = String((await api(server.url, 'POST', '/api/sessions')).body['sessionId']);
-    const other = new Database(path);
-    other.exec('BEGIN IMMEDIATE');
+    lock();
     // The loop's lateness while the commit waits out the lock (better-sqlite3 waits
     // synchronously: inline, the loop would stop for the whole 1 s busy timeout).
     let worst = 0;
@@ -310,8 +316,7 @@ describe('SQLite writes off the event loop', () => {
       expect(performance.now() - started).toBeGreaterThan(900); // it did wait the busy timeout out
     } finally {
       clearInterval(ticker);
-      other.exec('COMMIT');
-      other.close();
+      release();
     }
     expect(worst).toBeLessThan(300);
     const back = await within(5000, async () => ((await ledger.send(server.url, sessionId, 'after')) === 202 ? true : undefined));
