@@ -68,42 +68,63 @@ export function createModelRouter(options: ModelRouterOptions): ModelProvider {
     name: 'router',
     stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
       const primary = pick(request);
-      const chain = [primary, ...primary.fallbacks.flatMap((name) => models.get(name) ?? [])];
       // Nothing to fall back to (the usual case): the model's own stream, its
       // first piece named, with no generator of the router's in between (one
       // per reply, stepped and awaited for every chunk: ~6% of the bytes a
       // reply allocates, bench/allocations.ts).
-      if (chain.length === 1) return namedFirst(() => primary.provider.stream(request, signal), primary.name);
+      if (primary.fallbacks.length === 0) return new NamedFirst(primary, request, signal);
+      const chain = [primary, ...primary.fallbacks.flatMap((name) => models.get(name) ?? [])];
+      if (chain.length === 1) return new NamedFirst(primary, request, signal);
       return withFallbacks(chain, request, signal);
     },
   };
 }
 
-/** The stream `open` makes (opened at the first read), its first piece carrying the model's name; every later piece passes untouched. */
-function namedFirst(open: () => AsyncIterable<ProviderChunk>, name: string): AsyncIterable<ProviderChunk> {
-  return {
-    [Symbol.asyncIterator](): AsyncIterator<ProviderChunk> {
-      let inner: AsyncIterator<ProviderChunk> | undefined;
-      let named = false;
-      return {
-        next() {
-          try {
-            inner ??= open()[Symbol.asyncIterator]();
-          } catch (error) {
-            return Promise.reject(error);
-          }
-          if (named) return inner.next();
-          return inner.next().then((result) => {
-            if (result.done) return result;
-            named = true;
-            return { done: false, value: { ...result.value, model: name } };
-          });
-        },
-        // A reader that stops early (break, cancel) stops the model's stream too: its finally runs, its timers and requests end.
-        return(value?: unknown) {
-          return inner?.return ? inner.return(value) : Promise.resolve({ done: true as const, value: undefined });
-        },
-      };
-    },
-  };
+/**
+ * The model's stream (opened at the first read), its first piece carrying
+ * the model's name; every later piece passes untouched. Its own iterator, as
+ * a generator object is, with its methods on the prototype: a literal of
+ * closures was a context and three functions per reply, alive while the
+ * reply streams, each named by tsx with a defineProperty.
+ */
+class NamedFirst implements AsyncIterableIterator<ProviderChunk> {
+  readonly #model: RoutedModel;
+  #request: GenerationRequest | undefined;
+  readonly #signal: AbortSignal;
+  #inner: AsyncIterator<ProviderChunk> | undefined;
+
+  constructor(model: RoutedModel, request: GenerationRequest, signal: AbortSignal) {
+    this.#model = model;
+    this.#request = request;
+    this.#signal = signal;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<ProviderChunk>> {
+    let inner = this.#inner;
+    if (!inner) {
+      try {
+        inner = this.#inner = this.#model.provider.stream(this.#request!, this.#signal)[Symbol.asyncIterator]();
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      this.#request = undefined;
+      return inner.next().then((result) => this.#named(result));
+    }
+    return inner.next();
+  }
+
+  // A reader that stops early (break, cancel) stops the model's stream too: its finally runs, its timers and requests end.
+  return(value?: unknown): Promise<IteratorResult<ProviderChunk>> {
+    const inner = this.#inner;
+    return inner?.return ? inner.return(value) : Promise.resolve({ done: true as const, value: undefined });
+  }
+
+  #named(result: IteratorResult<ProviderChunk>): IteratorResult<ProviderChunk> {
+    if (result.done) return result;
+    return { done: false, value: { ...result.value, model: this.#model.name } };
+  }
 }

@@ -83,7 +83,11 @@ export function chunksOfText(
  * first appearance), chunks are concatenated.
  * Lets a store commit a whole batch with one statement per table.
  */
-export function mergeUpdates(updates: readonly SessionUpdate[]): SessionUpdate[] {
+export function mergeUpdates(updates: readonly SessionUpdate[]): readonly SessionUpdate[] {
+  // The usual batch holds one update per session (a session has one write in
+  // flight): it goes as it is, with no copy of every update (a measured share
+  // of the main thread's cost per write).
+  if (new Set(updates.map((update) => update.sessionId)).size === updates.length) return updates;
   const merged = new Map<string, { update: SessionUpdate; messages: Map<string, Message>; chunks: ChunkEvent[]; withdrawn: string[] }>();
   for (const update of updates) {
     const existing = merged.get(update.sessionId);

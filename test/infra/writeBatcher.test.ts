@@ -69,6 +69,53 @@ describe('write batcher (group commit)', () => {
     await second;
   });
 
+  it('starts the next batch before the savers of the one just committed go on (their work must not hold the writer idle)', async () => {
+    const { calls, commit } = controlled();
+    const batcher = createWriteBatcher(commit);
+    const first = batcher.save(update('A', 1));
+    await tick();
+    // Queued while A's commit runs: it is the next batch.
+    const second = batcher.save(update('B', 1));
+    await tick();
+    let commitsWhenAResumed = 0;
+    const resumed = first.then(() => {
+      commitsWhenAResumed = calls.length;
+    });
+    calls[0]!.resolve();
+    await resumed;
+    expect(commitsWhenAResumed).toBe(2);
+    calls[1]!.resolve();
+    await second;
+    await batcher.drain();
+  });
+
+  it('keeps the sessions of a refused batch held while it is committed again update by update: nothing of theirs overtakes', async () => {
+    const { calls, commit } = controlled();
+    const batcher = createWriteBatcher(commit, 2);
+    const a1 = batcher.save(update('A', 1));
+    const b1 = batcher.save(update('B', 1));
+    await tick();
+    calls[0]!.reject(Object.assign(new Error('invalid byte sequence'), { code: '22021' }));
+    await tick();
+    // The batch goes again one update at a time: A's first.
+    expect(calls.map((call) => call.updates.map((u) => `${u.sessionId}${u.lastSeq}`))).toEqual([['A1', 'B1'], ['A1']]);
+    const a2 = batcher.save(update('A', 2));
+    await tick();
+    // A commit is free (two may run), yet A's newer write waits for the batch it was held by.
+    expect(calls).toHaveLength(2);
+    calls[1]!.resolve();
+    await a1;
+    await tick();
+    expect(calls.map((call) => call.updates.map((u) => `${u.sessionId}${u.lastSeq}`))).toEqual([['A1', 'B1'], ['A1'], ['B1']]);
+    calls[2]!.resolve();
+    await b1;
+    await tick();
+    expect(calls.at(-1)!.updates.map((u) => `${u.sessionId}${u.lastSeq}`)).toEqual(['A2']);
+    calls.at(-1)!.resolve();
+    await a2;
+    await batcher.drain();
+  });
+
   it('fails only the update the database refuses for its content; an outage fails the whole batch', async () => {
     const refusing = async (updates: readonly SessionUpdate[]) => {
       if (updates.some((u) => u.sessionId === 'bad')) throw Object.assign(new Error('invalid byte sequence'), { code: '22021' });
