@@ -63,4 +63,24 @@ describe('simulated model stream', () => {
     expect(seen).toEqual(['chunk 1: hi', 'chunk 2: hi']);
     expect(getEventListeners(signal, 'abort')).toHaveLength(0);
   });
+  it('counts a reply to a prompt it has answered before from memory, with the same count', async () => {
+    const clock = new ManualClock();
+    const counted: string[] = [];
+    const counting = (text: string) => {
+      counted.push(text);
+      return words(text);
+    };
+    const provider = createSimulatedProvider({ chunks: 2, intervalMs: 0, clock, countTokens: counting });
+    const usageOf = async (prompt: string) => {
+      let last: ProviderChunk | undefined;
+      for await (const piece of provider.stream({ ...request, prompt, promptTurn: { role: 'user', content: prompt } }, new AbortController().signal)) last = piece;
+      return last?.usage?.outputTokens;
+    };
+    const first = await usageOf('hello there');
+    const again = await usageOf('hello there');
+    const other = await usageOf('something else');
+    expect([first, again, other]).toEqual([words('chunk 1: hello therechunk 2: hello there'), first, words('chunk 1: something elsechunk 2: something else')]);
+    // Each reply's whole text was counted once: the second reply to the same prompt was not counted again.
+    expect(counted.filter((text) => text.startsWith('chunk 1:'))).toEqual(['chunk 1: hello therechunk 2: hello there', 'chunk 1: something elsechunk 2: something else']);
+  });
 });
