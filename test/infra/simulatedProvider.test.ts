@@ -63,6 +63,7 @@ describe('simulated model stream', () => {
     expect(seen).toEqual(['chunk 1: hi', 'chunk 2: hi']);
     expect(getEventListeners(signal, 'abort')).toHaveLength(0);
   });
+
   it('counts a reply to a prompt it has answered before from memory, with the same count', async () => {
     const clock = new ManualClock();
     const counted: string[] = [];
