@@ -2,8 +2,10 @@
  * The gateway scenario: streamed `POST /v1/chat/completions` sent straight
  * to a fast fake OpenAI upstream (bench/fastUpstream.ts), then through
  * llm-chat (default store, `--provider openai` at that upstream), each at
- * the given concurrencies, side by side in one run. Each measurement is
- * preceded by a short warm-up that is not counted.
+ * the given concurrencies, side by side in one run, and through a bare
+ * `node:http` pass-through proxy (bench/bareProxy.ts), the floor of any
+ * gateway in Node. Each measurement is preceded by a short warm-up that is
+ * not counted.
  */
 import { Child, startServer } from './processes.ts';
 import type { ServerUnderTest } from './processes.ts';
@@ -29,6 +31,8 @@ export interface GatewayResult {
   concurrency: number;
   upstream: GatewayMeasure;
   llmChat: GatewayMeasure;
+  /** Through the bare pass-through proxy. */
+  bareProxy: GatewayMeasure;
 }
 
 const BODY = JSON.stringify({ model: 'fake-model', stream: true, messages: [{ role: 'user', content: 'hello' }] });
@@ -43,6 +47,10 @@ export async function gatewayScenario(
   children.push(upstream);
   const upstreamPort = Number((await upstream.next('ready', 30_000))['port']);
   const upstreamCpu = async () => Number((await upstream.ask({ type: 'stats' }, 'stats'))['cpuMs']);
+  const proxy = new Child('./bareProxy.ts', { env: { BENCH_UPSTREAM_PORT: String(upstreamPort) } });
+  children.push(proxy);
+  const proxyPort = Number((await proxy.next('ready', 30_000))['port']);
+  const proxyCpu = async () => Number((await proxy.ask({ type: 'stats' }, 'stats'))['cpuMs']);
   const server = await startServer('llm-chat', {
     connRatePerIp: 0,
     messagesPerMinute: 0,
@@ -85,11 +93,14 @@ export async function gatewayScenario(
       const direct = await measure(`http://127.0.0.1:${upstreamPort}/v1/chat/completions`, concurrency, upstreamCpu);
       log(`gateway: ${concurrency} concurrent, through llm-chat for ${config.seconds} s`);
       const through = await measure(`http://127.0.0.1:${server.port}/v1/chat/completions`, concurrency, async () => (await server.stats()).cpuMs);
-      results.push({ concurrency, upstream: direct, llmChat: through });
+      log(`gateway: ${concurrency} concurrent, through a bare node:http proxy for ${config.seconds} s`);
+      const bare = await measure(`http://127.0.0.1:${proxyPort}/v1/chat/completions`, concurrency, proxyCpu);
+      results.push({ concurrency, upstream: direct, llmChat: through, bareProxy: bare });
     }
   } finally {
     await server.stop();
     upstream.send({ type: 'exit' });
+    proxy.send({ type: 'exit' });
     loader.kill();
   }
   return results;

@@ -114,9 +114,20 @@ export function saturateRows(ours: Figures, base: Figures | undefined): Row[] {
 
 export function gatewayRows(results: readonly GatewayResult[]): Row[] {
   const rows: Row[] = [];
-  for (const { concurrency, upstream, llmChat } of results) {
+  for (const { concurrency, upstream, llmChat, bareProxy } of results) {
     const at = `gateway @${concurrency}`;
     rows.push(
+      // The floor: what relaying costs in Node with nothing else done.
+      {
+        figure: `${at}: a bare node:http proxy, req/s`,
+        ours: n(bareProxy.requestsPerSecond),
+        baseline: `${n(upstream.requestsPerSecond)} (upstream)`,
+        ratio: ratio(bareProxy.requestsPerSecond, upstream.requestsPerSecond),
+      },
+      {
+        figure: `${at}: a bare node:http proxy, added p50 / CPU per request (ms)`,
+        ours: `${n(bareProxy.p50Ms - upstream.p50Ms, 2)} / ${n(bareProxy.cpuMsPerRequest, 3)}`,
+      },
       {
         figure: `${at}: streamed /v1 req/s`,
         ours: n(llmChat.requestsPerSecond),
