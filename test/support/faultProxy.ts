@@ -10,7 +10,11 @@ import type { AddressInfo, Server, Socket } from 'node:net';
  *   kept, as TCP keeps them over an outage that heals;
  * - `down()`: connections are refused (accepted and destroyed at once);
  * - `cut()`: destroys every connection now (mid-query, mid-batch);
- * - `restore()`: back to `pass`, delivering what `hang` held.
+ * - `cutNextQuery()`: destroys every connection as the next bytes a client
+ *   sends on an established connection (one the server has answered) go
+ *   through: a query is then in flight, sent and unanswered, whatever the
+ *   timing of the machine;
+ * - `restore()`: back to `pass`, delivering what `hang` held (and disarming `cutNextQuery`).
  */
 export interface FaultProxy {
   readonly port: number;
@@ -21,6 +25,7 @@ export interface FaultProxy {
   hang(): void;
   down(): void;
   cut(): void;
+  cutNextQuery(): void;
   restore(): void;
   /** Connections open now. */
   readonly connections: number;
@@ -34,17 +39,26 @@ interface Link {
   upstream: Socket | undefined;
   /** Bytes held while hung, per direction. */
   held: { toUpstream: Buffer[]; toClient: Buffer[] };
+  /** The server has sent something on it: past the start-up of the connection. */
+  answered: boolean;
 }
 
 export async function startFaultProxy(target: { host: string; port: number }): Promise<FaultProxy> {
   let mode: Mode = { kind: 'pass' };
   const links = new Set<Link>();
+  let cutArmed = false;
 
   const forward = (link: Link, direction: 'toUpstream' | 'toClient', data: Buffer) => {
     const to = direction === 'toUpstream' ? link.upstream : link.client;
+    if (direction === 'toClient') link.answered = true;
     if (mode.kind === 'hang' || !to) link.held[direction].push(data);
     else if (mode.kind === 'delay') setTimeout(() => to.destroyed || to.write(data), mode.ms);
     else to.write(data);
+    if (cutArmed && direction === 'toUpstream' && link.answered) {
+      cutArmed = false;
+      // After the write: the server may get the query, the client never gets its answer.
+      setImmediate(destroyAll);
+    }
   };
 
   const open = (link: Link) => {
@@ -67,7 +81,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       client.destroy();
       return;
     }
-    const link: Link = { client, upstream: undefined, held: { toUpstream: [], toClient: [] } };
+    const link: Link = { client, upstream: undefined, held: { toUpstream: [], toClient: [] }, answered: false };
     links.add(link);
     client.on('data', (data) => forward(link, 'toUpstream', data));
     client.on('error', () => link.upstream?.destroy());
@@ -102,8 +116,10 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     hang: () => (mode = { kind: 'hang' }),
     down: () => (mode = { kind: 'down' }),
     cut: destroyAll,
+    cutNextQuery: () => (cutArmed = true),
     restore() {
       mode = { kind: 'pass' };
+      cutArmed = false;
       for (const link of links) {
         if (link.upstream) flush(link);
         else open(link);

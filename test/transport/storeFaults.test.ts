@@ -176,9 +176,9 @@ describe.skipIf(!reachable)('PostgreSQL behind a faulty network (real server, TC
     const sessions: string[] = [];
     for (let n = 0; n < 6; n += 1) sessions.push(String((await api(server.url, 'POST', '/api/sessions')).body['sessionId']));
     const until = Date.now() + 1500;
-    // Cuts every 150 ms: a cut that finds no commit in flight refuses nothing, and
-    // with a reply's end riding on the next write there are fewer writes to hit.
-    const cuts = [200, 350, 500, 650, 800, 950, 1100, 1250].map((at) => setTimeout(() => proxy.cut(), at));
+    // Cuts every 150 ms, each as the next query goes out: a cut timed blindly found
+    // no commit in flight in 1 run of 4 here, and refused nothing.
+    const cuts = [200, 350, 500, 650, 800, 950, 1100, 1250].map((at) => setTimeout(() => proxy.cutNextQuery(), at));
     await Promise.all(
       sessions.map(async (sessionId, index) => {
         for (let n = 0; Date.now() < until; n += 1) {
