@@ -6,6 +6,8 @@ export interface WriterWorkerData {
   busyTimeoutMs: number;
   /** How long the probe waits for the write lock (the main thread's own short writes may hold it). */
   probeTimeoutMs: number;
+  /** WAL pages at which this connection checkpoints (SQLite's wal_autocheckpoint). */
+  checkpointPages: number;
   sql: CommitSql;
 }
 

@@ -25,6 +25,7 @@ const db = new Database(data.path, { timeout: data.busyTimeoutMs });
 // Per connection (journal_mode is the file's, set by the main thread when it opened it).
 db.pragma('synchronous = NORMAL');
 db.pragma('foreign_keys = ON');
+db.pragma(`wal_autocheckpoint = ${Math.max(1, Math.floor(data.checkpointPages))}`);
 const probe = new Database(data.path, { timeout: data.probeTimeoutMs });
 const commit = prepareCommit(db, data.sql);
 

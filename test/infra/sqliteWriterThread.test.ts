@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -19,7 +19,7 @@ describe('SQLite writer thread', () => {
     const path = join(directory, 'later.sqlite');
     // A directory where the file should be: the thread cannot open it and exits.
     mkdirSync(path);
-    const writer = startSqliteWriterThread({ path, busyTimeoutMs: 1000, probeTimeoutMs: 200, sql: COMMIT_SQL });
+    const writer = startSqliteWriterThread({ path, busyTimeoutMs: 1000, probeTimeoutMs: 200, checkpointPages: 1000, sql: COMMIT_SQL });
     try {
       await expect(writer.commit([touch('s1')])).rejects.toThrow();
       await expect(writer.probe()).rejects.toThrow();
@@ -41,7 +41,7 @@ describe('SQLite writer thread', () => {
     const store = openSqliteStore({ path });
     await store.create({ sessionId: 's1' as SessionId, createdAt: 1, lastActiveAt: 1, lastSeq: 0, seqReserved: 0, stopped: false, messages: [] });
     await store.close();
-    const writer = startSqliteWriterThread({ path, busyTimeoutMs: 1000, probeTimeoutMs: 200, sql: COMMIT_SQL });
+    const writer = startSqliteWriterThread({ path, busyTimeoutMs: 1000, probeTimeoutMs: 200, checkpointPages: 1000, sql: COMMIT_SQL });
     try {
       const message = { id: 'm1', order: 1, role: 'user' as const, content: 'hi', status: 'complete' as const, createdAt: 1, updatedAt: 1 };
       // Two messages of one session in the same place: the unique (session_id, ord) index refuses the second.
@@ -70,6 +70,48 @@ describe('SQLite writer thread', () => {
       await expect(store.ping()).resolves.toBeUndefined();
     } finally {
       other.close();
+      await store.close();
+    }
+  });
+});
+
+describe('SQLite WAL checkpoints (checkpointPages)', () => {
+  const PAGE = 4096;
+  const walPages = (path: string) => (existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size / PAGE : 0);
+  /** A message of about two pages: each commit grows the log by a few pages. */
+  const bulky = (id: string, order: number) => ({ id, order, role: 'user' as const, content: 'x'.repeat(2 * PAGE), status: 'complete' as const, createdAt: 1, updatedAt: 1 });
+  const record = (id: string) => ({ sessionId: id as SessionId, createdAt: 1, lastActiveAt: 1, lastSeq: 0, seqReserved: 0, stopped: false, messages: [bulky(`${id}-m`, 1)] });
+
+  it('the writer thread checkpoints once the log holds checkpointPages pages; the log stays near that size', async () => {
+    const path = join(directory, 'checkpoint-writer.sqlite');
+    const store = openSqliteStore({ path, checkpointPages: 40 });
+    try {
+      await store.create({ ...record('s1'), messages: [] });
+      // ~600 pages written by the writer thread, one commit at a time.
+      for (let order = 1; order <= 200; order += 1) {
+        await store.save({ sessionId: 's1' as SessionId, lastSeq: 0, seqReserved: 0, lastActiveAt: order, stopped: false, messages: [bulky(`m${order}`, order)] });
+      }
+      expect(walPages(path)).toBeGreaterThan(10);
+      expect(walPages(path)).toBeLessThan(40 + 20);
+    } finally {
+      await store.close();
+    }
+    // Nothing lost by the checkpoints.
+    const db = new Database(path, { readonly: true });
+    expect((db.prepare('SELECT count(*) AS n FROM messages').get() as { n: number }).n).toBe(200);
+    db.close();
+  });
+
+  it('the main thread’s connection checkpoints only at twice that, so the writer thread does it while it writes', async () => {
+    const path = join(directory, 'checkpoint-main.sqlite');
+    const store = openSqliteStore({ path, checkpointPages: 40 });
+    try {
+      // New sessions are written by the main thread: ~600 pages of them.
+      for (let n = 1; n <= 200; n += 1) await store.create(record(`s${n}`));
+      // Past the writer's 40 pages (the main thread did not checkpoint there), bounded by its own 80.
+      expect(walPages(path)).toBeGreaterThan(60);
+      expect(walPages(path)).toBeLessThan(80 + 20);
+    } finally {
       await store.close();
     }
   });
