@@ -4,9 +4,10 @@ import type { ChunkEvent } from '../domain/events.ts';
 import type { SessionId } from '../domain/ids.ts';
 import { copyMessage } from '../domain/message.ts';
 import type { Message } from '../domain/message.ts';
-import type { Clock, Logger, SessionStore, SessionUpdate } from '../domain/ports.ts';
+import type { Clock, Logger, SessionStore } from '../domain/ports.ts';
 import { createSharedWakeups } from '../infra/sharedWakeups.ts';
-import type { Wakeup } from '../infra/sharedWakeups.ts';
+import { PendingWrite } from './pendingWrite.ts';
+import type { Waiter } from './pendingWrite.ts';
 
 export interface StoreWriterOptions {
   store: SessionStore;
@@ -80,30 +81,6 @@ export interface StoreWriter {
   close(timeoutMs?: number): Promise<number>;
 }
 
-interface Waiter {
-  /** Messages that are written only for this waiter (dropped if its write fails). */
-  ids: readonly string[];
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
-
-interface PendingState {
-  conversation: Conversation;
-  messages: Map<string, Message>;
-  chunks: ChunkEvent[];
-  waiters: Waiter[];
-  /** Messages refused after a failed write that might have committed anyway: removed by a later write. */
-  withdrawn: string[];
-  /** The session's own fields (stopped, counters) changed. */
-  touched: boolean;
-  flushTimer: Wakeup | undefined;
-  /** When the flush timer fires. */
-  flushAt: number;
-  retryTimer: unknown;
-  inFlight: boolean;
-  failures: number;
-}
-
 const codeOf = (error: unknown) => (isChatError(error) ? error.code : 'store_unavailable');
 
 export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
@@ -115,27 +92,15 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
   const maxPendingChunks = options.maxPendingChunks ?? 1000;
   const stored = options.stored ?? (() => true);
   const lifecycleDelayMs = options.lifecycleDelayMs ?? 10;
-  const states = new Map<SessionId, PendingState>();
+  const states = new Map<SessionId, PendingWrite>();
   const wakeups = createSharedWakeups(clock);
   let closing = false;
   let onIdle: (() => void) | undefined;
 
-  const stateOf = (conversation: Conversation): PendingState => {
+  const stateOf = (conversation: Conversation): PendingWrite => {
     let state = states.get(conversation.sessionId);
     if (!state) {
-      state = {
-        conversation,
-        messages: new Map(),
-        chunks: [],
-        waiters: [],
-        withdrawn: [],
-        touched: false,
-        flushTimer: undefined,
-        flushAt: 0,
-        retryTimer: undefined,
-        inFlight: false,
-        failures: 0,
-      };
+      state = new PendingWrite(conversation);
       states.set(conversation.sessionId, state);
     }
     // A re-activated session has a new Conversation; what the old one left still gets written.
@@ -143,31 +108,27 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     return state;
   };
 
-  const current = (state: PendingState) => states.get(state.conversation.sessionId) === state;
+  const current = (state: PendingWrite) => states.get(state.conversation.sessionId) === state;
 
-  const release = (state: PendingState) => {
-    if (state.inFlight || state.flushTimer !== undefined || state.retryTimer !== undefined) return;
-    if (state.touched || state.messages.size > 0 || state.chunks.length > 0 || state.waiters.length > 0 || state.withdrawn.length > 0) return;
+  const drop = (sessionId: SessionId) => {
+    states.delete(sessionId);
+    if (states.size === 0) onIdle?.();
+  };
+
+  const release = (state: PendingWrite) => {
+    if (!state.settled) return;
     if (current(state)) states.delete(state.conversation.sessionId);
     if (states.size === 0) onIdle?.();
   };
 
-  const clearTimers = (state: PendingState) => {
+  const clearTimers = (state: PendingWrite) => {
     state.flushTimer?.cancel();
     if (state.retryTimer !== undefined) clock.clearTimeout(state.retryTimer);
     state.flushTimer = state.retryTimer = undefined;
   };
 
-  /** Fails every waiter of the session and drops the messages written only for them. */
-  const rejectWaiters = (state: PendingState, waiters: readonly Waiter[], error: unknown) => {
-    for (const waiter of waiters) {
-      for (const id of waiter.ids) state.messages.delete(id);
-      waiter.reject(error);
-    }
-  };
-
   /** A write within `delayMs` (an earlier one already planned stands); none while one is in flight or retrying. */
-  const scheduleFlush = (state: PendingState, delayMs = flushIntervalMs) => {
+  const scheduleFlush = (state: PendingWrite, delayMs = flushIntervalMs) => {
     if (state.inFlight || state.retryTimer !== undefined) return;
     const due = clock.now() + (closing ? 0 : delayMs);
     if (state.flushTimer !== undefined) {
@@ -182,40 +143,18 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     });
   };
 
-  const write = (state: PendingState): void => {
+  const write = (state: PendingWrite): void => {
     if (state.inFlight) return;
     // Someone waits on this write: a background retry's backoff does not hold it back.
     if (state.retryTimer !== undefined && state.waiters.length === 0) return;
     clearTimers(state);
-    const { conversation } = state;
-    const messages = state.messages;
-    // The reply still streaming goes with every write, with its text so far.
-    // (Only the reply is copied: copying its prompt and inputs too on every flush was garbage per chunk.)
-    if (state.chunks.length > 0 || conversation.generating) {
-      const streaming = conversation.streamingReply();
-      if (streaming && (state.chunks.length > 0 || messages.has(streaming.id))) messages.set(streaming.id, streaming);
-    }
-    if (!state.touched && messages.size === 0 && state.chunks.length === 0 && state.waiters.length === 0 && state.withdrawn.length === 0) {
+    const taken = state.take();
+    if (!taken) {
       release(state);
       return;
     }
-    const update: SessionUpdate = {
-      sessionId: conversation.sessionId,
-      lastSeq: conversation.lastSeq,
-      seqReserved: conversation.seqReservation,
-      lastActiveAt: conversation.lastActiveAt,
-      stopped: conversation.stopped,
-      messages: [...messages.values()],
-      chunks: state.chunks,
-      ...(state.withdrawn.length > 0 ? { withdrawn: state.withdrawn } : {}),
-    };
-    const waiters = state.waiters;
-    const awaited = new Set(waiters.flatMap((waiter) => waiter.ids));
-    state.messages = new Map();
-    state.chunks = [];
-    state.waiters = [];
-    state.withdrawn = [];
-    state.touched = false;
+    const { update, waiters, awaited } = taken;
+    const { conversation } = state;
     state.inFlight = true;
     store.save(update).then(
       () => {
@@ -234,41 +173,31 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
         const code = codeOf(error);
         const sessionId = conversation.sessionId;
         // Whoever waits learns now; their messages are not written later behind their back.
-        rejectWaiters(state, waiters, error);
+        state.rejectWaiters(waiters, error);
         if (!current(state)) return;
         if (code === 'session_not_found') {
           // Deleted meanwhile: nothing of it is to be kept, nor anyone to wait.
-          rejectWaiters(state, state.waiters, error);
+          state.rejectWaiters(state.waiters, error);
           clearTimers(state);
-          states.delete(sessionId);
-          if (states.size === 0) onIdle?.();
+          drop(sessionId);
           return;
         }
-        const background = update.messages.filter((message) => !awaited.has(message.id));
-        state.withdrawn = [...(update.withdrawn ?? []), ...state.withdrawn];
         if (code === 'store_rejected' && awaited.size === 0) {
           // The store will never take this content; retrying it would fail every batch it joins.
           logger.error(
-            { sessionId, messages: background.map((message) => message.id), err: String((error as { cause?: unknown }).cause ?? error) },
+            { sessionId, messages: update.messages.map((message) => message.id), err: String((error as { cause?: unknown }).cause ?? error) },
             'store refused a write for its content; those changes are not kept',
           );
-          if (state.touched || state.messages.size > 0 || state.waiters.length > 0 || state.withdrawn.length > 0) write(state);
+          state.dropRefused(taken);
+          if (state.unwritten) write(state);
           else release(state);
           return;
         }
-        if (code !== 'store_rejected') {
-          // An outage: whoever waits behind this write learns now too, rather than after the backoff.
-          rejectWaiters(state, state.waiters.splice(0), error);
-          // The failed write may have committed anyway (the connection lost during COMMIT): the retry removes what its senders were refused.
-          state.withdrawn = [...awaited, ...state.withdrawn];
-        }
-        // Put the failed write back in front of what came meanwhile (newer versions win, first places kept).
-        const merged = new Map(background.map((message) => [message.id, message]));
-        for (const [id, message] of state.messages) merged.set(id, message);
-        state.messages = merged;
-        state.touched = true;
-        state.chunks = [...update.chunks!, ...state.chunks].slice(-maxPendingChunks);
-        if (code === 'store_rejected') {
+        const outage = code !== 'store_rejected';
+        // An outage: whoever waits behind this write learns now too, rather than after the backoff.
+        if (outage) state.rejectWaiters(state.waiters.splice(0), error);
+        state.putBack(taken, outage, maxPendingChunks);
+        if (!outage) {
           // The awaited messages took the blame; what was written behind them goes again at once.
           write(state);
           return;
@@ -290,8 +219,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
   const queue = (conversation: Conversation, messages: readonly Message[], delayMs: number): void => {
     if (!stored(conversation.sessionId)) return;
     const state = stateOf(conversation);
-    for (const message of messages) state.messages.set(message.id, copyMessage(message));
-    state.touched = true;
+    state.queue(messages, copyMessage);
     scheduleFlush(state, delayMs);
   };
 
@@ -300,9 +228,9 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     if (!stored(conversation.sessionId)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const state = stateOf(conversation);
-      for (const message of messages) state.messages.set(message.id, copyMessage(message));
-      state.waiters.push({ ids: messages.map((message) => message.id), resolve, reject });
-      state.touched = true;
+      state.queue(messages, copyMessage);
+      const waiter: Waiter = { ids: messages.map((message) => message.id), resolve, reject };
+      state.waiters.push(waiter);
       write(state);
     });
   };
@@ -336,9 +264,8 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
       const state = states.get(sessionId);
       if (!state) return;
       clearTimers(state);
-      rejectWaiters(state, state.waiters.splice(0), new ChatError('session_not_found'));
-      states.delete(sessionId);
-      if (states.size === 0) onIdle?.();
+      state.rejectWaiters(state.waiters.splice(0), new ChatError('session_not_found'));
+      drop(sessionId);
     },
 
     async close(timeoutMs = 5000) {

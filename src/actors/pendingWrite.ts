@@ -1,0 +1,123 @@
+import type { Conversation } from '../domain/conversation.ts';
+import type { ChunkEvent } from '../domain/events.ts';
+import type { Message } from '../domain/message.ts';
+import type { SessionUpdate } from '../domain/ports.ts';
+import type { Wakeup } from '../infra/sharedWakeups.ts';
+
+/** Someone waiting on a session's next write (a message's acknowledgement, a chunk-number mark). */
+export interface Waiter {
+  /** Messages that are written only for this waiter (dropped if its write fails). */
+  ids: readonly string[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** One write taken from a session: the update, and whoever waits on it. */
+export interface TakenWrite {
+  update: SessionUpdate;
+  waiters: readonly Waiter[];
+  /** Ids of the messages written only for those waiters. */
+  awaited: ReadonlySet<string>;
+}
+
+/**
+ * What of one session is not yet stored, and the timers and write in flight
+ * that will store it (the store writer keeps one per session with something
+ * unwritten, and none otherwise).
+ */
+export class PendingWrite {
+  messages = new Map<string, Message>();
+  chunks: ChunkEvent[] = [];
+  waiters: Waiter[] = [];
+  /** Messages refused after a failed write that might have committed anyway: removed by a later write. */
+  withdrawn: string[] = [];
+  /** The session's own fields (stopped, counters) changed. */
+  touched = false;
+  flushTimer: Wakeup | undefined = undefined;
+  /** When the flush timer fires. */
+  flushAt = 0;
+  retryTimer: unknown = undefined;
+  inFlight = false;
+  failures = 0;
+
+  constructor(public conversation: Conversation) {}
+
+  /** Something is queued that no write has taken yet. */
+  get unwritten(): boolean {
+    return this.touched || this.messages.size > 0 || this.chunks.length > 0 || this.waiters.length > 0 || this.withdrawn.length > 0;
+  }
+
+  /** Nothing queued, nothing in flight, no timer: the session costs nothing and can be dropped. */
+  get settled(): boolean {
+    return !this.inFlight && this.flushTimer === undefined && this.retryTimer === undefined && !this.unwritten;
+  }
+
+  /** Queues the latest version of these messages (copies: the conversation goes on changing them). */
+  queue(messages: readonly Message[], copy: (message: Message) => Message): void {
+    for (const message of messages) this.messages.set(message.id, copy(message));
+    this.touched = true;
+  }
+
+  /**
+   * Takes everything queued as one write, with the reply still streaming and
+   * its text so far; undefined when there is nothing to write.
+   */
+  take(): TakenWrite | undefined {
+    const { conversation, messages } = this;
+    // (Only the reply is copied: copying its prompt and inputs too on every flush was garbage per chunk.)
+    if (this.chunks.length > 0 || conversation.generating) {
+      const streaming = conversation.streamingReply();
+      if (streaming && (this.chunks.length > 0 || messages.has(streaming.id))) messages.set(streaming.id, streaming);
+    }
+    if (!this.unwritten) return undefined;
+    const update: SessionUpdate = {
+      sessionId: conversation.sessionId,
+      lastSeq: conversation.lastSeq,
+      seqReserved: conversation.seqReservation,
+      lastActiveAt: conversation.lastActiveAt,
+      stopped: conversation.stopped,
+      messages: [...messages.values()],
+      chunks: this.chunks,
+      ...(this.withdrawn.length > 0 ? { withdrawn: this.withdrawn } : {}),
+    };
+    const waiters = this.waiters;
+    const awaited = new Set<string>();
+    for (const waiter of waiters) for (const id of waiter.ids) awaited.add(id);
+    this.messages = new Map();
+    this.chunks = [];
+    this.waiters = [];
+    this.withdrawn = [];
+    this.touched = false;
+    return { update, waiters, awaited };
+  }
+
+  /** Fails these waiters and drops the messages written only for them. */
+  rejectWaiters(waiters: readonly Waiter[], error: unknown): void {
+    for (const waiter of waiters) {
+      for (const id of waiter.ids) this.messages.delete(id);
+      waiter.reject(error);
+    }
+  }
+
+  /** Drops a write the store refused for its content (and no one waits on): only the withdrawals it carried go again. */
+  dropRefused(taken: TakenWrite): void {
+    this.withdrawn = [...(taken.update.withdrawn ?? []), ...this.withdrawn];
+  }
+
+  /**
+   * Puts a failed write back in front of what came meanwhile (newer versions
+   * win, first places kept), without the messages of its waiters (they were
+   * refused). After an outage those may have committed anyway (the
+   * connection lost during COMMIT): the next write removes them.
+   */
+  putBack(taken: TakenWrite, outage: boolean, maxChunks: number): void {
+    const { update, awaited } = taken;
+    this.withdrawn = [...(outage ? awaited : []), ...(update.withdrawn ?? []), ...this.withdrawn];
+    const merged = new Map<string, Message>();
+    for (const message of update.messages) if (!awaited.has(message.id)) merged.set(message.id, message);
+    for (const [id, message] of this.messages) merged.set(id, message);
+    this.messages = merged;
+    this.touched = true;
+    this.chunks = [...(update.chunks ?? []), ...this.chunks].slice(-maxChunks);
+  }
+}
