@@ -78,8 +78,9 @@ Options:
   --cpu-prof DIR          each server process writes a V8 CPU profile into DIR when it stops
   --max-seconds S         stop everything after S seconds (default 1800)
 
-Connections come from 127.0.0.2, 127.0.0.3, ... (one address per generator process),
-so no address runs out of its ~28k ephemeral ports; a process here may hold at most
+Connections come from 127.0.0.2, 127.0.0.3, ... (one address per generator process,
+each new set of generators taking the next ones, round to 127.0.0.254), so no address
+runs out of its ~28k ephemeral ports, nor finds them in TIME_WAIT from the last run; a process here may hold at most
 20,000 open files, hence several generators. Targets are never anything but loopback.
 The machine is shared: compare ratios within one run, not absolute times across runs.
 `;

@@ -163,11 +163,19 @@ export async function startServer(kind: ServerKind, options: Record<string, unkn
   };
 }
 
+/**
+ * Source addresses go round 127.0.0.2-127.0.0.254, each fleet taking the
+ * next ones: a closed connection's port stays in TIME_WAIT for 60 s, and
+ * when every fleet began again at 127.0.0.2 the sustained scenario, after
+ * the burst's 60,000 connections, lost 318 of its 10,000 to EADDRINUSE.
+ */
+let nextAddress = 0;
+
 /** Generator processes, each with its own loopback source address. */
 export async function startGenerators(count: number): Promise<{ child: Child; address: string }[]> {
-  const generators = Array.from({ length: count }, (_, index) => ({
+  const generators = Array.from({ length: count }, () => ({
     child: new Child('./generator.ts'),
-    address: `127.0.0.${2 + index}`,
+    address: `127.0.0.${2 + (nextAddress++ % 253)}`,
   }));
   await Promise.all(generators.map(({ child }) => child.next('ready', 30_000)));
   return generators;
