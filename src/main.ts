@@ -5,7 +5,7 @@ import { openClusterNode, StoreMismatchError } from './cluster/clusterNode.ts';
 import type { ClusterNode } from './cluster/clusterNode.ts';
 import { storeIdentity } from './cluster/storeIdentity.ts';
 import { announceListening, onPrimaryShutdown, runWorkers } from './cluster/workers.ts';
-import { redactedRedisUrl } from './infra/redisConnection.ts';
+import { redactedRedisUrl, UnsupportedRedisError } from './infra/redisConnection.ts';
 import { createKeyRing } from './actors/keyRing.ts';
 import { allowedOriginsOf, ConfigError, helpText, loadConfig } from './config.ts';
 import type { Config } from './config.ts';
@@ -115,7 +115,7 @@ async function main(): Promise<void> {
       });
     } catch (error) {
       await store.close().catch(() => {});
-      if (error instanceof StoreMismatchError) {
+      if (error instanceof StoreMismatchError || error instanceof UnsupportedRedisError) {
         process.stderr.write(`llm-chat: ${error.message}\n`);
         process.exit(2);
       }

@@ -4,7 +4,7 @@ import type { IdGenerator } from '../domain/ids.ts';
 import type { Clock, Logger, SessionStore } from '../domain/ports.ts';
 import { createRedisBus } from '../infra/redisBus.ts';
 import type { RedisBus } from '../infra/redisBus.ts';
-import { connectRedis, openRedis } from '../infra/redisConnection.ts';
+import { checkRedisServer, connectRedis, openRedis } from '../infra/redisConnection.ts';
 import { createClusterSessions } from './clusterSessions.ts';
 import type { ClusterSessions } from './clusterSessions.ts';
 import { createCommandRouter } from './commandRouter.ts';
@@ -116,6 +116,12 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
   } catch (error) {
     for (const client of clients) client.disconnect();
     throw new Error(`cannot reach Redis at start-up: ${String(error)}`);
+  }
+  try {
+    await checkRedisServer(redis, logger);
+  } catch (error) {
+    for (const client of clients) client.disconnect();
+    throw error;
   }
   const scripted = withScripts(redis);
   const registered = await scripted.registerStore(redisKeys.store, options.storeIdentity, leaseMs * 3);

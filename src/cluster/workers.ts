@@ -38,6 +38,8 @@ export function runWorkers(options: WorkersOptions): void {
   let lastShutdown: PrimaryMessage | undefined;
   let announced = false;
   const listening = new Set<number>();
+  /** Workers that listened once: one exiting after that is replaced, not taken for a refused start-up. */
+  const listened = new Set<number>();
   // The workers accept from the shared socket themselves. With node:cluster's round-robin the
   // primary accepts every connection and hands it over IPC to one worker at a time: in the
   // 100,000-session bench that handoff fell behind 400 connections/s, the primary held 8,395 sockets
@@ -54,6 +56,7 @@ export function runWorkers(options: WorkersOptions): void {
       // for it for good. Told again now that it listens.
       if (stopping && lastShutdown) worker.send(lastShutdown);
       listening.add(worker.id);
+      listened.add(worker.id);
       if (!announced && listening.size >= count) {
         announced = true;
         options.onListening(message.url, count);
@@ -70,6 +73,14 @@ export function runWorkers(options: WorkersOptions): void {
         process.exit(0);
       }
       return;
+    }
+    if (code === 2 && !listened.has(worker.id)) {
+      // It refused its start-up (a bad setting, a store or Redis the cluster cannot use, exit code 2):
+      // every worker would, and starting another would loop. It said why on stderr.
+      stopping = true;
+      logger.error({ pid: worker.process.pid }, 'a worker refused to start (exit code 2); stopping');
+      for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGKILL');
+      process.exit(2);
     }
     logger.warn({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
     fork();

@@ -80,3 +80,36 @@ export function redactedRedisUrl(url: string): string {
     return 'redis://(unparsable URL)';
   }
 }
+
+/** The Redis a node found cannot keep the cluster's guarantees (too old): it must not join. */
+export class UnsupportedRedisError extends Error {
+  override name = 'UnsupportedRedisError';
+}
+
+/** The first Redis version with what the cluster uses (sharded pub/sub: SSUBSCRIBE, SPUBLISH). */
+export const MIN_REDIS_MAJOR = 7;
+
+/** A field of an INFO answer (`name:value` lines), or undefined. */
+const infoField = (info: string, name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
+
+/**
+ * Start-up: reads what the server says it is (INFO) and refuses one older
+ * than Redis 7 with a message naming its version; without this, the first
+ * SSUBSCRIBE failed later as an unknown command, one session at a time.
+ * Warns when the server may evict keys (a lease evicted drops a session's
+ * owner): `maxmemory-policy` should be `noeviction`.
+ */
+export async function checkRedisServer(redis: Redis, logger: Logger): Promise<void> {
+  const info = await redis.info();
+  const version = infoField(info, 'redis_version') ?? 'unknown';
+  const major = Number.parseInt(version, 10);
+  if (!(major >= MIN_REDIS_MAJOR)) {
+    throw new UnsupportedRedisError(
+      `Redis ${version} is too old: llm-chat needs Redis ${MIN_REDIS_MAJOR}.0 or later (sharded pub/sub, SSUBSCRIBE and SPUBLISH).`,
+    );
+  }
+  const policy = infoField(info, 'maxmemory_policy');
+  if (policy !== undefined && policy !== 'noeviction') {
+    logger.warn({ maxmemoryPolicy: policy }, 'Redis may evict keys (maxmemory-policy is not noeviction): an evicted lease drops its session\'s owner');
+  }
+}

@@ -9,6 +9,7 @@ import { startChildServer } from '../support/childServer.ts';
 import type { ChildServer } from '../support/childServer.ts';
 import { clusterServicesAvailable, TestCluster } from '../support/cluster.ts';
 import { api, WsClient } from '../support/harness.ts';
+import { startFakeRedis } from '../support/fakeRedis.ts';
 import { startRedis } from '../support/redisServer.ts';
 import type { OwnRedis } from '../support/redisServer.ts';
 
@@ -46,6 +47,35 @@ describe('start-up refuses what cannot keep the guarantees (exit code 2)', () =>
     expect(code).toBe(2);
     expect(output).toMatch(/--workers 2 needs --redis-url/);
   });
+
+  it('a Redis older than 7 (a stand-in that says 6.2.14): refused with its version named, alone and with --workers', async () => {
+    const old = await startFakeRedis('# Server\r\nredis_version:6.2.14\r\nloading:0\r\n# Memory\r\nmaxmemory_policy:noeviction\r\n');
+    cleanup.push(() => old.close());
+    const alone = await runToExit(['--store', 'memory'], { REDIS_URL: old.url });
+    expect(alone.code).toBe(2);
+    expect(alone.output).toMatch(/Redis 6\.2\.14 is too old: llm-chat needs Redis 7\.0 or later/);
+    // It asked, and went no further: no script, no subscription.
+    expect(old.commands).toContain('INFO');
+    expect(old.commands.filter((name) => !['INFO', 'CLIENT', 'SELECT'].includes(name))).toEqual([]);
+    // Every worker would refuse the same: the primary stops (exit 2) instead of starting workers forever.
+    const started = Date.now();
+    const workers = await runToExit(['--store', 'sqlite', '--workers', '2'], { REDIS_URL: old.url, DATABASE_URL: join(directory, 'old-redis.sqlite') });
+    expect(workers.code).toBe(2);
+    expect(workers.output).toMatch(/Redis 6\.2\.14 is too old/);
+    expect(workers.output).toMatch(/a worker refused to start/);
+    expect(Date.now() - started).toBeLessThan(15_000);
+  }, 40_000);
+
+  it.skipIf(!available)('a Redis that may evict keys: the node starts and warns that maxmemory-policy is not noeviction', async () => {
+    const redis: OwnRedis = await startRedis();
+    cleanup.push(() => redis.stop());
+    await redis.client().config('SET', 'maxmemory-policy', 'allkeys-lru');
+    const node: ChildServer = await startChildServer(['--store', 'memory', '--lease-ms', '1000'], { REDIS_URL: redis.url });
+    cleanup.push(async () => void (await node.stop('SIGKILL')));
+    expect(node.log()).toMatch(/maxmemory-policy is not noeviction/);
+    expect(node.log()).toMatch(/"maxmemoryPolicy":"allkeys-lru"/);
+    expect((await api(node.url, 'POST', '/api/sessions')).status).toBe(201);
+  }, 30_000);
 
   it.skipIf(!available)('a node whose SQLite file is not the one the cluster shares', async () => {
     const redis: OwnRedis = await startRedis();
