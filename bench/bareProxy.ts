@@ -8,7 +8,7 @@
  * figures read against the floor any gateway written in Node stands on.
  */
 import { Agent, createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveAsBenchChild } from './httpChild.ts';
 
 const upstreamPort = Number(process.env['BENCH_UPSTREAM_PORT']);
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -24,15 +24,4 @@ const server = createServer((incoming, outgoing) => {
   forwarded.on('error', () => outgoing.destroy());
   incoming.pipe(forwarded);
 });
-server.keepAliveTimeout = 60_000;
-
-server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
-  process.send?.({ type: 'ready', port: (server.address() as AddressInfo).port });
-});
-process.on('message', (message: { type: string }) => {
-  if (message.type === 'stats') {
-    const cpu = process.cpuUsage();
-    process.send?.({ type: 'stats', cpuMs: (cpu.user + cpu.system) / 1000 });
-  } else if (message.type === 'exit') server.close(() => process.exit(0));
-});
-process.on('disconnect', () => process.exit(0));
+serveAsBenchChild(server);

@@ -9,7 +9,7 @@
  * a request costs more through llm-chat is llm-chat's.
  */
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serveAsBenchChild } from './httpChild.ts';
 
 export const UPSTREAM_DELTAS = 20;
 const MODEL = 'fake-model';
@@ -58,15 +58,4 @@ const server = createServer((request, response) => {
     response.end(body.stream_options?.include_usage ? bodies.streamWithUsage : bodies.stream);
   });
 });
-server.keepAliveTimeout = 60_000;
-
-server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 }, () => {
-  process.send?.({ type: 'ready', port: (server.address() as AddressInfo).port });
-});
-process.on('message', (message: { type: string }) => {
-  if (message.type === 'stats') {
-    const cpu = process.cpuUsage();
-    process.send?.({ type: 'stats', cpuMs: (cpu.user + cpu.system) / 1000 });
-  } else if (message.type === 'exit') server.close(() => process.exit(0));
-});
-process.on('disconnect', () => process.exit(0));
+serveAsBenchChild(server);
