@@ -21,6 +21,11 @@ export type { PostgresStoreOptions } from './postgresPool.ts';
 const SESSION_COLUMNS = `s.*, (SELECT count(*) FROM messages m WHERE m.session_id = s.id) AS message_count,
   (SELECT substr(m.content, 1, ${PREVIEW_CHARS}) FROM messages m WHERE m.session_id = s.id AND m.role = 'user' ORDER BY m.ord LIMIT 1) AS preview`;
 
+// A session's few unfinished or chunk-logged messages, through their partial
+// indexes, not a walk of its history (test/store/postgresPlans.test.ts).
+export const PG_UNFINISHED_SQL = "SELECT * FROM messages WHERE session_id = $1 AND status IN ('queued', 'streaming') AND ord < $2";
+export const PG_CHUNK_LOGS_SQL = 'SELECT id, content, chunk_first_seq, chunk_lengths FROM messages WHERE session_id = $1 AND chunk_lengths IS NOT NULL';
+
 /**
  * PostgreSQL, for several nodes sharing one database. Writes are
  * group-committed: a batch of updates from every session becomes one
@@ -75,7 +80,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
                 async (before) =>
                   (
                     await pool.query<MessageRow>(
-                      "SELECT * FROM messages WHERE session_id = $1 AND status IN ('queued', 'streaming') AND ord < $2",
+                      PG_UNFINISHED_SQL,
                       [sessionId, before],
                     )
                   ).rows,
@@ -166,7 +171,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     chunksAfter: (sessionId: SessionId, afterSeq: number) =>
       guarded(async () => {
         const { rows } = await pool.query<ChunkLogRow>(
-          'SELECT id, content, chunk_first_seq, chunk_lengths FROM messages WHERE session_id = $1 AND chunk_lengths IS NOT NULL',
+          PG_CHUNK_LOGS_SQL,
           [sessionId],
         );
         return chunksOfRows(sessionId, rows, afterSeq);
