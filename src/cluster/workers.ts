@@ -75,10 +75,16 @@ export function runWorkers(options: WorkersOptions): void {
       return;
     }
     if (code === 2 && !listened.has(worker.id)) {
-      // It refused its start-up (a bad setting, a store or Redis the cluster cannot use, exit code 2):
-      // every worker would, and starting another would loop. It said why on stderr.
+      // It refused its start-up (a bad setting, a store or Redis the cluster cannot use, exit code 2;
+      // it said why on stderr): another would too, and starting one would loop.
+      if (listening.size > 0) {
+        // A replacement, beside workers that serve: they go on, one fewer.
+        logger.error({ pid: worker.process.pid, workers: listening.size }, 'a replacement worker refused to start (exit code 2); not starting another');
+        return;
+      }
       stopping = true;
       logger.error({ pid: worker.process.pid }, 'a worker refused to start (exit code 2); stopping');
+      // None of them serves yet: nothing to drain.
       for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGKILL');
       process.exit(2);
     }
