@@ -100,7 +100,14 @@ const infoField = (info: string, name: string) => new RegExp(`^${name}:(.*)$`, '
  * owner): `maxmemory-policy` should be `noeviction`.
  */
 export async function checkRedisServer(redis: Redis, logger: Logger): Promise<void> {
-  const info = await redis.info();
+  let info: string;
+  try {
+    info = await redis.info();
+  } catch (error) {
+    // A server that renamed or forbade INFO (some managed ones): nothing to check against.
+    logger.warn({ err: String(error) }, 'Redis did not answer INFO; its version is not checked (llm-chat needs 7.0 or later)');
+    return;
+  }
   const version = infoField(info, 'redis_version') ?? 'unknown';
   const major = Number.parseInt(version, 10);
   if (!(major >= MIN_REDIS_MAJOR)) {

@@ -2,9 +2,10 @@ import { createServer } from 'node:net';
 import type { AddressInfo, Socket } from 'node:net';
 
 /**
- * A stand-in for a Redis we cannot run here (an older version): it speaks
- * enough RESP for a client to connect, answers INFO with `info`, and `+OK`
- * to anything else. Commands are arrays of bulk strings, as clients send them.
+ * A stand-in for a Redis we cannot run here (an older version, one that
+ * forbids INFO): it speaks enough RESP for a client to connect, answers INFO
+ * with `info` (or, given `{ error }`, with that error), and `+OK` to
+ * anything else. Commands are arrays of bulk strings, as clients send them.
  */
 export interface FakeRedis {
   readonly url: string;
@@ -13,7 +14,7 @@ export interface FakeRedis {
   close(): Promise<void>;
 }
 
-export async function startFakeRedis(info: string): Promise<FakeRedis> {
+export async function startFakeRedis(info: string | { error: string }): Promise<FakeRedis> {
   const commands: string[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -29,7 +30,9 @@ export async function startFakeRedis(info: string): Promise<FakeRedis> {
         buffered = buffered.slice(parsed.length);
         const name = (parsed.args[0] ?? '').toUpperCase();
         commands.push(name);
-        socket.write(name === 'INFO' ? `$${Buffer.byteLength(info)}\r\n${info}\r\n` : '+OK\r\n');
+        if (name !== 'INFO') socket.write('+OK\r\n');
+        else if (typeof info === 'string') socket.write(`$${Buffer.byteLength(info)}\r\n${info}\r\n`);
+        else socket.write(`-${info.error}\r\n`);
       }
     });
   });
