@@ -1,5 +1,6 @@
 import type { Conversation } from '../domain/conversation.ts';
 import type { ChunkEvent } from '../domain/events.ts';
+import { copyMessage } from '../domain/message.ts';
 import type { Message } from '../domain/message.ts';
 import type { SessionUpdate } from '../domain/ports.ts';
 import type { Wakeup } from '../infra/sharedWakeups.ts';
@@ -53,8 +54,8 @@ export class PendingWrite {
   }
 
   /** Queues the latest version of these messages (copies: the conversation goes on changing them). */
-  queue(messages: readonly Message[], copy: (message: Message) => Message): void {
-    for (const message of messages) this.messages.set(message.id, copy(message));
+  queue(messages: readonly Message[]): void {
+    for (const message of messages) this.messages.set(message.id, copyMessage(message));
     this.touched = true;
   }
 

@@ -2,12 +2,10 @@ import type { Conversation } from '../domain/conversation.ts';
 import { ChatError, isChatError } from '../domain/errors.ts';
 import type { ChunkEvent } from '../domain/events.ts';
 import type { SessionId } from '../domain/ids.ts';
-import { copyMessage } from '../domain/message.ts';
 import type { Message } from '../domain/message.ts';
 import type { Clock, Logger, SessionStore } from '../domain/ports.ts';
 import { createSharedWakeups } from '../infra/sharedWakeups.ts';
 import { PendingWrite } from './pendingWrite.ts';
-import type { Waiter } from './pendingWrite.ts';
 
 export interface StoreWriterOptions {
   store: SessionStore;
@@ -219,7 +217,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
   const queue = (conversation: Conversation, messages: readonly Message[], delayMs: number): void => {
     if (!stored(conversation.sessionId)) return;
     const state = stateOf(conversation);
-    state.queue(messages, copyMessage);
+    state.queue(messages);
     scheduleFlush(state, delayMs);
   };
 
@@ -228,9 +226,8 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
     if (!stored(conversation.sessionId)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const state = stateOf(conversation);
-      state.queue(messages, copyMessage);
-      const waiter: Waiter = { ids: messages.map((message) => message.id), resolve, reject };
-      state.waiters.push(waiter);
+      state.queue(messages);
+      state.waiters.push({ ids: messages.map((message) => message.id), resolve, reject });
       write(state);
     });
   };

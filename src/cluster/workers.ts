@@ -38,8 +38,6 @@ export function runWorkers(options: WorkersOptions): void {
   let lastShutdown: PrimaryMessage | undefined;
   let announced = false;
   const listening = new Set<number>();
-  /** Workers that listened once: one exiting after that is replaced, not taken for a refused start-up. */
-  const listened = new Set<number>();
   // The workers accept from the shared socket themselves. With node:cluster's round-robin the
   // primary accepts every connection and hands it over IPC to one worker at a time: in the
   // 100,000-session bench that handoff fell behind 400 connections/s, the primary held 8,395 sockets
@@ -56,7 +54,6 @@ export function runWorkers(options: WorkersOptions): void {
       // for it for good. Told again now that it listens.
       if (stopping && lastShutdown) worker.send(lastShutdown);
       listening.add(worker.id);
-      listened.add(worker.id);
       if (!announced && listening.size >= count) {
         announced = true;
         options.onListening(message.url, count);
@@ -66,6 +63,8 @@ export function runWorkers(options: WorkersOptions): void {
   };
 
   cluster.on('exit', (worker, code, signal) => {
+    // Exit code 2 before it listened: it refused its start-up (one that listened is replaced as any other).
+    const refusedStart = code === 2 && !listening.has(worker.id);
     listening.delete(worker.id);
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
@@ -74,7 +73,7 @@ export function runWorkers(options: WorkersOptions): void {
       }
       return;
     }
-    if (code === 2 && !listened.has(worker.id)) {
+    if (refusedStart) {
       // It refused its start-up (a bad setting, a store or Redis the cluster cannot use, exit code 2;
       // it said why on stderr): another would too, and starting one would loop.
       if (listening.size > 0) {

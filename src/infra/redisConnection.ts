@@ -87,7 +87,7 @@ export class UnsupportedRedisError extends Error {
 }
 
 /** The first Redis version with what the cluster uses (sharded pub/sub: SSUBSCRIBE, SPUBLISH). */
-export const MIN_REDIS_MAJOR = 7;
+const MIN_REDIS_MAJOR = 7;
 
 /** A field of an INFO answer (`name:value` lines), or undefined. */
 const infoField = (info: string, name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();

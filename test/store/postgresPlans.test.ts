@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionId } from '../../src/domain/ids.ts';
 import type { Message } from '../../src/domain/message.ts';
 import { openPostgresStore, PG_CHUNK_LOGS_SQL, PG_UNFINISHED_SQL } from '../../src/infra/postgresStore.ts';
-import { PG_CLEAR_CHUNK_LOGS_SQL, stillOursFrom } from '../../src/infra/sql/postgresCommit.ts';
+import { PG_CLEAR_CHUNK_LOGS_SQL, stillOurs } from '../../src/infra/sql/postgresCommit.ts';
 import { dropSchemas, postgresReachable, TEST_DATABASE_URL, uniqueSchema } from '../support/postgres.ts';
 
 // As sqlitePlans.test.ts for SQLite: the statements that look for a session's
@@ -78,7 +78,7 @@ describe.skipIf(!available)('PostgreSQL plans of the per-reply lookups', () => {
   });
 
   it('a reply starting drops the other replies’ chunk logs through messages_chunk_log, by session, fenced', async () => {
-    const plan = await planOf(`${PG_CLEAR_CHUNK_LOGS_SQL} AND m.id <> d.id${stillOursFrom(3)}`, "ARRAY['long'], ARRAY['long-m10'], ARRAY['long'], ARRAY[NULL]::bigint[]");
+    const plan = await planOf(`${PG_CLEAR_CHUNK_LOGS_SQL} AND m.id <> d.id${stillOurs(3)}`, "ARRAY['long'], ARRAY['long-m10'], ARRAY['long'], ARRAY[NULL]::bigint[]");
     expect(plan).toMatch(/Index Scan using messages_chunk_log on messages m/);
     expect(plan).toMatch(/Index Cond: \(session_id = d\.session_id\)/);
     expect(plan).not.toMatch(/Seq Scan on messages/);

@@ -27,15 +27,11 @@ export const PG_COLUMN_TYPES: Record<(typeof MESSAGE_COLUMNS)[number], string> =
 };
 
 /**
- * Waits for statements issued together (pipelined): rejects with the first
- * one's error in issue order (the later ones only fail because it did).
- */
-/**
  * The fencing check of a statement on messages (alias `m`): only sessions
  * whose update went through, from the session ids and tokens in parameters
  * `$first` and `$first + 1`.
  */
-export const stillOursFrom = (first: number) =>
+export const stillOurs = (first: number) =>
   ` AND EXISTS (SELECT 1 FROM sessions fs, unnest($${first}::text[], $${first + 1}::bigint[]) AS ff (id, fence)
        WHERE fs.id = m.session_id AND ff.id = m.session_id AND fs.fence <= COALESCE(ff.fence, fs.fence))`;
 
@@ -43,6 +39,10 @@ export const stillOursFrom = (first: number) =>
 export const PG_CLEAR_CHUNK_LOGS_SQL = `UPDATE messages m SET chunk_first_seq = NULL, chunk_next_seq = NULL, chunk_lengths = NULL
     FROM unnest($1::text[], $2::text[]) AS d (session_id, id) WHERE m.session_id = d.session_id AND m.chunk_lengths IS NOT NULL`;
 
+/**
+ * Waits for statements issued together (pipelined): rejects with the first
+ * one's error in issue order (the later ones only fail because it did).
+ */
 export async function settledInOrder(statements: readonly Promise<unknown>[]): Promise<unknown[]> {
   const outcomes = await Promise.allSettled(statements);
   const failure = outcomes.find((outcome) => outcome.status === 'rejected');
@@ -83,7 +83,6 @@ export async function commitUpdates(client: PoolClient, updates: readonly Sessio
   // The same check for the statements on messages: only sessions whose update went through.
   const fenceIds = updates.map((u) => u.sessionId);
   const fences = updates.map((u) => u.fence ?? null);
-  const stillOurs = stillOursFrom;
   const withdrawn = updates.flatMap((update) => (update.withdrawn ?? []).map((id) => [update.sessionId, id] as const));
   if (withdrawn.length > 0) {
     statements.push(client.query(`DELETE FROM messages m USING unnest($1::text[], $2::text[]) AS w (session_id, id) WHERE m.session_id = w.session_id AND m.id = w.id${stillOurs(3)}`, [
@@ -108,14 +107,13 @@ export async function commitUpdates(client: PoolClient, updates: readonly Sessio
     ));
   }
   const plans = updates.map((update) => ({ sessionId: update.sessionId, plan: chunkPlan(update) }));
-  const clear = PG_CLEAR_CHUNK_LOGS_SQL;
   const drops = plans.flatMap(({ sessionId, plan }) => plan.dropMessages.map((messageId) => [sessionId, messageId] as const));
   if (drops.length > 0) {
-    statements.push(client.query(`${clear} AND m.id = d.id${stillOurs(3)}`, [drops.map(([sessionId]) => sessionId), drops.map(([, messageId]) => messageId), fenceIds, fences]));
+    statements.push(client.query(`${PG_CLEAR_CHUNK_LOGS_SQL} AND m.id = d.id${stillOurs(3)}`, [drops.map(([sessionId]) => sessionId), drops.map(([, messageId]) => messageId), fenceIds, fences]));
   }
   const keeps = plans.flatMap(({ sessionId, plan }) => (plan.keepOnly === undefined ? [] : [[sessionId, plan.keepOnly] as const]));
   if (keeps.length > 0) {
-    statements.push(client.query(`${clear} AND m.id <> d.id${stillOurs(3)}`, [keeps.map(([sessionId]) => sessionId), keeps.map(([, messageId]) => messageId), fenceIds, fences]));
+    statements.push(client.query(`${PG_CLEAR_CHUNK_LOGS_SQL} AND m.id <> d.id${stillOurs(3)}`, [keeps.map(([sessionId]) => sessionId), keeps.map(([, messageId]) => messageId), fenceIds, fences]));
   }
   const appends = plans.flatMap(({ sessionId, plan }) => plan.appends.map((append) => ({ sessionId, ...append })));
   if (appends.length > 0) {
