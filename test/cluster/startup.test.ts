@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { get } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -165,6 +165,31 @@ describe.skipIf(!available)('--workers N', () => {
     expect(primary.log()).toContain('worker died; starting another');
     const stopped = await primary.stop('SIGTERM');
     expect(stopped.code).toBe(0);
+  }, 60_000);
+
+  it('a replacement worker refused at start-up (exit code 2) beside a serving one is not started again; the serving one goes on', async () => {
+    const cluster = await TestCluster.start(1, { leaseMs: 1000 });
+    cleanup.push(() => cluster.stop());
+    const primary = await cluster.startNode(['--workers', '2']);
+    const workers = spawnSync('ps', ['-o', 'pid=', '--ppid', String(primary.child.pid)], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .map((line) => Number(line.trim()))
+      .filter((pid) => pid > 0);
+    expect(workers).toHaveLength(2);
+    // Another store claims the cluster: a worker starting now is refused (exit code 2); the running ones keep theirs.
+    await cluster.redis.client().set('llm-chat:store', 'postgres://elsewhere:5432/other#public', 'PX', 60_000);
+    process.kill(workers[0]!, 'SIGKILL');
+    const deadline = Date.now() + 15_000;
+    while (!primary.log().includes('a replacement worker refused to start')) {
+      if (Date.now() > deadline) throw new Error(`no refusal logged:\n${primary.log()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // No loop of workers started and refused: one replacement, then none.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(primary.log().match(/worker died; starting another/g)).toHaveLength(1);
+    expect(primary.child.exitCode).toBeNull();
+    expect((await api(primary.url, 'POST', '/api/sessions')).status).toBe(201);
+    expect((await primary.stop('SIGTERM')).code).toBe(0);
   }, 60_000);
 
   it('the workers accept connections themselves: with the primary stopped (SIGSTOP), a new client is still served', async () => {
