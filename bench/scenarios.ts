@@ -18,6 +18,8 @@ export interface BenchConfig {
   spreadMs: number;
   burstSessions: number;
   sustainedSessions: number;
+  /** Sessions of another fleet that stream one reply each before a measured stream run (0: none). */
+  warmUpSessions: number;
   saturateSessions: number;
   durationSeconds: number;
   churn: number;
@@ -153,6 +155,13 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
     const fleet = await connectFleet(server, sessions);
     // Memory per open connection (and its session), collected: what each one keeps.
     const connected = await server.stats(true);
+    // After the memory figures: the warm-up's garbage would be reused by what they count.
+    if (config.warmUpSessions > 0) {
+      log(`${kind}: warming up: ${config.warmUpSessions} other sessions stream one reply each (not measured)`);
+      const warm = await connectFleet(server, config.warmUpSessions);
+      await Promise.all(warm.generators.map(({ child }) => child.ask({ type: 'stream', messages: 1, intervalMs, spreadMs: 0, timeoutMs: 120_000 }, 'streamed')));
+      await closeFleet(warm);
+    }
     const streamStart = await server.stats(); // also resets the lag window
     log(`${kind}: ${fleet.ok} sessions stream ${messages} message(s) each, first ones within ${spreadMs} ms`);
     const pending = Promise.all(
@@ -196,7 +205,8 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
       chunksPerSecond: chunks / (elapsed / 1000),
       totalSeconds: elapsed / 1000,
       lagP99Ms: Math.max(during.lagP99Ms, after.lagP99Ms),
-      rssPerSessionStreamingKB: (during.rss - before.rss) / Math.max(1, fleet.ok) / KB,
+      // (what the warm-up left is not the streaming sessions')
+      rssPerSessionStreamingKB: (connected.rss - before.rss + during.rss - streamStart.rss) / Math.max(1, fleet.ok) / KB,
       rssPerConnectionKB: (connected.rss - before.rss) / Math.max(1, fleet.ok) / KB,
       heapPerConnectionKB: (connected.heapUsed - before.heapUsed) / Math.max(1, fleet.ok) / KB,
       cpuMsPerReply:
