@@ -35,11 +35,26 @@ export interface GatewayResult {
   bareProxy: GatewayMeasure;
 }
 
-const BODY = JSON.stringify({ model: 'fake-model', stream: true, messages: [{ role: 'user', content: 'hello' }] });
+/** The streamed request every gateway figure sends. */
+export const GATEWAY_BODY = JSON.stringify({ model: 'fake-model', stream: true, messages: [{ role: 'user', content: 'hello' }] });
 // llm-chat's CPU per request in successive 1.5 s windows from a fresh start was 1.95, 1.15, 0.97,
 // then 0.9-1.1 ms (V8 still compiling its hot path, on threads the CPU figure counts): the
 // figures are the server's steady state. The upstream and the bare proxy are warm within 1 s.
-const WARM_UP_MS = 3000;
+export const GATEWAY_WARM_UP_MS = 3000;
+
+/** llm-chat as the gateway figures run it: `--provider openai` at the fast upstream, nothing that would refuse the load. */
+export function gatewayServerOptions(upstreamPort: number): Record<string, unknown> {
+  return {
+    connRatePerIp: 0,
+    messagesPerMinute: 0,
+    maxSessions: 0,
+    shedLagMs: 0,
+    llmProvider: 'openai',
+    llmBaseUrl: `http://127.0.0.1:${upstreamPort}/v1`,
+    llmModel: 'fake-model',
+    llmApiKey: 'bench',
+  };
+}
 
 export async function gatewayScenario(
   config: GatewayConfig,
@@ -54,25 +69,16 @@ export async function gatewayScenario(
   children.push(proxy);
   const proxyPort = Number((await proxy.next('ready', 30_000))['port']);
   const proxyCpu = async () => Number((await proxy.ask({ type: 'stats' }, 'stats'))['cpuMs']);
-  const server = await startServer('llm-chat', {
-    connRatePerIp: 0,
-    messagesPerMinute: 0,
-    maxSessions: 0,
-    shedLagMs: 0,
-    llmProvider: 'openai',
-    llmBaseUrl: `http://127.0.0.1:${upstreamPort}/v1`,
-    llmModel: 'fake-model',
-    llmApiKey: 'bench',
-  });
+  const server = await startServer('llm-chat', gatewayServerOptions(upstreamPort));
   servers.push(server);
   const loader = new Child('./httpLoad.ts');
   children.push(loader);
   await loader.next('ready', 30_000);
 
   const measure = async (url: string, concurrency: number, cpu: () => Promise<number>): Promise<GatewayMeasure> => {
-    await loader.ask({ type: 'load', url, body: BODY, concurrency, durationMs: WARM_UP_MS }, 'loaded', 60_000);
+    await loader.ask({ type: 'load', url, body: GATEWAY_BODY, concurrency, durationMs: GATEWAY_WARM_UP_MS }, 'loaded', 60_000);
     const cpuBefore = await cpu();
-    const result = await loader.ask({ type: 'load', url, body: BODY, concurrency, durationMs: config.seconds * 1000 }, 'loaded', config.seconds * 1000 + 60_000);
+    const result = await loader.ask({ type: 'load', url, body: GATEWAY_BODY, concurrency, durationMs: config.seconds * 1000 }, 'loaded', config.seconds * 1000 + 60_000);
     const cpuMs = (await cpu()) - cpuBefore;
     const completed = Number(result['completed']);
     const errors = result['errors'] as Record<string, number>;

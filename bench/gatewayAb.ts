@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { GATEWAY_BODY, GATEWAY_WARM_UP_MS, gatewayServerOptions } from './gateway.ts';
 import { Child, SERVER_NODE_FLAGS } from './processes.ts';
 import { summarize } from './stats.ts';
 
@@ -33,9 +34,6 @@ if (positionals.length !== 2) {
 const rounds = Number(values.rounds);
 const concurrency = Number(values.concurrency);
 const roundMs = Number(values.seconds) * 1000;
-// As bench/gateway.ts: llm-chat needs ~3 s of load before its JIT settles.
-const WARM_UP_MS = 3000;
-const BODY = JSON.stringify({ model: 'fake-model', stream: true, messages: [{ role: 'user', content: 'hello' }] });
 
 interface Side {
   root: string;
@@ -52,16 +50,7 @@ try {
   const upstream = new Child('./fastUpstream.ts');
   children.push(upstream);
   const upstreamPort = Number((await upstream.next('ready', 30_000))['port']);
-  const options = {
-    connRatePerIp: 0,
-    messagesPerMinute: 0,
-    maxSessions: 0,
-    shedLagMs: 0,
-    llmProvider: 'openai',
-    llmBaseUrl: `http://127.0.0.1:${upstreamPort}/v1`,
-    llmModel: 'fake-model',
-    llmApiKey: 'bench',
-  };
+  const options = gatewayServerOptions(upstreamPort);
   for (const root of positionals.map((path) => resolve(path))) {
     const dataDir = mkdtempSync(join(tmpdir(), 'llm-chat-ab-'));
     const child = new Child(join(root, 'bench', 'serverProcess.ts'), {
@@ -76,10 +65,11 @@ try {
   children.push(loader);
   await loader.next('ready', 30_000);
   const load = (port: number, durationMs: number) =>
-    loader.ask({ type: 'load', url: `http://127.0.0.1:${port}/v1/chat/completions`, body: BODY, concurrency, durationMs }, 'loaded', durationMs + 60_000);
+    loader.ask({ type: 'load', url: `http://127.0.0.1:${port}/v1/chat/completions`, body: GATEWAY_BODY, concurrency, durationMs }, 'loaded', durationMs + 60_000);
   const cpuOf = async (side: Side) => Number((await side.child.ask({ type: 'stats' }, 'stats'))['cpuMs']);
 
-  for (const side of sides) await load(side.port, WARM_UP_MS);
+  // llm-chat needs ~3 s of load before its JIT settles (bench/gateway.ts).
+  for (const side of sides) await load(side.port, GATEWAY_WARM_UP_MS);
   for (let round = 0; round < rounds; round += 1) {
     for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
       const before = await cpuOf(side);
