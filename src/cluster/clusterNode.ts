@@ -111,26 +111,29 @@ export async function openClusterNode(options: ClusterNodeOptions): Promise<Clus
   // is not iterable" (ioredis #1931), leaving the request unanswered (3 in ~25 runs of keyLimits.test.ts).
   const limiterRedis = connection('limits', false);
   const clients = [redis, busSubscriber, rpcSubscriber, limiterRedis];
+  // Any start-up failure below leaves no connection behind.
+  const disconnectAll = () => {
+    for (const client of clients) client.disconnect();
+  };
   try {
     await Promise.all(clients.map((client) => connectRedis(client, options.connectTimeoutMs)));
   } catch (error) {
-    for (const client of clients) client.disconnect();
+    disconnectAll();
     throw new Error(`cannot reach Redis at start-up: ${String(error)}`);
   }
+  const scripted = withScripts(redis);
   try {
     await checkRedisServer(redis, logger);
+    const registered = await scripted.registerStore(redisKeys.store, options.storeIdentity, leaseMs * 3);
+    if (registered !== null) {
+      throw new StoreMismatchError(
+        `another node of this cluster uses a different store (${registered}; this node: ${options.storeIdentity}). ` +
+          'Every node must share one store: one PostgreSQL database (and schema), or, for worker processes on one machine, one SQLite file.',
+      );
+    }
   } catch (error) {
-    for (const client of clients) client.disconnect();
+    disconnectAll();
     throw error;
-  }
-  const scripted = withScripts(redis);
-  const registered = await scripted.registerStore(redisKeys.store, options.storeIdentity, leaseMs * 3);
-  if (registered !== null) {
-    for (const client of clients) client.disconnect();
-    throw new StoreMismatchError(
-      `another node of this cluster uses a different store (${registered}; this node: ${options.storeIdentity}). ` +
-        'Every node must share one store: one PostgreSQL database (and schema), or, for worker processes on one machine, one SQLite file.',
-    );
   }
   // Kept while any node lives; it lapses once they have all gone.
   const storeRefresh = setInterval(() => {

@@ -4,17 +4,21 @@ import type { AddressInfo, Socket } from 'node:net';
 /**
  * A stand-in for a Redis we cannot run here (an older version, one that
  * forbids INFO): it speaks enough RESP for a client to connect, answers INFO
- * with `info` (or, given `{ error }`, with that error), and `+OK` to
- * anything else. Commands are arrays of bulk strings, as clients send them.
+ * with `info` (or, given `{ error }`, with that error), never answers the
+ * commands named in `unanswered` (a server that stops answering), and `+OK`
+ * to anything else. Commands are arrays of bulk strings, as clients send them.
  */
 export interface FakeRedis {
   readonly url: string;
   /** The commands received, by name (upper case), in order. */
   readonly commands: string[];
+  /** Client connections open now. */
+  readonly connections: number;
   close(): Promise<void>;
 }
 
-export async function startFakeRedis(info: string | { error: string }): Promise<FakeRedis> {
+export async function startFakeRedis(info: string | { error: string }, options: { unanswered?: readonly string[] } = {}): Promise<FakeRedis> {
+  const unanswered = new Set(options.unanswered ?? []);
   const commands: string[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -30,6 +34,7 @@ export async function startFakeRedis(info: string | { error: string }): Promise<
         buffered = buffered.slice(parsed.length);
         const name = (parsed.args[0] ?? '').toUpperCase();
         commands.push(name);
+        if (unanswered.has(name)) continue;
         if (name !== 'INFO') socket.write('+OK\r\n');
         else if (typeof info === 'string') socket.write(`$${Buffer.byteLength(info)}\r\n${info}\r\n`);
         else socket.write(`-${info.error}\r\n`);
@@ -41,6 +46,9 @@ export async function startFakeRedis(info: string | { error: string }): Promise<
   return {
     url: `redis://127.0.0.1:${port}`,
     commands,
+    get connections() {
+      return sockets.size;
+    },
     close() {
       for (const socket of sockets) socket.destroy();
       return new Promise((resolve) => server.close(() => resolve()));
