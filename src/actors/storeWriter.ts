@@ -115,8 +115,8 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
 
   const release = (state: PendingWrite) => {
     if (!state.settled) return;
-    if (current(state)) states.delete(state.conversation.sessionId);
-    if (states.size === 0) onIdle?.();
+    if (current(state)) drop(state.conversation.sessionId);
+    else if (states.size === 0) onIdle?.();
   };
 
   const clearTimers = (state: PendingWrite) => {
