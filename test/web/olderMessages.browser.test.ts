@@ -55,7 +55,8 @@ describe.skipIf(!available)('the chat page pages back through a long conversatio
     await page.fill('#input', 'after paging');
     await page.press('#input', 'Enter');
     await expect.poll(() => shown.count(), { timeout: 5000 }).toBe(122);
-    await expect(shown.last().locator('.bubble').textContent()).resolves.toContain('after paging');
+    // The reply's bubble comes with `accepted`, empty; its text with the first chunk.
+    await expect.poll(() => shown.last().locator('.bubble').textContent(), { timeout: 5000 }).toContain('after paging');
     await page.close();
   });
 });
