@@ -89,8 +89,15 @@ describe.skipIf(!available)('Redis killed and restarted mid-stream', () => {
     }, 5000, 'a new session on A');
     expect(Date.now() - backAt).toBeLessThan(5000);
     const newId = String(created.body['sessionId']);
-    const watcher = await WsClient.open(wsUrlOf(b, `?sessionId=${newId}`));
-    await watcher.waitFor((frame) => frame.type === 'session');
+    // B reconnects on its own, up to a second after A: until then it answers `unavailable` and closes.
+    const watcher = await until(async () => {
+      const client = await WsClient.open(wsUrlOf(b, `?sessionId=${newId}`));
+      const first = await client.waitFor(() => true);
+      if (first.type === 'session') return client;
+      client.close();
+      return undefined;
+    }, 5000, 'a watcher on B');
+    expect(Date.now() - backAt).toBeLessThan(5000);
     expect((await api(a.url, 'POST', `/api/sessions/${newId}/messages`, { text: 'after' })).status).toBe(202);
     await watcher.waitFor((frame) => frame.type === 'chunk', 5000);
 
