@@ -104,9 +104,17 @@ describe('limits', () => {
     const refused = await api(running.url, 'POST', '/api/sessions');
     expect(refused.status).toBe(503);
     expect(refused.body).toMatchObject({ error: { code: 'overloaded' } });
-    await wait(2_100);
-    expect((await api(running.url, 'POST', '/api/sessions')).status).toBe(201);
-  });
+    // Recovery comes with the first quiet one-second window; on a loaded CI
+    // machine other processes can make a window or two lag past 30 ms, so the
+    // test asks again each second for up to 10 s rather than once at 2.1 s.
+    let status = 0;
+    for (let attempt = 0; attempt < 10 && status !== 201; attempt += 1) {
+      await wait(1_050);
+      status = (await api(running.url, 'POST', '/api/sessions')).status;
+      expect([201, 503]).toContain(status);
+    }
+    expect(status).toBe(201);
+  }, 20_000);
 });
 
 /** A WebSocket client that completes the handshake and then never reads a byte. */
