@@ -108,6 +108,29 @@ export interface ServerUnderTest {
 }
 
 /**
+ * Waits until the server has gone quiet: less than `idleMsPerSecond` of CPU
+ * (all threads) in each of two 250 ms windows in a row, or `timeoutMs`
+ * passed. After a warm-up fleet closes, the server is still tearing its
+ * connections and sessions down and V8 still compiling what the warm-up made
+ * hot; measured from there, a burst's CPU per reply carried that work too
+ * (in one trace 190 TurboFan compiles, 1.5 s of compiler time, fell in the
+ * measured burst). Resolves with how long it waited.
+ */
+export async function quietDown(server: ServerUnderTest, timeoutMs = 15_000, idleMsPerSecond = 50): Promise<number> {
+  const started = Date.now();
+  let last = await server.stats();
+  let quiet = 0;
+  while (quiet < 2 && Date.now() - started < timeoutMs) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    const now = await server.stats();
+    if (Number.isNaN(now.cpuMs)) return Date.now() - started;
+    quiet = now.cpuMs - last.cpuMs < idleMsPerSecond / 4 ? quiet + 1 : 0;
+    last = now;
+  }
+  return Date.now() - started;
+}
+
+/**
  * With BENCH_CPU_PROF_DIR set (`--cpu-prof DIR`), each server writes V8 CPU
  * profiles into DIR/<kind>/ when it stops (one per thread; the main thread's
  * is the largest).

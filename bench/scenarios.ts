@@ -4,7 +4,7 @@
  * reads the command line and prints the comparison.
  */
 import type { ClientKind } from './clients.ts';
-import { Child, startGenerators, startServer, SERVER_NODE_FLAGS } from './processes.ts';
+import { Child, quietDown, startGenerators, startServer, SERVER_NODE_FLAGS } from './processes.ts';
 import type { ServerKind, ServerUnderTest } from './processes.ts';
 import { SOCKET_IO_PATH } from './socketIoServer.ts';
 import { formatNumber, summarize } from './stats.ts';
@@ -161,6 +161,8 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
       const warm = await connectFleet(server, config.warmUpSessions);
       await Promise.all(warm.generators.map(({ child }) => child.ask({ type: 'stream', messages: 1, intervalMs, spreadMs: 0, timeoutMs: 120_000 }, 'streamed')));
       await closeFleet(warm);
+      // Its teardown and the JIT's compiles are not the measured burst's (every peer alike).
+      log(`${kind}: quiet after the warm-up in ${await quietDown(server)} ms`);
     }
     const streamStart = await server.stats(); // also resets the lag window
     log(`${kind}: ${fleet.ok} sessions stream ${messages} message(s) each, first ones within ${spreadMs} ms`);
