@@ -48,9 +48,10 @@ Options:
                           moved Socket.IO's first-chunk p99 from 529 to 837 ms
   --sustained-sessions N  (default 10000)
   --warm-up N             'burst', 'sustained', 'stream': before the measured run, N sessions of
-                          another fleet stream one reply each and close, on every peer alike
-                          (default 2000; 0 = none): the measured messages then meet code the
-                          JIT has compiled, as on a server that has been serving
+                          another fleet stream one reply each and close, on every peer alike,
+                          and the server is left to go quiet (default: the measured fleet's
+                          size, at most 5000; 0 = none): the measured messages then meet code
+                          the JIT has compiled, as on a server that has been serving
   --gateway-seconds S     (default 5)          --gateway-concurrency LIST (default 32,4)
   --actors N              sessions for 'actors' (default 100000)
   --idle-sessions N       (default 19000)      --hold-seconds S   (default 60)
@@ -96,7 +97,7 @@ export const { values } = parseArgs({
     'burst-peers': { type: 'string', default: 'baseline,socketio,llm-chat,llm-chat-memory' },
     'burst-rounds': { type: 'string', default: '1' },
     'sustained-sessions': { type: 'string', default: '10000' },
-    'warm-up': { type: 'string', default: '2000' },
+    'warm-up': { type: 'string' },
     'gateway-seconds': { type: 'string', default: '5' },
     'gateway-concurrency': { type: 'string', default: '32,4' },
     actors: { type: 'string', default: '100000' },
@@ -162,7 +163,8 @@ export const config = {
   burstPeers: String(values['burst-peers']).split(',') as ServerKind[],
   burstRounds: Math.max(1, Number(values['burst-rounds'])),
   sustainedSessions: int('sustained-sessions', 1_000),
-  warmUpSessions: int('warm-up', 200),
+  /** Undefined: as many as the measured fleet, at most 5,000 (20,000 open files: both fleets are connected at once). */
+  warmUpSessions: values.quick ? 200 : values['warm-up'] === undefined ? undefined : Number(values['warm-up']),
   gatewaySeconds: int('gateway-seconds', 2),
   gatewayConcurrency: String(values['gateway-concurrency']).split(',').map(Number),
   saturateSessions: int('saturate-sessions', 100),
