@@ -11,6 +11,9 @@ import { ChatError } from '../domain/errors.ts';
  */
 export const MAX_JSON_DEPTH = 32;
 
+/** What every JSON endpoint answers for a body of another Content-Type. */
+export const NOT_JSON = 'The body must be JSON, sent with Content-Type: application/json.';
+
 // In a `u` regex a paired surrogate is one code point, so \p{Cs} matches only lone ones.
 const FORBIDDEN = /[\u0000\p{Cs}]/u;
 
@@ -33,30 +36,52 @@ export function assertCleanText(text: string, where: string): void {
   if (problem) throw new ChatError('bad_request', `Text ${problem}: ${shown(where)}.`);
 }
 
+/** A place in the walk: its path is spelled out only for an error message. */
+interface Place {
+  readonly value: unknown;
+  readonly depth: number;
+  readonly parent: Place | undefined;
+  /** The key or index under the parent; the top's is `where`. */
+  readonly key: string | number;
+}
+
+function pathOf(place: Place): string {
+  const keys: (string | number)[] = [];
+  for (let at: Place | undefined = place; at !== undefined; at = at.parent) keys.push(at.key);
+  let path = String(keys.pop());
+  for (let index = keys.length - 1; index >= 0; index -= 1) {
+    const key = keys[index]!;
+    path += typeof key === 'number' ? `[${key}]` : `.${key}`;
+  }
+  return path;
+}
+
 /**
  * Walks a parsed JSON value without recursion (a value nested 5,000 deep
  * overflows recursive validators) and throws `bad_request` for the first
  * string (key or value) that breaks the text rules, or for nesting deeper
- * than `maxDepth` (the top-level object or array is depth 1).
+ * than `maxDepth` (the top-level object or array is depth 1). Paths are
+ * built only for the message of a failure: building one per value was most
+ * of what this cost a clean `/v1` body.
  */
 export function assertCleanJson(value: unknown, where: string, maxDepth: number = MAX_JSON_DEPTH): void {
-  const stack: { value: unknown; depth: number; path: string }[] = [{ value, depth: 0, path: where }];
+  const stack: Place[] = [{ value, depth: 0, parent: undefined, key: where }];
   for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
     const current = item.value;
     if (typeof current === 'string') {
-      assertCleanText(current, item.path);
+      if (textProblem(current) !== undefined) assertCleanText(current, pathOf(item));
       continue;
     }
     if (current === null || typeof current !== 'object') continue;
     const depth = item.depth + 1;
     if (depth > maxDepth) throw new ChatError('bad_request', `JSON is nested deeper than ${maxDepth} levels: ${shown(where)}.`);
     if (Array.isArray(current)) {
-      for (let index = current.length - 1; index >= 0; index -= 1) stack.push({ value: current[index], depth, path: `${item.path}[${index}]` });
+      for (let index = current.length - 1; index >= 0; index -= 1) stack.push({ value: current[index], depth, parent: item, key: index });
       continue;
     }
     for (const key of Object.keys(current)) {
-      assertCleanText(key, `a key in ${item.path}`);
-      stack.push({ value: (current as Record<string, unknown>)[key], depth, path: `${item.path}.${key}` });
+      if (textProblem(key) !== undefined) assertCleanText(key, `a key in ${pathOf(item)}`);
+      stack.push({ value: (current as Record<string, unknown>)[key], depth, parent: item, key });
     }
   }
 }
@@ -65,7 +90,7 @@ export function assertCleanJson(value: unknown, where: string, maxDepth: number 
 export function rejectHostileInput(request: Request, _response: Response, next: NextFunction): void {
   // A body the JSON parser skipped for its Content-Type would read as "no body": say why instead.
   if (request.body === undefined && hasBody(request) && !request.is('application/json')) {
-    throw new ChatError('bad_request', 'The body must be JSON, sent with Content-Type: application/json.');
+    throw new ChatError('bad_request', NOT_JSON);
   }
   assertCleanJson(request.query, 'the query string');
   if (request.body !== undefined) assertCleanJson(request.body, 'the body');

@@ -38,6 +38,7 @@ describe('the rules themselves (one place: src/transport/inputRules.ts)', () => 
     expect(() => assertCleanJson(JSON.parse(nestedArrays(200_000)), 'body')).toThrow(/nested deeper/);
     expect(() => assertCleanJson({ ['k\u0000']: 1 }, 'body')).toThrow(/NUL.*a key in body/);
     expect(() => assertCleanJson({ a: ['x', '\ud83d'] }, 'body')).toThrow(/lone surrogate.*body\.a\[1\]/);
+    expect(() => assertCleanJson({ m: [{ ok: 'fine' }, { c: [{ ['k\u0000']: 1 }] }] }, 'body')).toThrow(/NUL.*a key in body\.m\[1\]\.c\[0\]\./);
   });
 });
 
