@@ -1,4 +1,4 @@
-import type { Response } from 'express';
+import type { ServerResponse } from 'node:http';
 import type { JsonValue } from '../domain/conversationRecord.ts';
 import type { ToolCall, Usage } from '../domain/message.ts';
 import type { ToolCallDelta } from '../domain/toolCalls.ts';
@@ -6,6 +6,7 @@ import type { BufferBudget, BufferedStream } from './bufferBudget.ts';
 import type { ReplyFollower } from './followReply.ts';
 import { openAiErrorFor } from './openAiErrors.ts';
 import { httpErrorHeaders } from './wireErrors.ts';
+import { sendJson } from './jsonResponse.ts';
 
 /** What every frame or body of one reply names. */
 export interface ReplyIds {
@@ -30,13 +31,13 @@ function toolCallDeltasJson(deltas: readonly ToolCallDelta[]) {
   }));
 }
 
-function sendError(response: Response, code: Parameters<typeof openAiErrorFor>[0], message: string, retryAfterMs: number | undefined) {
+function sendError(response: ServerResponse, code: Parameters<typeof openAiErrorFor>[0], message: string, retryAfterMs: number | undefined) {
   const { status, body } = openAiErrorFor(code, message);
-  response.status(status).set(httpErrorHeaders({ code, message, status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) })).json(body);
+  sendJson(response, status, body, httpErrorHeaders({ code, message, status, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) }));
 }
 
 /** `stream: false`: one `chat.completion` body once the reply ends. */
-export async function answerReply(response: Response, follower: ReplyFollower, reply: ReplyIds): Promise<void> {
+export async function answerReply(response: ServerResponse, follower: ReplyFollower, reply: ReplyIds): Promise<void> {
   let text = '';
   const logprobs: JsonValue[] = [];
   let asked = false;
@@ -55,7 +56,7 @@ export async function answerReply(response: Response, follower: ReplyFollower, r
     } else {
       if (response.writableEnded) return;
       const toolCalls: readonly ToolCall[] = step.toolCalls ?? [];
-      response.json({
+      sendJson(response, 200, {
         id: reply.id,
         object: 'chat.completion',
         created: reply.created,
@@ -89,7 +90,7 @@ export async function answerReply(response: Response, follower: ReplyFollower, r
  * headers and comment lines after `heartbeatMs`.
  */
 export async function streamReply(
-  response: Response,
+  response: ServerResponse,
   follower: ReplyFollower,
   reply: ReplyIds,
   options: { includeUsage: boolean; heartbeatMs: number; maxBufferedBytes: number; budget: BufferBudget; onSlowConsumer: (why: string) => void },
