@@ -14,10 +14,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import WebSocket from 'ws';
 import { openStore } from '../src/infra/openStore.ts';
 import { silentLogger } from '../src/infra/silentLogger.ts';
 import { createChatServer } from '../src/server.ts';
+import { openClients } from './inProcessClients.ts';
 
 interface SampleNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -34,24 +34,9 @@ const { port } = await server.listen(0, '127.0.0.1');
 
 let done = 0;
 let finish = () => {};
-const clients = await Promise.all(
-  Array.from(
-    { length: sessions },
-    () =>
-      new Promise<WebSocket>((resolve, reject) => {
-        const socket = new WebSocket(`ws://127.0.0.1:${port}/ws`);
-        let open = false;
-        socket.on('message', (data) => {
-          const text = data.toString();
-          if (!open) {
-            open = true;
-            resolve(socket);
-          } else if (text.startsWith('{"type":"chunk"') && text.includes('"is_last":true') && ++done === sessions) finish();
-        });
-        socket.on('error', reject);
-      }),
-  ),
-);
+const clients = await openClients(port, sessions, (text) => {
+  if (text.startsWith('{"type":"chunk"') && text.includes('"is_last":true') && ++done === sessions) finish();
+});
 
 if (out === 'cpu') {
   for (let round = 0; round < 5; round += 1) {

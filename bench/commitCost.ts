@@ -18,7 +18,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { deserialize, serialize } from 'node:v8';
 import Database from 'better-sqlite3';
-import WebSocket from 'ws';
 import type { SessionStore, SessionUpdate } from '../src/domain/ports.ts';
 import { createMemoryStore } from '../src/infra/memoryStore.ts';
 import { silentLogger } from '../src/infra/silentLogger.ts';
@@ -27,6 +26,7 @@ import type { CommitPlan } from '../src/infra/sqliteCommitPlan.ts';
 import { prepareCommit } from '../src/infra/sqliteCommitter.mjs';
 import { migrateSqlite } from '../src/infra/sqliteStore.ts';
 import { createChatServer } from '../src/server.ts';
+import { openClients } from './inProcessClients.ts';
 
 const { values } = parseArgs({ options: { sessions: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '3' } } });
 const sessions = Number(values.sessions);
@@ -54,24 +54,9 @@ const server = createChatServer({ auth: { mode: 'none' }, connRatePerIp: 0, mess
 const { port } = await server.listen(0, '127.0.0.1');
 let done = 0;
 let finish = () => {};
-const clients = await Promise.all(
-  Array.from(
-    { length: sessions },
-    () =>
-      new Promise<WebSocket>((resolve, reject) => {
-        const socket = new WebSocket(`ws://127.0.0.1:${port}/ws`);
-        let opened = false;
-        socket.on('message', (data) => {
-          const text = data.toString();
-          if (!opened) {
-            opened = true;
-            resolve(socket);
-          } else if (text.startsWith('{"type":"completed"') && ++done === sessions) finish();
-        });
-        socket.on('error', reject);
-      }),
-  ),
-);
+const clients = await openClients(port, sessions, (text) => {
+  if (text.startsWith('{"type":"completed"') && ++done === sessions) finish();
+});
 const ids = [...new Set(groups.flat().map((update) => update.sessionId))];
 groups.length = 0; // the sessions' creation is not a reply's
 const all = new Promise<void>((resolve) => (finish = resolve));
