@@ -30,29 +30,38 @@ export function trackStore(store: SessionStore, options: TrackedStoreOptions = {
     waiters = [];
     for (const resolve of ready) resolve();
   };
-  const track = <T>(operation: StoreOperation, run: () => Promise<T>): Promise<T> => {
-    const promise = run();
+  // One failure handler per operation, made here: not two closures per call (a write per flush per session).
+  const failedAs = (operation: StoreOperation) => (error: unknown) => {
+    settle();
+    options.onError?.(operation, error);
+  };
+  const failed: Record<StoreOperation, (error: unknown) => void> = {
+    create: failedAs('create'),
+    load: failedAs('load'),
+    save: failedAs('save'),
+    delete: failedAs('delete'),
+    ping: failedAs('ping'),
+    list: failedAs('list'),
+  };
+  const track = <T>(operation: StoreOperation, promise: Promise<T>): Promise<T> => {
     inFlight += 1;
-    promise.then(settle, (error: unknown) => {
-      settle();
-      options.onError?.(operation, error);
-    });
+    promise.then(settle, failed[operation]);
     return promise;
   };
   return {
     ...(store.durable === undefined ? {} : { durable: store.durable }),
     ...(store.keys === undefined ? {} : { keys: store.keys }),
     ...(store.usage ? { usage: store.usage } : {}),
-    create: (record) => track('create', () => store.create(record)),
-    load: (sessionId, window) => track('load', () => store.load(sessionId, window)),
-    save: (update) => track('save', () => store.save(update)),
-    delete: (sessionId, owner) => track('delete', () => store.delete(sessionId, owner)),
-    ping: () => track('ping', () => store.ping()),
-    listSessions: (query) => track('list', () => store.listSessions(query)),
-    listMessages: (sessionId, query) => track('list', () => store.listMessages(sessionId, query)),
-    idleSessions: (before, limit) => track('list', () => store.idleSessions(before, limit)),
-    chunksAfter: (sessionId, afterSeq) => track('load', () => store.chunksAfter(sessionId, afterSeq)),
-    ...(store.claim ? { claim: (sessionId: string, token: number) => track('save', () => store.claim!(sessionId, token)) } : {}),
+    create: (record) => track('create', store.create(record)),
+    load: (sessionId, window) => track('load', store.load(sessionId, window)),
+    save: (update) => track('save', store.save(update)),
+    delete: (sessionId, owner) => track('delete', store.delete(sessionId, owner)),
+    ping: () => track('ping', store.ping()),
+    listSessions: (query) => track('list', store.listSessions(query)),
+    listMessages: (sessionId, query) => track('list', store.listMessages(sessionId, query)),
+    idleSessions: (before, limit) => track('list', store.idleSessions(before, limit)),
+    chunksAfter: (sessionId, afterSeq) => track('load', store.chunksAfter(sessionId, afterSeq)),
+    ...(store.claim ? { claim: (sessionId: string, token: number) => track('save', store.claim!(sessionId, token)) } : {}),
     close: () => store.close(),
     async settled() {
       while (inFlight > 0) await new Promise<void>((resolve) => waiters.push(resolve));
