@@ -47,9 +47,8 @@ export function createSharedWakeups(clock: Clock): SharedWakeups {
         immediate = new Set();
         setImmediate(fireImmediate);
       }
-      const waiters = immediate;
-      waiters.add(wake);
-      return { cancel: () => void waiters.delete(wake) };
+      immediate.add(wake);
+      return new TurnWakeup(immediate, wake);
     },
 
     after(ms, wake) {
@@ -59,16 +58,40 @@ export function createSharedWakeups(clock: Clock): SharedWakeups {
         bucket = { handle: clock.setTimeout(() => fire(due), Math.max(0, ms)), waiters: new Set() };
         buckets.set(due, bucket);
       }
-      const owner = bucket;
-      owner.waiters.add(wake);
-      return {
-        cancel() {
-          if (!owner.waiters.delete(wake) || owner.waiters.size > 0) return;
-          // Nobody else is due then: the timer goes too (a cancel releases it at once).
-          clock.clearTimeout(owner.handle);
-          if (buckets.get(due) === owner) buckets.delete(due);
-        },
-      };
+      bucket.waiters.add(wake);
+      return new TimedWakeup(clock, buckets, due, bucket, wake);
     },
   };
+}
+
+// Wake-ups are objects with shared methods, not a closure each: one is made
+// per chunk per session (and tsx, which runs the server, names every closure).
+
+class TurnWakeup implements Wakeup {
+  constructor(
+    private readonly waiters: Set<() => void>,
+    private readonly wake: () => void,
+  ) {}
+
+  cancel(): void {
+    this.waiters.delete(this.wake);
+  }
+}
+
+class TimedWakeup implements Wakeup {
+  constructor(
+    private readonly clock: Clock,
+    private readonly buckets: Map<number, Bucket>,
+    private readonly due: number,
+    private readonly owner: Bucket,
+    private readonly wake: () => void,
+  ) {}
+
+  cancel(): void {
+    const { owner } = this;
+    if (!owner.waiters.delete(this.wake) || owner.waiters.size > 0) return;
+    // Nobody else is due then: the timer goes too (a cancel releases it at once).
+    this.clock.clearTimeout(owner.handle);
+    if (this.buckets.get(this.due) === owner) this.buckets.delete(this.due);
+  }
 }
