@@ -2,6 +2,7 @@
  * `npm run bench`'s options: `--help`'s text, the flags with their defaults,
  * and the sizes each scenario runs at (`--quick`: small ones).
  */
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ServerKind } from './processes.ts';
 
@@ -67,7 +68,9 @@ Options:
   --fuzz-runs N           fuzz cases per surface (default: FUZZ_RUNS, else 5000)
   --kills N               'faults': SIGKILLs of the crash harness (default 30)   --seed S (default 20261201)
   --ack-clients N         'faults': sessions posting back to back (default 50)   --ack-seconds S (default 10)
-  --before-root DIR       'faults': also measure the checkout in DIR (e.g. the write-behind version)
+  --before-root DIR       'faults': also measure the checkout in DIR (e.g. the write-behind version);
+                          'burst': also run llm-chat on SQLite from DIR, in turn with the other peers
+                          round by round, and print this checkout's figures over DIR's
   --database-url URL      'faults': PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test)
   --auth-checks N         checks per case for 'auth' (default 200000)
   --auth-seconds S        load per mode for 'auth' (default 10)   --auth-concurrency N (default 32)
@@ -147,6 +150,7 @@ if (values.help) {
 }
 
 if (values['cpu-prof']) process.env['BENCH_CPU_PROF_DIR'] = values['cpu-prof'];
+if (values['before-root']) process.env['BENCH_BEFORE_ROOT'] = resolve(values['before-root']);
 
 /** A size flag, or its small `--quick` value. */
 export const int = (name: keyof typeof values, quick: number) => (values.quick ? quick : Number(values[name]));
@@ -160,7 +164,10 @@ export const config = {
   messages: int('messages', 2),
   spreadMs: Number(values['spread-ms']),
   burstSessions: int('burst-sessions', 500),
-  burstPeers: String(values['burst-peers']).split(',') as ServerKind[],
+  burstPeers: [
+    ...(String(values['burst-peers']).split(',') as ServerKind[]).filter((kind) => kind !== 'llm-chat-before'),
+    ...(values['before-root'] ? (['llm-chat-before'] as const) : []),
+  ],
   burstRounds: Math.max(1, Number(values['burst-rounds'])),
   sustainedSessions: int('sustained-sessions', 1_000),
   /** Undefined: as many as the measured fleet, at most 5,000 (20,000 open files: both fleets are connected at once). */

@@ -91,13 +91,15 @@ export interface ServerStats {
 }
 
 /** The servers a scenario can load: bare ws, Socket.IO, llm-chat on SQLite (its default) or on memory. */
-export type ServerKind = 'baseline' | 'socketio' | 'llm-chat' | 'llm-chat-memory';
+/** `llm-chat-before`: llm-chat on SQLite from the checkout `--before-root` names (BENCH_BEFORE_ROOT). */
+export type ServerKind = 'baseline' | 'socketio' | 'llm-chat' | 'llm-chat-memory' | 'llm-chat-before';
 
 export const SERVER_LABELS: Record<ServerKind, string> = {
   baseline: 'bare ws',
   socketio: 'Socket.IO',
   'llm-chat': 'llm-chat, SQLite (default)',
   'llm-chat-memory': 'llm-chat, --store memory',
+  'llm-chat-before': 'llm-chat, SQLite, --before-root',
 };
 
 export interface ServerUnderTest {
@@ -146,14 +148,17 @@ function profileFlags(kind: ServerKind): string[] {
  * it had to be killed), so a run leaves nothing behind.
  */
 export async function startServer(kind: ServerKind, options: Record<string, unknown>): Promise<ServerUnderTest> {
-  const sqlite = kind === 'llm-chat';
+  const sqlite = kind === 'llm-chat' || kind === 'llm-chat-before';
+  const before = process.env['BENCH_BEFORE_ROOT'];
+  if (kind === 'llm-chat-before' && !before) throw new Error('llm-chat-before needs --before-root DIR');
   const dataDir = sqlite ? mkdtempSync(join(tmpdir(), 'llm-chat-bench-')) : undefined;
   const removeData = () => {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
-  const child = new Child('./serverProcess.ts', {
+  // The other checkout's own server entry and src/ (its node_modules: a symlink to this one's will do).
+  const child = new Child(kind === 'llm-chat-before' ? join(before!, 'bench', 'serverProcess.ts') : './serverProcess.ts', {
     env: {
-      BENCH_KIND: kind === 'llm-chat-memory' ? 'llm-chat' : kind,
+      BENCH_KIND: kind === 'baseline' || kind === 'socketio' ? kind : 'llm-chat',
       BENCH_STORE: sqlite ? 'sqlite' : 'memory',
       ...(dataDir ? { BENCH_DATA_DIR: dataDir } : {}),
       BENCH_OPTIONS: JSON.stringify(options),

@@ -29,7 +29,7 @@ function against(figure: string, ours: number, theirs: number | undefined, facto
 
 /** The burst table in the issue's shape (one line per server), then its targets. */
 export function burstReport(runs: Partial<Record<ServerKind, Figures>>, sessions: number): { grid: string; rows: Row[] } {
-  const order: ServerKind[] = ['baseline', 'socketio', 'llm-chat', 'llm-chat-memory'];
+  const order: ServerKind[] = ['baseline', 'socketio', 'llm-chat', 'llm-chat-memory', 'llm-chat-before'];
   const lines = order
     .filter((kind) => runs[kind])
     .map((kind) => {
@@ -70,6 +70,18 @@ export function burstReport(runs: Partial<Record<ServerKind, Figures>>, sessions
       target: 'all',
       verdict: verdict(ours['completed'] === ours['expected'] && ours['sessions'] === sessions),
     });
+  }
+  const ours = runs['llm-chat'];
+  const before = runs['llm-chat-before'];
+  if (ours && before) {
+    // Two checkouts in turn, round by round: a change to the hot path, beside this machine's drift.
+    for (const [figure, key, digits] of [
+      ['first chunk p99 (ms)', 'ttfcP99Ms', 0],
+      ['full reply p99 (ms)', 'fullP99Ms', 0],
+      ['server CPU per reply (ms)', 'cpuMsPerReply', 3],
+    ] as const) {
+      rows.push({ figure: `burst (SQLite): ${figure}, this checkout / --before-root`, ours: n(ours[key], digits), baseline: `${n(before[key], digits)} (--before-root)`, ratio: ratio(ours[key]!, before[key]) });
+    }
   }
   return { grid: table, rows };
 }
