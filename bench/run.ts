@@ -61,10 +61,11 @@ async function main() {
     const rounds: Partial<Record<ServerKind, Figures[]>> = {};
     const shape = { sessions: config.burstSessions, messages: 1, spreadMs: 0 };
     const peers = config.burstPeers.filter((kind) => (config.baseline || (kind !== 'baseline' && kind !== 'socketio')) && (!config.url || kind === 'llm-chat'));
-    // In turn, round after round: a slow spell of the machine falls on every peer alike.
+    // In turn, round after round, the order reversed every other round: a slow spell of the
+    // machine falls on every peer alike, and going first favours none.
     for (let round = 1; round <= config.burstRounds; round += 1) {
       if (config.burstRounds > 1) log(`burst: round ${round} of ${config.burstRounds}`);
-      for (const kind of peers) (rounds[kind] ??= []).push(figures(await scenarios.stream(kind, shape)));
+      for (const kind of round % 2 === 1 ? peers : [...peers].reverse()) (rounds[kind] ??= []).push(figures(await scenarios.stream(kind, shape)));
     }
     const runs = Object.fromEntries(Object.entries(rounds).map(([kind, list]) => [kind, medianFigures(list)])) as Partial<Record<ServerKind, Figures>>;
     results['burst'] = config.burstRounds > 1 ? { medians: runs, rounds } : runs;
