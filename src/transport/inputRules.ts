@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { ChatError } from '../domain/errors.ts';
 
@@ -97,7 +98,8 @@ export function rejectHostileInput(request: Request, _response: Response, next: 
   next();
 }
 
-function hasBody(request: Request): boolean {
+/** Whether the request carries a body at all (a length above 0, or chunked). */
+export function hasBody(request: IncomingMessage): boolean {
   const length = request.headers['content-length'];
   return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

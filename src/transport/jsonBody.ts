@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable, Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { ChatError } from '../domain/errors.ts';
-import { assertCleanJson, NOT_JSON } from './inputRules.ts';
+import { assertCleanJson, hasBody, NOT_JSON } from './inputRules.ts';
 
 const DECODERS: Record<string, () => Transform> = {
   gzip: createGunzip,
@@ -10,11 +10,6 @@ const DECODERS: Record<string, () => Transform> = {
   deflate: createInflate,
   br: createBrotliDecompress,
 };
-
-function hasBody(request: IncomingMessage): boolean {
-  const length = request.headers['content-length'];
-  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
 
 /** `application/json` with no charset or UTF-8 (parameters and case aside), as `express.json()` takes it. */
 function isJson(contentType: string | undefined): boolean {
