@@ -4,7 +4,6 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startServer } from '../support/harness.ts';
 import type { RunningServer } from '../support/harness.ts';
-import { eventually } from '../support/waiting.ts';
 
 // POST /v1/chat/completions is served without Express (openAiCompletions.ts, jsonBody.ts):
 // these hold it to what express.json() and the input rules do on every other JSON endpoint.
@@ -118,13 +117,20 @@ describe('POST /v1/chat/completions reads its body as every JSON endpoint does',
   it('takes nothing from a client that hangs up halfway through its body: no session, no slot', async () => {
     running = await startServer();
     const { port } = new URL(running.url);
+    // The handler has the request (its headers read, its body being read) when the server emits it.
+    const handed = new Promise<void>((resolve) => running!.server.http.once('request', () => resolve()));
     const socket = connect(Number(port), '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${QUESTION.length + 100}\r\n\r\n${QUESTION.slice(0, 20)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await handed;
     socket.destroy();
-    await eventually(() => running!.server.edge().slots === 0, 2_000);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Until the server has seen the hang-up: then whatever it would have taken is taken.
+    const connections = () => new Promise<number>((resolve, reject) => running!.server.http.getConnections((error, count) => (error ? reject(error) : resolve(count))));
+    let open = await connections();
+    for (const deadline = Date.now() + 2_000; open > 0 && Date.now() < deadline; open = await connections()) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(open).toBe(0);
     expect(running.server.registry.activeCount).toBe(0);
     expect(running.server.edge()).toMatchObject({ slots: 0, bufferedBytes: 0 });
     // And the next client is served as usual.
