@@ -157,7 +157,8 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
     const connected = await server.stats(true);
     // After the memory figures: the warm-up's garbage would be reused by what they count.
     // As many as it will measure: after a 2,000-session warm-up a 5,000-session burst still met
-    // 166 TurboFan compiles (1.0 s of compiler threads) and 69 deopts; after 5,000, 96 and 59.
+    // 166 TurboFan compiles (1.0 s of compiler threads) and 69 deopts; after 5,000, 96 and 59,
+    // most of those in the fleets' teardown after the figures were taken.
     const warmUp = config.warmUpSessions ?? Math.min(sessions, 5_000);
     if (warmUp > 0) {
       log(`${kind}: warming up: ${warmUp} other sessions stream one reply each (not measured)`);
