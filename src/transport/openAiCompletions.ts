@@ -110,7 +110,15 @@ export function createCompletions(options: OpenAiCompletionsOptions): Completion
     if (request.socket.destroyed) finish();
     try {
       if (finished) return;
-      if (chat.stream) releaseConnection = await holdConnection(request, response, caller);
+      if (chat.stream) {
+        const release = await holdConnection(request, response, caller);
+        // The client left while the slot was being taken (a Redis-backed limit answers later): it goes back now.
+        if (finished) {
+          release();
+          return;
+        }
+        releaseConnection = release;
+      }
       // Across nodes the follower's subscription is asynchronous: it must be live before the reply can start.
       await bus.ready?.(sessionId);
       // Nothing of the response starts before the message is committed.

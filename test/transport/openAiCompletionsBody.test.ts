@@ -137,3 +137,37 @@ describe('POST /v1/chat/completions reads its body as every JSON endpoint does',
     expect((await post(running.url, '/v1/chat/completions', QUESTION, { 'content-type': 'application/json' })).status).toBe(200);
   });
 });
+
+describe('a streamed completion whose client leaves while its connection slot is being taken', () => {
+  it('gives the slot back once it is taken (a Redis-backed limit answers after the hang-up)', async () => {
+    running = await startServer();
+    const { admission } = running.server;
+    const admit = admission.admitConnection.bind(admission);
+    let taken = () => {};
+    const slotTaken = new Promise<void>((resolve) => (taken = resolve));
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    // The slot is taken at once; the answer comes only when the test opens the gate, as a slow limiter's would.
+    admission.admitConnection = async (ip: string) => {
+      const release = await admit(ip);
+      taken();
+      await gate;
+      return release;
+    };
+    // The server's side of the response closes when the client is gone: then it has heard of it.
+    const responseClosed = new Promise<void>((resolve) => running!.server.http.once('request', (_request, response) => response.once('close', () => resolve())));
+    const { port } = new URL(running.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    const body = JSON.stringify({ model: 'simulated', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    await slotTaken;
+    expect(running.server.edge().slots).toBe(1);
+    socket.destroy();
+    await responseClosed;
+    open();
+    for (const deadline = Date.now() + 2_000; running.server.edge().slots > 0 && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(running.server.edge().slots).toBe(0);
+    expect(running.server.registry.activeCount).toBe(0);
+  });
+});
