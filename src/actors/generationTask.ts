@@ -1,7 +1,10 @@
 import type { Conversation } from '../domain/conversation.ts';
 import type { ChunkEvent } from '../domain/events.ts';
+import type { GenerationOptions } from '../domain/generationOptions.ts';
+import type { MessageId } from '../domain/ids.ts';
 import type { Message, Turn } from '../domain/message.ts';
 import type { Clock, EventBus, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import { takeHeadStart } from './headStart.ts';
 import type { StoreWriter } from './storeWriter.ts';
 
 export interface GenerationDeps {
@@ -29,26 +32,14 @@ export async function runGeneration(conversation: Conversation, deps: Generation
   if (!current) return; // the queue was emptied meanwhile
   // One write as the reply starts (its prompt is answered, the reply exists), then flushes on the writer's interval.
   if (!resumed) deps.writer.save(conversation, [...current.inputs, current.reply]);
-  const prompt = current.prompt;
-  const requested = current.options?.model ?? conversation.model;
-  const request: GenerationRequest = {
-    sessionId: conversation.sessionId,
-    messageId: current.reply.id,
-    prompt: prompt.content,
-    // The message itself, not a copy: the count its window made of it is found again (settledTurnTokens).
-    promptTurn: conversation.promptTurn() ?? turnOf(prompt),
-    // Copied only for a provider that reads it (a model that takes history):
-    // copying a long conversation for each reply was a measured hot spot.
-    get history() {
-      return conversation.context();
-    },
-    ...(current.options ? { options: current.options } : {}),
-    ...(requested !== undefined ? { model: requested } : {}),
-  };
   // The model's name rides on the reply's first output, so a /v1 client can name it in its first frame.
   const reply: ReplyOut = { conversation, deps, signal, model: undefined, announced: false };
   let ended = false;
-  for await (const piece of deps.provider.stream(request, signal)) {
+  // A fresh reply may find the model already asked while its message was stored (headStart.ts).
+  const pieces =
+    (resumed ? undefined : takeHeadStart(conversation, current.reply.id, signal)) ??
+    deps.provider.stream(generationRequest(conversation, current.reply.id, conversation.promptTurn() ?? turnOf(current.prompt), current.options), signal);
+  for await (const piece of pieces) {
     if (signal.aborted) return;
     if (piece.model !== undefined && reply.model === undefined) {
       reply.model = piece.model;
@@ -81,6 +72,28 @@ export async function runGeneration(conversation: Conversation, deps: Generation
   if (ended || signal.aborted) return;
   if (conversation.mustReserveSeq && !(await reserved(reply))) return;
   publish(reply, '', true);
+}
+
+/**
+ * What the model is asked for the reply `replyId` to `prompt`: the message
+ * itself as the window holds it, not a copy, so the count its window made of
+ * it is found again (settledTurnTokens). The history is copied only for a
+ * provider that reads it (a model that takes history): copying a long
+ * conversation for each reply was a measured hot spot.
+ */
+export function generationRequest(conversation: Conversation, replyId: MessageId, prompt: Turn, options: GenerationOptions | undefined): GenerationRequest {
+  const requested = options?.model ?? conversation.model;
+  return {
+    sessionId: conversation.sessionId,
+    messageId: replyId,
+    prompt: prompt.content,
+    promptTurn: prompt,
+    get history() {
+      return conversation.context();
+    },
+    ...(options ? { options } : {}),
+    ...(requested !== undefined ? { model: requested } : {}),
+  };
 }
 
 /**

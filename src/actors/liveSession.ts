@@ -9,6 +9,8 @@ import { publicMessage } from '../domain/message.ts';
 import type { Message, PublicMessage } from '../domain/message.ts';
 import type { MessagePageQuery } from '../domain/ports.ts';
 import { decodeMessageCursor, encodeMessageCursor } from '../infra/pageCursor.ts';
+import { generationRequest } from './generationTask.ts';
+import { dropHeadStart, HeadStart, holdHeadStart } from './headStart.ts';
 import type { SessionDeps } from './sessionEffects.ts';
 import type { SupervisorLogic } from './supervisorActor.ts';
 
@@ -84,9 +86,11 @@ export class LiveSession {
       toolResults: typeof input === 'string' ? [] : (input.toolResults ?? []).map(() => this.#ids.messageId()),
     };
     const taken = conversation.accept(input, ids, this.#deps.clock.now(), options);
+    this.#headStart(taken.user.id, ids.reply);
     try {
       await this.#deps.writer.commit(conversation, taken.inputs);
     } catch (error) {
+      dropHeadStart(conversation);
       conversation.withdraw(taken.user.id);
       throw isChatError(error) ? error : new ChatError('store_unavailable', undefined, { cause: error });
     }
@@ -94,6 +98,7 @@ export class LiveSession {
     const accepted = stillOpen ? conversation.admit(taken.user.id) : undefined;
     if (!accepted) {
       // Stopped (or draining) while the message was being stored: it will never be answered.
+      dropHeadStart(conversation);
       conversation.withdraw(taken.user.id);
       const now = this.#deps.clock.now();
       this.#deps.writer.save(conversation, taken.inputs.map((message) => ({ ...message, status: 'cancelled' as const, updatedAt: now })));
@@ -111,7 +116,19 @@ export class LiveSession {
       ...(toolResults.length > 0 ? { toolResults: toolResults.map((message) => ({ messageId: message.id, toolCallId: message.toolCallId ?? '' })) } : {}),
     });
     this.actor.send({ type: 'user.message' });
+    // Its reply started in that send and took the head start, unless something came between.
+    dropHeadStart(conversation);
     return accepted;
+  }
+
+  /** Asks the model for the reply now, while the message is stored, if that reply starts the moment it is (headStart.ts). */
+  #headStart(userId: MessageId, replyId: MessageId): void {
+    const conversation = this.#conversation;
+    if (this.actor.getSnapshot().value !== 'dormant') return;
+    const next = conversation.answeredOnceStored(userId);
+    if (!next) return;
+    const headStart = HeadStart.begin(replyId, this.#deps.provider, generationRequest(conversation, replyId, next.prompt, next.options));
+    if (headStart) holdHeadStart(conversation, headStart);
   }
 
   /** The API key id the session belongs to; undefined when made without one (`--auth none`). */

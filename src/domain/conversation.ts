@@ -192,6 +192,19 @@ export class Conversation {
     return { user: copyMessage(pending!.user), inputs: pending!.inputs.map(copyMessage), replyId: pending!.replyId, position };
   }
 
+  /**
+   * The message taken in as `userId`, if its reply starts the moment it is
+   * stored: nothing generating, queued or being stored ahead of it, and it
+   * comes alone (tool results enter the history only as the reply starts).
+   * The live message, as the window will hold it, read-only through its type.
+   */
+  answeredOnceStored(userId: MessageId): { prompt: Turn; options: GenerationOptions | undefined } | undefined {
+    const pending = this.#awaiting[0];
+    if (this.#reply || this.#stopped || this.#queue.length > 0 || this.#awaiting.length !== 1) return undefined;
+    if (pending?.user.id !== userId || pending.inputs.length !== 1) return undefined;
+    return { prompt: pending.user, options: pending.options };
+  }
+
   /** Drops a message taken in but not stored, as if it never came. */
   withdraw(userId: MessageId): boolean {
     const index = this.#awaiting.findIndex((pending) => pending.user.id === userId);
