@@ -9,7 +9,7 @@ import { publicMessage } from '../domain/message.ts';
 import type { Message, PublicMessage } from '../domain/message.ts';
 import type { MessagePageQuery } from '../domain/ports.ts';
 import { decodeMessageCursor, encodeMessageCursor } from '../infra/pageCursor.ts';
-import { generationRequest } from './generationTask.ts';
+import { ReplyRequest } from './generationTask.ts';
 import { dropHeadStart, HeadStart, holdHeadStart } from './headStart.ts';
 import type { SessionDeps } from './sessionEffects.ts';
 import type { SupervisorLogic } from './supervisorActor.ts';
@@ -127,7 +127,7 @@ export class LiveSession {
     if (this.actor.getSnapshot().value !== 'dormant') return;
     const next = conversation.answeredOnceStored(userId);
     if (!next) return;
-    const headStart = HeadStart.begin(replyId, this.#deps.provider, generationRequest(conversation, replyId, next.prompt, next.options));
+    const headStart = HeadStart.begin(replyId, this.#deps.provider, new ReplyRequest(conversation, replyId, next.prompt, next.options));
     if (headStart) holdHeadStart(conversation, headStart);
   }
 

@@ -2,7 +2,8 @@ import type { ActorLogic, ActorRef, Snapshot } from 'xstate';
 import type { Conversation } from '../domain/conversation.ts';
 import { ChatError, isChatError, isUpstreamFailure } from '../domain/errors.ts';
 import type { ErrorCode } from '../domain/errors.ts';
-import { runGeneration } from './generationTask.ts';
+import { runGeneration, startReply } from './generationTask.ts';
+import { takeHeadStart } from './headStart.ts';
 import type { MachineChart } from './machineChart.ts';
 import { cancelEverything, completeCurrentReply, failCurrentReply } from './sessionEffects.ts';
 import type { SessionDeps } from './sessionEffects.ts';
@@ -41,9 +42,12 @@ type Self = ActorRef<SessionSnapshot, SessionEvent>;
 const GENERATION_DONE: SessionEvent = Object.freeze({ type: 'generation.done' });
 
 function startGeneration(task: SessionTask, self: Self): void {
-  const controller = new AbortController();
+  const started = startReply(task.conversation, task.deps);
+  // A fresh reply may find the model asked while its message was stored: the reply adopts that request and its controller.
+  const headStart = started && !started.resumed ? takeHeadStart(task.conversation, started.current.reply.id) : undefined;
+  const controller = headStart?.controller ?? new AbortController();
   task.controller = controller;
-  runGeneration(task.conversation, task.deps, controller.signal).then(
+  runGeneration(task.conversation, task.deps, controller.signal, started, headStart).then(
     () => settle(task, controller, self, GENERATION_DONE),
     (error: unknown) => settle(task, controller, self, { type: 'generation.failed', error }),
   );
