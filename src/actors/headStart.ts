@@ -8,7 +8,7 @@ import type { GenerationRequest, ModelProvider, ProviderChunk } from '../domain/
  * its first token overlap instead of adding up. In the 5,000-session burst
  * a message waited a median 280 ms between being taken in and its commit
  * answering (the main thread busy taking in the others), and the model was
- * asked only then (bench/run.ts burst, traced).
+ * asked only then (the burst traced on the server: README, Round 10).
  *
  * Nothing of it reaches anyone before the message is stored: what the model
  * sends waits in its stream until the session actor starts the reply (after
@@ -62,7 +62,7 @@ export class HeadStart implements AsyncIterator<ProviderChunk>, AsyncIterable<Pr
     return this.#iterator.return?.() ?? Promise.resolve({ done: true, value: undefined });
   }
 
-  /** What aborts the model's request: the reply that takes the head start makes it its own (one controller per reply: each costs ~5 µs). */
+  /** What aborts the model's request: the reply that takes the head start makes it its own (one controller per reply: one and its signal cost ~10 µs in the burst). */
   get controller(): AbortController {
     return this.#controller;
   }
