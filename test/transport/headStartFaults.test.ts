@@ -60,9 +60,10 @@ describe.skipIf(!reachable)('a reply’s head start (PostgreSQL behind a fault p
     const [request] = await upstream.waitForRequests(1);
     const accepted = await client.waitFor((frame) => frame.type === 'accepted');
     const acceptedAt = Date.now();
-    // The commit is at least a round trip, 200 ms each way; the request went out before the first half of it was over…
+    // The commit is at least a round trip, 200 ms each way; the request arrived well before it was over
+    // (after `accepted`, without the head start), with room for a loaded machine…
     expect(acceptedAt - sentAt).toBeGreaterThanOrEqual(400);
-    expect(request!.receivedAt - sentAt).toBeLessThan(200);
+    expect(acceptedAt - request!.receivedAt).toBeGreaterThan(200);
     expect(request!.body.messages?.at(-1)).toMatchObject({ role: 'user', content: 'hello' });
     const completed = await client.waitFor((frame) => frame.type === 'completed' && frame['messageId'] === accepted['messageId']);
     expect(completed).toMatchObject({ finishReason: 'stop' });
