@@ -56,26 +56,26 @@ afterEach(async () => {
   for (const registry of registries.splice(0)) await registry.close();
 });
 
-function setup(trigger = '\u0001never') {
+/** A registry over a gated store and a recording model, and one session whose events are collected. */
+async function setup(trigger = '\u0001never') {
   const clock = new ManualClock();
   const bus = createInProcessBus();
   const store = gated(createMemoryStore());
   const provider = failingOn(createSimulatedProvider({ chunks: CHUNKS, intervalMs: INTERVAL, clock }), trigger, 0);
   const registry = createSessionRegistry({ bus, store, provider, clock, logger: silentLogger, ids: sequentialIds(), sessionTtlMs: 60_000 });
   registries.push(registry);
+  const session = await registry.create();
   const events: ChatEvent[] = [];
-  const watch = (sessionId: string) => bus.subscribe(sessionId as never, (event) => events.push(event));
-  return { clock, store, provider, registry, events, watch };
+  bus.subscribe(session.sessionId, (event) => events.push(event));
+  return { clock, store, provider, registry, session, events };
 }
 
 const kinds = (events: readonly ChatEvent[]) => events.map((event) => (event.type === 'chunk' ? `chunk ${event.seq}${event.is_last ? ' last' : ''}` : event.type));
 
 describe('a reply’s head start (the model asked while its message is stored)', () => {
   it('asks the model before the commit answers, publishes nothing until it has, then streams what the model already sent', async () => {
-    const { clock, store, provider, registry, events, watch } = setup();
-    const session = await registry.create();
-    watch(session.sessionId);
-    store.held = true;
+    const { clock, store, provider, events, session } = await setup();
+        store.held = true;
     const sending = session.send('hi');
     await settle();
     expect(store.waiting).toBe(1);
@@ -106,10 +106,8 @@ describe('a reply’s head start (the model asked while its message is stored)',
   });
 
   it('aborts the model’s request when the store refuses the message, and the next message is answered as usual', async () => {
-    const { clock, store, provider, registry, events, watch } = setup();
-    const session = await registry.create();
-    watch(session.sessionId);
-    store.held = true;
+    const { clock, store, provider, events, session } = await setup();
+        store.held = true;
     const sending = session.send('lost');
     await settle();
     expect(provider.started).toHaveLength(1);
@@ -133,10 +131,8 @@ describe('a reply’s head start (the model asked while its message is stored)',
   });
 
   it('leaves no rejection unheard when the model fails at once and the store refuses the message', async () => {
-    const { store, provider, registry, watch, events } = setup('boom');
-    const session = await registry.create();
-    watch(session.sessionId);
-    store.held = true;
+    const { store, provider, events, session } = await setup('boom');
+        store.held = true;
     const sending = session.send('boom');
     await settle();
     expect(provider.started).toHaveLength(1);
@@ -149,10 +145,8 @@ describe('a reply’s head start (the model asked while its message is stored)',
   });
 
   it('hands a model that fails at once to the supervisor as before: the reply fails after `accepted`, the actor restarts', async () => {
-    const { clock, provider, registry, watch, events } = setup('boom');
-    const session = await registry.create();
-    watch(session.sessionId);
-    await session.send('boom');
+    const { clock, provider, events, session } = await setup('boom');
+        await session.send('boom');
     await clock.advance(5_000);
     // Let it crash: the reply fails, the supervisor restarts the session actor, the session stays up.
     expect(kinds(events)).toEqual(['message.accepted', 'message.failed', 'session.restarted']);
@@ -161,10 +155,8 @@ describe('a reply’s head start (the model asked while its message is stored)',
   });
 
   it('makes no head start for a message queued behind a reply: its request goes out when its turn comes', async () => {
-    const { clock, provider, registry, events, watch } = setup();
-    const session = await registry.create();
-    watch(session.sessionId);
-    await session.send('first');
+    const { clock, provider, events, session } = await setup();
+        await session.send('first');
     await clock.advance(INTERVAL);
     await session.send('second');
     await settle();
@@ -177,10 +169,8 @@ describe('a reply’s head start (the model asked while its message is stored)',
   });
 
   it('aborts the head-started request at once on a cancel', async () => {
-    const { clock, provider, registry, events, watch } = setup();
-    const session = await registry.create();
-    watch(session.sessionId);
-    const accepted = await session.send('stop me');
+    const { clock, provider, events, session } = await setup();
+        const accepted = await session.send('stop me');
     expect(session.cancel()).toEqual([accepted.replyId]);
     expect(provider.aborted).toEqual([accepted.replyId]);
     await clock.advance(INTERVAL * (CHUNKS + 1));
@@ -188,10 +178,8 @@ describe('a reply’s head start (the model asked while its message is stored)',
   });
 
   it('aborts the request when the session is removed while its message is being stored', async () => {
-    const { clock, store, provider, registry, events, watch } = setup();
-    const session = await registry.create();
-    watch(session.sessionId);
-    store.held = true;
+    const { clock, store, provider, registry, events, session } = await setup();
+        store.held = true;
     const sending = session.send('gone');
     await settle();
     const removing = registry.remove(session.sessionId);

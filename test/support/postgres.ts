@@ -1,5 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import type { SessionStore } from '../../src/domain/ports.ts';
+import { openPostgresStore } from '../../src/infra/postgresStore.ts';
+import { startFaultProxy } from './faultProxy.ts';
+import type { FaultProxy } from './faultProxy.ts';
 
 /** The local test server (trust auth); override with LLM_CHAT_TEST_DATABASE_URL. */
 export const TEST_DATABASE_URL = process.env['LLM_CHAT_TEST_DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -41,4 +45,17 @@ export async function dropSchemas(schemas: readonly string[]): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * A PostgreSQL store in a throw-away schema (named from `prefix`), reached
+ * through a TCP fault proxy of its own. The caller closes the proxy and
+ * drops the schema.
+ */
+export async function storeBehindProxy(prefix: string, timeoutMs: number): Promise<{ proxy: FaultProxy; store: SessionStore; schema: string }> {
+  const target = new URL(TEST_DATABASE_URL);
+  const proxy = await startFaultProxy({ host: target.hostname, port: Number(target.port || 5432) });
+  const schema = uniqueSchema(prefix);
+  const store = await openPostgresStore({ connectionString: proxy.through(TEST_DATABASE_URL), schema, timeoutMs });
+  return { proxy, store, schema };
 }

@@ -1,12 +1,10 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { openPostgresStore } from '../../src/infra/postgresStore.ts';
 import { startFakeUpstream } from '../support/fakeUpstream.ts';
 import type { FakeUpstream } from '../support/fakeUpstream.ts';
-import { startFaultProxy } from '../support/faultProxy.ts';
 import type { FaultProxy } from '../support/faultProxy.ts';
 import { startServer, WsClient } from '../support/harness.ts';
 import type { RunningServer } from '../support/harness.ts';
-import { dropSchemas, postgresReachable, TEST_DATABASE_URL, uniqueSchema } from '../support/postgres.ts';
+import { dropSchemas, postgresReachable, storeBehindProxy } from '../support/postgres.ts';
 
 /**
  * The head start (src/actors/headStart.ts) on the real path: a WebSocket
@@ -29,12 +27,9 @@ const reachable = await postgresReachable();
 afterAll(() => (reachable ? dropSchemas(schemas) : undefined));
 
 async function start() {
-  const target = new URL(TEST_DATABASE_URL);
-  const proxy = await startFaultProxy({ host: target.hostname, port: Number(target.port || 5432) });
+  const { proxy, store, schema } = await storeBehindProxy('llm_chat_head_start', 1000);
   proxies.push(proxy);
-  const schema = uniqueSchema('llm_chat_head_start');
   schemas.push(schema);
-  const store = await openPostgresStore({ connectionString: proxy.through(TEST_DATABASE_URL), schema, timeoutMs: 1000 });
   const upstream = await startFakeUpstream();
   upstreams.push(upstream);
   const server = await startServer({

@@ -12,7 +12,6 @@ import { createSimulatedProvider } from '../../src/infra/simulatedProvider.ts';
 import { openSqliteStore } from '../../src/infra/sqliteStore.ts';
 import { systemClock } from '../../src/infra/systemClock.ts';
 import { randomIds } from '../../src/infra/randomIds.ts';
-import { startFaultProxy } from '../support/faultProxy.ts';
 import type { FaultProxy } from '../support/faultProxy.ts';
 import { createMemoryStore } from '../../src/infra/memoryStore.ts';
 import { flaky } from '../support/flakyStore.ts';
@@ -20,7 +19,7 @@ import { api, startServer, WsClient } from '../support/harness.ts';
 import { ADMIN_TOKEN, createKey } from '../support/keys.ts';
 import { ManualClock } from '../support/manualClock.ts';
 import type { Json, RunningServer } from '../support/harness.ts';
-import { dropSchemas, postgresReachable, TEST_DATABASE_URL, uniqueSchema } from '../support/postgres.ts';
+import { dropSchemas, postgresReachable, storeBehindProxy, TEST_DATABASE_URL, uniqueSchema } from '../support/postgres.ts';
 
 const servers: RunningServer[] = [];
 const proxies: FaultProxy[] = [];
@@ -92,12 +91,9 @@ const reachable = await postgresReachable();
 afterAll(() => (reachable ? dropSchemas(schemas) : undefined));
 
 async function behindProxy(options: Parameters<typeof startServer>[0] = {}) {
-  const target = new URL(TEST_DATABASE_URL);
-  const proxy = await startFaultProxy({ host: target.hostname, port: Number(target.port || 5432) });
+  const { proxy, store, schema } = await storeBehindProxy('llm_chat_faults', 2000);
   proxies.push(proxy);
-  const schema = uniqueSchema('llm_chat_faults');
   schemas.push(schema);
-  const store = await openPostgresStore({ connectionString: proxy.through(TEST_DATABASE_URL), schema, timeoutMs: 2000 });
   const server = await startServer({ store, simIntervalMs: 20, simChunks: 10, flushIntervalMs: 100, messagesPerMinute: 0, ...options });
   servers.push(server);
   return { proxy, server };
