@@ -88,37 +88,39 @@ export class LiveSession {
     const taken = conversation.accept(input, ids, this.#deps.clock.now(), options);
     this.#headStart(taken.user.id, ids.reply);
     try {
-      await this.#deps.writer.commit(conversation, taken.inputs);
-    } catch (error) {
+      try {
+        await this.#deps.writer.commit(conversation, taken.inputs);
+      } catch (error) {
+        conversation.withdraw(taken.user.id);
+        throw isChatError(error) ? error : new ChatError('store_unavailable', undefined, { cause: error });
+      }
+      const stillOpen = this.actor.getSnapshot().status === 'active' && this.#accepting();
+      const accepted = stillOpen ? conversation.admit(taken.user.id) : undefined;
+      if (!accepted) {
+        // Stopped (or draining) while the message was being stored: it will never be answered.
+        conversation.withdraw(taken.user.id);
+        const now = this.#deps.clock.now();
+        this.#deps.writer.save(conversation, taken.inputs.map((message) => ({ ...message, status: 'cancelled' as const, updatedAt: now })));
+        this.#refuseIfStopped();
+        throw new ChatError('overloaded', 'The server is shutting down; try again shortly.');
+      }
+      const toolResults = accepted.inputs.filter((message) => message.role === 'tool');
+      this.#deps.bus.publish({
+        type: 'message.accepted',
+        sessionId: this.sessionId,
+        messageId: accepted.replyId,
+        userMessageId: accepted.user.id,
+        text: accepted.user.role === 'user' ? accepted.user.content : '',
+        position: accepted.position,
+        ...(toolResults.length > 0 ? { toolResults: toolResults.map((message) => ({ messageId: message.id, toolCallId: message.toolCallId ?? '' })) } : {}),
+      });
+      // The reply starts in this send (its actor takes the head start) unless one is in progress.
+      this.actor.send({ type: 'user.message' });
+      return accepted;
+    } finally {
+      // Taken by its reply as it started, or never to be read: the model's request ends with this send either way.
       dropHeadStart(conversation);
-      conversation.withdraw(taken.user.id);
-      throw isChatError(error) ? error : new ChatError('store_unavailable', undefined, { cause: error });
     }
-    const stillOpen = this.actor.getSnapshot().status === 'active' && this.#accepting();
-    const accepted = stillOpen ? conversation.admit(taken.user.id) : undefined;
-    if (!accepted) {
-      // Stopped (or draining) while the message was being stored: it will never be answered.
-      dropHeadStart(conversation);
-      conversation.withdraw(taken.user.id);
-      const now = this.#deps.clock.now();
-      this.#deps.writer.save(conversation, taken.inputs.map((message) => ({ ...message, status: 'cancelled' as const, updatedAt: now })));
-      this.#refuseIfStopped();
-      throw new ChatError('overloaded', 'The server is shutting down; try again shortly.');
-    }
-    const toolResults = accepted.inputs.filter((message) => message.role === 'tool');
-    this.#deps.bus.publish({
-      type: 'message.accepted',
-      sessionId: this.sessionId,
-      messageId: accepted.replyId,
-      userMessageId: accepted.user.id,
-      text: accepted.user.role === 'user' ? accepted.user.content : '',
-      position: accepted.position,
-      ...(toolResults.length > 0 ? { toolResults: toolResults.map((message) => ({ messageId: message.id, toolCallId: message.toolCallId ?? '' })) } : {}),
-    });
-    this.actor.send({ type: 'user.message' });
-    // Its reply started in that send and took the head start, unless something came between.
-    dropHeadStart(conversation);
-    return accepted;
   }
 
   /** Asks the model for the reply now, while the message is stored, if that reply starts the moment it is (headStart.ts). */

@@ -3,7 +3,7 @@ import { createSessionRegistry } from '../../src/actors/sessionRegistry.ts';
 import type { SessionRegistry } from '../../src/actors/sessionRegistry.ts';
 import { ChatError } from '../../src/domain/errors.ts';
 import type { ChatEvent } from '../../src/domain/events.ts';
-import type { SessionStore, SessionUpdate } from '../../src/domain/ports.ts';
+import type { EventBus, SessionStore, SessionUpdate } from '../../src/domain/ports.ts';
 import { createInProcessBus } from '../../src/infra/inProcessBus.ts';
 import { createMemoryStore } from '../../src/infra/memoryStore.ts';
 import { createSimulatedProvider } from '../../src/infra/simulatedProvider.ts';
@@ -59,7 +59,14 @@ afterEach(async () => {
 /** A registry over a gated store and a recording model, and one session whose events are collected. */
 async function setup(trigger = '\u0001never') {
   const clock = new ManualClock();
-  const bus = createInProcessBus();
+  const inner = createInProcessBus();
+  // A switch for a failure halfway through a send: after the commit, as `accepted` is published.
+  const faults = { acceptedThrows: false };
+  const bus: EventBus = Object.create(inner) as EventBus;
+  bus.publish = (event) => {
+    if (faults.acceptedThrows && event.type === 'message.accepted') throw new Error('bus refused the event (test)');
+    inner.publish(event);
+  };
   const store = gated(createMemoryStore());
   const provider = failingOn(createSimulatedProvider({ chunks: CHUNKS, intervalMs: INTERVAL, clock }), trigger, 0);
   const registry = createSessionRegistry({ bus, store, provider, clock, logger: silentLogger, ids: sequentialIds(), sessionTtlMs: 60_000 });
@@ -67,7 +74,7 @@ async function setup(trigger = '\u0001never') {
   const session = await registry.create();
   const events: ChatEvent[] = [];
   bus.subscribe(session.sessionId, (event) => events.push(event));
-  return { clock, store, provider, registry, session, events };
+  return { clock, store, provider, registry, session, events, faults };
 }
 
 const kinds = (events: readonly ChatEvent[]) => events.map((event) => (event.type === 'chunk' ? `chunk ${event.seq}${event.is_last ? ' last' : ''}` : event.type));
@@ -189,5 +196,15 @@ describe('a reply’s head start (the model asked while its message is stored)',
     expect(provider.aborted).toEqual([provider.started[0]!.messageId]);
     await clock.advance(INTERVAL * (CHUNKS + 1));
     expect(events.some((event) => event.type === 'chunk' || event.type === 'message.accepted')).toBe(false);
+  });
+
+  it('aborts the request when the send fails halfway, after the commit (the event bus throwing as `accepted` is published)', async () => {
+    const { clock, provider, events, session, faults } = await setup();
+    faults.acceptedThrows = true;
+    await expect(session.send('halfway')).rejects.toThrow('bus refused the event (test)');
+    expect(provider.started).toHaveLength(1);
+    expect(provider.aborted).toEqual([provider.started[0]!.messageId]);
+    await clock.advance(INTERVAL * (CHUNKS + 1));
+    expect(events.some((event) => event.type === 'chunk')).toBe(false);
   });
 });
