@@ -209,6 +209,8 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
         update(s, [{ ...streaming, content: 'c1c2c3c4', status: 'complete' }], { lastSeq: 4, chunks: [chunk(s, 'r1', 4, 'c4', true)] }),
       );
       expect(await store.chunksAfter(s, 0)).toEqual([]);
+      // Each write kept the reply's latest text and status with its log step (SQLite does both in one statement).
+      expect((await store.load(s))?.messages.map((m) => [m.id, m.content, m.status])).toEqual([['r1', 'c1c2c3c4', 'complete']]);
     });
 
     it("keeps an interrupted reply's chunks until the next reply streams", async () => {
@@ -247,6 +249,8 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
       // A gap (chunks 4–5 never written) is not papered over: nothing after it is served.
       await store.save(update(s, [reply('héllo, wörld ✓!?')], { lastSeq: 6, chunks: [chunk(s, 'r', 6, '?')] }));
       expect((await store.chunksAfter(s, 2)).map((c) => c.seq)).toEqual([3]);
+      // The append refused for its gap does not hold back the text written with it.
+      expect((await store.load(s))?.messages.map((m) => m.content)).toEqual(['héllo, wörld ✓!?']);
     });
 
     it('lists sessions newest first, page by page, with no gap and no repeat', async () => {
