@@ -11,8 +11,6 @@ export interface CommitSql {
   dropLogOf: string;
   keepLogOf: string;
   appendLog: string;
-  streamWithLog: string;
-  finishDroppingLog: string;
 }
 
 export const UPSERT_MESSAGE_SQL = `INSERT INTO messages (${MESSAGE_COLUMNS.join(', ')}) VALUES (${MESSAGE_COLUMNS.map((column) => `@${column}`).join(', ')})
@@ -30,8 +28,6 @@ export const CHUNK_LOGS_SQL =
   'SELECT id, content, chunk_first_seq, chunk_lengths FROM messages INDEXED BY messages_chunk_log WHERE session_id = ? AND chunk_lengths IS NOT NULL';
 export const UNFINISHED_SQL = "SELECT * FROM messages INDEXED BY messages_unfinished WHERE session_id = ? AND status IN ('queued', 'streaming') AND ord < ?";
 
-const SET_UPDATABLE = UPDATABLE_MESSAGE_COLUMNS.map((column) => `${column} = @${column}`).join(', ');
-
 export const COMMIT_SQL: CommitSql = {
   // A fenced update (@fence set) applies only while no newer token has claimed the session, and raises the stored one.
   touchSession: `UPDATE sessions SET last_seq = max(last_seq, @last_seq), seq_reserved = max(seq_reserved, @seq_reserved),
@@ -46,16 +42,6 @@ export const COMMIT_SQL: CommitSql = {
   appendLog: `UPDATE messages SET chunk_first_seq = coalesce(chunk_first_seq, @first),
          chunk_lengths = CASE WHEN chunk_lengths IS NULL THEN @lengths ELSE chunk_lengths || ',' || @lengths END, chunk_next_seq = @next
        WHERE session_id = @session AND id = @id AND (chunk_next_seq IS NULL OR chunk_next_seq = @first)`,
-  // A streaming reply's flush (its text and its next chunks) and a reply's end (its last
-  // version, its log dropped) as one statement on a row already stored, where the upsert
-  // and the log step were two: 12 against 22 µs a flush on the writer thread
-  // (5,000 sessions, batches of 500). No row changed (not stored yet, or an append that
-  // does not start where the log ends) and the two statements run as before.
-  streamWithLog: `UPDATE messages SET ${SET_UPDATABLE}, chunk_first_seq = coalesce(chunk_first_seq, @first),
-         chunk_lengths = CASE WHEN chunk_lengths IS NULL THEN @lengths ELSE chunk_lengths || ',' || @lengths END, chunk_next_seq = @next
-       WHERE session_id = @session_id AND id = @id AND (chunk_next_seq IS NULL OR chunk_next_seq = @first)`,
-  finishDroppingLog: `UPDATE messages SET ${SET_UPDATABLE}, chunk_first_seq = NULL, chunk_next_seq = NULL, chunk_lengths = NULL
-       WHERE session_id = @session_id AND id = @id`,
 };
 
 /** One session's update as the committer runs it: statement parameters only, so it crosses to the writer thread as plain data. */

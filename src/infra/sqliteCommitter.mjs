@@ -30,8 +30,6 @@ export function prepareCommit(db, sql) {
   const dropLogOf = db.prepare(sql.dropLogOf);
   const keepLogOf = db.prepare(sql.keepLogOf);
   const appendLog = db.prepare(sql.appendLog);
-  const streamWithLog = db.prepare(sql.streamWithLog);
-  const finishDroppingLog = db.prepare(sql.finishDroppingLog);
   return db.transaction((/** @type {readonly CommitPlan[]} */ plans) => {
     /** @type {CommitResult} */
     const result = { absent: [], fenced: [] };
@@ -44,26 +42,10 @@ export function prepareCommit(db, sql) {
         continue;
       }
       for (const id of plan.withdrawn) deleteMessage.run(plan.sessionId, id);
-      // The streaming reply's first append, and a finished reply's dropped log, ride on the
-      // update of its stored row (one statement, not two); a row not stored yet, or an append
-      // that does not start where the log ends, takes the two statements instead.
-      const streamed = plan.keepLogOnly === null ? undefined : plan.appends.find((append) => append.id === plan.keepLogOnly);
-      let appended = false;
-      /** @type {string[] | undefined} */
-      let logsDropped;
-      for (const row of plan.messages) {
-        if (streamed !== undefined && row.id === streamed.id) {
-          appended = streamWithLog.run({ ...row, first: streamed.first, next: streamed.next, lengths: streamed.lengths }).changes > 0;
-          if (appended) continue;
-        } else if (plan.dropLogs.includes(row.id) && finishDroppingLog.run(row).changes > 0) {
-          (logsDropped ??= []).push(row.id);
-          continue;
-        }
-        upsertMessage.run(row);
-      }
-      for (const id of plan.dropLogs) if (!logsDropped?.includes(id)) dropLogOf.run(plan.sessionId, id);
+      for (const row of plan.messages) upsertMessage.run(row);
+      for (const id of plan.dropLogs) dropLogOf.run(plan.sessionId, id);
       if (plan.keepLogOnly !== null) keepLogOf.run(plan.sessionId, plan.keepLogOnly);
-      for (const append of plan.appends) if (!(appended && append === streamed)) appendLog.run(append);
+      for (const append of plan.appends) appendLog.run(append);
     }
     return result;
   });

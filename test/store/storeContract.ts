@@ -209,7 +209,7 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
         update(s, [{ ...streaming, content: 'c1c2c3c4', status: 'complete' }], { lastSeq: 4, chunks: [chunk(s, 'r1', 4, 'c4', true)] }),
       );
       expect(await store.chunksAfter(s, 0)).toEqual([]);
-      // Each write kept the reply's latest text and status with its log step (SQLite does both in one statement).
+      // Each write kept the reply's latest text and status with its log step.
       expect((await store.load(s))?.messages.map((m) => [m.id, m.content, m.status])).toEqual([['r1', 'c1c2c3c4', 'complete']]);
     });
 
