@@ -114,7 +114,7 @@ describe('REST', () => {
   });
 
   it('needs no key for /healthz, /readyz, /metrics, the page and its assets', async () => {
-    for (const path of ['/healthz', '/readyz', '/metrics', '/', '/assets/chat.js', '/assets/signIn.js']) {
+    for (const path of ['/healthz', '/readyz', '/metrics', '/', '/assets/chat.js', '/assets/signIn.js', '/assets/sessionConnection.js', '/assets/inspector.js', '/assets/renderOverview.js']) {
       expect([path, (await api(running.url, 'GET', path)).status]).toEqual([path, 200]);
     }
   });

@@ -1,31 +1,24 @@
 // The llm-chat page: one session over WebSocket, history over REST, the
 // signed-in key's conversations beside it. Plain JavaScript modules, no build step.
 
+import { createConversationHistory } from './conversationHistory.js';
 import { createConversationList } from './conversationList.js';
-import { applyFrame } from './frames.js';
 import { createMessageList } from './messageList.js';
+import { createModelPicker } from './modelPicker.js';
+import { createSessionConnection } from './sessionConnection.js';
 import { signIn, signInAgain, signOut } from './signIn.js';
 
 const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
-const RETRY_MAX_MS = 10_000;
 
 const $ = (id) => document.getElementById(id);
 const log = $('log');
 const input = $('input');
-const modelPicker = $('model');
+const { loadModels, chosenModel } = createModelPicker($('model'));
 const sendButton = $('send');
 const stopButton = $('stop');
 const connection = $('connection');
 const notice = $('notice');
 const messages = createMessageList(log, $('empty'), () => refreshControls());
-const OLDER_PAGE = 50;
-const olderButton = document.createElement('button');
-olderButton.id = 'load-older';
-olderButton.type = 'button';
-olderButton.className = 'secondary older';
-olderButton.textContent = 'Load older messages';
-olderButton.hidden = true;
-olderButton.addEventListener('click', () => void loadOlder());
 const conversations = createConversationList(openSession, () => unauthorized());
 
 const state = {
@@ -75,67 +68,7 @@ function refreshControls() {
 
 // ---- history ---------------------------------------------------------------
 
-/** Loads the stored conversation; false when the session does not exist. */
-async function loadHistory(id) {
-  const response = await fetch(`/api/sessions/${id}`, { headers: { accept: 'application/json' } });
-  if (response.status === 401) throw new Unauthorized();
-  if (response.status === 404) return false;
-  if (!response.ok) throw new Error(`history: HTTP ${response.status}`);
-  const view = await response.json();
-  for (const message of view.messages) messages.upsert(shownMessage(message));
-  // Only the first load sets the cursor: a reconnect's reload must not lose the pages already shown.
-  if (state.olderCursor === undefined) showOlderCursor(view.olderCursor);
-  state.lastSeq = view.lastSeq;
-  if (view.status === 'stopped') end('This chat was stopped after repeated failures. Start a new chat to go on.');
-  return true;
-}
-
-/** Empties the log for another conversation (or none). */
-function clearConversation() {
-  messages.clear();
-  state.olderCursor = undefined;
-  olderButton.hidden = true;
-}
-
-/** A stored message as the list shows it. */
-function shownMessage(message) {
-  return {
-    id: message.id,
-    role: message.role,
-    content: message.content,
-    status: message.status,
-    ...(message.toolCalls ? { toolCalls: message.toolCalls } : {}),
-    ...(message.model ? { model: message.model } : {}),
-  };
-}
-
-/** The "Load older messages" button leads the log while the store has pages before those shown. */
-function showOlderCursor(cursor) {
-  state.olderCursor = cursor ?? null;
-  olderButton.hidden = state.olderCursor === null;
-  olderButton.disabled = false;
-  if (!olderButton.hidden) log.prepend(olderButton);
-}
-
-/** One page before the oldest shown (GET …/messages?order=desc&cursor=), drawn above it. */
-async function loadOlder() {
-  const id = state.sessionId;
-  if (!id || !state.olderCursor) return;
-  olderButton.disabled = true;
-  try {
-    const query = new URLSearchParams({ order: 'desc', limit: String(OLDER_PAGE), cursor: state.olderCursor });
-    const response = await fetch(`/api/sessions/${id}/messages?${query}`, { headers: { accept: 'application/json' } });
-    if (response.status === 401) return unauthorized();
-    if (!response.ok) throw new Error(`older messages: HTTP ${response.status}`);
-    const page = await response.json();
-    if (id !== state.sessionId) return; // another conversation was opened meanwhile
-    messages.prependOlder(page.messages.map(shownMessage).reverse());
-    showOlderCursor(page.nextCursor);
-  } catch {
-    olderButton.disabled = false;
-    showNotice('Could not load older messages; try again.');
-  }
-}
+const { loadHistory, clearConversation } = createConversationHistory({ log, messages, state, unauthorized, showNotice, end });
 
 // ---- the socket ------------------------------------------------------------
 
@@ -158,53 +91,18 @@ const framePage = {
   connection: (kind, text) => setConnection(kind, text),
 };
 
-function connect() {
-  clearTimeout(state.retryTimer);
-  setConnection(state.retries === 0 ? 'connecting' : 'reconnecting', state.retries === 0 ? 'Connecting…' : 'Reconnecting…');
-  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const query = state.sessionId ? `?sessionId=${state.sessionId}&lastSeq=${state.lastSeq}` : '';
-  const socket = new WebSocket(`${scheme}//${location.host}/ws${query}`);
-  state.socket = socket;
-  socket.addEventListener('message', (event) => {
-    try {
-      applyFrame(JSON.parse(event.data), framePage);
-    } catch (error) {
-      console.error('bad frame', error);
-    }
-  });
-  socket.addEventListener('close', (event) => {
-    if (state.socket !== socket) return; // replaced on purpose (new chat)
-    state.socket = undefined;
-    onClose(event.code);
-  });
-}
-
-function onClose(code) {
-  switch (code) {
-    case 4401:
-      unauthorized();
-      return;
-    case 4404:
-      showNotice('That chat no longer exists. A new one was started.');
-      clearConversation();
-      setSession(undefined);
-      state.lastSeq = 0;
-      connect();
-      return;
-    case 4410:
-      end('This chat was deleted.');
-      return;
-    case 1011:
-      end('This chat was stopped after repeated failures. Start a new chat to go on.');
-      return;
-    case 1013:
-      // Try again later (server full, rate limited, too slow a reader, storage briefly unavailable): never final.
-      scheduleReconnect(state.retryAfterMs);
-      return;
-    default:
-      scheduleReconnect();
-  }
-}
+const { connect, resume, send, stop } = createSessionConnection({
+  state,
+  framePage,
+  setConnection,
+  showNotice,
+  setSession,
+  clearConversation,
+  loadHistory,
+  end,
+  unauthorized,
+  chosenModel,
+});
 
 function end(text) {
   state.ended = true;
@@ -212,18 +110,6 @@ function end(text) {
   showNotice(text);
   refreshControls();
 }
-
-function scheduleReconnect(atLeastMs = 0) {
-  state.retries += 1;
-  // Exponential backoff with jitter, so a restarted server is not stampeded; never sooner than the server asked.
-  const backoff = Math.min(RETRY_MAX_MS, 250 * 2 ** Math.min(state.retries, 6)) * (0.5 + Math.random() / 2);
-  const delay = Math.max(backoff, Math.min(atLeastMs, RETRY_MAX_MS));
-  state.retryAfterMs = 0;
-  setConnection('reconnecting', `Reconnecting in ${Math.ceil(delay / 1000)} s…`);
-  state.retryTimer = setTimeout(resume, delay);
-}
-
-class Unauthorized extends Error {}
 
 /** The key is no longer accepted (revoked, cookie expired): stop everything and ask for one. */
 async function unauthorized() {
@@ -239,24 +125,6 @@ async function unauthorized() {
   state.signedIn = true;
   conversations.refresh();
   resume();
-}
-
-/** (Re)attaches: history first (the truth, whatever was missed), then the live stream after its last chunk. */
-async function resume() {
-  if (!state.signedIn) return;
-  try {
-    if (state.sessionId) {
-      const found = await loadHistory(state.sessionId);
-      if (!found) {
-        onClose(4404);
-        return;
-      }
-    }
-    connect();
-  } catch (error) {
-    if (error instanceof Unauthorized) unauthorized();
-    else scheduleReconnect();
-  }
 }
 
 /** Opens one of the caller's conversations from the list. */
@@ -277,62 +145,6 @@ function openSession(id) {
 }
 
 // ---- user actions ----------------------------------------------------------
-
-// ---- the model picker --------------------------------------------------------
-
-const MODEL_KEY = 'llm-chat.model';
-
-/** Fills the picker from /v1/models; the last choice is remembered in this browser. */
-async function loadModels() {
-  const response = await fetch('/v1/models', { headers: { accept: 'application/json' } });
-  if (!response.ok) throw new Error(`models: HTTP ${response.status}`);
-  const { data } = await response.json();
-  const saved = localStorage.getItem(MODEL_KEY) ?? '';
-  for (const { id } of data) {
-    const option = document.createElement('option');
-    option.value = id;
-    option.textContent = id;
-    modelPicker.append(option);
-  }
-  modelPicker.value = data.some(({ id }) => id === saved) ? saved : '';
-  modelPicker.hidden = data.length < 2;
-}
-
-modelPicker.addEventListener('change', () => localStorage.setItem(MODEL_KEY, modelPicker.value));
-
-/** The model chosen for the next message, if any (otherwise the session's, or the server's default). */
-const chosenModel = () => (modelPicker.value ? { model: modelPicker.value } : {});
-
-async function send(text) {
-  showNotice('');
-  if (state.socket?.readyState === WebSocket.OPEN) {
-    state.socket.send(JSON.stringify({ type: 'message', text, ...chosenModel() }));
-    return;
-  }
-  if (!state.sessionId) throw new Error('Not connected yet; try again in a moment.');
-  // While the socket reconnects, REST takes the message; its frames arrive on reconnect.
-  const response = await fetch(`/api/sessions/${state.sessionId}/messages`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ text, ...chosenModel() }),
-  });
-  if (response.status === 401) {
-    unauthorized();
-    throw new Error('Sign in to send.');
-  }
-  if (!response.ok) {
-    const body = await response.json().catch(() => ({}));
-    throw new Error(body.error?.message ?? `HTTP ${response.status}`);
-  }
-}
-
-async function stop() {
-  if (state.socket?.readyState === WebSocket.OPEN) {
-    state.socket.send(JSON.stringify({ type: 'cancel' }));
-    return;
-  }
-  if (state.sessionId) await fetch(`/api/sessions/${state.sessionId}/cancel`, { method: 'POST' });
-}
 
 $('composer').addEventListener('submit', (event) => {
   event.preventDefault();

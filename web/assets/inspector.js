@@ -3,8 +3,11 @@
 // admin token travels in a header, never in a URL. Text is set with
 // textContent only.
 
+import { element } from './element.js';
+import { logRecord } from './logRecord.js';
+import { renderOverview } from './renderOverview.js';
+
 const TOKEN_KEY = 'llm-chat-admin-token';
-const MAX_EVENTS = 400;
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -99,77 +102,9 @@ function dispatch(block) {
   }
   if (data.length === 0) return;
   const payload = JSON.parse(data.join('\n'));
-  if (event === 'overview') renderOverview(payload);
+  if (event === 'overview') renderOverview(payload, state, watch);
   else if (event === 'machines') renderCharts(payload);
   else if (event === 'inspect') onRecord(payload);
-}
-
-// ---- overview --------------------------------------------------------------
-
-function element(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  if (className) node.className = className;
-  return node;
-}
-
-function stateBadge(value) {
-  const badge = element('span', value ?? '—', 'state');
-  badge.dataset.value = value ?? 'none';
-  return badge;
-}
-
-function ago(ms) {
-  const seconds = Math.max(0, Math.round((Date.now() - ms) / 1000));
-  if (seconds < 60) return `${seconds} s ago`;
-  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
-  return `${Math.round(seconds / 3600)} h ago`;
-}
-
-function renderOverview(overview) {
-  const counts = $('counts');
-  counts.replaceChildren();
-  const add = (label, value) => {
-    const box = element('span', undefined, 'count');
-    box.append(element('b', String(value)), document.createTextNode(label));
-    counts.append(box);
-  };
-  add('live', overview.live);
-  for (const [name, value] of Object.entries(overview.bySupervisor)) add(name, value);
-  for (const [name, value] of Object.entries(overview.bySession)) if (name !== 'none') add(name, value);
-  add('recent restarts', overview.restarts);
-  // Many nodes: who this node is (it owns every session listed) and the others' counts, from their heartbeats.
-  const cluster = $('cluster');
-  cluster.hidden = !overview.cluster;
-  if (overview.cluster) {
-    const nodes = overview.cluster.nodes.map((node) =>
-      node.alive ? `${node.id}${node.id === overview.node ? ' (this node)' : ''}: ${node.sessions ?? 0} sessions, ${node.connections ?? 0} connections` : `${node.id}: gone`,
-    );
-    cluster.textContent = `Owner of these sessions: ${overview.node}. Nodes: ${nodes.join('; ')}.`;
-  }
-
-  const body = $('sessions');
-  body.replaceChildren();
-  for (const session of overview.sessions) {
-    const row = document.createElement('tr');
-    row.dataset.sessionId = session.sessionId;
-    if (session.sessionId === state.watched) row.className = 'selected';
-    const id = element('td');
-    id.append(element('code', session.sessionId.slice(0, 10) + '…'));
-    id.title = session.sessionId;
-    const supervisor = element('td');
-    supervisor.append(stateBadge(session.supervisor));
-    const actor = element('td');
-    actor.append(stateBadge(session.session));
-    // The key the session belongs to (none: made under --auth none).
-    const key = element('td', session.keyName ?? (session.owner ? session.owner : '—'));
-    key.className = 'key-name';
-    if (session.owner) key.title = session.owner;
-    row.append(id, supervisor, actor, key, element('td', String(session.restarts)), element('td', String(session.messages)), element('td', String(session.pending)), element('td', ago(session.lastActiveAt)));
-    row.addEventListener('click', () => watch(session.sessionId));
-    body.append(row);
-  }
-  $('more').textContent = overview.live > overview.sessions.length ? `Showing the ${overview.sessions.length} most recently activated of ${overview.live}.` : overview.live === 0 ? 'No live sessions: open the chat page and send a message.' : '';
 }
 
 // ---- one session -----------------------------------------------------------
@@ -242,39 +177,6 @@ function onRecord(record) {
   if (record.source === 'xstate' && record.actor === 'session' && record.kind === 'actor') state.active.session = record.state;
   highlight(fired);
   if (record.source !== 'state') logRecord(record);
-}
-
-function describe(record) {
-  if (record.source === 'domain') {
-    const text = record.text !== undefined ? ` “${record.text}”` : record.chars !== undefined ? ` [${record.chars} chars hidden]` : '';
-    const extra = [record.seq !== undefined ? `seq ${record.seq}` : '', record.detail ?? ''].filter(Boolean).join(', ');
-    return `bus        ${record.event}${extra ? ` (${extra})` : ''}${text}`;
-  }
-  const who = record.actor.padEnd(11);
-  switch (record.kind) {
-    case 'event':
-      return `${who}← ${record.event}${record.detail ? ` (${record.detail})` : ''}${record.sender ? ` from ${record.sender}` : ''}`;
-    case 'transition':
-      return `${who}${record.transitions.map((t) => `${t.from} → ${t.to.join(',') || t.from}`).join('; ') || 'no transition'} on ${record.event}`;
-    case 'snapshot':
-      return `${who}is ${record.state ?? record.status}${record.status && record.status !== 'active' ? ` (${record.status})` : ''}`;
-    case 'actor':
-      return `${who}started`;
-    case 'action':
-      return `${who}does ${record.action}`;
-    default:
-      return `${who}${record.kind}`;
-  }
-}
-
-function logRecord(record) {
-  const events = $('events');
-  const time = new Date(record.at).toISOString().slice(11, 23);
-  const line = element('div', `${time}  ${describe(record)}`, record.source === 'domain' ? 'domain' : record.kind);
-  const atEnd = events.scrollTop + events.clientHeight >= events.scrollHeight - 8;
-  events.append(line);
-  while (events.childElementCount > MAX_EVENTS) events.firstElementChild.remove();
-  if (atEnd) events.scrollTop = events.scrollHeight;
 }
 
 // ---- start -----------------------------------------------------------------
