@@ -6,8 +6,7 @@ import type { SessionId } from '../domain/ids.ts';
 import type { StopReason } from '../domain/events.ts';
 import { windowFor } from '../domain/conversationRules.ts';
 import type { ConversationPolicy } from '../domain/conversationRules.ts';
-import { LiveSession } from './liveSession.ts';
-import { SupervisorEnd } from './supervisorEnd.ts';
+import type { LiveSession } from './liveSession.ts';
 import type { SessionDeps } from './sessionEffects.ts';
 import { createActiveSessions } from './activeSessions.ts';
 import type { ActiveEntry } from './activeSessions.ts';
@@ -16,6 +15,7 @@ import { createStoreHealth, reportingTo } from './storeHealth.ts';
 import { createStoreWriter } from './storeWriter.ts';
 import { DEFAULT_RESTART_POLICY } from './supervisorActor.ts';
 import { createSessionsRoot } from './sessionsRoot.ts';
+import { createSessionActivation } from './sessionActivation.ts';
 import type { RestartPolicy } from './supervisorActor.ts';
 
 import type { SessionAccess, SessionRegistry, SessionRegistryOptions } from './sessionRegistryContract.ts';
@@ -62,7 +62,6 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
   const restartPolicy: RestartPolicy = { ...DEFAULT_RESTART_POLICY, ...options.restartPolicy };
   const root = createSessionsRoot({ clock, ...(options.inspect ? { inspect: options.inspect } : {}) });
   const active = createActiveSessions({ bus, clock, logger, passivate: root.passivate, maxSessions: options.maxSessions, onPassivated: options.onPassivated, onDropped: options.onReleased });
-  const activating = new Map<SessionId, Promise<LiveSession | undefined>>();
   let sweepTimer: unknown;
   let closed = false;
   // Sessions refuse new messages once the registry closes or drains.
@@ -76,64 +75,13 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
     entry.lastUsedAt = clock.now();
   };
 
-  /** A supervisor ended (its `error` only for a bug in the supervisor itself): it leaves nothing behind, its entry and its replay log on this node. */
-  const ended = (session: LiveSession, error?: unknown) => {
-    const { sessionId } = session;
-    if (error !== undefined) logger.error({ sessionId, err: String(error) }, 'supervisor failed');
-    active.drop(sessionId, session);
-    if (!active.get(sessionId) && !activating.has(sessionId)) bus.forget(sessionId);
-    if (error !== undefined) bus.publish({ type: 'session.stopped', sessionId, reason: 'crashed' });
-  };
-
-  const activate = (conversation: Conversation, resumed: boolean): LiveSession => {
-    const sessionId = conversation.sessionId;
-    const actor = root.spawn({ conversation, deps, policy: restartPolicy });
-    const session = new LiveSession(actor, conversation, deps, ids, admission);
-    actor.subscribe(new SupervisorEnd(session, ended));
-    active.add(sessionId, session);
-    // What restoring changed (an interrupted reply, cancelled waiting messages) is written back once.
-    const recovered = resumed ? conversation.takeRecovered() : [];
-    if (recovered.length > 0) {
-      // Chunks this node may still hold from before the sequence jump would confuse resume.
-      bus.forget(sessionId);
-      writer.save(conversation, recovered);
-    }
-    actor.start();
-    bus.publish({ type: 'session.started', sessionId, resumed });
-    // Watchers still attached (on any node) learn that the reply they were following will not go on.
-    for (const message of recovered) {
-      if (message.role === 'assistant' && message.status === 'interrupted') bus.publish({ type: 'message.interrupted', sessionId, messageId: message.id });
-    }
-    return session;
-  };
-
   /** Makes room for one more active session of `owner`; `existing` when a stored one comes back. */
   const admit = (owner: string | undefined, access: SessionAccess | undefined, existing: boolean) => {
     if (closed) throw new ChatError('overloaded', 'The server is shutting down.');
     active.makeRoom(owner, access?.liveLimit ?? 0, existing);
   };
 
-  /** Loads a stored session and activates it, once however many ask at the same time. */
-  const activateStored = (sessionId: SessionId, access: SessionAccess | undefined): Promise<LiveSession | undefined> => {
-    health.assertHealthy();
-    const load = async () => {
-      const record = await store.load(sessionId, window);
-      if (!record) return undefined;
-      const again = active.get(sessionId);
-      if (again) return again.session;
-      // Checked before activating: a stranger's guess never costs the owner a live slot.
-      if (access?.owner !== undefined && record.owner !== access.owner) return undefined;
-      admit(record.owner, access, true);
-      return activate(Conversation.restore(record, policy), true);
-    };
-    // `.finally` runs after `set` below even when `load` fails at once: a
-    // failed activation must never stay in the map and answer every later find.
-    const activation: Promise<LiveSession | undefined> = load().finally(() => {
-      if (activating.get(sessionId) === activation) activating.delete(sessionId);
-    });
-    activating.set(sessionId, activation);
-    return activation;
-  };
+  const { activate, activateStored, pending: activating } = createSessionActivation({ deps, ids, root, active, admission, restartPolicy, policy, window, admit });
 
   const visible = (session: LiveSession, access: SessionAccess | undefined) => access?.owner === undefined || session.owner === access.owner;
 
@@ -176,12 +124,12 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
         touch(entry);
         return entry.session;
       }
-      const pending = activating.get(sessionId);
+      const pending = activating(sessionId);
       if (pending) {
         const session = await pending;
         if (session) return visible(session, access) ? session : undefined;
         // That activation was on someone else's behalf and may have found the session not theirs: look again, once.
-        return (activating.get(sessionId) ?? activateStored(sessionId, access)).then((again) => (again && visible(again, access) ? again : undefined));
+        return (activating(sessionId) ?? activateStored(sessionId, access)).then((again) => (again && visible(again, access) ? again : undefined));
       }
       const session = await activateStored(sessionId, access);
       return session && visible(session, access) ? session : undefined;
@@ -205,7 +153,7 @@ export function createSessionRegistry(options: SessionRegistryOptions): SessionR
       // Nothing changes here until the store has deleted it: a failure leaves the session as it was.
       const existed = await store.delete(sessionId);
       // One being activated meanwhile (loaded before the delete) is stopped with the rest.
-      await activating.get(sessionId)?.catch(() => undefined);
+      await activating(sessionId)?.catch(() => undefined);
       const entry = active.get(sessionId);
       if (entry) stopEntry(sessionId, entry, 'deleted');
       writer.forget(sessionId);

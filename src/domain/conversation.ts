@@ -2,16 +2,16 @@ import { ChatError } from './errors.ts';
 import type { ErrorCode } from './errors.ts';
 import type { GenerationOptions } from './generationOptions.ts';
 import type { MessageId, SessionId } from './ids.ts';
-import { copyMessage, withoutNul } from './message.ts';
+import { copyMessage } from './message.ts';
 import type { FinishReason, Message, Turn, Usage } from './message.ts';
-import { applyToolCallDeltas } from './toolCalls.ts';
 import type { ToolCallDelta } from './toolCalls.ts';
-import { inputMessages } from './userInput.ts';
 import type { InputIds, UserInput } from './userInput.ts';
 import type { ConversationRecord, SessionDetails, SessionMetadata } from './conversationRecord.ts';
 import { ChunkNumbers, SEQ_BLOCK } from './chunkNumbers.ts';
-import { detailsOf, nextUserOrder, recoverUnfinished } from './conversationRules.ts';
+import { detailsOf, nextUserOrder, priorTurns, recoverUnfinished, seededMessages } from './conversationRules.ts';
 import { HistoryWindow } from './historyWindow.ts';
+import { InputQueue } from './inputQueue.ts';
+import { ReplyInProgress } from './replyInProgress.ts';
 import type { Acceptance, Accepted, ChunkRecord, ConversationPolicy, FinalReplyStatus, InProgress, Pending } from './conversationRules.ts';
 
 export type { Acceptance, Accepted, ChunkRecord, FinalReplyStatus, InProgress } from './conversationRules.ts';
@@ -35,14 +35,8 @@ export class Conversation {
   readonly queueLimit: number;
   readonly #window: HistoryWindow;
   readonly #numbers: ChunkNumbers;
-  /** Taken in, being stored. */
-  #awaiting: Pending[] = [];
-  #queue: Pending[] = [];
-  #reply: Message | undefined;
-  #prompt: Message | undefined;
-  #inputs: readonly Message[] = [];
-  #options: GenerationOptions | undefined;
-  #nextOrder: number;
+  readonly #inputQueue: InputQueue;
+  readonly #current = new ReplyInProgress();
   #lastActiveAt: number;
   #stopped: boolean;
   #details: SessionDetails;
@@ -53,7 +47,7 @@ export class Conversation {
     this.createdAt = record.createdAt;
     this.queueLimit = policy.queueLimit;
     const messages = record.messages.map(copyMessage).sort((a, b) => a.order - b.order);
-    this.#nextOrder = nextUserOrder(messages.reduce((highest, message) => Math.max(highest, message.order), 0));
+    this.#inputQueue = new InputQueue(policy.queueLimit, nextUserOrder(messages.reduce((highest, message) => Math.max(highest, message.order), 0)));
     this.#lastActiveAt = record.lastActiveAt;
     this.#stopped = record.stopped;
     this.#details = detailsOf(record);
@@ -80,21 +74,7 @@ export class Conversation {
     turns: readonly Turn[],
     messageId: () => MessageId,
   ): Conversation {
-    const messages = turns.map(
-      (turn, index): Message => ({
-        id: messageId(),
-        order: 2 * (index + 1),
-        role: turn.role,
-        content: turn.content,
-        ...(turn.parts ? { parts: turn.parts } : {}),
-        ...(turn.toolCalls ? { toolCalls: turn.toolCalls } : {}),
-        ...(turn.toolCallId !== undefined ? { toolCallId: turn.toolCallId } : {}),
-        status: 'complete',
-        createdAt: now,
-        updatedAt: now,
-      }),
-    );
-    return Conversation.#fresh(sessionId, now, policy, details, messages);
+    return Conversation.#fresh(sessionId, now, policy, details, seededMessages(turns, now, messageId));
   }
 
   static #fresh(sessionId: SessionId, now: number, policy: ConversationPolicy, details: SessionDetails, messages: Message[]): Conversation {
@@ -156,11 +136,11 @@ export class Conversation {
   }
 
   get generating(): boolean {
-    return this.#reply !== undefined;
+    return this.#current.reply !== undefined;
   }
 
   get hasQueued(): boolean {
-    return this.#queue.length > 0;
+    return this.#inputQueue.queued > 0;
   }
 
   /**
@@ -172,24 +152,15 @@ export class Conversation {
    */
   accept(input: string | UserInput, ids: InputIds & { reply: MessageId }, now: number, options?: GenerationOptions): Acceptance {
     if (this.#stopped) throw new ChatError('session_stopped');
-    const inputs = inputMessages(typeof input === 'string' ? { text: input } : input, ids, now, this.#nextOrder, this.#window.messages);
-    const waiting = this.#queue.length + this.#awaiting.length + (this.#reply ? 1 : 0);
-    if (waiting > this.queueLimit) throw new ChatError('busy');
-    const user = inputs[inputs.length - 1]!;
-    this.#nextOrder = user.order + 2;
-    this.#awaiting.push(options ? { user, inputs, replyId: ids.reply, options } : { user, inputs, replyId: ids.reply });
+    const accepted = this.#inputQueue.accept(typeof input === 'string' ? { text: input } : input, ids, now, options, this.#window.messages, this.#current.reply !== undefined);
     this.#lastActiveAt = now;
-    return { user: copyMessage(user), inputs: inputs.map(copyMessage), replyId: ids.reply };
+    return accepted;
   }
 
   /** The stored message joins the queue; undefined when it is not waiting to (withdrawn, unknown). */
   admit(userId: MessageId): Accepted | undefined {
-    const index = this.#awaiting.findIndex((pending) => pending.user.id === userId);
-    if (index === -1 || this.#stopped) return undefined;
-    const [pending] = this.#awaiting.splice(index, 1);
-    const position = this.#queue.length + (this.#reply ? 1 : 0);
-    this.#queue.push(pending!);
-    return { user: copyMessage(pending!.user), inputs: pending!.inputs.map(copyMessage), replyId: pending!.replyId, position };
+    if (this.#stopped) return undefined;
+    return this.#inputQueue.admit(userId, this.#current.reply !== undefined);
   }
 
   /**
@@ -199,45 +170,21 @@ export class Conversation {
    * The live message, as the window will hold it, read-only through its type.
    */
   answeredOnceStored(userId: MessageId): { prompt: Turn; options: GenerationOptions | undefined } | undefined {
-    const pending = this.#awaiting[0];
-    if (this.#reply || this.#stopped || this.#queue.length > 0 || this.#awaiting.length !== 1) return undefined;
-    if (pending?.user.id !== userId || pending.inputs.length !== 1) return undefined;
-    return { prompt: pending.user, options: pending.options };
+    if (this.#current.reply || this.#stopped) return undefined;
+    return this.#inputQueue.answeredOnceStored(userId);
   }
 
   /** Drops a message taken in but not stored, as if it never came. */
   withdraw(userId: MessageId): boolean {
-    const index = this.#awaiting.findIndex((pending) => pending.user.id === userId);
-    if (index === -1) return false;
-    this.#awaiting.splice(index, 1);
-    return true;
+    return this.#inputQueue.withdraw(userId);
   }
 
   /** Moves the next queued message into generation; returns its reply, or undefined. */
   startNextReply(now: number): InProgress | undefined {
-    if (this.#reply || this.#stopped) return undefined;
-    const next = this.#queue.shift();
+    if (this.#current.reply || this.#stopped) return undefined;
+    const next = this.#inputQueue.next();
     if (!next) return undefined;
-    for (const message of next.inputs) {
-      message.status = 'complete';
-      message.updatedAt = now;
-    }
-    const reply: Message = {
-      id: next.replyId,
-      order: next.user.order + 1,
-      role: 'assistant',
-      content: '',
-      status: 'streaming',
-      createdAt: now,
-      updatedAt: now,
-      replyTo: next.user.id,
-    };
-    for (const message of next.inputs) this.#window.push(message, true);
-    this.#window.push(reply, false);
-    this.#reply = reply;
-    this.#prompt = next.user;
-    this.#inputs = next.inputs;
-    this.#options = next.options;
+    this.#current.start(next, now, this.#window);
     this.#lastActiveAt = now;
     // The write that records the start also raises the chunk-number mark.
     this.#numbers.planAhead();
@@ -246,9 +193,7 @@ export class Conversation {
 
   /** The reply being generated and the message it answers, if any. */
   inProgress(): InProgress | undefined {
-    if (!this.#reply || !this.#prompt) return undefined;
-    const current = { reply: copyMessage(this.#reply), prompt: copyMessage(this.#prompt), inputs: this.#inputs.map(copyMessage) };
-    return this.#options ? { ...current, options: this.#options } : current;
+    return this.#current.inProgress();
   }
 
   /**
@@ -257,90 +202,61 @@ export class Conversation {
    * (see `settledTurnTokens`); read-only through its type.
    */
   promptTurn(): Turn | undefined {
-    return this.#reply ? this.#prompt : undefined;
+    return this.#current.reply ? this.#current.prompt : undefined;
   }
 
   /** A copy of the reply being generated, if any (without copying its prompt and inputs, as `inProgress` does). */
   streamingReply(): Message | undefined {
-    return this.#reply && this.#prompt ? copyMessage(this.#reply) : undefined;
+    return this.#current.streamingReply();
   }
 
   /** Ids of the reply in progress and of every queued reply, in order. */
   pendingReplyIds(): MessageId[] {
-    const ids = this.#queue.map(({ replyId }) => replyId);
-    return this.#reply ? [this.#reply.id, ...ids] : ids;
+    const ids = this.#inputQueue.replyIds();
+    return this.#current.reply ? [this.#current.reply.id, ...ids] : ids;
   }
 
   /** Appends streamed text to the reply in progress and numbers the chunk (within the stored reservation). */
   appendChunk(text: string, now: number): ChunkRecord {
-    const reply = this.#reply;
-    if (!reply) throw new ChatError('internal_error', 'No reply is being generated.');
-    const seq = this.#numbers.next();
-    const kept = withoutNul(text);
-    reply.content += kept;
-    reply.updatedAt = now;
+    const chunk = this.#current.appendChunk(text, now, this.#numbers);
     this.#lastActiveAt = now;
-    return { messageId: reply.id, seq, text: kept };
+    return chunk;
   }
 
   /** Records the tokens the model reported for the reply in progress. */
   recordUsage(usage: Usage, now: number): void {
-    const reply = this.#reply;
-    if (!reply) return;
-    reply.usage = { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens };
-    reply.updatedAt = now;
+    this.#current.recordUsage(usage, now);
   }
 
   /** Adds streamed tool-call fragments to the reply in progress. */
   appendToolCalls(deltas: readonly ToolCallDelta[], now: number): void {
-    const reply = this.#reply;
-    if (!reply) throw new ChatError('internal_error', 'No reply is being generated.');
-    reply.toolCalls = applyToolCallDeltas(reply.toolCalls ?? [], deltas);
-    reply.updatedAt = now;
+    this.#current.appendToolCalls(deltas, now);
     this.#lastActiveAt = now;
   }
 
   /** Records which model answers the reply in progress (after any fallback). */
   recordModel(model: string): void {
-    if (this.#reply) this.#reply.model = model;
+    this.#current.recordModel(model);
   }
 
   /** Records why the model stopped the reply in progress. */
   recordFinishReason(reason: FinishReason): void {
-    if (this.#reply) this.#reply.finishReason = reason;
+    this.#current.recordFinishReason(reason);
   }
 
   /** Ends the reply in progress with a final status; the text so far is kept. A complete reply has a finish reason. */
   finishReply(status: FinalReplyStatus, now: number, errorCode?: ErrorCode): Message | undefined {
-    const reply = this.#reply;
+    const reply = this.#current.finish(status, now, this.#window, errorCode);
     if (!reply) return undefined;
-    if (status === 'complete') reply.finishReason ??= 'stop';
-    reply.status = status;
-    reply.updatedAt = now;
-    if (errorCode) reply.errorCode = errorCode;
-    this.#reply = undefined;
-    this.#prompt = undefined;
-    this.#inputs = [];
-    this.#options = undefined;
     this.#lastActiveAt = now;
-    this.#window.settle(reply);
-    this.#window.trim([]);
     return copyMessage(reply);
   }
 
   /** Drops every queued message, each input whole (kept in history as cancelled); returns them so their senders can be told. */
   cancelQueued(now: number): Pending[] {
-    const dropped = this.#queue;
-    this.#queue = [];
-    for (const { inputs } of dropped) {
-      for (const message of inputs) {
-        message.status = 'cancelled';
-        message.updatedAt = now;
-        this.#window.push(message, true);
-      }
-    }
-    this.#window.trim([this.#prompt, this.#reply, ...this.#inputs]);
-    return dropped.map(({ user, inputs, replyId }) => ({ user: copyMessage(user), inputs: inputs.map(copyMessage), replyId }));
+    const dropped = this.#inputQueue.cancelAll(now, this.#window);
+    this.#window.trim([this.#current.prompt, this.#current.reply, ...this.#current.inputs]);
+    return dropped;
   }
 
   /** A session stopped for good takes no more messages. */
@@ -351,17 +267,12 @@ export class Conversation {
 
   /** Prior turns for the model: complete messages before the prompt, in conversation order. */
   context(): Message[] {
-    const turns: Message[] = [];
-    for (const message of this.#window.messages) {
-      if (message === this.#prompt || message === this.#reply) break;
-      if (message.status === 'complete') turns.push(copyMessage(message));
-    }
-    return turns;
+    return priorTurns(this.#window.messages, this.#current.prompt, this.#current.reply);
   }
 
   /** The window held in memory, then the queued messages, in conversation order, as copies. */
   history(): Message[] {
-    return [...this.#window.messages, ...this.#queue.flatMap(({ inputs }) => inputs)].map(copyMessage);
+    return [...this.#window.messages, ...this.#inputQueue.messages()].map(copyMessage);
   }
 
   toRecord(): ConversationRecord {
@@ -383,6 +294,6 @@ export class Conversation {
 
   /** Messages held in memory (the window and the queue). */
   get messageCount(): number {
-    return this.#window.length + this.#queue.reduce((count, { inputs }) => count + inputs.length, 0);
+    return this.#window.length + this.#inputQueue.messageCount;
   }
 }

@@ -2,7 +2,8 @@ import type { SessionDetails } from './conversationRecord.ts';
 import type { GenerationOptions } from './generationOptions.ts';
 import type { TokenCounter } from './historyBudget.ts';
 import type { MessageId } from './ids.ts';
-import type { Message } from './message.ts';
+import { copyMessage } from './message.ts';
+import type { Message, Turn } from './message.ts';
 import type { LoadWindow } from './ports.ts';
 
 /**
@@ -107,4 +108,32 @@ export function detailsOf(source: SessionDetails): SessionDetails {
     ...(source.owner !== undefined ? { owner: source.owner } : {}),
     ...(source.model !== undefined ? { model: source.model } : {}),
   };
+}
+
+/** Earlier turns as the messages a seeded conversation starts from: complete, in even places from 2 (see `Conversation.seeded`). */
+export function seededMessages(turns: readonly Turn[], now: number, messageId: () => MessageId): Message[] {
+  return turns.map(
+    (turn, index): Message => ({
+      id: messageId(),
+      order: 2 * (index + 1),
+      role: turn.role,
+      content: turn.content,
+      ...(turn.parts ? { parts: turn.parts } : {}),
+      ...(turn.toolCalls ? { toolCalls: turn.toolCalls } : {}),
+      ...(turn.toolCallId !== undefined ? { toolCallId: turn.toolCallId } : {}),
+      status: 'complete',
+      createdAt: now,
+      updatedAt: now,
+    }),
+  );
+}
+
+/** Prior turns for the model: copies of the complete messages before the prompt (or the reply) in flight, in conversation order. */
+export function priorTurns(window: readonly Message[], prompt: Message | undefined, reply: Message | undefined): Message[] {
+  const turns: Message[] = [];
+  for (const message of window) {
+    if (message === prompt || message === reply) break;
+    if (message.status === 'complete') turns.push(copyMessage(message));
+  }
+  return turns;
 }

@@ -1,55 +1,18 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCircuitBreaker } from '../../src/actors/circuitBreaker.ts';
 import type { CircuitBreaker } from '../../src/actors/circuitBreaker.ts';
-import { sleep } from '../../src/actors/clockTimers.ts';
-import { coalescingProvider } from '../../src/actors/coalescingProvider.ts';
 import { guardedProvider } from '../../src/actors/guardedProvider.ts';
 import type { GuardOptions } from '../../src/actors/guardedProvider.ts';
 import { ChatError } from '../../src/domain/errors.ts';
-import type { GenerationRequest, ModelProvider, ProviderChunk } from '../../src/domain/ports.ts';
 import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { ManualClock, settle } from '../support/manualClock.ts';
-
-type Attempt = (signal: AbortSignal) => AsyncIterable<ProviderChunk>;
-
-/** A provider that plays one scripted attempt per call and records what it saw. */
-function scripted(attempts: Attempt[]) {
-  const calls: { signal: AbortSignal; startedAt: number }[] = [];
-  let clockNow = () => 0;
-  const provider: ModelProvider = {
-    name: 'scripted',
-    stream(_request, signal) {
-      calls.push({ signal, startedAt: clockNow() });
-      const attempt = attempts[calls.length - 1];
-      if (!attempt) throw new Error('no more scripted attempts');
-      return attempt(signal);
-    },
-  };
-  return { provider, calls, useClock: (clock: ManualClock) => (clockNow = () => clock.now()) };
-}
-
-/** Pieces at the given times (ms after the attempt starts), then the end. */
-function timed(clock: ManualClock, pieces: [number, string][], end: 'done' | ChatError | 'hang' = 'done'): Attempt {
-  return async function* (signal) {
-    let at = 0;
-    for (const [time, text] of pieces) {
-      await sleep(clock, time - at, signal);
-      at = time;
-      if (signal.aborted) return;
-      yield { text, last: false };
-    }
-    if (end === 'hang') await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve()));
-    else if (end instanceof ChatError) throw end;
-    else yield { text: '', last: true, usage: { inputTokens: 1, outputTokens: 2 } };
-  };
-}
+import { run, scripted, timed, upstream500 } from './scriptedProvider.ts';
+import type { Attempt } from './scriptedProvider.ts';
 
 const breakers: CircuitBreaker[] = [];
 afterEach(() => {
   for (const breaker of breakers.splice(0)) breaker.stop();
 });
-
-const REQUEST: GenerationRequest = { sessionId: 's', messageId: 'r', prompt: 'hi', history: [] };
 
 function setup(attempts: (clock: ManualClock) => Attempt[], options: Partial<GuardOptions> = {}) {
   const clock = new ManualClock();
@@ -70,26 +33,6 @@ function setup(attempts: (clock: ManualClock) => Attempt[], options: Partial<Gua
   });
   return { clock, breaker, guarded, calls: script.calls };
 }
-
-/** Consumes a stream in the background; the test drives time. */
-function run(provider: ModelProvider, signal = new AbortController().signal) {
-  const state = { texts: [] as string[], chunks: [] as ProviderChunk[], error: undefined as ChatError | undefined, done: false };
-  void (async () => {
-    try {
-      for await (const piece of provider.stream(REQUEST, signal)) {
-        state.chunks.push(piece);
-        state.texts.push(piece.text);
-      }
-    } catch (error) {
-      state.error = error as ChatError;
-    } finally {
-      state.done = true;
-    }
-  })();
-  return state;
-}
-
-const upstream500 = () => new ChatError('upstream_error', 'HTTP 500', { upstreamStatus: 500 });
 
 describe('guarded provider', () => {
   it('passes a healthy stream through', async () => {
@@ -213,42 +156,6 @@ describe('guarded provider', () => {
     await clock.advance(1_000);
     expect(state.error).toBe(bug);
     expect(calls).toHaveLength(1);
-  });
-});
-
-describe('coalescing', () => {
-  it('joins deltas that arrive within the flush time, and flushes a buffer when it is old enough', async () => {
-    const clock = new ManualClock();
-    const { provider } = scripted([timed(clock, [[0, 'a'], [5, 'b'], [10, 'c'], [40, 'd'], [100, 'e']])]);
-    const state = run(coalescingProvider(provider, { clock, flushMs: 16, maxChars: 100 }));
-    await clock.advance(16);
-    expect(state.texts).toEqual(['abc']);
-    await clock.advance(100);
-    expect(state.chunks).toEqual([
-      { text: 'abc', last: false },
-      { text: 'd', last: false },
-      { text: 'e', last: true, usage: { inputTokens: 1, outputTokens: 2 } },
-    ]);
-  });
-
-  it('flushes at once when the buffer reaches the size limit', async () => {
-    const clock = new ManualClock();
-    const { provider } = scripted([timed(clock, [[0, 'aaaa'], [1, 'bbbb'], [2, 'cc']])]);
-    const state = run(coalescingProvider(provider, { clock, flushMs: 1_000, maxChars: 8 }));
-    await clock.advance(2);
-    expect(state.chunks).toEqual([
-      { text: 'aaaabbbb', last: false },
-      { text: 'cc', last: true, usage: { inputTokens: 1, outputTokens: 2 } },
-    ]);
-  });
-
-  it('sends the buffered text before a failure', async () => {
-    const clock = new ManualClock();
-    const { provider } = scripted([timed(clock, [[0, 'partial']], upstream500())]);
-    const state = run(coalescingProvider(provider, { clock, flushMs: 16 }));
-    await clock.advance(1);
-    expect(state.texts).toEqual(['partial']);
-    expect(state.error).toMatchObject({ code: 'upstream_error' });
   });
 });
 
