@@ -1,6 +1,3 @@
-import { createServer as createHttpServer } from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createInspectionHub } from './actors/inspectionHub.ts';
 import { startRetentionSweeper } from './actors/retentionSweeper.ts';
 import { createAccess } from './access.ts';
 import type { AuthOptions } from './access.ts';
@@ -28,7 +25,6 @@ import { withStoredReplay } from './infra/storedReplayBus.ts';
 import { systemClock } from './infra/systemClock.ts';
 import { defaultMaxConnections } from './infra/fileLimit.ts';
 import { createAdmission } from './transport/admission.ts';
-import { clientAddressResolver, stampClientAddress, trustedProxies } from './transport/clientAddress.ts';
 import { createBufferBudget } from './transport/bufferBudget.ts';
 import { countTokens } from './infra/tokenizer.ts';
 import { createModels } from './model.ts';
@@ -37,19 +33,16 @@ import { createAdminRoutes } from './transport/adminRoutes.ts';
 import { createAuthRoutes } from './transport/authRoutes.ts';
 import { createHttpApp } from './transport/httpApp.ts';
 import { createSseAccess } from './transport/sseAccess.ts';
-import { isCompletionsRequest } from './transport/openAiCompletions.ts';
 import { createOpenAiRoutes } from './transport/openAiRoutes.ts';
-import { beginRequest } from './transport/requestContext.ts';
 import { createStatusRoute } from './transport/statusRoute.ts';
-import { createInspectorRoutes } from './transport/inspectorRoutes.ts';
 import { createOpsRoutes } from './transport/opsRoutes.ts';
 import { createWebPages } from './transport/webPages.ts';
 import { createSseStreams } from './transport/sseRoute.ts';
 import { listen } from './transport/listen.ts';
 import { createWsGateway } from './transport/wsGateway.ts';
-
-/** At shutdown, how long WebSocket peers get to answer the close frame (the process exits within the deadline + 1 s). */
-const SHUTDOWN_CLOSE_GRACE_MS = 400;
+import { createChatHttpServer } from './transport/chatHttpServer.ts';
+import { drainAndClose } from './drainAndClose.ts';
+import { createInspector } from './inspector.ts';
 
 /** The composition root used by `main.ts` and by tests. */
 export function createChatServer(options: ChatServerOptions = {}): ChatServer {
@@ -203,29 +196,7 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
         });
   countStoreError = (operation) => metrics?.storeError(operation);
   const ops = createOpsRoutes({ health, shuttingDown: () => shuttingDown, metrics, ...(cluster ? { redis: cluster } : {}) });
-  const inspectorOptions = options.inspector;
-  const inspection = inspectorOptions
-    ? createInspectionHub({
-        registry,
-        bus,
-        clock,
-        redact: inspectorOptions.redact,
-        onObserverError: (error) => logger.error({ err: String(error) }, 'inspection observer failed'),
-      })
-    : undefined;
-  const inspector =
-    inspectorOptions && inspection
-      ? createInspectorRoutes({
-          registry,
-          hub: inspection,
-          logger,
-          adminToken: inspectorOptions.adminToken,
-          maxBufferedBytes: options.maxBufferedBytes,
-          budget,
-          ...(keyRing ? { keyNames: (ids: readonly string[]) => keyRing.names(ids) } : {}),
-          ...(cluster ? { cluster: { nodeId: cluster.nodeId, nodes: () => cluster.nodes() } } : {}),
-        })
-      : undefined;
+  const { inspection, inspector } = createInspector(options.inspector, { registry, bus, clock, logger, maxBufferedBytes: options.maxBufferedBytes, budget, keyRing, cluster });
   const admin = keyRing && authOptions.adminToken ? createAdminRoutes({ ring: keyRing, logger, adminToken: authOptions.adminToken, maxBodyBytes: options.maxBodyBytes }) : undefined;
   const openAi = createOpenAiRoutes({
     registry: routed,
@@ -267,61 +238,13 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     ],
     onClientError: (code) => metrics?.clientError('http', code),
   });
-  // With --trust-proxy, stamped once at the edge and read by every per-IP limit
-  // (WS, SSE, REST, /v1); without it they read the socket's peer, and no
-  // request pays for a lookup it cannot use.
-  const trusted = trustedProxies(options.trustProxy ?? '');
-  const resolveAddress = trusted ? clientAddressResolver(trusted) : undefined;
-  // Chat completions skip Express (openAiCompletions.ts: Express was 31% of their CPU).
-  const serveHttp = (request: IncomingMessage, response: ServerResponse) => {
-    if (isCompletionsRequest(request)) void openAi.completions(request, response, beginRequest(request, response, logger));
-    else app(request, response);
-  };
-  const http = resolveAddress
-    ? createHttpServer((request, response) => {
-        stampClientAddress(request, resolveAddress);
-        serveHttp(request, response);
-      })
-    : createHttpServer(serveHttp);
-  http.on('upgrade', (request, socket, head) => {
-    if (resolveAddress) stampClientAddress(request, resolveAddress);
-    // New connections are refused while draining; watchers already attached stay.
-    if (shuttingDown) socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else ws.handleUpgrade(request, socket, head);
-  });
+  const http = createChatHttpServer({ app, openAi, ws, logger, trustProxy: options.trustProxy ?? '', shuttingDown: () => shuttingDown });
 
   let closing: Promise<void> | undefined;
   const shutdown = (deadlineMs: number): Promise<void> => {
     closing ??= (async () => {
       shuttingDown = true;
-      retention?.stop();
-      access.close();
-      const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
-      http.closeIdleConnections();
-      const notice = JSON.stringify({ type: 'shutdown', deadlineMs });
-      ws.broadcast(notice);
-      sse.broadcast(`event: server.shutdown\ndata: ${notice}\n\n`);
-      const drained = await registry.drain(deadlineMs); // each session's watchers get `stopped`
-      if (deadlineMs > 0) logger.info({ ...drained }, 'sessions drained');
-      await registry.close(); // flushes the store writer (bounded wait)
-      await usage.close();
-      // Leases go only now: the last writes carried their tokens, and the next owner loads after them.
-      await cluster?.close();
-      // A peer that never answers the close handshake must not hold the exit (ws alone waits 30 s).
-      const closingSockets = ws.close({ graceMs: SHUTDOWN_CLOSE_GRACE_MS });
-      sse.close();
-      inspector?.close();
-      inspection?.close();
-      http.closeAllConnections();
-      await closingSockets;
-      await stopped;
-      metrics?.close();
-      admission.close();
-      models.stop();
-      health.close();
-      await store.settled();
-      await bus.close();
-      await store.close();
+      await drainAndClose({ retention, access, http, ws, sse, registry, logger, usage, cluster, inspector, inspection, metrics, admission, models, health, store, bus }, deadlineMs);
     })();
     return closing;
   };
