@@ -5,9 +5,7 @@ import type { LeaseHolder } from '../domain/ownership.ts';
 import type { Clock, Logger } from '../domain/ports.ts';
 import { redisKeys } from '../infra/redisKeys.ts';
 import { withScripts } from '../infra/redisScripts.ts';
-import { startHeartbeatThread } from './heartbeatThread.ts';
-import type { HeartbeatThread } from './heartbeatThread.ts';
-import { reclaimLeases } from './reclaimLeases.ts';
+import { createLeaseHeartbeat } from './leaseHeartbeat.ts';
 import type { HeldLease } from './reclaimLeases.ts';
 
 export interface LeasesOptions {
@@ -83,15 +81,6 @@ export function createLeases(options: LeasesOptions) {
   const held = new Map<SessionId, HeldLease>();
   /** Tokens of leases let go whose last writes may still be on their way to the store. */
   const former = new Map<SessionId, number>();
-  let thread: HeartbeatThread | undefined;
-  let timer: unknown;
-  let settling: Promise<void> | undefined;
-  let beatsCounted = 0;
-  let closed = false;
-  const tickMs = Math.max(20, Math.min(renewEveryMs, Math.floor(marginMs / 2)));
-
-  /** Until when this node may act on its leases (written by the heartbeat thread). */
-  const validUntil = () => thread?.validUntil() ?? 0;
 
   const unavailable = (error: unknown) => {
     logger.warn({ err: String(error) }, 'redis did not answer a lease command');
@@ -107,84 +96,7 @@ export function createLeases(options: LeasesOptions) {
     }
   };
 
-  const expireLocally = () => {
-    if (held.size === 0 || clock.now() < validUntil()) return;
-    const lost = [...held.keys()];
-    drop(lost);
-    logger.warn({ sessions: lost.length, lateMs: clock.now() - validUntil() }, 'leases could not be renewed: stopping their sessions here');
-    options.onLost(lost, 'unavailable');
-  };
-
-  // The heartbeat was found expired while this node still held leases (Redis restarted empty, a
-  // pause past the lease): keep those still ours, report the rest.
-  const reclaim = async (): Promise<void> => {
-    const lost = await reclaimLeases(redis, heldKey, held, onCommand);
-    if (lost.length > 0) {
-      drop(lost);
-      logger.warn({ sessions: lost.length }, 'leases taken by another node: stopping their sessions here');
-      options.onLost(lost, 'moved');
-    }
-  };
-
-  /** Deals with an expiry the heartbeat thread found: leases are acted on again only after it. */
-  const settle = (): Promise<void> => {
-    const at = thread?.expiredAt() ?? 0;
-    if (at === 0 || closed) return Promise.resolve();
-    settling ??= (async () => {
-      try {
-        if (held.size > 0) await reclaim();
-        thread?.settleExpired(at, at + leaseMs - marginMs);
-      } catch (error) {
-        // Left pending: the next tick tries again, and meanwhile the leases lapse locally.
-        logger.debug({ err: String(error) }, 'reclaiming leases failed');
-      }
-    })().finally(() => {
-      settling = undefined;
-    });
-    return settling;
-  };
-
-  /** How late the main thread's tick ran at worst (ms): the event loop's starvation, as the leases see it. */
-  let tickLateMaxMs = 0;
-  let tickDue = 0;
-  const tick = () => {
-    if (closed || !thread) return;
-    const now = clock.now();
-    if (tickDue > 0 && now - tickDue > tickLateMaxMs) tickLateMaxMs = now - tickDue;
-    tickDue = now + tickMs;
-    thread.stamp(now);
-    const beats = thread.beats();
-    if (beats > beatsCounted) onCommand(beats - beatsCounted);
-    beatsCounted = beats;
-    // Every tick (a tenth of the lease at most), not every beat: the next beat carries counts at most a
-    // tick old, as the session cap across nodes expects (once a third of a lease, the cap test saw 7 of 6).
-    thread.describe(JSON.stringify(options.describe?.() ?? {}));
-    void settle();
-    expireLocally();
-    timer = clock.setTimeout(tick, tickMs);
-  };
-
-  let starting: Promise<void> | undefined;
-  const startThread = async (): Promise<void> => {
-    if (closed) return;
-    const started = await startHeartbeatThread({
-      redisUrl: options.redisUrl,
-      nodeId,
-      heartbeatKey,
-      nodesKey: redisKeys.nodes,
-      leaseMs,
-      marginMs,
-      renewEveryMs,
-      wedgeMs,
-      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
-      logger,
-      onExpired: () => void settle(),
-    });
-    // Closed while starting: the thread goes at once.
-    if (closed) return started.close();
-    thread = started;
-    tick();
-  };
+  const heartbeat = createLeaseHeartbeat(options, { redis, renewEveryMs, marginMs, wedgeMs, onCommand, heartbeatKey, heldKey, held, drop });
 
   return {
     renewEveryMs,
@@ -193,22 +105,21 @@ export function createLeases(options: LeasesOptions) {
 
     /** Starts the heartbeat thread, which sends the first heartbeat (no lease can be taken before it) and keeps beating. */
     start(): Promise<void> {
-      starting ??= startThread();
-      return starting;
+      return heartbeat.start();
     },
 
     /** Longest heartbeat round trip so far (ms), and the main thread's latest tick (ms late): printed by the cluster bench. */
     lateness(): { heartbeatRoundTripMaxMs: number; tickLateMaxMs: number } {
-      return { heartbeatRoundTripMaxMs: thread?.maxRoundTripMs() ?? 0, tickLateMaxMs };
+      return heartbeat.lateness();
     },
 
     /** The lease value this node holds for the session, while it may still act on it. */
     holderOf(sessionId: SessionId): string | undefined {
       const lease = held.get(sessionId);
       if (!lease) return undefined;
-      if (clock.now() >= validUntil()) {
+      if (clock.now() >= heartbeat.validUntil()) {
         // Checked here too: a node waking from a pause must not act on a lease before its timer runs.
-        expireLocally();
+        heartbeat.expireLocally();
         return undefined;
       }
       return lease.holder;
@@ -222,17 +133,17 @@ export function createLeases(options: LeasesOptions) {
     /** Tries to take the lease (floor: the least token the store will accept). Throws `unavailable` when Redis does not answer. */
     async acquire(sessionId: SessionId, floor = 0): Promise<Acquired> {
       const mine = held.get(sessionId);
-      if (mine && clock.now() < validUntil()) return { acquired: true, token: mine.token };
+      if (mine && clock.now() < heartbeat.validUntil()) return { acquired: true, token: mine.token };
       // Held but no longer valid: reported lost first, so a retake below is a new holder with a new token.
-      if (mine) expireLocally();
+      if (mine) heartbeat.expireLocally();
       // Not started yet: start (a lease is only ever taken under a live heartbeat).
       await this.start();
       // Back from an outage before the next beat is due: beat now rather than refuse.
-      if (clock.now() >= validUntil()) {
-        await thread?.beatNow();
-        await settle();
+      if (clock.now() >= heartbeat.validUntil()) {
+        await heartbeat.beatNow();
+        await heartbeat.settle();
       }
-      if (clock.now() >= validUntil()) throw new ChatError('unavailable', 'This node has no live heartbeat in Redis right now.', { retryAfterMs: 1000 });
+      if (clock.now() >= heartbeat.validUntil()) throw new ChatError('unavailable', 'This node has no live heartbeat in Redis right now.', { retryAfterMs: 1000 });
       let result: [1, string] | [0, string, number] | [-1];
       try {
         onCommand(1);
@@ -312,19 +223,17 @@ export function createLeases(options: LeasesOptions) {
 
     /** True while heartbeats succeed. */
     get healthy(): boolean {
-      return clock.now() < validUntil();
+      return clock.now() < heartbeat.validUntil();
     },
 
     /** Stops beating and releases every lease (after the sessions have stopped and their writes landed). */
     async close(): Promise<void> {
-      closed = true;
-      if (timer !== undefined) clock.clearTimeout(timer);
+      heartbeat.stop();
       const sessions = [...held.keys()];
       await Promise.allSettled(sessions.map((sessionId) => this.release(sessionId)));
       former.clear();
       // No beat may recreate the heartbeat key after it is deleted.
-      await starting?.catch(() => undefined);
-      await thread?.close();
+      await heartbeat.close();
       await Promise.allSettled([redis.del(heartbeatKey, heldKey), redis.srem(redisKeys.nodes, nodeId)]);
     },
   };
