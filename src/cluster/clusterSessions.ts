@@ -9,7 +9,7 @@ import type { PublicMessage } from '../domain/message.ts';
 import type { RedisBus } from '../infra/redisBus.ts';
 import { MOVED } from './commandRouter.ts';
 import { createActivator, MISSING } from './activation.ts';
-import { createOwnerRouting } from './ownerRouting.ts';
+import { createOwnerRouting, sleep } from './ownerRouting.ts';
 import { RemoteSession } from './remoteSession.ts';
 import type { CommandOp, CommandRequest, CommandRouter } from './commandRouter.ts';
 import type { Leases } from './leases.ts';
@@ -35,7 +35,6 @@ export interface ClusterSessionsOptions {
 }
 
 const ENDS_WORK: ReadonlySet<ChatEvent['type']> = new Set(['message.completed', 'message.cancelled', 'message.failed', 'message.interrupted', 'session.stopped']);
-const sleep = (clock: Clock, ms: number) => new Promise<void>((resolve) => clock.setTimeout(resolve, ms));
 
 export interface ClusterSessions extends Sessions {
   /** Runs `op` on the session's owner (activating it here if nobody owns it); the owner's answer. */

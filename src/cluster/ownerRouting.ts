@@ -33,7 +33,8 @@ export interface OwnerRoutingOptions {
 
 type Located = { local: LiveSession } | { remote: string; pttl: number } | typeof MISSING;
 
-const sleep = (clock: Clock, ms: number) => new Promise<void>((resolve) => clock.setTimeout(resolve, ms));
+/** A wait on the injected clock (no abort: the callers bound it themselves). */
+export const sleep = (clock: Clock, ms: number) => new Promise<void>((resolve) => clock.setTimeout(resolve, ms));
 
 /**
  * Finds where a session runs (here, on another node, or nowhere: then it is
