@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { sumUsage } from '../domain/tokenUsage.ts';
-import type { UsageEntry, UsageStore } from '../domain/tokenUsage.ts';
+import type { UsageStore } from '../domain/tokenUsage.ts';
 import { guarded } from './storeErrors.ts';
 
 interface UsageRow {

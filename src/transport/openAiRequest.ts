@@ -5,7 +5,6 @@ import { ChatError } from '../domain/errors.ts';
 import type { GenerationOptions, UpstreamParams } from '../domain/generationOptions.ts';
 import type { ContentPart, ToolCall, Turn } from '../domain/message.ts';
 
-const nullish = <T extends z.ZodType>(schema: T) => schema.nullish();
 const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**

@@ -7,7 +7,7 @@ import { startLatePongPeer } from '../support/latePongPeer.ts';
 import { startSlowLink } from '../support/slowLink.ts';
 import type { LatePongPeer } from '../support/latePongPeer.ts';
 import { ManualClock } from '../support/manualClock.ts';
-import { eventually, wait } from '../support/waiting.ts';
+import { eventually } from '../support/waiting.ts';
 
 let running: RunningServer | undefined;
 const cleanups: (() => void)[] = [];

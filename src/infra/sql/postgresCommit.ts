@@ -1,5 +1,4 @@
 import type { PoolClient } from 'pg';
-import type { SessionId } from '../../domain/ids.ts';
 import type { SessionUpdate } from '../../domain/ports.ts';
 import { chunkPlan } from '../sessionUpdates.ts';
 import type { CommitOutcome } from '../writeBatcher.ts';
