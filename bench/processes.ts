@@ -82,6 +82,10 @@ export class Child {
 export interface ServerStats {
   /** CPU time (user + system) the server process has used so far. */
   cpuMs: number;
+  /** Of it, the main thread's (the rest: V8's GC and compiler helpers, a store's writer thread, libuv's pool). */
+  mainThreadCpuMs: number;
+  /** The main thread's GC pauses so far, in ms. */
+  gcPauseMs: number;
   rss: number;
   heapUsed: number;
   activeSessions: number;
@@ -163,7 +167,7 @@ export async function startServer(kind: ServerKind, options: Record<string, unkn
       ...(dataDir ? { BENCH_DATA_DIR: dataDir } : {}),
       BENCH_OPTIONS: JSON.stringify(options),
     },
-    nodeFlags: [...SERVER_NODE_FLAGS, ...profileFlags(kind)],
+    nodeFlags: [...SERVER_NODE_FLAGS, ...profileFlags(kind), ...(process.env['BENCH_SERVER_FLAGS']?.split(' ').filter(Boolean) ?? [])],
   });
   let ready: Message;
   try {

@@ -3,6 +3,8 @@
  * --cpu-prof DIR`) and prints the self time by area (GC, the store, XState,
  * ws, the bus, …, by the file a function lives in) and the top functions.
  *   npx tsx bench/profileSummary.ts DIR/llm-chat-….cpuprofile [--top 25]
+ *     [--timeline 500]  busy ms per 500 ms of the run, to find a phase
+ *     [--from S --to S]  only the samples between S and S seconds into the run
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -50,7 +52,13 @@ const areaOf = (node: ProfileNode) => {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { top: { type: 'string', default: '25' }, inclusive: { type: 'string', default: '0' } },
+  options: {
+    top: { type: 'string', default: '25' },
+    inclusive: { type: 'string', default: '0' },
+    timeline: { type: 'string', default: '0' },
+    from: { type: 'string', default: '0' },
+    to: { type: 'string', default: 'Infinity' },
+  },
 });
 
 /** Time spent in each function and everything it called (each sample counted once per function on its stack). */
@@ -75,7 +83,25 @@ for (const file of positionals) {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const selfUs = new Map<number, number>();
-  profile.samples.forEach((id, index) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[index] ?? 0)));
+  const fromUs = Number(values.from) * 1e6;
+  const toUs = Number(values.to) * 1e6;
+  const bucketUs = Number(values.timeline) * 1e3;
+  const busyPerBucket: number[] = [];
+  let elapsedUs = 0;
+  profile.samples.forEach((id, index) => {
+    const us = profile.timeDeltas[index] ?? 0;
+    elapsedUs += us;
+    if (bucketUs > 0 && byId.get(id)?.callFrame.functionName !== '(idle)') {
+      const bucket = Math.floor(elapsedUs / bucketUs);
+      busyPerBucket[bucket] = (busyPerBucket[bucket] ?? 0) + us;
+    }
+    if (elapsedUs < fromUs || elapsedUs >= toUs) return;
+    selfUs.set(id, (selfUs.get(id) ?? 0) + us);
+  });
+  if (bucketUs > 0) {
+    const rows = Array.from(busyPerBucket, (us, bucket) => `${((bucket * bucketUs) / 1e6).toFixed(1)}s ${Math.round((us ?? 0) / 1e3)}`);
+    process.stdout.write(`${file}\n  busy ms per ${values.timeline} ms: ${rows.join(', ')}\n`);
+  }
   const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
   const busy = [...selfUs].filter(([id]) => byId.get(id)?.callFrame.functionName !== '(idle)').reduce((sum, [, us]) => sum + us, 0);
   const areas = new Map<string, number>();

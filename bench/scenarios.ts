@@ -105,7 +105,7 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
   /** With --url, the server under test is somebody else's: no stats, nothing to stop. */
   async function serverFor(kind: ServerKind, options: Record<string, unknown>): Promise<ServerUnderTest> {
     if (config.url) {
-      const zero = { cpuMs: Number.NaN, rss: 0, heapUsed: 0, activeSessions: 0, lagP50Ms: Number.NaN, lagP99Ms: Number.NaN, lagMaxMs: Number.NaN };
+      const zero = { cpuMs: Number.NaN, mainThreadCpuMs: Number.NaN, gcPauseMs: Number.NaN, rss: 0, heapUsed: 0, activeSessions: 0, lagP50Ms: Number.NaN, lagP99Ms: Number.NaN, lagMaxMs: Number.NaN };
       return { kind, port: Number(config.url.port || 80), stats: async () => zero, stop: async () => {} };
     }
     const server = await startServer(kind, options);
@@ -196,10 +196,11 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
     const lateness = summarize(results.flatMap((result) => result['lateness'] as number[]));
     const chunks = results.reduce((sum, result) => sum + Number(result['chunks']), 0);
     const elapsed = Math.max(...results.map((result) => Number(result['elapsedMs'])));
+    const completed = results.reduce((sum, result) => sum + Number(result['completed']), 0);
     return {
       sessions: fleet.ok,
       failed: fleet.failed,
-      completed: results.reduce((sum, result) => sum + Number(result['completed']), 0),
+      completed,
       expected: results.reduce((sum, result) => sum + Number(result['expected']), 0),
       ttfcP50Ms: ttfc.p50,
       ttfcP99Ms: ttfc.p99,
@@ -215,8 +216,9 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
       rssPerSessionStreamingKB: (connected.rss - before.rss + during.rss - streamStart.rss) / Math.max(1, fleet.ok) / KB,
       rssPerConnectionKB: (connected.rss - before.rss) / Math.max(1, fleet.ok) / KB,
       heapPerConnectionKB: (connected.heapUsed - before.heapUsed) / Math.max(1, fleet.ok) / KB,
-      cpuMsPerReply:
-        (after.cpuMs - streamStart.cpuMs) / Math.max(1, results.reduce((sum, result) => sum + Number(result['completed']), 0)),
+      cpuMsPerReply: (after.cpuMs - streamStart.cpuMs) / Math.max(1, completed),
+      mainThreadCpuMsPerReply: (after.mainThreadCpuMs - streamStart.mainThreadCpuMs) / Math.max(1, completed),
+      gcPauseMsPerReply: (after.gcPauseMs - streamStart.gcPauseMs) / Math.max(1, completed),
     };
   }
 

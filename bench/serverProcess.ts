@@ -6,7 +6,8 @@
  * and removes, or `memory`); BENCH_OPTIONS the server options as JSON.
  * Talks over IPC.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { openStore } from '../src/infra/openStore.ts';
@@ -24,6 +25,22 @@ const gc = (globalThis as { gc?: () => void }).gc;
 
 const lag = monitorEventLoopDelay({ resolution: 10 });
 lag.enable();
+
+// The main thread's stop-the-world GC pauses (V8's helper threads work beside it, counted only in the process's CPU).
+let gcPauseMs = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcPauseMs += entry.duration;
+}).observe({ entryTypes: ['gc'] });
+
+/** CPU time (user + system) of this process's main thread, in ms (Linux /proc; NaN elsewhere). */
+function mainThreadCpuMs(): number {
+  try {
+    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
 
 let activeSessions = () => 0;
 let close: () => Promise<void>;
@@ -71,6 +88,8 @@ process.on('message', (message: { type: string; gc?: boolean }) => {
     const cpu = process.cpuUsage();
     send({
       cpuMs: (cpu.user + cpu.system) / 1000,
+      mainThreadCpuMs: mainThreadCpuMs(),
+      gcPauseMs,
       type: 'stats',
       rss: memory.rss,
       heapUsed: memory.heapUsed,

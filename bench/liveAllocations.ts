@@ -1,0 +1,91 @@
+/**
+ * What a reply keeps alive while it streams: the objects still reachable
+ * mid-reply are the ones every scavenge copies and then promotes to the old
+ * generation, where only a mark-compact frees them (the burst's GC time).
+ * A llm-chat server (SQLite, the burst's schedule: five chunks 400 ms apart)
+ * in this process, N real `ws` clients that each send one message at once,
+ * V8's sampling heap profiler from the send until `--at` ms later (objects
+ * collected meanwhile left out). Prints the live bytes per reply by the
+ * function that allocated them.
+ *   node --import tsx bench/liveAllocations.ts [--sessions 5000] [--at 1000] [--store sqlite|memory]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { openStore } from '../src/infra/openStore.ts';
+import { silentLogger } from '../src/infra/silentLogger.ts';
+import { createChatServer } from '../src/server.ts';
+import { openClients } from './inProcessClients.ts';
+
+interface SampleNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: SampleNode[];
+}
+
+const { values } = parseArgs({
+  options: { sessions: { type: 'string', default: '5000' }, at: { type: 'string', default: '1000' }, store: { type: 'string', default: 'sqlite' }, top: { type: 'string', default: '30' }, promoted: { type: 'boolean', default: false } },
+});
+const sessions = Number(values.sessions);
+const dataDir = mkdtempSync(join(tmpdir(), 'llm-chat-live-'));
+const storeKind = values.store === 'memory' ? 'memory' : 'sqlite';
+const { store } = await openStore({ storeKind, databaseUrl: '', dataDir });
+const server = createChatServer({ auth: { mode: 'none' }, connRatePerIp: 0, messagesPerMinute: 0, maxSessions: 0, shedLagMs: 0, simIntervalMs: 400, store, logger: silentLogger });
+const { port } = await server.listen(0, '127.0.0.1');
+
+let done = 0;
+let finish = () => {};
+const clients = await openClients(port, sessions, (text) => {
+  if (text.startsWith('{"type":"chunk"') && text.includes('"is_last":true') && ++done === sessions) finish();
+});
+const round = async () => {
+  done = 0;
+  const all = new Promise<void>((resolve) => (finish = resolve));
+  for (const socket of clients) socket.send('bench');
+  await all;
+};
+// A warm-up reply each: the JIT's code and the sessions' first allocations are not a reply's.
+await round();
+const gc = (globalThis as { gc?: () => void }).gc;
+gc?.();
+
+const inspector = new Session();
+inspector.connect();
+// --promoted: what survived the scavenges (and so was copied, then promoted) over the whole round, dead since or not.
+await inspector.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: values.promoted });
+const all = round();
+if (values.promoted) {
+  await all;
+  // Two scavenges: what is still young and alive now is a reply's only if it lives on.
+  const minor = globalThis as unknown as { gc?: (options: { type: 'minor' }) => void };
+  minor.gc?.({ type: 'minor' });
+  minor.gc?.({ type: 'minor' });
+} else {
+  await new Promise((resolve) => setTimeout(resolve, Number(values.at)));
+}
+const { profile } = (await inspector.post('HeapProfiler.stopSampling')) as { profile: { head: SampleNode } };
+await all;
+
+const bySite = new Map<string, number>();
+let total = 0;
+const walk = (node: SampleNode, stack: string[]) => {
+  const where = `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.replace(/^.*\/(node_modules\/)?/, '')}:${node.callFrame.lineNumber + 1}`;
+  const path = [...stack, `${node.callFrame.url}|${where}`];
+  if (node.selfSize > 0 && !path.some((frame) => frame.includes('/bench/'))) {
+    total += node.selfSize;
+    const ours = [...path].reverse().find((frame) => frame.includes('/src/'));
+    const inner = [...path].reverse().find((frame) => frame.split('|')[0]) ?? path.at(-1)!;
+    const site = `${(ours ?? inner).split('|')[1]!}  <- ${inner.split('|')[1]}`;
+    bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
+  }
+  for (const child of node.children) walk(child, path);
+};
+walk(profile.head, []);
+const perReply = (bytes: number) => `${(bytes / sessions).toFixed(0).padStart(7)} B`;
+console.log(values.promoted ? `${sessions} replies: ${perReply(total)} per reply survived the scavenges (server side)` : `${sessions} replies, ${values.at} ms after the send: ${perReply(total)} per reply still live (server side)`);
+for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) console.log(`  ${perReply(bytes)}  ${site}`);
+for (const socket of clients) socket.terminate();
+await server.close();
+rmSync(dataDir, { recursive: true, force: true });
