@@ -6,8 +6,11 @@
  * in this process, N real `ws` clients that each send one message at once,
  * V8's sampling heap profiler from the send until `--at` ms later (objects
  * collected meanwhile left out). Prints the live bytes per reply by the
- * function that allocated them.
- *   node --import tsx bench/liveAllocations.ts [--sessions 5000] [--at 1000] [--store sqlite|memory]
+ * function that allocated them. With `--promoted`, over the whole round
+ * instead: what outlived the scavenges, dead since or not (the profiler keeps
+ * objects a mark-compact collected, drops those a scavenge did), after two
+ * forced scavenges at the end (needs `--expose-gc`).
+ *   node --expose-gc --import tsx bench/liveAllocations.ts [--sessions 5000] [--at 1000 | --promoted] [--store sqlite|memory] [--top 30]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
