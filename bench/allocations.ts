@@ -10,14 +10,9 @@
  * With `cpu` in place of the file it samples nothing and prints this
  * process's CPU time per reply (server and clients together) over five rounds.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { openStore } from '../src/infra/openStore.ts';
-import { silentLogger } from '../src/infra/silentLogger.ts';
-import { createChatServer } from '../src/server.ts';
-import { openClients } from './inProcessClients.ts';
+import { startInProcessBurst } from './inProcessClients.ts';
 
 interface SampleNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -27,39 +22,23 @@ interface SampleNode {
 
 const sessions = Number(process.argv[2] ?? 2000);
 const out = process.argv[3];
-const dataDir = mkdtempSync(join(tmpdir(), 'llm-chat-alloc-'));
-const { store } = await openStore({ storeKind: 'sqlite', databaseUrl: '', dataDir });
-const server = createChatServer({ auth: { mode: 'none' }, connRatePerIp: 0, messagesPerMinute: 0, maxSessions: 0, shedLagMs: 0, simIntervalMs: 40, store, logger: silentLogger });
-const { port } = await server.listen(0, '127.0.0.1');
-
-let done = 0;
-let finish = () => {};
-const clients = await openClients(port, sessions, (text) => {
-  if (text.startsWith('{"type":"chunk"') && text.includes('"is_last":true') && ++done === sessions) finish();
-});
+const burst = await startInProcessBurst({ sessions, simIntervalMs: 40, storeKind: 'sqlite' });
 
 if (out === 'cpu') {
   for (let round = 0; round < 5; round += 1) {
-    done = 0;
-    const all = new Promise<void>((resolve) => (finish = resolve));
     const before = process.cpuUsage();
-    for (const socket of clients) socket.send('bench');
-    await all;
+    await burst.round();
     const used = process.cpuUsage(before);
     console.log(`round ${round + 1}: ${((used.user + used.system) / 1000 / sessions).toFixed(3)} ms CPU per reply (server and clients)`);
   }
-  for (const socket of clients) socket.terminate();
-  await server.close();
-  rmSync(dataDir, { recursive: true, force: true });
+  await burst.close();
   process.exit(0);
 }
 
 const inspector = new Session();
 inspector.connect();
-const all = new Promise<void>((resolve) => (finish = resolve));
 await inspector.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-for (const socket of clients) socket.send('bench');
-await all;
+await burst.round();
 const { profile } = (await inspector.post('HeapProfiler.stopSampling')) as { profile: { head: SampleNode } };
 if (out) writeFileSync(out, JSON.stringify(profile));
 
@@ -87,6 +66,4 @@ for (const [area, bytes] of [...byArea].sort((a, b) => b[1] - a[1])) console.log
 console.log('top allocation sites (innermost frame of ours, else the allocating function), per reply:');
 for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log(`  ${perReply(bytes)}  ${site}`);
 
-for (const socket of clients) socket.terminate();
-await server.close();
-rmSync(dataDir, { recursive: true, force: true });
+await burst.close();

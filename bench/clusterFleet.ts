@@ -2,6 +2,7 @@
  * The cluster scenario's load: generator processes holding WebSocket
  * sessions on one port, then streaming a reply on a fraction of them.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startGenerators } from './processes.ts';
 import type { Child } from './processes.ts';
 import { summarize } from './stats.ts';
@@ -12,7 +13,6 @@ export interface FleetConfig {
   rate: number;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface Fleet {
   generators: { child: Child; address: string }[];

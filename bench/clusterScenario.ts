@@ -9,6 +9,7 @@
 import { timedRequest } from './timedRequest.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { createClusterFleet } from './clusterFleet.ts';
@@ -30,7 +31,6 @@ export interface ClusterBenchConfig {
 }
 
 const KB = 1024;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function createClusterBench(config: ClusterBenchConfig, log: (line: string) => void, children: Child[]) {
   const { connectFleet, closeFleet, streamPhase } = createClusterFleet(config, log, children);

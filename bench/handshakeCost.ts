@@ -10,6 +10,7 @@
  *   node --import tsx bench/handshakeCost.ts [--sessions 3000] [--rate 300] [--warmup 1000] [--profile FILE] [--root CHECKOUT]
  */
 import { writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import WebSocket from 'ws';
@@ -28,7 +29,6 @@ const { values } = parseArgs({
 });
 const sessions = Number(values.sessions);
 const rate = Number(values.rate);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const sum = (numbers: number[]) => numbers.reduce((a, b) => a + b, 0);
 
 /** The Chrome DevTools protocol over the server's `--inspect` socket: just enough to start and stop the CPU profiler. */

@@ -12,15 +12,9 @@
  * forced scavenges at the end (needs `--expose-gc`).
  *   node --expose-gc --import tsx bench/liveAllocations.ts [--sessions 5000] [--at 1000 | --promoted] [--store sqlite|memory] [--top 30]
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openStore } from '../src/infra/openStore.ts';
-import { silentLogger } from '../src/infra/silentLogger.ts';
-import { createChatServer } from '../src/server.ts';
-import { openClients } from './inProcessClients.ts';
+import { startInProcessBurst } from './inProcessClients.ts';
 
 interface SampleNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -32,25 +26,9 @@ const { values } = parseArgs({
   options: { sessions: { type: 'string', default: '5000' }, at: { type: 'string', default: '1000' }, store: { type: 'string', default: 'sqlite' }, top: { type: 'string', default: '30' }, promoted: { type: 'boolean', default: false } },
 });
 const sessions = Number(values.sessions);
-const dataDir = mkdtempSync(join(tmpdir(), 'llm-chat-live-'));
-const storeKind = values.store === 'memory' ? 'memory' : 'sqlite';
-const { store } = await openStore({ storeKind, databaseUrl: '', dataDir });
-const server = createChatServer({ auth: { mode: 'none' }, connRatePerIp: 0, messagesPerMinute: 0, maxSessions: 0, shedLagMs: 0, simIntervalMs: 400, store, logger: silentLogger });
-const { port } = await server.listen(0, '127.0.0.1');
-
-let done = 0;
-let finish = () => {};
-const clients = await openClients(port, sessions, (text) => {
-  if (text.startsWith('{"type":"chunk"') && text.includes('"is_last":true') && ++done === sessions) finish();
-});
-const round = async () => {
-  done = 0;
-  const all = new Promise<void>((resolve) => (finish = resolve));
-  for (const socket of clients) socket.send('bench');
-  await all;
-};
+const burst = await startInProcessBurst({ sessions, simIntervalMs: 400, storeKind: values.store === 'memory' ? 'memory' : 'sqlite' });
 // A warm-up reply each: the JIT's code and the sessions' first allocations are not a reply's.
-await round();
+await burst.round();
 const gc = (globalThis as { gc?: () => void }).gc;
 gc?.();
 
@@ -58,7 +36,7 @@ const inspector = new Session();
 inspector.connect();
 // --promoted: what survived the scavenges (and so was copied, then promoted) over the whole round, dead since or not.
 await inspector.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: values.promoted });
-const all = round();
+const all = burst.round();
 if (values.promoted) {
   await all;
   // Two scavenges: what is still young and alive now is a reply's only if it lives on.
@@ -89,6 +67,4 @@ walk(profile.head, []);
 const perReply = (bytes: number) => `${(bytes / sessions).toFixed(0).padStart(7)} B`;
 console.log(values.promoted ? `${sessions} replies: ${perReply(total)} per reply survived the scavenges (server side)` : `${sessions} replies, ${values.at} ms after the send: ${perReply(total)} per reply still live (server side)`);
 for (const [site, bytes] of [...bySite].sort((a, b) => b[1] - a[1]).slice(0, Number(values.top))) console.log(`  ${perReply(bytes)}  ${site}`);
-for (const socket of clients) socket.terminate();
-await server.close();
-rmSync(dataDir, { recursive: true, force: true });
+await burst.close();
