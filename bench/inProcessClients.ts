@@ -61,9 +61,18 @@ export async function startInProcessBurst(options: { sessions: number; simInterv
   const { port } = await server.listen(0, '127.0.0.1');
   let done = 0;
   let finish = () => {};
-  const clients = await openClients(port, options.sessions, (text) => {
-    if (text.startsWith('{"type":"chunk"') && text.includes('"is_last":true') && ++done === options.sessions) finish();
-  });
+  const removeData = () => rmSync(dataDir, { recursive: true, force: true });
+  let clients: WebSocket[];
+  try {
+    clients = await openClients(port, options.sessions, (text) => {
+      if (text.startsWith('{"type":"chunk"') && text.includes('"is_last":true') && ++done === options.sessions) finish();
+    });
+  } catch (error) {
+    // A client that could not connect: the server and its files go too.
+    await server.close();
+    removeData();
+    throw error;
+  }
   return {
     round() {
       done = 0;
@@ -74,7 +83,7 @@ export async function startInProcessBurst(options: { sessions: number; simInterv
     async close() {
       for (const socket of clients) socket.terminate();
       await server.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      removeData();
     },
   };
 }
