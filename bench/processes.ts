@@ -84,6 +84,8 @@ export interface ServerStats {
   cpuMs: number;
   /** Of it, the main thread's (the rest: V8's GC and compiler helpers, a store's writer thread, libuv's pool). */
   mainThreadCpuMs: number;
+  /** Of it, the threads the store started (SQLite's writer thread; none for the memory store and the peers). */
+  storeThreadsCpuMs: number;
   /** The main thread's GC pauses so far, in ms. */
   gcPauseMs: number;
   rss: number;

@@ -43,13 +43,14 @@ export function burstReport(runs: Partial<Record<ServerKind, Figures>>, sessions
         `${n(run['fullP99Ms'], 0)} ms`,
         `${n(run['cpuMsPerReply'], 2)} ms`,
         `${n(run['mainThreadCpuMsPerReply'], 2)} ms`,
+        `${n(run['storeThreadsCpuMsPerReply'], 3)} ms`,
         `${n(run['gcPauseMsPerReply'], 3)} ms`,
         `${run['completed']}/${run['expected']}`,
       ];
     });
   const table = grid(
     // Heap beside RSS: RSS also holds how far the young generation grew, and moves by a third from run to run.
-    ['server', 'KiB per connection (RSS)', 'KiB heap per connection', 'first chunk p50', 'first chunk p99', 'full reply p99', 'server CPU per reply', 'of it, main thread', 'main-thread GC pause per reply', 'replies'],
+    ['server', 'KiB per connection (RSS)', 'KiB heap per connection', 'first chunk p50', 'first chunk p99', 'full reply p99', 'server CPU per reply', 'of it, main thread', 'of it, store thread', 'main-thread GC pause per reply', 'replies'],
     lines,
   );
   const rows: Row[] = [];

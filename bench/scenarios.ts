@@ -105,7 +105,7 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
   /** With --url, the server under test is somebody else's: no stats, nothing to stop. */
   async function serverFor(kind: ServerKind, options: Record<string, unknown>): Promise<ServerUnderTest> {
     if (config.url) {
-      const zero = { cpuMs: Number.NaN, mainThreadCpuMs: Number.NaN, gcPauseMs: Number.NaN, rss: 0, heapUsed: 0, activeSessions: 0, lagP50Ms: Number.NaN, lagP99Ms: Number.NaN, lagMaxMs: Number.NaN };
+      const zero = { cpuMs: Number.NaN, mainThreadCpuMs: Number.NaN, storeThreadsCpuMs: Number.NaN, gcPauseMs: Number.NaN, rss: 0, heapUsed: 0, activeSessions: 0, lagP50Ms: Number.NaN, lagP99Ms: Number.NaN, lagMaxMs: Number.NaN };
       return { kind, port: Number(config.url.port || 80), stats: async () => zero, stop: async () => {} };
     }
     const server = await startServer(kind, options);
@@ -218,6 +218,7 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
       heapPerConnectionKB: (connected.heapUsed - before.heapUsed) / Math.max(1, fleet.ok) / KB,
       cpuMsPerReply: (after.cpuMs - streamStart.cpuMs) / Math.max(1, completed),
       mainThreadCpuMsPerReply: (after.mainThreadCpuMs - streamStart.mainThreadCpuMs) / Math.max(1, completed),
+      storeThreadsCpuMsPerReply: (after.storeThreadsCpuMs - streamStart.storeThreadsCpuMs) / Math.max(1, completed),
       gcPauseMsPerReply: (after.gcPauseMs - streamStart.gcPauseMs) / Math.max(1, completed),
     };
   }

@@ -6,7 +6,7 @@
  * and removes, or `memory`); BENCH_OPTIONS the server options as JSON.
  * Talks over IPC.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -32,15 +32,28 @@ new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) gcPauseMs += entry.duration;
 }).observe({ entryTypes: ['gc'] });
 
-/** CPU time (user + system) of this process's main thread, in ms (Linux /proc; NaN elsewhere). */
-function mainThreadCpuMs(): number {
+/** CPU time (user + system) of one of this process's threads, in ms (Linux /proc; NaN elsewhere, 0 once it has ended). */
+function threadCpuMs(tid: number): number {
   try {
-    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-  } catch {
-    return Number.NaN;
+  } catch (error) {
+    return (error as { code?: string }).code === 'ENOENT' && process.platform === 'linux' ? 0 : Number.NaN;
   }
 }
+const mainThreadCpuMs = () => threadCpuMs(process.pid);
+
+/** This process's threads now (Linux; none elsewhere). */
+function threadIds(): number[] {
+  try {
+    return readdirSync('/proc/self/task').map(Number);
+  } catch {
+    return [];
+  }
+}
+// The threads the store starts (SQLite's writer): those that appear while it opens.
+let storeThreads: number[] = [];
+const storeThreadsCpuMs = () => (process.platform === 'linux' ? storeThreads.reduce((sum, tid) => sum + threadCpuMs(tid), 0) : Number.NaN);
 
 let activeSessions = () => 0;
 let close: () => Promise<void>;
@@ -70,7 +83,9 @@ if (kind === 'baseline') {
 } else {
   const dataDir = process.env['BENCH_DATA_DIR'];
   if (storeKind === 'sqlite' && !dataDir) throw new Error('BENCH_DATA_DIR is needed for the sqlite store');
+  const before = new Set(threadIds());
   const { store } = await openStore({ storeKind, databaseUrl: '', dataDir: dataDir ?? '' });
+  storeThreads = threadIds().filter((tid) => !before.has(tid));
   // No API keys: the load figures are the hot path's (bench/authCost.ts prices the keys).
   const server = createChatServer({ auth: { mode: 'none' }, ...options, store, logger: silentLogger });
   port = (await server.listen(0, '127.0.0.1')).port;
@@ -89,6 +104,7 @@ process.on('message', (message: { type: string; gc?: boolean }) => {
     send({
       cpuMs: (cpu.user + cpu.system) / 1000,
       mainThreadCpuMs: mainThreadCpuMs(),
+      storeThreadsCpuMs: storeThreadsCpuMs(),
       gcPauseMs,
       type: 'stats',
       rss: memory.rss,
