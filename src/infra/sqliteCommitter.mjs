@@ -37,7 +37,7 @@ export function prepareCommit(db, sql) {
       const touched = touchSession.run(plan.touch);
       if (touched.changes === 0) {
         // Claimed by a newer owner (refused), or deleted meanwhile (nothing to keep).
-        if (plan.touch.fence !== null && fenceOf.get(plan.sessionId)) result.fenced.push(plan.sessionId);
+        if (plan.touch[4] !== null && fenceOf.get(plan.sessionId)) result.fenced.push(plan.sessionId);
         else result.absent.push(plan.sessionId);
         continue;
       }

@@ -148,6 +148,30 @@ export function messageColumns(sessionId: string, message: Message) {
   };
 }
 
+/** `messageColumns` as an array in MESSAGE_COLUMNS order (positional parameters). */
+export function messageValues(sessionId: string, message: Message): (string | number | null)[] {
+  // Spelled out, not mapped from messageColumns: one array per row, no object beside it (test/infra/sqliteRows.test.ts holds the two to the same order).
+  return [
+    sessionId,
+    message.id,
+    message.order,
+    message.role,
+    message.content,
+    message.status,
+    message.replyTo ?? null,
+    message.errorCode ?? null,
+    message.usage?.inputTokens ?? null,
+    message.usage?.outputTokens ?? null,
+    message.createdAt,
+    message.updatedAt,
+    message.parts ? JSON.stringify(message.parts) : null,
+    message.toolCalls?.length ? JSON.stringify(message.toolCalls) : null,
+    message.toolCallId ?? null,
+    message.finishReason ?? null,
+    message.model ?? null,
+  ];
+}
+
 /** The message columns in INSERT order, and which of them a later write may change. */
 export const MESSAGE_COLUMNS = [
   'session_id', 'id', 'ord', 'role', 'content', 'status', 'reply_to', 'error_code', 'input_tokens', 'output_tokens',
