@@ -9,9 +9,12 @@
  * rounds (the start-up, module loading and first compilations are not a
  * reply's) and stops after the measured ones. V8 runs `--single-threaded`
  * (its compiler and GC work on the main thread): with its concurrent threads
- * two runs of the same code differed by 4–10%, single-threaded by 0.6–2%
- * (200 sessions, 5 warm-up rounds, 8 measured).
- *   node --import tsx bench/instructionCount.ts [--sessions 200] [--warm-up 5] [--rounds 8] [--store sqlite|memory] [--interval-ms 40] [--keep DIR]
+ * two runs of the same code differed by 4–10%. Single-threaded, after 5
+ * warm-up rounds they still differed by up to 10%, V8's optimizing compiler
+ * still at work; after 60 (the default) two pairs of runs differed by 0.1%
+ * and 3.7% (200 sessions, 8 measured rounds). The count without V8's
+ * compiling is printed too: it is the steadier figure.
+ *   node --import tsx bench/instructionCount.ts [--sessions 200] [--warm-up 60] [--rounds 8] [--store sqlite|memory] [--interval-ms 40] [--keep DIR]
  * Needs valgrind (Debian's package: callgrind, callgrind_control). About
  * 100× slower than native: 200 sessions take a few minutes. Timers run late
  * under valgrind (a reply takes ~30 ms of CPU there), so group commits hold
@@ -57,7 +60,7 @@ function areasOf(dir: string): Map<string, number> {
 const { values } = parseArgs({
   options: {
     sessions: { type: 'string', default: '200' },
-    'warm-up': { type: 'string', default: '5' },
+    'warm-up': { type: 'string', default: '60' },
     rounds: { type: 'string', default: '8' },
     store: { type: 'string', default: 'sqlite' },
     'interval-ms': { type: 'string', default: '40' },
@@ -112,5 +115,7 @@ console.log(
   `${values.store} store, ${sessions} sessions × ${rounds} rounds (${values['interval-ms']} ms between chunks): ${perReply(instructions)} instructions per reply (server and clients, every thread; ${Math.round((Date.now() - started) / 1000)} s)`,
 );
 const areas = areasOf(out);
+const compiling = [...areas].find(([area]) => area.startsWith('V8 compiling'))?.[1] ?? 0;
+console.log(`  ${perReply(instructions - compiling)} without V8's compiling (the JIT's own work, which moves between identical runs)`);
 for (const [area, count] of [...areas].sort((a, b) => b[1] - a[1])) console.log(`  ${((count / instructions) * 100).toFixed(1).padStart(5)}%  ${perReply(count).padStart(8)}  ${area}`);
 if (values.keep === undefined) rmSync(out, { recursive: true, force: true });
