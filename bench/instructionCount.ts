@@ -8,25 +8,26 @@
  * too, the same for both sides of an A/B). Counting starts after the warm-up
  * rounds (the start-up, module loading and first compilations are not a
  * reply's) and stops after the measured ones. V8 runs `--single-threaded`
- * (its compiler and GC work on the main thread): with its concurrent threads
- * two runs of the same code differed by 4–10%. Single-threaded, after 5
- * warm-up rounds they still differed by up to 10%, V8's optimizing compiler
- * still at work; after 60 (the default) two pairs of runs differed by 0.1%
- * and 3.7% (200 sessions, 8 measured rounds). The count without V8's
- * compiling is printed too: it is the steadier figure.
- *   node --import tsx bench/instructionCount.ts [--sessions 200] [--warm-up 60] [--rounds 8] [--store sqlite|memory] [--interval-ms 40] [--keep DIR]
- * Needs valgrind (Debian's package: callgrind, callgrind_control). About
- * 100× slower than native: 200 sessions take a few minutes. Timers run late
- * under valgrind (a reply takes ~30 ms of CPU there), so group commits hold
- * more than at full speed; compare two versions with the same options.
+ * (its compiler and GC work on the main thread; with its concurrent threads
+ * two runs of the same code differed by 4–10%), and 60 warm-up rounds let
+ * its optimizing compiler settle (after 5, runs still differed by 10%).
+ * Counts of separate runs still move by up to 16%: valgrind makes the
+ * timers late, and how late changes what a round does (group commits hold
+ * more). So compare side by side: `--against DIR` counts the checkout in DIR
+ * (its bench/inProcessClients.ts and src/) at the same time, and prints this
+ * one's count over DIR's. This checkout against itself: 1.023×, and 1.003×
+ * without V8's compiling (the JIT's own work, printed apart: the steadier
+ * figure).
+ *   node --import tsx bench/instructionCount.ts [--against DIR] [--sessions 200] [--warm-up 60] [--rounds 8] [--store sqlite|memory] [--interval-ms 40] [--keep DIR]
+ * Needs valgrind (Debian's package: callgrind, callgrind_control); about 70 s.
  * `--keep DIR` leaves callgrind's output there (`callgrind_annotate` reads
  * it: native code by function, V8's generated code as `???`).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SERVER_NODE_FLAGS } from './processes.ts';
 
@@ -57,6 +58,8 @@ function areasOf(dir: string): Map<string, number> {
   return areas;
 }
 
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
 const { values } = parseArgs({
   options: {
     sessions: { type: 'string', default: '200' },
@@ -65,14 +68,16 @@ const { values } = parseArgs({
     store: { type: 'string', default: 'sqlite' },
     'interval-ms': { type: 'string', default: '40' },
     keep: { type: 'string' },
+    against: { type: 'string' },
   },
 });
 const sessions = Number(values.sessions);
 const rounds = Number(values.rounds);
 
 if (process.env['BENCH_UNDER_CALLGRIND'] === '1') {
-  // Inside valgrind: the burst, with counting switched on around the measured rounds only.
-  const { startInProcessBurst } = await import('./inProcessClients.ts');
+  // Inside valgrind: the burst of the checkout named (this one, or --against's), counted around the measured rounds only.
+  const root = process.env['BENCH_SOURCE_ROOT'] ?? ROOT;
+  const { startInProcessBurst } = (await import(pathToFileURL(join(root, 'bench', 'inProcessClients.ts')).href)) as typeof import('./inProcessClients.ts');
   const burst = await startInProcessBurst({ sessions, simIntervalMs: Number(values['interval-ms']), storeKind: values.store === 'memory' ? 'memory' : 'sqlite' });
   for (let round = 0; round < Number(values['warm-up']); round += 1) await burst.round();
   const count = (on: boolean) => execFileSync('callgrind_control', ['--instr=' + (on ? 'on' : 'off'), String(process.pid)], { stdio: 'ignore' });
@@ -83,39 +88,55 @@ if (process.env['BENCH_UNDER_CALLGRIND'] === '1') {
   process.exit(0);
 }
 
-const out = values.keep ?? mkdtempSync(join(tmpdir(), 'llm-chat-callgrind-'));
-const script = fileURLToPath(import.meta.url);
-const args = process.argv.slice(2);
-const started = Date.now();
-const code = await new Promise<number | null>((resolve, reject) => {
-  const child = spawn(
-    'valgrind',
-    ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${join(out, 'callgrind.out.%p')}`, process.execPath, ...SERVER_NODE_FLAGS, '--single-threaded', '--import', 'tsx', script, ...args],
-    { env: { ...process.env, BENCH_UNDER_CALLGRIND: '1' }, stdio: ['ignore', 'inherit', 'pipe'] },
-  );
-  let errors = '';
-  child.stderr.on('data', (data: Buffer) => (errors += data.toString()));
-  child.on('error', (error) => reject(new Error(`valgrind could not start (apt-get install valgrind): ${error.message}`)));
-  child.on('exit', (exitCode) => {
-    if (exitCode !== 0) process.stderr.write(errors);
-    resolve(exitCode);
-  });
-});
-if (code !== 0) process.exit(1);
+interface Counted {
+  root: string;
+  instructions: number;
+  areas: Map<string, number>;
+}
 
-// callgrind writes one file per process (node's own, here); its `totals:` line, at the end, counts the measured rounds.
-const totals = readdirSync(out)
-  .filter((file) => file.startsWith('callgrind.out.'))
-  .map((file) => Number(/^totals: (\d+)/m.exec(readFileSync(join(out, file), 'utf8'))?.[1] ?? 0));
-const instructions = totals.reduce((sum, total) => sum + total, 0);
-if (instructions === 0) throw new Error(`callgrind counted nothing in ${out}: callgrind_control could not switch counting on`);
+/** One checkout's burst under callgrind: its instructions in the measured rounds, by area. */
+async function counted(root: string, out: string): Promise<Counted> {
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(
+      'valgrind',
+      ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${join(out, 'callgrind.out.%p')}`, process.execPath, ...SERVER_NODE_FLAGS, '--single-threaded', '--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+      { env: { ...process.env, BENCH_UNDER_CALLGRIND: '1', BENCH_SOURCE_ROOT: root }, stdio: ['ignore', 'inherit', 'pipe'] },
+    );
+    let errors = '';
+    child.stderr.on('data', (data: Buffer) => (errors += data.toString()));
+    child.on('error', (error) => reject(new Error(`valgrind could not start (apt-get install valgrind): ${error.message}`)));
+    child.on('exit', (exitCode) => {
+      if (exitCode !== 0) process.stderr.write(errors);
+      resolve(exitCode);
+    });
+  });
+  if (code !== 0) throw new Error(`the count of ${root} failed (exit ${code})`);
+  // callgrind writes one file per process (node's own, here); its `totals:` line, at the end, counts the measured rounds.
+  const instructions = readdirSync(out)
+    .filter((file) => file.startsWith('callgrind.out.'))
+    .reduce((sum, file) => sum + Number(/^totals: (\d+)/m.exec(readFileSync(join(out, file), 'utf8'))?.[1] ?? 0), 0);
+  if (instructions === 0) throw new Error(`callgrind counted nothing in ${out}: callgrind_control could not switch counting on`);
+  return { root, instructions, areas: areasOf(out) };
+}
+
+const started = Date.now();
+const roots = [resolve(ROOT), ...(values.against ? [resolve(values.against)] : [])];
+const outs = roots.map((_, index) => (values.keep ? join(values.keep, String(index)) : mkdtempSync(join(tmpdir(), 'llm-chat-callgrind-'))));
+for (const out of outs) mkdirSync(out, { recursive: true });
+// Side by side, at the same time: valgrind's slowness makes the timers late, and how late moves what a
+// round does (group commits hold more); two checkouts counted together meet the same lateness.
+const results = await Promise.all(roots.map((root, index) => counted(root, outs[index]!)));
+if (!values.keep) for (const out of outs) rmSync(out, { recursive: true, force: true });
+
 const replies = sessions * rounds;
 const perReply = (count: number) => `${(count / replies / 1e6).toFixed(3)} M`;
-console.log(
-  `${values.store} store, ${sessions} sessions × ${rounds} rounds (${values['interval-ms']} ms between chunks): ${perReply(instructions)} instructions per reply (server and clients, every thread; ${Math.round((Date.now() - started) / 1000)} s)`,
-);
-const areas = areasOf(out);
-const compiling = [...areas].find(([area]) => area.startsWith('V8 compiling'))?.[1] ?? 0;
-console.log(`  ${perReply(instructions - compiling)} without V8's compiling (the JIT's own work, which moves between identical runs)`);
-for (const [area, count] of [...areas].sort((a, b) => b[1] - a[1])) console.log(`  ${((count / instructions) * 100).toFixed(1).padStart(5)}%  ${perReply(count).padStart(8)}  ${area}`);
-if (values.keep === undefined) rmSync(out, { recursive: true, force: true });
+const compilingOf = (result: Counted) => [...result.areas].find(([area]) => area.startsWith('V8 compiling'))?.[1] ?? 0;
+console.log(`${values.store} store, ${sessions} sessions × ${rounds} rounds after ${values['warm-up']} warm-up rounds (${values['interval-ms']} ms between chunks), server and clients, every thread (${Math.round((Date.now() - started) / 1000)} s):`);
+for (const result of results) {
+  console.log(`${result.root}: ${perReply(result.instructions)} instructions per reply, ${perReply(result.instructions - compilingOf(result))} without V8's compiling (the JIT's own work, which moves between identical runs)`);
+  for (const [area, count] of [...result.areas].sort((a, b) => b[1] - a[1])) console.log(`  ${((count / result.instructions) * 100).toFixed(1).padStart(5)}%  ${perReply(count).padStart(8)}  ${area}`);
+}
+const [ours, theirs] = results;
+if (ours && theirs) {
+  console.log(`this checkout / ${theirs.root}: ${(ours.instructions / theirs.instructions).toFixed(3)}×, without V8's compiling ${((ours.instructions - compilingOf(ours)) / (theirs.instructions - compilingOf(theirs))).toFixed(3)}×`);
+}
