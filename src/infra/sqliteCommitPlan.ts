@@ -13,8 +13,11 @@ export interface CommitSql {
   appendLog: string;
 }
 
-export const UPSERT_MESSAGE_SQL = `INSERT INTO messages (${MESSAGE_COLUMNS.join(', ')}) VALUES (${MESSAGE_COLUMNS.map((column) => `@${column}`).join(', ')})
+/** The message upsert, each value written by `value(column)` (a named or a positional parameter). */
+const upsertMessageSql = (value: (column: string) => string) => `INSERT INTO messages (${MESSAGE_COLUMNS.join(', ')}) VALUES (${MESSAGE_COLUMNS.map(value).join(', ')})
        ON CONFLICT (session_id, id) DO UPDATE SET ${UPDATABLE_MESSAGE_COLUMNS.map((column) => `${column} = excluded.${column}`).join(', ')}`;
+
+export const UPSERT_MESSAGE_SQL = upsertMessageSql((column) => `@${column}`);
 
 // Statements that look for a session's few unfinished or logged messages name
 // their partial index: without statistics SQLite's planner picks
@@ -29,8 +32,7 @@ export const CHUNK_LOGS_SQL =
 export const UNFINISHED_SQL = "SELECT * FROM messages INDEXED BY messages_unfinished WHERE session_id = ? AND status IN ('queued', 'streaming') AND ord < ?";
 
 /** The upsert with positional parameters, in MESSAGE_COLUMNS order (the commit's rows are arrays: see CommitPlan). */
-const UPSERT_MESSAGE_POSITIONAL_SQL = `INSERT INTO messages (${MESSAGE_COLUMNS.join(', ')}) VALUES (${MESSAGE_COLUMNS.map(() => '?').join(', ')})
-       ON CONFLICT (session_id, id) DO UPDATE SET ${UPDATABLE_MESSAGE_COLUMNS.map((column) => `${column} = excluded.${column}`).join(', ')}`;
+const UPSERT_MESSAGE_POSITIONAL_SQL = upsertMessageSql(() => '?');
 
 // The group commit's statements take positional parameters (arrays), not named
 // ones (objects): better-sqlite3 looks each named parameter up on the object

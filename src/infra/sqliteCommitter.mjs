@@ -36,7 +36,7 @@ export function prepareCommit(db, sql) {
     for (const plan of plans) {
       const touched = touchSession.run(plan.touch);
       if (touched.changes === 0) {
-        // Claimed by a newer owner (refused), or deleted meanwhile (nothing to keep).
+        // Claimed by a newer owner (refused), or deleted meanwhile (nothing to keep). touch[4] is the fence.
         if (plan.touch[4] !== null && fenceOf.get(plan.sessionId)) result.fenced.push(plan.sessionId);
         else result.absent.push(plan.sessionId);
         continue;
