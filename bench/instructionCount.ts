@@ -79,12 +79,16 @@ if (process.env['BENCH_UNDER_CALLGRIND'] === '1') {
   const root = process.env['BENCH_SOURCE_ROOT'] ?? ROOT;
   const { startInProcessBurst } = (await import(pathToFileURL(join(root, 'bench', 'inProcessClients.ts')).href)) as typeof import('./inProcessClients.ts');
   const burst = await startInProcessBurst({ sessions, simIntervalMs: Number(values['interval-ms']), storeKind: values.store === 'memory' ? 'memory' : 'sqlite' });
-  for (let round = 0; round < Number(values['warm-up']); round += 1) await burst.round();
-  const count = (on: boolean) => execFileSync('callgrind_control', ['--instr=' + (on ? 'on' : 'off'), String(process.pid)], { stdio: 'ignore' });
-  count(true);
-  for (let round = 0; round < rounds; round += 1) await burst.round();
-  count(false);
-  await burst.close();
+  try {
+    for (let round = 0; round < Number(values['warm-up']); round += 1) await burst.round();
+    const count = (on: boolean) => execFileSync('callgrind_control', ['--instr=' + (on ? 'on' : 'off'), String(process.pid)], { stdio: 'ignore' });
+    count(true);
+    for (let round = 0; round < rounds; round += 1) await burst.round();
+    count(false);
+  } finally {
+    // Its server, clients and SQLite file go whatever happened (callgrind_control missing, say).
+    await burst.close();
+  }
   process.exit(0);
 }
 
@@ -125,8 +129,12 @@ const outs = roots.map((_, index) => (values.keep ? join(values.keep, String(ind
 for (const out of outs) mkdirSync(out, { recursive: true });
 // Side by side, at the same time: valgrind's slowness makes the timers late, and how late moves what a
 // round does (group commits hold more); two checkouts counted together meet the same lateness.
-const results = await Promise.all(roots.map((root, index) => counted(root, outs[index]!)));
-if (!values.keep) for (const out of outs) rmSync(out, { recursive: true, force: true });
+let results: Counted[];
+try {
+  results = await Promise.all(roots.map((root, index) => counted(root, outs[index]!)));
+} finally {
+  if (!values.keep) for (const out of outs) rmSync(out, { recursive: true, force: true });
+}
 
 const replies = sessions * rounds;
 const perReply = (count: number) => `${(count / replies / 1e6).toFixed(3)} M`;

@@ -1,6 +1,7 @@
 import type { SessionUpdate } from '../domain/ports.ts';
 import { chunkPlan } from './sessionUpdates.ts';
 import { MESSAGE_COLUMNS, messageValues, UPDATABLE_MESSAGE_COLUMNS } from './sql/rows.ts';
+import type { ColumnValue } from './sql/rows.ts';
 
 /** The statements of a group commit (sqliteCommitter.mjs prepares them where it runs). */
 export interface CommitSql {
@@ -13,11 +14,9 @@ export interface CommitSql {
   appendLog: string;
 }
 
-/** The message upsert, each value written by `value(column)` (a named or a positional parameter). */
-const upsertMessageSql = (value: (column: string) => string) => `INSERT INTO messages (${MESSAGE_COLUMNS.join(', ')}) VALUES (${MESSAGE_COLUMNS.map(value).join(', ')})
+/** The message upsert, its values by position in MESSAGE_COLUMNS order (`messageValues`). */
+export const UPSERT_MESSAGE_SQL = `INSERT INTO messages (${MESSAGE_COLUMNS.join(', ')}) VALUES (${MESSAGE_COLUMNS.map(() => '?').join(', ')})
        ON CONFLICT (session_id, id) DO UPDATE SET ${UPDATABLE_MESSAGE_COLUMNS.map((column) => `${column} = excluded.${column}`).join(', ')}`;
-
-export const UPSERT_MESSAGE_SQL = upsertMessageSql((column) => `@${column}`);
 
 // Statements that look for a session's few unfinished or logged messages name
 // their partial index: without statistics SQLite's planner picks
@@ -31,9 +30,6 @@ export const CHUNK_LOGS_SQL =
   'SELECT id, content, chunk_first_seq, chunk_lengths FROM messages INDEXED BY messages_chunk_log WHERE session_id = ? AND chunk_lengths IS NOT NULL';
 export const UNFINISHED_SQL = "SELECT * FROM messages INDEXED BY messages_unfinished WHERE session_id = ? AND status IN ('queued', 'streaming') AND ord < ?";
 
-/** The upsert with positional parameters, in MESSAGE_COLUMNS order (the commit's rows are arrays: see CommitPlan). */
-const UPSERT_MESSAGE_POSITIONAL_SQL = upsertMessageSql(() => '?');
-
 // The group commit's statements take positional parameters (arrays), not named
 // ones (objects): better-sqlite3 looks each named parameter up on the object
 // from C++ (HasOwnProperty, then Get), and the structured clone to the writer
@@ -46,7 +42,7 @@ export const COMMIT_SQL: CommitSql = {
        WHERE id = ? AND fence <= coalesce(?, fence)`,
   fenceOf: 'SELECT fence FROM sessions WHERE id = ?',
   deleteMessage: 'DELETE FROM messages WHERE session_id = ? AND id = ?',
-  upsertMessage: UPSERT_MESSAGE_POSITIONAL_SQL,
+  upsertMessage: UPSERT_MESSAGE_SQL,
   dropLogOf:
     'UPDATE messages SET chunk_first_seq = NULL, chunk_next_seq = NULL, chunk_lengths = NULL WHERE session_id = ? AND id = ? AND chunk_lengths IS NOT NULL',
   keepLogOf: KEEP_LOG_OF_SQL,
@@ -55,9 +51,6 @@ export const COMMIT_SQL: CommitSql = {
          chunk_lengths = CASE WHEN chunk_lengths IS NULL THEN ? ELSE chunk_lengths || ',' || ? END, chunk_next_seq = ?
        WHERE session_id = ? AND id = ? AND (chunk_next_seq IS NULL OR chunk_next_seq = ?)`,
 };
-
-/** A value a statement binds. */
-type Bound = string | number | null;
 
 /**
  * One session's update as the committer runs it: statement parameters only,
@@ -70,7 +63,7 @@ export interface CommitPlan {
   touch: readonly [number, number, number, 0 | 1, number | null, string, number | null];
   withdrawn: readonly string[];
   /** Each message's columns in MESSAGE_COLUMNS order. */
-  messages: readonly (readonly Bound[])[];
+  messages: readonly (readonly ColumnValue[])[];
   dropLogs: readonly string[];
   keepLogOnly: string | null;
   /** appendLog's: first, lengths, lengths, next, session, id, first. */

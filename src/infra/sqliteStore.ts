@@ -5,7 +5,7 @@ import type { ConversationRecord } from '../domain/conversationRecord.ts';
 import type { SessionId } from '../domain/ids.ts';
 import type { LoadWindow, MessagePageQuery, SessionPageQuery, SessionStore } from '../domain/ports.ts';
 import { decodeMessageCursor, decodeSessionCursor, encodeSessionCursor, messagePage } from './pageCursor.ts';
-import { chunksOfRows, messageColumns, newerSchemaError, PREVIEW_CHARS, toMessage, toRecord, toSummary, windowRows } from './sql/rows.ts';
+import { chunksOfRows, messageValues, newerSchemaError, PREVIEW_CHARS, toMessage, toRecord, toSummary, windowRows } from './sql/rows.ts';
 import { CHUNK_LOGS_SQL, COMMIT_SQL, commitPlanOf, UNFINISHED_SQL, UPSERT_MESSAGE_SQL } from './sqliteCommitPlan.ts';
 import { prepareCommit } from './sqliteCommitter.mjs';
 import { startSqliteWriterThread } from './sqliteWriterThread.ts';
@@ -168,7 +168,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
       owner_key_id: record.owner ?? null,
       model: record.model ?? null,
     });
-    for (const message of record.messages) statements.upsertMessage.run(messageColumns(record.sessionId, message));
+    for (const message of record.messages) statements.upsertMessage.run(messageValues(record.sessionId, message));
   };
   // Sessions created in the same turn share one transaction (resolved once it is committed).
   const insertAll = db.transaction((records: readonly ConversationRecord[]) => {

@@ -36,6 +36,31 @@ export function describeStoreContract(name: string, open: () => Promise<SessionS
       expect(await store.load(sid(99))).toBeUndefined();
     });
 
+    it('keeps every field of a message in its own column, written at creation and by a later write', async () => {
+      // Every field set, and no two columns given the same value: a value bound to the wrong column shows.
+      const full = (id: string, at: number, text: string): Message =>
+        message(id, {
+          role: 'assistant',
+          content: `${text} content`,
+          status: 'failed',
+          createdAt: T0 + at,
+          updatedAt: T0 + at + 1,
+          replyTo: `${text}-question`,
+          errorCode: 'provider_error',
+          usage: { inputTokens: at + 2, outputTokens: at + 3 },
+          parts: [{ type: 'text', text: `${text} part` }],
+          toolCalls: [{ id: `${text}-call`, type: 'function', function: { name: `${text}_fn`, arguments: '{}' } }],
+          toolCallId: `${text}-answered`,
+          finishReason: 'length',
+          model: `${text}-model`,
+        });
+      const created = full('m1', 10, 'first');
+      await store.create(record(41, { messages: [created] }));
+      const saved = full('m2', 20, 'second');
+      await store.save(update(sid(41), [saved]));
+      expect((await store.load(sid(41)))?.messages).toEqual([created, saved]);
+    });
+
     it('keeps structured messages: content parts, tool calls, tool results, finish reason, model (and the session model)', async () => {
       const parts: ContentPart[] = [
         { type: 'text', text: 'What is in this image?' },

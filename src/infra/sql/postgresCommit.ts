@@ -2,7 +2,7 @@ import type { PoolClient } from 'pg';
 import type { SessionUpdate } from '../../domain/ports.ts';
 import { chunkPlan } from '../sessionUpdates.ts';
 import type { CommitOutcome } from '../writeBatcher.ts';
-import { MESSAGE_COLUMNS, messageColumns, UPDATABLE_MESSAGE_COLUMNS } from './rows.ts';
+import { MESSAGE_COLUMNS, messageValues, UPDATABLE_MESSAGE_COLUMNS } from './rows.ts';
 
 /** The array type each message column travels as through `unnest`. */
 export const PG_COLUMN_TYPES: Record<(typeof MESSAGE_COLUMNS)[number], string> = {
@@ -91,7 +91,7 @@ export async function commitUpdates(client: PoolClient, updates: readonly Sessio
       fences,
     ]));
   }
-  const rows = updates.flatMap((update) => update.messages.map((message) => messageColumns(update.sessionId, message)));
+  const rows = updates.flatMap((update) => update.messages.map((message) => messageValues(update.sessionId, message)));
   if (rows.length > 0) {
     const list = MESSAGE_COLUMNS.join(', ');
     statements.push(client.query(
@@ -102,7 +102,8 @@ export async function commitUpdates(client: PoolClient, updates: readonly Sessio
        WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.id = u.session_id AND s.fence <= COALESCE(u.fence, s.fence))
        ORDER BY u.n
        ON CONFLICT (session_id, id) DO UPDATE SET ${UPDATABLE_MESSAGE_COLUMNS.map((column) => `${column} = EXCLUDED.${column}`).join(', ')}`,
-      [...MESSAGE_COLUMNS.map((column) => rows.map((row) => row[column])), rows.map((row) => fenceOf.get(row.session_id) ?? null)],
+      // (A row's values are in MESSAGE_COLUMNS order: session_id first.)
+      [...MESSAGE_COLUMNS.map((_, index) => rows.map((row) => row[index])), rows.map((row) => fenceOf.get(row[0] as string) ?? null)],
     ));
   }
   const plans = updates.map((update) => ({ sessionId: update.sessionId, plan: chunkPlan(update) }));

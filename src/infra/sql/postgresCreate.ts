@@ -2,7 +2,7 @@ import type { Pool } from 'pg';
 import type { ConversationRecord } from '../../domain/conversationRecord.ts';
 import { inOneRoundTrip } from '../postgresPool.ts';
 import { PG_COLUMN_TYPES, settledInOrder } from './postgresCommit.ts';
-import { MESSAGE_COLUMNS, messageColumns } from './rows.ts';
+import { MESSAGE_COLUMNS, messageValues } from './rows.ts';
 
 const SESSION_INSERT = `INSERT INTO sessions (id, created_at, last_active_at, last_seq, seq_reserved, stopped, title, metadata, owner_key_id, model)
   SELECT u.id, u.created_at, u.last_active_at, u.last_seq, u.seq_reserved, u.stopped, u.title, u.metadata::jsonb, u.owner_key_id, u.model
@@ -44,7 +44,7 @@ const sessionColumns = (records: readonly ConversationRecord[]) => {
  * history both statements go in one transaction, issued at once.
  */
 export async function insertRecords(pool: Pool, records: readonly ConversationRecord[]): Promise<void> {
-  const rows = records.flatMap((record) => record.messages.map((message) => messageColumns(record.sessionId, message)));
+  const rows = records.flatMap((record) => record.messages.map((message) => messageValues(record.sessionId, message)));
   if (rows.length === 0) {
     // Named: each pooled connection parses it once.
     if (records.length === 1) await pool.query({ name: 'llm-chat-create-session', text: ONE_SESSION_INSERT, values: sessionColumns(records).map(([value]) => value) });
@@ -54,7 +54,7 @@ export async function insertRecords(pool: Pool, records: readonly ConversationRe
   await inOneRoundTrip(pool, (client) =>
     settledInOrder([
       client.query(SESSION_INSERT, sessionColumns(records)),
-      client.query(MESSAGE_INSERT, MESSAGE_COLUMNS.map((name) => rows.map((row) => row[name]))),
+      client.query(MESSAGE_INSERT, MESSAGE_COLUMNS.map((_, index) => rows.map((row) => row[index]))),
     ]),
   );
 }

@@ -125,32 +125,17 @@ export function chunksOfRows(sessionId: string, rows: readonly ChunkLogRow[], af
     .sort((a, b) => a.seq - b.seq);
 }
 
-/** A message as the columns of its row, in the order the INSERT statements list them. */
-export function messageColumns(sessionId: string, message: Message) {
-  return {
-    session_id: sessionId,
-    id: message.id,
-    ord: message.order,
-    role: message.role,
-    content: message.content,
-    status: message.status,
-    reply_to: message.replyTo ?? null,
-    error_code: message.errorCode ?? null,
-    input_tokens: message.usage?.inputTokens ?? null,
-    output_tokens: message.usage?.outputTokens ?? null,
-    created_at: message.createdAt,
-    updated_at: message.updatedAt,
-    parts: message.parts ? JSON.stringify(message.parts) : null,
-    tool_calls: message.toolCalls?.length ? JSON.stringify(message.toolCalls) : null,
-    tool_call_id: message.toolCallId ?? null,
-    finish_reason: message.finishReason ?? null,
-    model: message.model ?? null,
-  };
-}
+/** A value a row's column is bound to. */
+export type ColumnValue = string | number | null;
 
-/** `messageColumns` as an array in MESSAGE_COLUMNS order (positional parameters). */
-export function messageValues(sessionId: string, message: Message): (string | number | null)[] {
-  // Spelled out, not mapped from messageColumns: one array per row, no object beside it (test/infra/sqliteRows.test.ts holds the two to the same order).
+/**
+ * A message as its row's values, in MESSAGE_COLUMNS order (session_id first):
+ * every store binds them by position. An array, not an object keyed by
+ * column: SQLite's group commit clones the rows to its writer thread and
+ * binds them there, and better-sqlite3 looks a named parameter up on the
+ * object from C++ for every column (bench/instructionCount.ts, README Round 13).
+ */
+export function messageValues(sessionId: string, message: Message): ColumnValue[] {
   return [
     sessionId,
     message.id,
