@@ -10,9 +10,10 @@ const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 /**
  * V8 flags the server runs with (see package.json `start`), given to every
  * peer alike so only the machinery differs: no pretenuring of per-event
- * garbage, and a 32 MB young generation.
+ * garbage, a 32 MB young generation, and V8's GC on the main thread alone
+ * (Socket.IO's figures did not move with it; README Round 14).
  */
-export const SERVER_NODE_FLAGS = ['--no-allocation-site-pretenuring', '--max-semi-space-size=32'];
+export const SERVER_NODE_FLAGS = ['--no-allocation-site-pretenuring', '--max-semi-space-size=32', '--single-threaded-gc'];
 
 export type Message = { type: string } & Record<string, unknown>;
 
