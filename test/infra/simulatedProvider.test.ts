@@ -51,6 +51,24 @@ describe('simulated model stream', () => {
     expect(await iterator.next()).toEqual({ done: true, value: undefined });
   });
 
+  it('ends at the next read when aborted between reads, and reads nothing for a signal aborted before the first', async () => {
+    const clock = new ManualClock();
+    const provider = createSimulatedProvider({ chunks: 5, intervalMs: 400, clock, countTokens: words });
+    const controller = new AbortController();
+    const iterator = provider.stream(request, controller.signal)[Symbol.asyncIterator]();
+    const first = iterator.next();
+    await clock.advance(400);
+    expect((await first).value).toMatchObject({ text: 'chunk 1: hi' });
+    controller.abort(); // no read is waiting
+    expect(await iterator.next()).toEqual({ done: true, value: undefined });
+    expect(clock.pendingTimers).toBe(0);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+
+    const late = provider.stream(request, AbortSignal.abort())[Symbol.asyncIterator]();
+    expect(await late.next()).toEqual({ done: true, value: undefined });
+    expect(clock.pendingTimers).toBe(0);
+  });
+
   it('a reader that stops early releases the abort listener', async () => {
     const clock = new ManualClock();
     const provider = createSimulatedProvider({ chunks: 5, intervalMs: 0, clock, countTokens: words });
