@@ -1,6 +1,6 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,12 +8,21 @@ import { fileURLToPath } from 'node:url';
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 
 /**
- * V8 flags the server runs with (see package.json `start`), given to every
- * peer alike so only the machinery differs: no pretenuring of per-event
- * garbage, a 32 MB young generation, and V8's GC on the main thread alone
- * (Socket.IO's figures did not move with it; README Round 14).
+ * The V8 flags `npm start` runs the server with (package.json `start`: the
+ * `--` words after `node`, up to `--import`), given to every peer alike so only the
+ * machinery differs: no pretenuring of per-event garbage, a 32 MB young
+ * generation, V8's GC on the main thread alone (README Quick start, Round
+ * 14). Read from the script, so the bench cannot drift from what users run.
  */
-export const SERVER_NODE_FLAGS = ['--no-allocation-site-pretenuring', '--max-semi-space-size=32', '--single-threaded-gc'];
+export const SERVER_NODE_FLAGS: string[] = (() => {
+  const { scripts } = JSON.parse(readFileSync(here('../package.json'), 'utf8')) as { scripts: { start: string } };
+  const flags: string[] = [];
+  for (const word of scripts.start.split(/\s+/).slice(1)) {
+    if (!word.startsWith('--') || word === '--import') break;
+    flags.push(word);
+  }
+  return flags;
+})();
 
 export type Message = { type: string } & Record<string, unknown>;
 
