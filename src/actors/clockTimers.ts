@@ -1,7 +1,7 @@
-import type { Clock } from '../domain/ports.ts';
+import type { CancelSignal, Clock } from '../domain/ports.ts';
 
 /** Resolves after `ms` on `clock`, or early (without throwing) when `signal` aborts. */
-export function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+export function sleep(clock: Clock, ms: number, signal: CancelSignal): Promise<void> {
   if (signal.aborted || ms <= 0) return Promise.resolve();
   return new Promise((resolve) => {
     const onAbort = () => {

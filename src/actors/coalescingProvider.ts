@@ -1,4 +1,4 @@
-import type { Clock, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import type { CancelSignal, Clock, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
 import { joinToolCallDeltas } from '../domain/toolCalls.ts';
 import type { ToolCallDelta } from '../domain/toolCalls.ts';
 import { TIMED_OUT } from './clockTimers.ts';
@@ -26,7 +26,7 @@ export function coalescingProvider(inner: ModelProvider, options: CoalescingOpti
 
   return {
     name: inner.name,
-    async *stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
+    async *stream(request: GenerationRequest, signal: CancelSignal): AsyncIterable<ProviderChunk> {
       const iterator = inner.stream(request, signal)[Symbol.asyncIterator]();
       let buffer = '';
       let calls: ToolCallDelta[] = [];

@@ -1,6 +1,6 @@
 import { requestTokens } from '../domain/historyBudget.ts';
 import type { TokenCounter } from '../domain/historyBudget.ts';
-import type { GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import type { CancelSignal, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
 
 /**
  * Every reply has usage: a model that reports none gets it counted on its
@@ -11,7 +11,7 @@ import type { GenerationRequest, ModelProvider, ProviderChunk } from '../domain/
 export function countedUsage(inner: ModelProvider, count: TokenCounter): ModelProvider {
   return {
     name: inner.name,
-    async *stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
+    async *stream(request: GenerationRequest, signal: CancelSignal): AsyncIterable<ProviderChunk> {
       let text = '';
       let calls = '';
       const usage = () => {

@@ -3,7 +3,7 @@ import type { ChunkEvent } from '../domain/events.ts';
 import type { GenerationOptions } from '../domain/generationOptions.ts';
 import type { MessageId, SessionId } from '../domain/ids.ts';
 import type { Message, Turn } from '../domain/message.ts';
-import type { Clock, EventBus, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import type { CancelSignal, Clock, EventBus, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
 import type { StoreWriter } from './storeWriter.ts';
 
 export interface GenerationDeps {
@@ -23,7 +23,7 @@ export interface ReplyStart {
  * Starts the next reply of `conversation` (the next queued message moves
  * into generation, one write records it), or picks up the one a crashed
  * session actor left. At once, so its actor knows which reply runs before it
- * chooses the reply's AbortController (a head start's, headStart.ts).
+ * chooses the reply's abort (a head start's, headStart.ts).
  * Undefined when there is nothing to answer (the queue was emptied meanwhile).
  */
 export function startReply(conversation: Conversation, deps: GenerationDeps): ReplyStart | undefined {
@@ -51,7 +51,7 @@ export function startReply(conversation: Conversation, deps: GenerationDeps): Re
 export async function runGeneration(
   conversation: Conversation,
   deps: GenerationDeps,
-  signal: AbortSignal,
+  signal: CancelSignal,
   started: ReplyStart | undefined,
   headStart?: AsyncIterable<ProviderChunk>,
 ): Promise<void> {
@@ -138,7 +138,7 @@ export class ReplyRequest implements GenerationRequest {
 interface ReplyOut {
   readonly conversation: Conversation;
   readonly deps: GenerationDeps;
-  readonly signal: AbortSignal;
+  readonly signal: CancelSignal;
   model: string | undefined;
   announced: boolean;
 }

@@ -1,7 +1,8 @@
 import { ChatError, isUpstreamFailure } from '../domain/errors.ts';
-import type { Clock, GenerationRequest, Logger, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import type { CancelSignal, Clock, GenerationRequest, Logger, ModelProvider, ProviderChunk } from '../domain/ports.ts';
 import type { CircuitBreaker } from './circuitBreaker.ts';
 import { sleep } from './clockTimers.ts';
+import { ReplyAbort } from './replyAbort.ts';
 
 export interface GuardOptions {
   breaker: CircuitBreaker;
@@ -80,7 +81,7 @@ export function guardedProvider(inner: ModelProvider, options: GuardOptions): Mo
 
   return {
     name: inner.name,
-    async *stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
+    async *stream(request: GenerationRequest, signal: CancelSignal): AsyncIterable<ProviderChunk> {
       for (let attempt = 0; ; attempt += 1) {
         if (signal.aborted) return;
         const permit = breaker.tryAcquire();
@@ -141,21 +142,21 @@ const INTERRUPTED: unique symbol = Symbol('interrupted');
 async function* withDeadlines(
   inner: ModelProvider,
   request: GenerationRequest,
-  outer: AbortSignal,
+  outer: CancelSignal,
   limits: { firstTokenTimeoutMs: number; stallTimeoutMs: number; clock: Clock },
 ): AsyncGenerator<ProviderChunk> {
   const { clock } = limits;
-  const attempt = new AbortController();
+  const attempt = new ReplyAbort();
   const forward = () => attempt.abort();
   outer.addEventListener('abort', forward, { once: true });
   if (outer.aborted) attempt.abort();
   // Wakes the pending read when the attempt aborts (one resolver at a time, not
   // one Promise.race per token, whose reactions would pile up on a long stream).
   let interrupt: ((value: typeof INTERRUPTED) => void) | undefined;
-  attempt.signal.addEventListener('abort', () => interrupt?.(INTERRUPTED), { once: true });
+  attempt.addEventListener('abort', () => interrupt?.(INTERRUPTED), { once: true });
   const read = () =>
     new Promise<IteratorResult<ProviderChunk> | typeof INTERRUPTED>((resolve, reject) => {
-      if (attempt.signal.aborted) return resolve(INTERRUPTED);
+      if (attempt.aborted) return resolve(INTERRUPTED);
       interrupt = resolve;
       iterator.next().then(resolve, reject);
     });
@@ -184,7 +185,7 @@ async function* withDeadlines(
     watch();
   };
   watch();
-  const iterator = inner.stream(request, attempt.signal)[Symbol.asyncIterator]();
+  const iterator = inner.stream(request, attempt)[Symbol.asyncIterator]();
   let finished = false;
   try {
     for (;;) {

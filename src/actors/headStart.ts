@@ -1,6 +1,7 @@
 import type { Conversation } from '../domain/conversation.ts';
 import type { MessageId } from '../domain/ids.ts';
 import type { GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import { ReplyAbort } from './replyAbort.ts';
 
 /**
  * A reply's head start: the model is asked while the message it answers is
@@ -22,13 +23,13 @@ import type { GenerationRequest, ModelProvider, ProviderChunk } from '../domain/
  */
 export class HeadStart implements AsyncIterator<ProviderChunk>, AsyncIterable<ProviderChunk> {
   readonly replyId: MessageId;
-  readonly #controller = new AbortController();
+  readonly #controller = new ReplyAbort();
   readonly #iterator: AsyncIterator<ProviderChunk>;
   #first: Promise<IteratorResult<ProviderChunk>> | undefined;
 
   private constructor(replyId: MessageId, provider: ModelProvider, request: GenerationRequest) {
     this.replyId = replyId;
-    this.#iterator = provider.stream(request, this.#controller.signal)[Symbol.asyncIterator]();
+    this.#iterator = provider.stream(request, this.#controller)[Symbol.asyncIterator]();
     const first = this.#iterator.next();
     // Read by the reply once it starts; a failure before then is the reply's to report, or moot if it never starts.
     first.catch(ignore);
@@ -62,8 +63,8 @@ export class HeadStart implements AsyncIterator<ProviderChunk>, AsyncIterable<Pr
     return this.#iterator.return?.() ?? Promise.resolve({ done: true, value: undefined });
   }
 
-  /** What aborts the model's request: the reply that takes the head start makes it its own (one controller per reply: one and its signal cost ~10 µs in the burst). */
-  get controller(): AbortController {
+  /** What aborts the model's request: the reply that takes the head start makes it its own (one per reply). */
+  get controller(): ReplyAbort {
     return this.#controller;
   }
 

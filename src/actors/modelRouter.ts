@@ -1,6 +1,6 @@
 import { isUpstreamFailure } from '../domain/errors.ts';
 import type { ChatError } from '../domain/errors.ts';
-import type { GenerationRequest, Logger, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import type { CancelSignal, GenerationRequest, Logger, ModelProvider, ProviderChunk } from '../domain/ports.ts';
 
 /** A model as the router knows it: its name, its guarded provider and where to go when it fails. */
 export interface RoutedModel {
@@ -41,7 +41,7 @@ export function createModelRouter(options: ModelRouterOptions): ModelProvider {
     return models.get(defaultModel)!;
   };
 
-  async function* withFallbacks(chain: readonly RoutedModel[], request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
+  async function* withFallbacks(chain: readonly RoutedModel[], request: GenerationRequest, signal: CancelSignal): AsyncIterable<ProviderChunk> {
     for (const [position, model] of chain.entries()) {
       let delivered = false;
       try {
@@ -66,7 +66,7 @@ export function createModelRouter(options: ModelRouterOptions): ModelProvider {
 
   return {
     name: 'router',
-    stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
+    stream(request: GenerationRequest, signal: CancelSignal): AsyncIterable<ProviderChunk> {
       const primary = pick(request);
       // Nothing to fall back to (the usual case): the model's own stream, its
       // first piece named, with no generator of the router's in between (one
@@ -90,10 +90,10 @@ export function createModelRouter(options: ModelRouterOptions): ModelProvider {
 class NamedFirst implements AsyncIterableIterator<ProviderChunk> {
   readonly #model: RoutedModel;
   #request: GenerationRequest | undefined;
-  readonly #signal: AbortSignal;
+  readonly #signal: CancelSignal;
   #inner: AsyncIterator<ProviderChunk> | undefined;
 
-  constructor(model: RoutedModel, request: GenerationRequest, signal: AbortSignal) {
+  constructor(model: RoutedModel, request: GenerationRequest, signal: CancelSignal) {
     this.#model = model;
     this.#request = request;
     this.#signal = signal;

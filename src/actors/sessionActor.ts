@@ -4,6 +4,7 @@ import { ChatError, isChatError, isUpstreamFailure } from '../domain/errors.ts';
 import type { ErrorCode } from '../domain/errors.ts';
 import { runGeneration, startReply } from './generationTask.ts';
 import { takeHeadStart } from './headStart.ts';
+import { ReplyAbort } from './replyAbort.ts';
 import type { MachineChart } from './machineChart.ts';
 import { cancelEverything, completeCurrentReply, failCurrentReply } from './sessionEffects.ts';
 import type { SessionDeps } from './sessionEffects.ts';
@@ -30,7 +31,7 @@ interface SessionTask {
   readonly conversation: Conversation;
   readonly deps: SessionDeps;
   /** Set while a generation runs: a cancel or the actor's stop aborts it. */
-  controller: AbortController | undefined;
+  controller: ReplyAbort | undefined;
 }
 
 /** `value` as a machine's snapshot has it, so the inspector reads both actors alike. */
@@ -45,18 +46,18 @@ function startGeneration(task: SessionTask, self: Self): void {
   const started = startReply(task.conversation, task.deps);
   // A fresh reply may find the model asked while its message was stored: the reply adopts that request and its controller.
   const headStart = started && !started.resumed ? takeHeadStart(task.conversation, started.current.reply.id) : undefined;
-  const controller = headStart?.controller ?? new AbortController();
+  const controller = headStart?.controller ?? new ReplyAbort();
   task.controller = controller;
-  runGeneration(task.conversation, task.deps, controller.signal, started, headStart).then(
+  runGeneration(task.conversation, task.deps, controller, started, headStart).then(
     () => settle(task, controller, self, GENERATION_DONE),
     (error: unknown) => settle(task, controller, self, { type: 'generation.failed', error }),
   );
 }
 
 /** The generation ended: its actor hears of it unless it was aborted (a module function: a named closure per reply costs tsx's `__name` too). */
-function settle(task: SessionTask, controller: AbortController, self: Self, event: SessionEvent): void {
-  if (controller.signal.aborted) return;
-  // Settled: nothing left to abort (an abort makes a DOMException, a measured cost per reply).
+function settle(task: SessionTask, controller: ReplyAbort, self: Self, event: SessionEvent): void {
+  if (controller.aborted) return;
+  // Settled: nothing left to abort.
   if (task.controller === controller) task.controller = undefined;
   self.send(event);
 }
@@ -93,7 +94,7 @@ function nextReply(snapshot: SessionSnapshot, self: Self): SessionSnapshot {
  * provider failure that is not the model's server or the store failing is
  * thrown from its transition, so XState marks it errored and the supervisor's
  * `onError` restarts it by policy.
- * Each reply is a task with its own AbortController (generationTask.ts),
+ * Each reply is a task with its own abort (replyAbort.ts, generationTask.ts),
  * aborted at once by a cancel and by the actor's stop (the session deleted,
  * passivated, or the server shutting down).
  */

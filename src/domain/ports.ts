@@ -117,7 +117,23 @@ export interface ProviderChunk {
  */
 export interface ModelProvider {
   readonly name: string;
-  stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk>;
+  stream(request: GenerationRequest, signal: CancelSignal): AsyncIterable<ProviderChunk>;
+}
+
+/** Called once when a reply is aborted: a function, or an object's `handleEvent` (as EventTarget takes them). */
+export type AbortListener = (() => void) | { handleEvent(): void };
+
+/**
+ * What a provider reads of its reply's abort: the part of an `AbortSignal`
+ * it uses, so an AbortSignal is one (tests, callers of a provider of their
+ * own), and the session actor gives a lighter one (src/actors/replyAbort.ts).
+ * A provider that hands the abort on to an API wanting a real AbortSignal
+ * makes its own AbortController and listens here.
+ */
+export interface CancelSignal {
+  readonly aborted: boolean;
+  addEventListener(type: 'abort', listener: AbortListener, options?: { once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: AbortListener): void;
 }
 
 // ---- event bus ----------------------------------------------------------------

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { ChatError } from '../domain/errors.ts';
+import type { CancelSignal } from '../domain/ports.ts';
 import { parseRetryAfter } from './retryAfter.ts';
 
 export interface ChatStreamClientOptions {
@@ -21,7 +22,7 @@ export interface ChatStreamClient {
    * `upstream_error`; once `signal` is aborted it just ends. A consumer that
    * stops early closes the connection.
    */
-  stream(body: unknown, signal: AbortSignal): AsyncIterable<Record<string, unknown>[]>;
+  stream(body: unknown, signal: CancelSignal): AsyncIterable<Record<string, unknown>[]>;
   /** Closes the idle keep-alive connections. */
   close(): void;
 }

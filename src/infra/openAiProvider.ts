@@ -4,7 +4,7 @@ import { fitHistory, requestTokens, turnTokens } from '../domain/historyBudget.t
 import type { TokenCounter } from '../domain/historyBudget.ts';
 import { FINISH_REASONS } from '../domain/message.ts';
 import type { FinishReason, Turn, Usage } from '../domain/message.ts';
-import type { GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import type { CancelSignal, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
 import { answeredToolCalls } from '../domain/toolCalls.ts';
 import type { ToolCallDelta } from '../domain/toolCalls.ts';
 import { createChatStreamClient } from './chatStreamClient.ts';
@@ -115,7 +115,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
 
   return {
     name: 'openai',
-    async *stream(request: GenerationRequest, signal: AbortSignal): AsyncIterable<ProviderChunk> {
+    async *stream(request: GenerationRequest, signal: CancelSignal): AsyncIterable<ProviderChunk> {
       const temperature = request.options?.temperature ?? options.temperature;
       const upstream = request.options?.upstream ?? {};
       // A client's max_completion_tokens goes as it is; the configured limit only when the client set none.

@@ -1,6 +1,6 @@
 import { requestTokens, settledTurnTokens } from '../domain/historyBudget.ts';
 import type { TokenCounter } from '../domain/historyBudget.ts';
-import type { Clock, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
+import type { CancelSignal, Clock, GenerationRequest, ModelProvider, ProviderChunk } from '../domain/ports.ts';
 import { createSharedWakeups } from './sharedWakeups.ts';
 import type { SharedWakeups, Wakeup } from './sharedWakeups.ts';
 import { countTokens } from './tokenizer.ts';
@@ -84,7 +84,7 @@ class ReplyCounts {
  */
 class SimulatedStream implements AsyncIterator<ProviderChunk> {
   readonly #request: GenerationRequest;
-  readonly #signal: AbortSignal;
+  readonly #signal: CancelSignal;
   readonly #chunks: number;
   readonly #intervalMs: number;
   readonly #wakeups: SharedWakeups;
@@ -101,7 +101,7 @@ class SimulatedStream implements AsyncIterator<ProviderChunk> {
 
   constructor(
     request: GenerationRequest,
-    signal: AbortSignal,
+    signal: CancelSignal,
     chunks: number,
     intervalMs: number,
     wakeups: SharedWakeups,

@@ -1,13 +1,13 @@
 import { sleep } from '../../src/actors/clockTimers.ts';
 import { ChatError } from '../../src/domain/errors.ts';
-import type { GenerationRequest, ModelProvider, ProviderChunk } from '../../src/domain/ports.ts';
+import type { CancelSignal, GenerationRequest, ModelProvider, ProviderChunk } from '../../src/domain/ports.ts';
 import type { ManualClock } from '../support/manualClock.ts';
 
-export type Attempt = (signal: AbortSignal) => AsyncIterable<ProviderChunk>;
+export type Attempt = (signal: CancelSignal) => AsyncIterable<ProviderChunk>;
 
 /** A provider that plays one scripted attempt per call and records what it saw. */
 export function scripted(attempts: Attempt[]) {
-  const calls: { signal: AbortSignal; startedAt: number }[] = [];
+  const calls: { signal: CancelSignal; startedAt: number }[] = [];
   let clockNow = () => 0;
   const provider: ModelProvider = {
     name: 'scripted',
