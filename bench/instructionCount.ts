@@ -20,11 +20,17 @@
  * figure).
  *   node --import tsx bench/instructionCount.ts [--against DIR] [--sessions 200] [--warm-up 60] [--rounds 8] [--store sqlite|memory] [--interval-ms 40] [--keep DIR]
  * Needs valgrind (Debian's package: callgrind, callgrind_control); about 70 s.
+ * `--scenario v1` counts streamed `/v1` requests instead: the gateway
+ * figures' llm-chat (the fast upstream, SQLite) in the counted process, the
+ * upstream and the load generator (`--concurrency`, default 4) in processes
+ * of their own, so only the server's instructions are counted, per
+ * completed request; `--warm-up-s` (default 40) of load before counting,
+ * `--measure-s` (default 20) counted. About two minutes.
  * `--keep DIR` leaves callgrind's output there (`callgrind_annotate` reads
  * it: native code by function, V8's generated code as `???`).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -69,10 +75,36 @@ const { values } = parseArgs({
     'interval-ms': { type: 'string', default: '40' },
     keep: { type: 'string' },
     against: { type: 'string' },
+    scenario: { type: 'string', default: 'burst' },
+    concurrency: { type: 'string', default: '4' },
+    'warm-up-s': { type: 'string', default: '40' },
+    'measure-s': { type: 'string', default: '20' },
   },
 });
+if (values.scenario !== 'burst' && values.scenario !== 'v1') throw new Error(`--scenario is burst or v1, not ${values.scenario}`);
+const v1 = values.scenario === 'v1';
+/** Where the counted process writes how many /v1 requests the measured load completed. */
+const REQUESTS_FILE = 'requests';
 const sessions = Number(values.sessions);
 const rounds = Number(values.rounds);
+
+const count = (on: boolean) => execFileSync('callgrind_control', ['--instr=' + (on ? 'on' : 'off'), String(process.pid)], { stdio: 'ignore' });
+
+if (process.env['BENCH_UNDER_CALLGRIND'] === '1' && v1) {
+  // Inside valgrind: the server of the checkout named (this one, or --against's), counted around the measured load only.
+  const { startInProcessV1 } = await import('./inProcessV1.ts');
+  const server = await startInProcessV1({ root: process.env['BENCH_SOURCE_ROOT'] ?? ROOT, concurrency: Number(values.concurrency) });
+  try {
+    await server.load(Number(values['warm-up-s']) * 1000, 'ignored');
+    count(true);
+    const completed = await server.load(Number(values['measure-s']) * 1000);
+    count(false);
+    writeFileSync(join(process.env['BENCH_COUNT_OUT']!, REQUESTS_FILE), String(completed));
+  } finally {
+    await server.close();
+  }
+  process.exit(0);
+}
 
 if (process.env['BENCH_UNDER_CALLGRIND'] === '1') {
   // Inside valgrind: the burst of the checkout named (this one, or --against's), counted around the measured rounds only.
@@ -81,7 +113,6 @@ if (process.env['BENCH_UNDER_CALLGRIND'] === '1') {
   const burst = await startInProcessBurst({ sessions, simIntervalMs: Number(values['interval-ms']), storeKind: values.store === 'memory' ? 'memory' : 'sqlite' });
   try {
     for (let round = 0; round < Number(values['warm-up']); round += 1) await burst.round();
-    const count = (on: boolean) => execFileSync('callgrind_control', ['--instr=' + (on ? 'on' : 'off'), String(process.pid)], { stdio: 'ignore' });
     count(true);
     for (let round = 0; round < rounds; round += 1) await burst.round();
     count(false);
@@ -95,6 +126,8 @@ if (process.env['BENCH_UNDER_CALLGRIND'] === '1') {
 interface Counted {
   root: string;
   instructions: number;
+  /** What the count is divided by: replies (the burst), or completed requests (v1). */
+  units: number;
   areas: Map<string, number>;
 }
 
@@ -104,7 +137,7 @@ async function counted(root: string, out: string): Promise<Counted> {
     const child = spawn(
       'valgrind',
       ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${join(out, 'callgrind.out.%p')}`, process.execPath, ...SERVER_NODE_FLAGS, '--single-threaded', '--import', 'tsx', fileURLToPath(import.meta.url), ...process.argv.slice(2)],
-      { env: { ...process.env, BENCH_UNDER_CALLGRIND: '1', BENCH_SOURCE_ROOT: root }, stdio: ['ignore', 'inherit', 'pipe'] },
+      { env: { ...process.env, BENCH_UNDER_CALLGRIND: '1', BENCH_SOURCE_ROOT: root, BENCH_COUNT_OUT: out }, stdio: ['ignore', 'inherit', 'pipe'] },
     );
     let errors = '';
     child.stderr.on('data', (data: Buffer) => (errors += data.toString()));
@@ -120,7 +153,9 @@ async function counted(root: string, out: string): Promise<Counted> {
     .filter((file) => file.startsWith('callgrind.out.'))
     .reduce((sum, file) => sum + Number(/^totals: (\d+)/m.exec(readFileSync(join(out, file), 'utf8'))?.[1] ?? 0), 0);
   if (instructions === 0) throw new Error(`callgrind counted nothing in ${out}: callgrind_control could not switch counting on`);
-  return { root, instructions, areas: areasOf(out) };
+  const units = v1 ? Number(readFileSync(join(out, REQUESTS_FILE), 'utf8')) : sessions * rounds;
+  if (!(units > 0)) throw new Error(`nothing was measured in ${root}`);
+  return { root, instructions, units, areas: areasOf(out) };
 }
 
 const started = Date.now();
@@ -136,15 +171,22 @@ try {
   if (!values.keep) for (const out of outs) rmSync(out, { recursive: true, force: true });
 }
 
-const replies = sessions * rounds;
-const perReply = (count: number) => `${(count / replies / 1e6).toFixed(3)} M`;
+const unit = v1 ? 'request' : 'reply';
+const perUnit = (result: Counted, count: number) => `${(count / result.units / 1e6).toFixed(3)} M`;
 const compilingOf = (result: Counted) => [...result.areas].find(([area]) => area.startsWith('V8 compiling'))?.[1] ?? 0;
-console.log(`${values.store} store, ${sessions} sessions × ${rounds} rounds after ${values['warm-up']} warm-up rounds (${values['interval-ms']} ms between chunks), server and clients, every thread (${Math.round((Date.now() - started) / 1000)} s):`);
+const elapsed = `${Math.round((Date.now() - started) / 1000)} s`;
+if (v1) {
+  console.log(`streamed /v1, ${values.concurrency} concurrent, ${values['measure-s']} s counted after ${values['warm-up-s']} s of warm-up, the server only, every thread (${elapsed}):`);
+} else {
+  console.log(`${values.store} store, ${sessions} sessions × ${rounds} rounds after ${values['warm-up']} warm-up rounds (${values['interval-ms']} ms between chunks), server and clients, every thread (${elapsed}):`);
+}
 for (const result of results) {
-  console.log(`${result.root}: ${perReply(result.instructions)} instructions per reply, ${perReply(result.instructions - compilingOf(result))} without V8's compiling (the JIT's own work, which moves between identical runs)`);
-  for (const [area, count] of [...result.areas].sort((a, b) => b[1] - a[1])) console.log(`  ${((count / result.instructions) * 100).toFixed(1).padStart(5)}%  ${perReply(count).padStart(8)}  ${area}`);
+  const counted = v1 ? ` (${result.units} requests)` : '';
+  console.log(`${result.root}: ${perUnit(result, result.instructions)} instructions per ${unit}${counted}, ${perUnit(result, result.instructions - compilingOf(result))} without V8's compiling (the JIT's own work, which moves between identical runs)`);
+  for (const [area, count] of [...result.areas].sort((a, b) => b[1] - a[1])) console.log(`  ${((count / result.instructions) * 100).toFixed(1).padStart(5)}%  ${perUnit(result, count).padStart(8)}  ${area}`);
 }
 const [ours, theirs] = results;
 if (ours && theirs) {
-  console.log(`this checkout / ${theirs.root}: ${(ours.instructions / theirs.instructions).toFixed(3)}×, without V8's compiling ${((ours.instructions - compilingOf(ours)) / (theirs.instructions - compilingOf(theirs))).toFixed(3)}×`);
+  const ratio = (a: number, b: number) => (a / ours.units / (b / theirs.units)).toFixed(3);
+  console.log(`this checkout / ${theirs.root}, per ${unit}: ${ratio(ours.instructions, theirs.instructions)}×, without V8's compiling ${ratio(ours.instructions - compilingOf(ours), theirs.instructions - compilingOf(theirs))}×`);
 }
