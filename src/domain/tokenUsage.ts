@@ -36,11 +36,13 @@ let lastDayEnd = 0;
 
 /** The UTC day of a time, `YYYY-MM-DD`. */
 export function dayOf(ms: number): string {
-  if (ms >= lastDayStart && ms < lastDayEnd) return lastDay;
-  const day = new Date(ms).toISOString().slice(0, 10);
-  // A time Date cannot hold (NaN, beyond ±8.64e15) threw above; day spans only valid times.
+  // Whole milliseconds, as Date takes them (toward zero: -0.5 is 1970's first millisecond).
+  const time = Math.trunc(ms);
+  if (time >= lastDayStart && time < lastDayEnd) return lastDay;
+  const day = new Date(time).toISOString().slice(0, 10);
+  // A time Date cannot hold (NaN, beyond ±8.64e15) threw above: the span kept only covers valid times.
   lastDay = day;
-  lastDayStart = Math.floor(ms / DAY_MS) * DAY_MS;
+  lastDayStart = Math.floor(time / DAY_MS) * DAY_MS;
   lastDayEnd = lastDayStart + DAY_MS;
   return day;
 }

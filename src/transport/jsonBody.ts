@@ -53,7 +53,7 @@ function readAll(request: IncomingMessage, stream: Readable, limitBytes: number)
 /**
  * One body being read. Its listeners are bound methods, not closures: tsx,
  * which runs the server, names each closure it makes (a defineProperty,
- * ~0.3 µs each here), and the five this read made were 1.2% of the server's
+ * ~0.3 µs each here), and the five this read made were ~1% of the server's
  * CPU in the streamed /v1 bench (bench/gateway.ts, --cpu-prof).
  */
 class BodyRead {

@@ -145,8 +145,8 @@ function flushTurn(out: SseReply): void {
  * One streamed reply's output. An object with methods rather than closures
  * made per request: tsx, which runs the server, names each closure it makes
  * (a defineProperty, ~0.3 µs each here), and the nine this function made
- * were with the body reader's 3.6% of the server's CPU in the streamed /v1
- * bench (bench/gateway.ts, --cpu-prof: `__name` and `set natives`).
+ * were ~1.2% of the server's CPU in the streamed /v1 bench (bench/gateway.ts,
+ * --cpu-prof: `__name` and `set natives`, its defineProperty).
  * It is also the stream the node's budget of unsent bytes watches.
  */
 class SseReply implements BufferedStream {
