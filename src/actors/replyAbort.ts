@@ -13,8 +13,8 @@ import type { AbortListener, CancelSignal } from '../domain/ports.ts';
  * As an AbortSignal: a listener added twice is called once, one added after
  * the abort is never called, and a listener that throws does not keep the
  * others from being called. Unlike one, `abort` then throws the first error
- * (EventTarget would report it as uncaught): the session actor's transition
- * that aborted fails, and its supervisor restarts it.
+ * to its caller (EventTarget would report it as uncaught); none of this
+ * server's listeners throw (they resolve a wait or destroy a request).
  */
 export class ReplyAbort implements CancelSignal {
   #aborted = false;
