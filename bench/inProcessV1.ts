@@ -37,6 +37,9 @@ export async function startInProcessV1(options: { root: string; concurrency: num
   const stopChildren = () => {
     for (const child of children) child.kill();
   };
+  // What start-up has opened so far, closed again if a later step fails.
+  let store: Awaited<ReturnType<typeof openStore>>['store'] | undefined;
+  let server: ReturnType<typeof createChatServer> | undefined;
   try {
     const upstream = new Child('./fastUpstream.ts');
     children.push(upstream);
@@ -44,9 +47,10 @@ export async function startInProcessV1(options: { root: string; concurrency: num
     const loader = new Child('./httpLoad.ts');
     children.push(loader);
     await loader.next('ready', 60_000);
-    const { store } = await openStore({ storeKind: 'sqlite', databaseUrl: '', dataDir });
-    const server = createChatServer({ auth: { mode: 'none' }, ...gatewayServerOptions(upstreamPort), store, logger: silentLogger });
+    ({ store } = await openStore({ storeKind: 'sqlite', databaseUrl: '', dataDir }));
+    server = createChatServer({ auth: { mode: 'none' }, ...gatewayServerOptions(upstreamPort), store, logger: silentLogger });
     const { port } = await server.listen(0, '127.0.0.1');
+    const started = server;
     const url = `http://127.0.0.1:${port}/v1/chat/completions`;
     return {
       async load(ms, failures = 'refused') {
@@ -58,12 +62,14 @@ export async function startInProcessV1(options: { root: string; concurrency: num
       },
       async close() {
         stopChildren();
-        await server.close();
+        await started.close();
         rmSync(dataDir, { recursive: true, force: true });
       },
     };
   } catch (error) {
     stopChildren();
+    // The server closes the store it was given; a store opened for a server never made is closed here.
+    await (server ? server.close() : store?.close())?.catch(() => undefined);
     rmSync(dataDir, { recursive: true, force: true });
     throw error;
   }

@@ -23,13 +23,13 @@ import { ReplyAbort } from './replyAbort.ts';
  */
 export class HeadStart implements AsyncIterator<ProviderChunk>, AsyncIterable<ProviderChunk> {
   readonly replyId: MessageId;
-  readonly #controller = new ReplyAbort();
+  readonly #replyAbort = new ReplyAbort();
   readonly #iterator: AsyncIterator<ProviderChunk>;
   #first: Promise<IteratorResult<ProviderChunk>> | undefined;
 
   private constructor(replyId: MessageId, provider: ModelProvider, request: GenerationRequest) {
     this.replyId = replyId;
-    this.#iterator = provider.stream(request, this.#controller)[Symbol.asyncIterator]();
+    this.#iterator = provider.stream(request, this.#replyAbort)[Symbol.asyncIterator]();
     const first = this.#iterator.next();
     // Read by the reply once it starts; a failure before then is the reply's to report, or moot if it never starts.
     first.catch(ignore);
@@ -64,13 +64,13 @@ export class HeadStart implements AsyncIterator<ProviderChunk>, AsyncIterable<Pr
   }
 
   /** What aborts the model's request: the reply that takes the head start makes it its own (one per reply). */
-  get controller(): ReplyAbort {
-    return this.#controller;
+  get replyAbort(): ReplyAbort {
+    return this.#replyAbort;
   }
 
   /** Never to be read: the model's request is aborted and its stream closed. */
   abandon(): void {
-    this.#controller.abort();
+    this.#replyAbort.abort();
     try {
       this.return().catch(ignore);
     } catch {

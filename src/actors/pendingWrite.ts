@@ -21,6 +21,10 @@ export interface TakenWrite {
   awaited: ReadonlySet<string>;
 }
 
+const NONE_AWAITED: ReadonlySet<string> = new Set<string>();
+const NO_WAITERS: readonly Waiter[] = Object.freeze([]);
+const NO_CHUNKS: readonly ChunkEvent[] = Object.freeze([]);
+
 /**
  * What of one session is not yet stored, and the timers and write in flight
  * that will store it (the store writer keeps one per session with something
@@ -71,23 +75,33 @@ export class PendingWrite {
       if (streaming && (this.chunks.length > 0 || messages.has(streaming.id))) messages.set(streaming.id, streaming);
     }
     if (!this.unwritten) return undefined;
-    const update: SessionUpdate = {
+    const update: { -readonly [K in keyof SessionUpdate]: SessionUpdate[K] } = {
       sessionId: conversation.sessionId,
       lastSeq: conversation.lastSeq,
       seqReserved: conversation.seqReservation,
       lastActiveAt: conversation.lastActiveAt,
       stopped: conversation.stopped,
       messages: [...messages.values()],
-      chunks: this.chunks,
-      ...(this.withdrawn.length > 0 ? { withdrawn: this.withdrawn } : {}),
+      // Never the array that goes on collecting: the write in flight keeps what it took.
+      chunks: this.chunks.length > 0 ? this.chunks : NO_CHUNKS,
     };
-    const waiters = this.waiters;
-    const awaited = new Set<string>();
-    for (const waiter of waiters) for (const id of waiter.ids) awaited.add(id);
-    this.messages = new Map();
-    this.chunks = [];
-    this.waiters = [];
-    this.withdrawn = [];
+    if (this.withdrawn.length > 0) {
+      update.withdrawn = this.withdrawn;
+      this.withdrawn = [];
+    }
+    let waiters: readonly Waiter[] = NO_WAITERS;
+    // Four of a reply's five writes have no one waiting: they share one empty set
+    // rather than each holding a Set of its own until the write answers.
+    let awaited: ReadonlySet<string> = NONE_AWAITED;
+    if (this.waiters.length > 0) {
+      const ids = new Set<string>();
+      waiters = this.waiters;
+      for (const waiter of waiters) for (const id of waiter.ids) ids.add(id);
+      awaited = ids;
+      this.waiters = [];
+    }
+    if (messages.size > 0) this.messages = new Map();
+    if (this.chunks.length > 0) this.chunks = [];
     this.touched = false;
     return { update, waiters, awaited };
   }

@@ -31,7 +31,7 @@ interface SessionTask {
   readonly conversation: Conversation;
   readonly deps: SessionDeps;
   /** Set while a generation runs: a cancel or the actor's stop aborts it. */
-  controller: ReplyAbort | undefined;
+  replyAbort: ReplyAbort | undefined;
 }
 
 /** `value` as a machine's snapshot has it, so the inspector reads both actors alike. */
@@ -44,27 +44,27 @@ const GENERATION_DONE: SessionEvent = Object.freeze({ type: 'generation.done' })
 
 function startGeneration(task: SessionTask, self: Self): void {
   const started = startReply(task.conversation, task.deps);
-  // A fresh reply may find the model asked while its message was stored: the reply adopts that request and its controller.
+  // A fresh reply may find the model asked while its message was stored: the reply adopts that request and its abort.
   const headStart = started && !started.resumed ? takeHeadStart(task.conversation, started.current.reply.id) : undefined;
-  const controller = headStart?.controller ?? new ReplyAbort();
-  task.controller = controller;
-  runGeneration(task.conversation, task.deps, controller, started, headStart).then(
-    () => settle(task, controller, self, GENERATION_DONE),
-    (error: unknown) => settle(task, controller, self, { type: 'generation.failed', error }),
+  const replyAbort = headStart?.replyAbort ?? new ReplyAbort();
+  task.replyAbort = replyAbort;
+  runGeneration(task.conversation, task.deps, replyAbort, started, headStart).then(
+    () => settle(task, replyAbort, self, GENERATION_DONE),
+    (error: unknown) => settle(task, replyAbort, self, { type: 'generation.failed', error }),
   );
 }
 
 /** The generation ended: its actor hears of it unless it was aborted (a module function: a named closure per reply costs tsx's `__name` too). */
-function settle(task: SessionTask, controller: ReplyAbort, self: Self, event: SessionEvent): void {
-  if (controller.aborted) return;
+function settle(task: SessionTask, replyAbort: ReplyAbort, self: Self, event: SessionEvent): void {
+  if (replyAbort.aborted) return;
   // Settled: nothing left to abort.
-  if (task.controller === controller) task.controller = undefined;
+  if (task.replyAbort === replyAbort) task.replyAbort = undefined;
   self.send(event);
 }
 
 function abortGeneration(task: SessionTask): void {
-  task.controller?.abort();
-  task.controller = undefined;
+  task.replyAbort?.abort();
+  task.replyAbort = undefined;
 }
 
 /** The model's server failing, or the store failing to keep the reply's chunk numbers: expected, not a bug. */
@@ -104,7 +104,7 @@ export const sessionLogic: ActorLogic<SessionSnapshot, SessionEvent, SessionInpu
     output: undefined,
     error: undefined,
     value: 'generating',
-    task: { conversation, deps, controller: undefined },
+    task: { conversation, deps, replyAbort: undefined },
   }),
 
   start: (snapshot, { self }) => startGeneration(snapshot.task, self),

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { createStoreWriter } from '../../src/actors/storeWriter.ts';
+import { Conversation } from '../../src/domain/conversation.ts';
+import type { ChunkEvent } from '../../src/domain/events.ts';
+import type { SessionStore, SessionUpdate } from '../../src/domain/ports.ts';
+import { silentLogger } from '../../src/infra/silentLogger.ts';
+import { systemClock } from '../../src/infra/systemClock.ts';
+
+/** A store whose writes answer only when the test says so, in the order they came. */
+function heldStore() {
+  const writes: { update: SessionUpdate; chunksWhenSaved: number; answer: () => void }[] = [];
+  let arrived: (() => void) | undefined;
+  const store = {
+    save(update: SessionUpdate): Promise<void> {
+      return new Promise<void>((resolve) => {
+        writes.push({ update, chunksWhenSaved: update.chunks?.length ?? 0, answer: resolve });
+        arrived?.();
+      });
+    },
+  } as unknown as SessionStore;
+  const nextWrite = async (count: number) => {
+    while (writes.length < count) await new Promise<void>((resolve) => (arrived = resolve));
+    return writes[count - 1]!;
+  };
+  return { store, writes, nextWrite };
+}
+
+const settledYet = async (promise: Promise<unknown>) => {
+  let settled = false;
+  void promise.then(() => (settled = true));
+  // Several turns: a wrongly shared waiter would be resolved by the first write's answer within them.
+  for (let turn = 0; turn < 5; turn += 1) await new Promise<void>((resolve) => setImmediate(resolve));
+  return settled;
+};
+
+const chunk = (seq: number): ChunkEvent => ({ type: 'chunk', sessionId: 's', messageId: 'm', seq, chunk: `c${seq}`, is_last: false });
+
+describe('store writer: a write in flight keeps only what it took', () => {
+  it('a commit asked while an unawaited write is in flight resolves on its own write, not on the earlier one', async () => {
+    const { store, writes, nextWrite } = heldStore();
+    const writer = createStoreWriter({ store, clock: systemClock, logger: silentLogger, lifecycleDelayMs: 0 });
+    const conversation = Conversation.start('s', 1, { queueLimit: 8 });
+
+    writer.save(conversation, []);
+    const background = await nextWrite(1);
+    const committed = writer.commit(conversation, []);
+    background.answer();
+    expect(await settledYet(committed)).toBe(false);
+
+    const own = await nextWrite(2);
+    expect(writes).toHaveLength(2);
+    own.answer();
+    await committed;
+    await writer.close(1000);
+  });
+
+  it('chunks noted while a write without chunks is in flight go in the next write, never into the one in flight', async () => {
+    const { store, nextWrite } = heldStore();
+    const writer = createStoreWriter({ store, clock: systemClock, logger: silentLogger, lifecycleDelayMs: 0, flushIntervalMs: 5 });
+    const conversation = Conversation.start('s', 1, { queueLimit: 8 });
+
+    writer.save(conversation, []);
+    const first = await nextWrite(1);
+    writer.chunk(conversation, chunk(1));
+    writer.chunk(conversation, chunk(2));
+    expect(first.update.chunks ?? []).toHaveLength(0);
+    first.answer();
+
+    const second = await nextWrite(2);
+    expect(first.update.chunks ?? []).toHaveLength(0);
+    expect(second.update.chunks?.map((event) => event.seq)).toEqual([1, 2]);
+    second.answer();
+    await writer.close(1000);
+  });
+});
