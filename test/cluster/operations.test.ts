@@ -5,12 +5,17 @@ import type { Json } from '../support/harness.ts';
 
 const available = await clusterServicesAvailable();
 const TOKEN = 'cluster-admin-token-0123456789';
+const LEASE_MS = 1000;
+// How old a node's view of the others' session counts can be (README, "Limits across nodes"): a tenth
+// of the lease to the heartbeat thread, a third to the next beat, a twentieth to the other's scan.
+const COUNT_LAG_MS = LEASE_MS * (1 / 10 + 1 / 3 + 1 / 20);
 let cluster: TestCluster;
 beforeAll(async () => {
   if (available) {
     cluster = await TestCluster.start(2, {
       simChunks: 3,
       simIntervalMs: 20,
+      leaseMs: LEASE_MS,
       args: ['--admin-token', TOKEN, '--messages-per-minute', '2', '--conn-rate-per-ip', '4', '--conn-burst-per-ip', '0', '--max-sessions', '6'],
     });
   }
@@ -97,10 +102,9 @@ describe.skipIf(!available)('operating a cluster', () => {
     };
     let refused: Json | undefined;
     for (let attempt = 0; attempt < 12 && !refused; attempt += 1) {
-      // Slower than a count takes to reach the other node (README: a tenth of the 1 s lease to the
-      // heartbeat thread, a third to the next beat, a twentieth to the other's scan: ~480 ms), with
-      // room for a loaded machine's late ticks (450 ms here once saw 7 of 6 under the full suite).
-      await new Promise((resolve) => setTimeout(resolve, 750));
+      // Slower than a count takes to reach the other node, with room for a loaded machine's late
+      // ticks (450 ms, under the ~480 ms lag, once saw 7 of 6 under the full suite).
+      await new Promise((resolve) => setTimeout(resolve, COUNT_LAG_MS + 270));
       const created = await api(attempt % 2 === 0 ? a.url : b.url, 'POST', '/api/sessions');
       if (created.status === 503) refused = created.body['error'] as Json;
       else expect(created.status).toBe(201);
