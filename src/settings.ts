@@ -123,7 +123,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'replayLogSize', flag: 'replay-log-size', env: 'REPLAY_LOG_SIZE', kind: 'int', default: 1000, min: 0, help: 'recent chunks kept per session for resume' },
   { key: 'replayLogBytes', flag: 'replay-log-bytes', env: 'REPLAY_LOG_BYTES', kind: 'int', default: 1_048_576, min: 0, help: 'and at most this many bytes of their text per session (2 bytes a UTF-16 unit; the newest chunk always kept)' },
   { key: 'heartbeatMs', flag: 'heartbeat-ms', env: 'HEARTBEAT_MS', kind: 'int', default: 15_000, min: 1, help: 'SSE comment heartbeat interval' },
-  { key: 'maxSessions', flag: 'max-sessions', env: 'MAX_SESSIONS', kind: 'int', default: 100_000, min: 0, help: 'most active sessions on this node, 0 for no limit (beyond: overloaded)' },
+  { key: 'maxSessions', flag: 'max-sessions', env: 'MAX_SESSIONS', kind: 'int', default: 100_000, min: 0, help: 'most active sessions on this node (with Redis: across the cluster, counted from heartbeats), 0 for no limit (beyond: overloaded)' },
   { key: 'maxConnections', flag: 'max-connections', env: 'MAX_CONNECTIONS', kind: 'int', default: 0, min: 0, help: 'open WS+SSE connections, 0 for the open-file limit less 2% (beyond: overloaded)' },
   { key: 'connRatePerIp', flag: 'conn-rate-per-ip', env: 'CONN_RATE_PER_IP', kind: 'int', default: 50, min: 0, help: 'per client IP per second: new connections (--auth none) or requests without a valid key (--auth keys), 0 for no limit (beyond it and the burst: rate_limited)' },
   { key: 'messagesPerMinute', flag: 'messages-per-minute', env: 'MESSAGES_PER_MINUTE', kind: 'int', default: 60, min: 0, help: 'messages per session per minute, 0 for no limit (beyond: rate_limited)' },
