@@ -31,7 +31,8 @@ export interface SqliteStoreOptions {
    * into the database (default 10,000, about 40 MB; SQLite's own is 1,000).
    * The main thread's connection checkpoints only at twice that, when the
    * writer has not (a store that only creates sessions): a checkpoint copies
-   * and fsyncs, and on the main thread it would stall the event loop.
+   * and fsyncs, and on the main thread it would stall the event loop. A log
+   * that grew past twice that (a reader held it back) is cut back to it.
    */
   checkpointPages?: number;
 }
@@ -98,6 +99,10 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
   db.pragma('foreign_keys = ON');
   const checkpointPages = Math.max(1, Math.floor(options.checkpointPages ?? CHECKPOINT_PAGES));
   db.pragma(`wal_autocheckpoint = ${checkpointPages * 2}`);
+  // A reader holding its snapshot (a long read, a backup) blocks the log's reset, so it grows past the
+  // checkpoints; without a limit the file stays at that high-water mark. Past twice the checkpoint
+  // size it is cut back at the next reset, which the writer's own checkpoints never reach.
+  db.pragma(`journal_size_limit = ${checkpointPages * 2 * Number(db.pragma('page_size', { simple: true }))}`);
   migrateSqlite(db);
 
   const statements = {

@@ -26,6 +26,8 @@ const db = new Database(data.path, { timeout: data.busyTimeoutMs });
 db.pragma('synchronous = NORMAL');
 db.pragma('foreign_keys = ON');
 db.pragma(`wal_autocheckpoint = ${Math.max(1, Math.floor(data.checkpointPages))}`);
+// As the main thread's connection: whichever connection resets the log cuts a grown one back (sqliteStore.ts).
+db.pragma(`journal_size_limit = ${Math.max(1, Math.floor(data.checkpointPages)) * 2 * Number(db.pragma('page_size', { simple: true }))}`);
 const probe = new Database(data.path, { timeout: data.probeTimeoutMs });
 const commit = prepareCommit(db, data.sql);
 

@@ -115,4 +115,24 @@ describe('SQLite WAL checkpoints (checkpointPages)', () => {
       await store.close();
     }
   });
+
+  it('a reader that holds the log back lets it grow; once the reader is gone the log file is cut back to twice that', async () => {
+    const path = join(directory, 'checkpoint-reader.sqlite');
+    const store = openSqliteStore({ path, checkpointPages: 40 });
+    const reader = new Database(path, { readonly: true });
+    try {
+      // A long read (another process, a backup) keeps its snapshot: no checkpoint can reset the log meanwhile.
+      reader.exec('BEGIN');
+      reader.prepare('SELECT count(*) FROM sessions').get();
+      for (let n = 1; n <= 100; n += 1) await store.create(record(`r${n}`));
+      expect(walPages(path)).toBeGreaterThan(200);
+      reader.exec('COMMIT');
+      for (let n = 101; n <= 150; n += 1) await store.create(record(`r${n}`));
+      // Reset and truncated: not left at its high-water mark for the life of the file.
+      expect(walPages(path)).toBeLessThan(80 + 20);
+    } finally {
+      reader.close();
+      await store.close();
+    }
+  });
 });
