@@ -24,6 +24,12 @@ export interface TakenWrite {
 const NONE_AWAITED: ReadonlySet<string> = new Set<string>();
 const NO_WAITERS: readonly Waiter[] = Object.freeze([]);
 const NO_CHUNKS: readonly ChunkEvent[] = Object.freeze([]);
+const NO_MESSAGES: readonly Message[] = Object.freeze([]);
+
+function indexOfId(messages: readonly Message[], id: string): number {
+  for (let index = 0; index < messages.length; index += 1) if (messages[index]!.id === id) return index;
+  return -1;
+}
 
 /**
  * What of one session is not yet stored, and the timers and write in flight
@@ -31,7 +37,13 @@ const NO_CHUNKS: readonly ChunkEvent[] = Object.freeze([]);
  * unwritten, and none otherwise).
  */
 export class PendingWrite {
-  messages = new Map<string, Message>();
+  /**
+   * The latest version of each queued message, in first-queued order. An
+   * array, not a Map: a write holds one or two, and a Map (its hash table)
+   * made afresh for each of a reply's five writes outlived the scavenges
+   * while the write was in flight.
+   */
+  messages: Message[] = [];
   chunks: ChunkEvent[] = [];
   waiters: Waiter[] = [];
   /** Messages refused after a failed write that might have committed anyway: removed by a later write. */
@@ -49,7 +61,7 @@ export class PendingWrite {
 
   /** Something is queued that no write has taken yet. */
   get unwritten(): boolean {
-    return this.touched || this.messages.size > 0 || this.chunks.length > 0 || this.waiters.length > 0 || this.withdrawn.length > 0;
+    return this.touched || this.messages.length > 0 || this.chunks.length > 0 || this.waiters.length > 0 || this.withdrawn.length > 0;
   }
 
   /** Nothing queued, nothing in flight, no timer: the session costs nothing and can be dropped. */
@@ -59,8 +71,20 @@ export class PendingWrite {
 
   /** Queues the latest version of these messages (copies: the conversation goes on changing them). */
   queue(messages: readonly Message[]): void {
-    for (const message of messages) this.messages.set(message.id, copyMessage(message));
+    for (const message of messages) this.#put(copyMessage(message));
     this.touched = true;
+  }
+
+  /** Keeps `message` as its id's latest version (in the place of an older one). */
+  #put(message: Message): void {
+    const index = indexOfId(this.messages, message.id);
+    if (index === -1) this.messages.push(message);
+    else this.messages[index] = message;
+  }
+
+  #drop(id: string): void {
+    const index = indexOfId(this.messages, id);
+    if (index !== -1) this.messages.splice(index, 1);
   }
 
   /**
@@ -72,7 +96,7 @@ export class PendingWrite {
     // (Only the reply is copied: copying its prompt and inputs too on every flush was garbage per chunk.)
     if (this.chunks.length > 0 || conversation.generating) {
       const streaming = conversation.streamingReply();
-      if (streaming && (this.chunks.length > 0 || messages.has(streaming.id))) messages.set(streaming.id, streaming);
+      if (streaming && (this.chunks.length > 0 || indexOfId(messages, streaming.id) !== -1)) this.#put(streaming);
     }
     if (!this.unwritten) return undefined;
     const update: { -readonly [K in keyof SessionUpdate]: SessionUpdate[K] } = {
@@ -81,7 +105,8 @@ export class PendingWrite {
       seqReserved: conversation.seqReservation,
       lastActiveAt: conversation.lastActiveAt,
       stopped: conversation.stopped,
-      messages: [...messages.values()],
+      // The queued array itself (a fresh one collects from now on), not a copy.
+      messages: messages.length > 0 ? messages : NO_MESSAGES,
       // Never the array that goes on collecting: the write in flight keeps what it took.
       chunks: this.chunks.length > 0 ? this.chunks : NO_CHUNKS,
     };
@@ -100,7 +125,7 @@ export class PendingWrite {
       awaited = ids;
       this.waiters = [];
     }
-    if (messages.size > 0) this.messages = new Map();
+    if (messages.length > 0) this.messages = [];
     if (this.chunks.length > 0) this.chunks = [];
     this.touched = false;
     return { update, waiters, awaited };
@@ -109,7 +134,7 @@ export class PendingWrite {
   /** Fails these waiters and drops the messages written only for them. */
   rejectWaiters(waiters: readonly Waiter[], error: unknown): void {
     for (const waiter of waiters) {
-      for (const id of waiter.ids) this.messages.delete(id);
+      for (const id of waiter.ids) this.#drop(id);
       waiter.reject(error);
     }
   }
@@ -128,10 +153,9 @@ export class PendingWrite {
   putBack(taken: TakenWrite, outage: boolean, maxChunks: number): void {
     const { update, awaited } = taken;
     this.withdrawn = [...(outage ? awaited : []), ...(update.withdrawn ?? []), ...this.withdrawn];
-    const merged = new Map<string, Message>();
-    for (const message of update.messages) if (!awaited.has(message.id)) merged.set(message.id, message);
-    for (const [id, message] of this.messages) merged.set(id, message);
-    this.messages = merged;
+    const newer = this.messages;
+    this.messages = update.messages.filter((message) => !awaited.has(message.id));
+    for (const message of newer) this.#put(message);
     this.touched = true;
     this.chunks = [...(update.chunks ?? []), ...this.chunks].slice(-maxChunks);
   }

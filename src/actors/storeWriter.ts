@@ -162,7 +162,7 @@ export function createStoreWriter(options: StoreWriterOptions): StoreWriter {
         for (const waiter of waiters) waiter.resolve();
         if (!current(state)) return;
         if (state.waiters.length > 0) write(state);
-        else if (state.touched || state.messages.size > 0 || state.withdrawn.length > 0) scheduleFlush(state, lifecycleDelayMs);
+        else if (state.touched || state.messages.length > 0 || state.withdrawn.length > 0) scheduleFlush(state, lifecycleDelayMs);
         else if (state.chunks.length > 0) scheduleFlush(state);
         else release(state);
       },

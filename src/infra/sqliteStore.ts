@@ -63,6 +63,12 @@ const promised =
   async (...args: A): Promise<R> =>
     run(...args);
 
+/** What the committer answers, as the write batcher takes it. */
+const outcomeOf = ({ absent, fenced }: { absent: string[]; fenced: string[] }) => ({
+  absent: new Set(absent as SessionId[]),
+  fenced: new Set(fenced as SessionId[]),
+});
+
 /** Applies the missing migrations in one IMMEDIATE transaction (a write lock across processes). */
 export function migrateSqlite(db: Database.Database, migrations: readonly Migration[] = SQLITE_MIGRATIONS, upTo = Infinity): number {
   const apply = db.transaction(() => {
@@ -156,10 +162,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SessionStore {
           sql: COMMIT_SQL,
         });
   const commitPlans = writer ? writer.commit : promised(prepareCommit(db, COMMIT_SQL));
-  const batcher = createWriteBatcher(async (updates) => {
-    const { absent, fenced } = await commitPlans(updates.map(commitPlanOf));
-    return { absent: new Set(absent as SessionId[]), fenced: new Set(fenced as SessionId[]) };
-  });
+  // (.then, not await: an async frame would hold the plans while the writer thread commits them.)
+  const batcher = createWriteBatcher((updates) => commitPlans(updates.map(commitPlanOf)).then(outcomeOf));
   const insertRecord = (record: ConversationRecord) => {
     statements.insertSession.run({
       id: record.sessionId,

@@ -41,6 +41,8 @@ interface Pending {
  * then goes by what that one answers. It starts with the store, and keeps
  * the process alive only while a request waits on it.
  */
+const orNothing = (result: { absent: string[]; fenced: string[] } | undefined) => result ?? { absent: [], fenced: [] };
+
 export function startSqliteWriterThread(data: WriterWorkerData): SqliteWriterThread {
   const pending = new Map<number, Pending>();
   let nextId = 0;
@@ -89,7 +91,9 @@ export function startSqliteWriterThread(data: WriterWorkerData): SqliteWriterThr
     });
 
   return {
-    commit: async (plans) => (await ask({ type: 'commit', plans })) ?? { absent: [], fenced: [] },
+    // Not an async function: its frame would hold the plans (cloned already) until the thread answers,
+    // so each outlived the scavenges of the commit's wait (bench/liveAllocations.ts --promoted).
+    commit: (plans) => ask({ type: 'commit', plans }).then(orNothing),
     probe: async () => {
       await ask({ type: 'probe' });
     },

@@ -2,18 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { createStoreWriter } from '../../src/actors/storeWriter.ts';
 import { Conversation } from '../../src/domain/conversation.ts';
 import type { ChunkEvent } from '../../src/domain/events.ts';
+import type { Message } from '../../src/domain/message.ts';
 import type { SessionStore, SessionUpdate } from '../../src/domain/ports.ts';
 import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { systemClock } from '../../src/infra/systemClock.ts';
 
 /** A store whose writes answer only when the test says so, in the order they came. */
 function heldStore() {
-  const writes: { update: SessionUpdate; chunksWhenSaved: number; answer: () => void }[] = [];
+  const writes: { update: SessionUpdate; chunksWhenSaved: number; answer: () => void; fail: (error: Error) => void }[] = [];
   let arrived: (() => void) | undefined;
   const store = {
     save(update: SessionUpdate): Promise<void> {
-      return new Promise<void>((resolve) => {
-        writes.push({ update, chunksWhenSaved: update.chunks?.length ?? 0, answer: resolve });
+      return new Promise<void>((resolve, reject) => {
+        writes.push({ update, chunksWhenSaved: update.chunks?.length ?? 0, answer: resolve, fail: reject });
         arrived?.();
       });
     },
@@ -70,6 +71,27 @@ describe('store writer: a write in flight keeps only what it took', () => {
     expect(first.update.chunks ?? []).toHaveLength(0);
     expect(second.update.chunks?.map((event) => event.seq)).toEqual([1, 2]);
     second.answer();
+    await writer.close(1000);
+  });
+
+  it('a failed write goes again in front of what came meanwhile: newer versions win, first places kept, the taken array untouched', async () => {
+    const { store, nextWrite } = heldStore();
+    const writer = createStoreWriter({ store, clock: systemClock, logger: silentLogger, lifecycleDelayMs: 0, retryBaseMs: 1 });
+    const conversation = Conversation.start('s', 1, { queueLimit: 8 });
+    const message = (id: string, content: string, order: number): Message => ({ id, order, role: 'user', content, status: 'complete', createdAt: 1, updatedAt: 1 });
+    const versions = (update: SessionUpdate) => update.messages.map((queued) => `${queued.id}:${queued.content}`);
+
+    writer.save(conversation, [message('a', 'a1', 2), message('b', 'b1', 4)]);
+    const first = await nextWrite(1);
+    writer.save(conversation, [message('c', 'c1', 6), message('a', 'a2', 2)]);
+    // What came meanwhile collects apart: the write in flight keeps what it took.
+    expect(versions(first.update)).toEqual(['a:a1', 'b:b1']);
+    first.fail(new Error('connection lost'));
+
+    const retried = await nextWrite(2);
+    expect(versions(first.update)).toEqual(['a:a1', 'b:b1']);
+    expect(versions(retried.update)).toEqual(['a:a2', 'b:b1', 'c:c1']);
+    retried.answer();
     await writer.close(1000);
   });
 });
