@@ -34,6 +34,9 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
+/** The thread's answer to a commit; none is the same as nothing absent or fenced. */
+const orNothing = (result: { absent: string[]; fenced: string[] } | undefined) => result ?? { absent: [], fenced: [] };
+
 /**
  * The writer thread as the main thread sees it. A thread that dies (it
  * cannot open the file, or crashed) fails what it was asked, as a failed
@@ -41,8 +44,6 @@ interface Pending {
  * then goes by what that one answers. It starts with the store, and keeps
  * the process alive only while a request waits on it.
  */
-const orNothing = (result: { absent: string[]; fenced: string[] } | undefined) => result ?? { absent: [], fenced: [] };
-
 export function startSqliteWriterThread(data: WriterWorkerData): SqliteWriterThread {
   const pending = new Map<number, Pending>();
   let nextId = 0;
