@@ -52,21 +52,33 @@ async function eventRate(registry: SessionRegistry, ids: string[], events: numbe
   return events / ((performance.now() - started) / 1000);
 }
 
-/** The median of five rounds: one round can land on a major GC of the large heap. */
-async function medianRate(round: () => Promise<number>): Promise<number> {
-  const rates: number[] = [];
-  for (let index = 0; index < 5; index += 1) rates.push(await round());
-  return rates.sort((a, b) => a - b)[2]!;
+/**
+ * Medians of rounds taken in turn, at 10 sessions and at N: both registries
+ * alive and measured alternately, so each side meets the same heap, the same
+ * JIT and the same machine. Measured one after the other (10 first, on a small
+ * heap and a JIT still compiling), the ratio swung 0.61–1.72× between runs.
+ */
+async function pairedRates(atTen: () => Promise<number>, atN: () => Promise<number>, rounds = 7): Promise<[number, number]> {
+  const ten: number[] = [];
+  const many: number[] = [];
+  for (let index = 0; index < rounds; index += 1) {
+    // The order flips every round: neither side always runs just after the other's garbage.
+    if (index % 2 === 0) {
+      ten.push(await atTen());
+      many.push(await atN());
+    } else {
+      many.push(await atN());
+      ten.push(await atTen());
+    }
+  }
+  const median = (rates: number[]) => rates.sort((a, b) => a - b)[Math.floor(rates.length / 2)]!;
+  return [median(ten), median(many)];
 }
 
 async function activation(count: number, events: number) {
   const small = makeRegistry();
   const smallIds: string[] = [];
   for (let index = 0; index < 10; index += 1) smallIds.push((await small.create()).sessionId);
-  await eventRate(small, smallIds, events, 1); // warm-up
-  const oneAt10 = await medianRate(() => eventRate(small, smallIds, events, 1));
-  const spreadAt10 = await medianRate(() => eventRate(small, smallIds, events, 10));
-  await small.close();
 
   collect();
   const before = process.memoryUsage();
@@ -81,9 +93,18 @@ async function activation(count: number, events: number) {
   const activationCpuSeconds = (cpu.user + cpu.system) / 1e6;
   collect();
   const after = process.memoryUsage();
-  await eventRate(registry, ids, events, 1); // warm-up, as at 10
-  const oneAtN = await medianRate(() => eventRate(registry, ids, events, 1));
-  const spreadAtN = await medianRate(() => eventRate(registry, ids, events, ids.length));
+  // Warm-ups, one each: the JIT's first compiles are not either side's.
+  await eventRate(small, smallIds, events, 1);
+  await eventRate(registry, ids, events, 1);
+  const [oneAt10, oneAtN] = await pairedRates(
+    () => eventRate(small, smallIds, events, 1),
+    () => eventRate(registry, ids, events, 1),
+  );
+  const [spreadAt10, spreadAtN] = await pairedRates(
+    () => eventRate(small, smallIds, events, 10),
+    () => eventRate(registry, ids, events, ids.length),
+  );
+  await small.close();
   const active = registry.activeCount;
   await registry.close();
   return {

@@ -124,6 +124,12 @@ export function saturateRows(ours: Figures, base: Figures | undefined): Row[] {
       target: '≥ 0.5× bare ws',
       verdict: base ? verdict(ours['chunksPerSecond']! >= 0.5 * base['chunksPerSecond']!) : '',
     },
+    {
+      figure: 'saturate: server CPU per chunk (busy share of the wall time: main thread; store thread)',
+      ours: `${n(ours['cpuUsPerChunk'])} µs (${n(100 * ours['mainThreadBusyShare']!, 0)}%; ${n(100 * ours['storeThreadsBusyShare']!, 0)}%)`,
+      baseline: base ? `${n(base['cpuUsPerChunk'])} µs (${n(100 * base['mainThreadBusyShare']!, 0)}%) (bare ws)` : '',
+      ratio: ratio(ours['cpuUsPerChunk']!, base?.['cpuUsPerChunk']),
+    },
   ];
 }
 

@@ -227,6 +227,7 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
     const server = await serverFor(kind, serverOptions({ simIntervalMs: 0, simChunks: 5 }));
     const fleet = await connectFleet(server, config.saturateSessions);
     log(`${kind}: ${fleet.ok} sessions send back to back for ${config.durationSeconds} s`);
+    const before = await server.stats();
     const results = await Promise.all(
       fleet.generators.map(({ child }) => child.ask({ type: 'saturate', durationMs: config.durationSeconds * 1000 }, 'saturated')),
     );
@@ -235,7 +236,16 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
     await server.stop();
     const chunks = results.reduce((sum, result) => sum + Number(result['chunks']), 0);
     const elapsed = Math.max(...results.map((result) => Number(result['elapsedMs'])));
-    return { sessions: fleet.ok, chunksPerSecond: chunks / (elapsed / 1000), lagP99Ms: stats.lagP99Ms };
+    // Whether the server was the limit: its main thread's share of the wall time
+    // (near 100%: CPU-bound; well under: each session waits on a round trip).
+    return {
+      sessions: fleet.ok,
+      chunksPerSecond: chunks / (elapsed / 1000),
+      lagP99Ms: stats.lagP99Ms,
+      cpuUsPerChunk: ((stats.cpuMs - before.cpuMs) * 1000) / Math.max(1, chunks),
+      mainThreadBusyShare: (stats.mainThreadCpuMs - before.mainThreadCpuMs) / Math.max(1, elapsed),
+      storeThreadsBusyShare: (stats.storeThreadsCpuMs - before.storeThreadsCpuMs) / Math.max(1, elapsed),
+    };
   }
 
   return { inProcess, idle, stream: streamRun, saturate: saturateRun };
