@@ -163,6 +163,20 @@ function profileFlags(kind: ServerKind): string[] {
  * temporary directory made here and removed when the server stops (even if
  * it had to be killed), so a run leaves nothing behind.
  */
+/**
+ * BENCH_LLM_CHAT_OPTIONS: server options (JSON, `createChatServer`'s names)
+ * for this checkout's llm-chat only, not `--before-root`'s nor the peers':
+ * `BENCH_LLM_CHAT_OPTIONS='{"flushIntervalMs":1000}' npm run bench --
+ * --scenario burst --before-root .` prices a setting against the default.
+ */
+function extraLlmChatOptions(): Record<string, unknown> {
+  const text = process.env['BENCH_LLM_CHAT_OPTIONS'];
+  if (!text) return {};
+  const parsed: unknown = JSON.parse(text);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('BENCH_LLM_CHAT_OPTIONS must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
 export async function startServer(kind: ServerKind, options: Record<string, unknown>): Promise<ServerUnderTest> {
   const sqlite = kind === 'llm-chat' || kind === 'llm-chat-before';
   const before = process.env['BENCH_BEFORE_ROOT'];
@@ -177,7 +191,7 @@ export async function startServer(kind: ServerKind, options: Record<string, unkn
       BENCH_KIND: kind === 'baseline' || kind === 'socketio' ? kind : 'llm-chat',
       BENCH_STORE: sqlite ? 'sqlite' : 'memory',
       ...(dataDir ? { BENCH_DATA_DIR: dataDir } : {}),
-      BENCH_OPTIONS: JSON.stringify(options),
+      BENCH_OPTIONS: JSON.stringify({ ...options, ...(kind === 'llm-chat' || kind === 'llm-chat-memory' ? extraLlmChatOptions() : {}) }),
     },
     nodeFlags: [...SERVER_NODE_FLAGS, ...profileFlags(kind), ...(process.env['BENCH_SERVER_FLAGS']?.split(' ').filter(Boolean) ?? [])],
   });
