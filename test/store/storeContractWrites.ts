@@ -54,6 +54,27 @@ export function describeStoreContractWrites(current: () => SessionStore): void {
     ]);
   });
 
+  it('keeps text and numbers a later write carries exactly as given (SQLite: through its writer thread)', async () => {
+    // What JSON or a clone could bend: quotes, backslashes, control and line
+    // separators, markup, non-ASCII and non-BMP text; integers past 2^32 (token counts up to 2^31).
+    const text = 'say "hi" \\ C:\\path\n\ttab \r\u2028\u2029 </script> <!-- é 中文 😀 \u{10FFFF} \u007f';
+    await store.create(record(44));
+    const written = message('x1', {
+      role: 'assistant',
+      content: text,
+      status: 'complete',
+      usage: { inputTokens: 2 ** 31 - 1, outputTokens: 2 ** 31 - 2 }, // PostgreSQL's columns are integer
+      createdAt: T0 + 2 ** 33,
+      updatedAt: T0 + 2 ** 33 + 1,
+      toolCalls: [{ id: 'call "1"', type: 'function', function: { name: 'f', arguments: '{"q":"a\\"b"}' } }],
+    });
+    await store.save(update(sid(44), [written], { lastSeq: 2 ** 40, seqReserved: 2 ** 41, lastActiveAt: T0 + 2 ** 33 }));
+    const loaded = await store.load(sid(44));
+    expect(loaded?.messages).toEqual([written]);
+    expect(loaded?.messages[0]?.content).toBe(text);
+    expect([loaded?.lastSeq, loaded?.seqReserved, loaded?.lastActiveAt]).toEqual([2 ** 40, 2 ** 41, T0 + 2 ** 33]);
+  });
+
   it('refuses writes for a session that does not exist (deleted meanwhile) with session_not_found, keeping nothing', async () => {
     await expect(store.save(update(sid(3), [message('ghost')], { chunks: [chunk(sid(3), 'ghost', 1)] }))).rejects.toMatchObject({
       code: 'session_not_found',
