@@ -10,7 +10,8 @@
  * posted to the writer thread) and the writer thread's (cloned back and run
  * in one transaction per group on a fresh database file, with the statements
  * and pragmas the server uses). Prints statements and µs per reply.
- *   node --import tsx bench/commitCost.ts [--sessions 5000] [--rounds 3]
+ * `--by-kind` adds the writer thread's cost as its statements are added kind by kind.
+ *   node --import tsx bench/commitCost.ts [--sessions 5000] [--rounds 3] [--by-kind]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,11 +25,13 @@ import { silentLogger } from '../src/infra/silentLogger.ts';
 import { COMMIT_SQL, commitPlanOf } from '../src/infra/sqliteCommitPlan.ts';
 import type { CommitPlan } from '../src/infra/sqliteCommitPlan.ts';
 import { prepareCommit } from '../src/infra/sqliteCommitter.mjs';
-import { migrateSqlite } from '../src/infra/sqliteStore.ts';
+import { CHECKPOINT_PAGES, migrateSqlite } from '../src/infra/sqliteStore.ts';
 import { createChatServer } from '../src/server.ts';
 import { openClients } from './inProcessClients.ts';
 
-const { values } = parseArgs({ options: { sessions: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: { sessions: { type: 'string', default: '5000' }, rounds: { type: 'string', default: '3' }, 'by-kind': { type: 'boolean', default: false } },
+});
 const sessions = Number(values.sessions);
 
 // Every update the writer saves, grouped by the turn it was saved in.
@@ -57,7 +60,6 @@ let finish = () => {};
 const clients = await openClients(port, sessions, (text) => {
   if (text.startsWith('{"type":"completed"') && ++done === sessions) finish();
 });
-const ids = [...new Set(groups.flat().map((update) => update.sessionId))];
 groups.length = 0; // the sessions' creation is not a reply's
 const all = new Promise<void>((resolve) => (finish = resolve));
 for (const socket of clients) socket.send('bench');
@@ -69,6 +71,11 @@ for (const socket of clients) socket.terminate();
 await server.close();
 
 const updates = groups.flat();
+// The sessions the replies wrote to, so that each commit finds its session's row (the sessions are
+// created through `create`, which is not captured: taking their ids from the captured writes before
+// the burst found none, and every touch then matched no row and skipped the rest of its plan).
+const ids = [...new Set(updates.map((update) => update.sessionId))];
+if (ids.length !== sessions) throw new Error(`the replies wrote to ${ids.length} sessions, not ${sessions}`);
 const plans = groups.map((group) => group.map(commitPlanOf));
 const count = (pick: (plan: CommitPlan) => number) => plans.flat().reduce((sum, plan) => sum + pick(plan), 0) / sessions;
 const kinds = {
@@ -89,25 +96,59 @@ const cpuMicros = (work: () => void) => {
   const used = process.cpuUsage(before);
   return (used.user + used.system) / sessions;
 };
-for (let round = 1; round <= Number(values.rounds); round += 1) {
-  let posted: Buffer[] = [];
-  const main = cpuMicros(() => {
-    posted = groups.map((group) => serialize(group.map(commitPlanOf)));
-  });
+/** A fresh database file with the sessions' rows, as the server's writer thread opens it. */
+function freshDatabase(): { db: Database.Database; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'llm-chat-commit-'));
   const db = new Database(join(dir, 'chat.db'));
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
+  db.pragma(`wal_autocheckpoint = ${CHECKPOINT_PAGES}`); // the writer thread's (sqliteWriterWorker.mjs)
   migrateSqlite(db);
   const insert = db.prepare('INSERT INTO sessions (id, created_at, last_active_at, last_seq, seq_reserved, stopped) VALUES (?, 0, 0, 0, 0, 0)');
   db.transaction(() => ids.forEach((id) => insert.run(id)))();
+  return { db, dir };
+}
+
+/** The writer thread's µs per reply for these posted groups. */
+function writerMicros(posted: readonly Buffer[]): number {
+  const { db, dir } = freshDatabase();
   const commit = prepareCommit(db, COMMIT_SQL);
+  let absent = 0;
   const writer = cpuMicros(() => {
-    for (const message of posted) commit(deserialize(message) as CommitPlan[]);
+    for (const message of posted) absent += commit(deserialize(message) as CommitPlan[]).absent.length;
   });
   db.close();
   rmSync(dir, { recursive: true, force: true });
+  // A plan whose session is missing runs one statement, not its own: the figure would be a no-op's.
+  if (absent > 0) throw new Error(`${absent} plans found no session row`);
+  return writer;
+}
+
+for (let round = 1; round <= Number(values.rounds); round += 1) {
+  let posted: Buffer[] = [];
+  const main = cpuMicros(() => {
+    posted = groups.map((group) => serialize(group.map(commitPlanOf)));
+  });
+  const writer = writerMicros(posted);
   console.log(`round ${round}: main thread ${main.toFixed(1)} µs per reply (plans built and cloned), writer thread ${writer.toFixed(1)} µs (cloned back and committed)`);
+}
+
+if (values['by-kind']) {
+  // The writer thread's share by statement kind: the plans cut down step by step, each
+  // step's median over --rounds runs (single runs here move by a quarter).
+  const steps: [string, (plan: CommitPlan) => CommitPlan][] = [
+    ['session touches only', (plan) => ({ ...plan, withdrawn: [], messages: [], dropLogs: [], keepLogOnly: null, appends: [] })],
+    ['+ message upserts', (plan) => ({ ...plan, dropLogs: [], keepLogOnly: null, appends: [] })],
+    ['+ chunk-log appends and drops', (plan) => ({ ...plan, keepLogOnly: null })],
+    ['+ chunk-log keep-only (all)', (plan) => plan],
+  ];
+  const median = (runs: number[]) => runs.sort((a, b) => a - b)[Math.floor(runs.length / 2)]!;
+  const figures = steps.map(() => [] as number[]);
+  for (let round = 0; round < Number(values.rounds); round += 1) {
+    steps.forEach(([, cut], index) => figures[index]!.push(writerMicros(groups.map((group) => serialize(group.map(commitPlanOf).map(cut))))));
+  }
+  console.log('writer thread by statement kind (cumulative, medians):');
+  steps.forEach(([name], index) => console.log(`  ${median(figures[index]!).toFixed(1).padStart(7)} µs per reply  ${name}`));
 }
 process.exit(0);

@@ -43,7 +43,7 @@ export interface SqliteStoreOptions {
  * hook, its fsync and pwrites), and 24.9k-28.9k chunks/s against
  * 29.5k-32.6k at 10,000 pages (bench/run.ts saturate, 2 cores).
  */
-const CHECKPOINT_PAGES = 10_000;
+export const CHECKPOINT_PAGES = 10_000;
 
 /**
  * How long the health probe waits for the write lock. It runs in the writer
