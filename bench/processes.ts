@@ -159,11 +159,6 @@ function profileFlags(kind: ServerKind): string[] {
 }
 
 /**
- * Starts a server in a process of its own. llm-chat's SQLite file goes in a
- * temporary directory made here and removed when the server stops (even if
- * it had to be killed), so a run leaves nothing behind.
- */
-/**
  * BENCH_LLM_CHAT_OPTIONS: server options (JSON, `createChatServer`'s names)
  * for this checkout's llm-chat only, not `--before-root`'s nor the peers':
  * `BENCH_LLM_CHAT_OPTIONS='{"flushIntervalMs":1000}' npm run bench --
@@ -177,6 +172,11 @@ function extraLlmChatOptions(): Record<string, unknown> {
   return parsed as Record<string, unknown>;
 }
 
+/**
+ * Starts a server in a process of its own. llm-chat's SQLite file goes in a
+ * temporary directory made here and removed when the server stops (even if
+ * it had to be killed), so a run leaves nothing behind.
+ */
 export async function startServer(kind: ServerKind, options: Record<string, unknown>): Promise<ServerUnderTest> {
   const sqlite = kind === 'llm-chat' || kind === 'llm-chat-before';
   const before = process.env['BENCH_BEFORE_ROOT'];

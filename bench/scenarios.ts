@@ -236,8 +236,9 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
     await server.stop();
     const chunks = results.reduce((sum, result) => sum + Number(result['chunks']), 0);
     const elapsed = Math.max(...results.map((result) => Number(result['elapsedMs'])));
-    // Whether the server was the limit: its main thread's share of the wall time
-    // (near 100%: CPU-bound; well under: each session waits on a round trip).
+    // Whether the server was the limit: each thread's share of the wall time (a main
+    // thread near 100% is CPU-bound; well under, it waits: on the writer thread, a round
+    // trip, or a core the load generators hold).
     return {
       sessions: fleet.ok,
       chunksPerSecond: chunks / (elapsed / 1000),
