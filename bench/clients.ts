@@ -19,8 +19,9 @@ export interface ClientConnection {
   terminate(): void;
 }
 
-/** Told of every reply chunk (whether it is the reply's last), of every error frame's code, and of a close once open. */
+/** Told of every `accepted` frame, every reply chunk (whether it is the reply's last), every error frame's code, and of a close once open. */
 export interface FrameListener {
+  accepted?(): void;
   chunk(isLast: boolean): void;
   error(code: string): void;
   closed?(why: string): void;
@@ -58,6 +59,7 @@ function openWs(url: string, localAddress: string, listener: FrameListener): Pro
         return;
       }
       if (text.startsWith('{"type":"chunk"')) listener.chunk(text.includes('"is_last":true'));
+      else if (text.startsWith('{"type":"accepted"')) listener.accepted?.();
       else if (text.startsWith('{"type":"error"')) listener.error(ERROR_CODE.exec(text)?.[1] ?? 'unknown');
     });
     socket.on('error', (error: NodeJS.ErrnoException) => settle(error.code ?? error.message));
@@ -104,6 +106,7 @@ function openSocketIo(url: string, localAddress: string, listener: FrameListener
         return;
       }
       if (frame.type === 'chunk') listener.chunk(frame.is_last === true);
+      else if (frame.type === 'accepted') listener.accepted?.();
       else if (frame.type === 'error') listener.error(String(frame.code));
     });
     socket.on('connect_error', (error: Error) => settle(error.message));

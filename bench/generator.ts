@@ -34,10 +34,14 @@ let errorFrames: Record<string, number> = {};
 /** Connections closed after they opened, since the last report, by close code. */
 let closes: Record<string, number> = {};
 let chunkListener: ((connection: Connection, isLast: boolean) => void) | undefined;
+let acceptedListener: ((connection: Connection) => void) | undefined;
 
 async function open(command: Extract<Command, { type: 'connect' }>): Promise<Connection | string> {
   let connection: Connection | undefined;
   const client = await openClient(command.client, command.url, command.localAddress, {
+    accepted: () => {
+      if (connection) acceptedListener?.(connection);
+    },
     chunk: (isLast) => {
       if (connection) chunkListener?.(connection, isLast);
     },
@@ -98,6 +102,8 @@ async function connect(command: Extract<Command, { type: 'connect' }>): Promise<
 
 async function stream(command: Extract<Command, { type: 'stream' }>): Promise<void> {
   const ttfc = new Reservoir();
+  // Sent → `accepted` (the message committed, durable acknowledgement): how much of the first chunk's wait comes before it.
+  const accepted = new Reservoir();
   const full = new Reservoir();
   const lateness = new Reservoir();
   let chunks = 0;
@@ -116,6 +122,7 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
       connection.sentAt = now();
       connection.client.send('bench');
     };
+    acceptedListener = (connection) => accepted.add(now() - connection.sentAt);
     chunkListener = (connection, isLast) => {
       const arrival = now();
       chunks += 1;
@@ -141,6 +148,7 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
   });
   clearInterval(progress);
   chunkListener = undefined;
+  acceptedListener = undefined;
   const errors = errorFrames;
   errorFrames = {};
   const closed = closes;
@@ -154,6 +162,7 @@ async function stream(command: Extract<Command, { type: 'stream' }>): Promise<vo
     chunks,
     elapsedMs: now() - started,
     ttfc: ttfc.values,
+    accepted: accepted.values,
     full: full.values,
     lateness: lateness.values,
   });

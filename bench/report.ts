@@ -38,6 +38,7 @@ export function burstReport(runs: Partial<Record<ServerKind, Figures>>, sessions
         SERVER_LABELS[kind],
         n(run['rssPerConnectionKB']),
         n(run['heapPerConnectionKB']),
+        `${n(run['acceptedP50Ms'], 0)} / ${n(run['acceptedP99Ms'], 0)} ms`,
         `${n(run['ttfcP50Ms'], 0)} ms`,
         `${n(run['ttfcP99Ms'], 0)} ms`,
         `${n(run['fullP99Ms'], 0)} ms`,
@@ -50,7 +51,7 @@ export function burstReport(runs: Partial<Record<ServerKind, Figures>>, sessions
     });
   const table = grid(
     // Heap beside RSS: RSS also holds how far the young generation grew, and moves by a third from run to run.
-    ['server', 'KiB per connection (RSS)', 'KiB heap per connection', 'first chunk p50', 'first chunk p99', 'full reply p99', 'server CPU per reply', 'of it, main thread', 'of it, store thread', 'main-thread GC pause per reply', 'replies'],
+    ['server', 'KiB per connection (RSS)', 'KiB heap per connection', 'accepted p50 / p99', 'first chunk p50', 'first chunk p99', 'full reply p99', 'server CPU per reply', 'of it, main thread', 'of it, store thread', 'main-thread GC pause per reply', 'replies'],
     lines,
   );
   const rows: Row[] = [];

@@ -192,6 +192,7 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
     }
     if (Object.keys(errorFrames).length > 0) log(`${kind}: error frames ${JSON.stringify(errorFrames)}`);
     const ttfc = summarize(results.flatMap((result) => result['ttfc'] as number[]));
+    const accepted = summarize(results.flatMap((result) => result['accepted'] as number[]));
     const full = summarize(results.flatMap((result) => result['full'] as number[]));
     const lateness = summarize(results.flatMap((result) => result['lateness'] as number[]));
     const chunks = results.reduce((sum, result) => sum + Number(result['chunks']), 0);
@@ -204,6 +205,8 @@ export function createScenarios({ config, log, children, servers }: ScenarioCont
       expected: results.reduce((sum, result) => sum + Number(result['expected']), 0),
       ttfcP50Ms: ttfc.p50,
       ttfcP99Ms: ttfc.p99,
+      acceptedP50Ms: accepted.p50,
+      acceptedP99Ms: accepted.p99,
       ttfcMaxMs: ttfc.max,
       fullP50Ms: full.p50,
       fullP99Ms: full.p99,
