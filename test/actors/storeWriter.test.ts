@@ -6,6 +6,7 @@ import type { Message } from '../../src/domain/message.ts';
 import type { SessionStore, SessionUpdate } from '../../src/domain/ports.ts';
 import { silentLogger } from '../../src/infra/silentLogger.ts';
 import { systemClock } from '../../src/infra/systemClock.ts';
+import { ManualClock } from '../support/manualClock.ts';
 
 /** A store whose writes answer only when the test says so, in the order they came. */
 function heldStore() {
@@ -75,18 +76,24 @@ describe('store writer: a write in flight keeps only what it took', () => {
   });
 
   it('a failed write goes again in front of what came meanwhile: newer versions win, first places kept, the taken array untouched', async () => {
-    const { store, nextWrite } = heldStore();
-    const writer = createStoreWriter({ store, clock: systemClock, logger: silentLogger, lifecycleDelayMs: 0, retryBaseMs: 1 });
+    const { store, writes, nextWrite } = heldStore();
+    // The retry's backoff on a clock the test moves: no real timer decides when the write goes again.
+    const clock = new ManualClock();
+    const writer = createStoreWriter({ store, clock, logger: silentLogger, lifecycleDelayMs: 0, retryBaseMs: 100 });
     const conversation = Conversation.start('s', 1, { queueLimit: 8 });
     const message = (id: string, content: string, order: number): Message => ({ id, order, role: 'user', content, status: 'complete', createdAt: 1, updatedAt: 1 });
     const versions = (update: SessionUpdate) => update.messages.map((queued) => `${queued.id}:${queued.content}`);
 
     writer.save(conversation, [message('a', 'a1', 2), message('b', 'b1', 4)]);
+    await clock.advance(0);
     const first = await nextWrite(1);
     writer.save(conversation, [message('c', 'c1', 6), message('a', 'a2', 2)]);
     // What came meanwhile collects apart: the write in flight keeps what it took.
     expect(versions(first.update)).toEqual(['a:a1', 'b:b1']);
     first.fail(new Error('connection lost'));
+    await clock.advance(99);
+    expect(writes).toHaveLength(1); // still backing off
+    await clock.advance(1);
 
     const retried = await nextWrite(2);
     expect(versions(first.update)).toEqual(['a:a1', 'b:b1']);
